@@ -1,0 +1,1 @@
+"""Cohort statistics, trends and model monitoring: pure functions with thin Django glue."""

@@ -1,0 +1,130 @@
+"""Django admin for organizations, memberships and tokens, usable by organization admins.
+
+An organization admin (a staff user with the org_admin role somewhere) sees and edits only the
+rows of the organizations they administer; superusers see everything. `OrganizationScopedAdmin`
+is the one place that rule lives for every app's admin.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from tessera.accounts.models import ApiToken, Membership, Organization
+from tessera.accounts.policy import Analysis
+from tessera.accounts.selectors import administered_organizations, organization_of, scoped_to
+
+
+class OrganizationScopedAdmin(admin.ModelAdmin):
+    """Admin whose rows, choices and permissions stop at the user's administered organizations."""
+
+    def _administered(self, request):
+        return administered_organizations(user=request.user)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return scoped_to(queryset, organizations=self._administered(request))
+
+    def _may(self, request, obj=None) -> bool:
+        if request.user.is_superuser:
+            return True
+        administered = self._administered(request)
+        if obj is None:
+            return request.user.is_staff and administered.exists()
+        return administered.filter(pk=organization_of(obj).pk).exists()
+
+    def has_module_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.related_model
+        if not request.user.is_superuser and hasattr(related, "ORGANIZATION_LOOKUP"):
+            kwargs["queryset"] = scoped_to(
+                related._default_manager.all(), organizations=self._administered(request)
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class OrganizationForm(forms.ModelForm):
+    allowed_analyses = forms.MultipleChoiceField(
+        choices=Analysis.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Analyses the law forbids for this organization are refused on save.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["name", "slug", "kind", "jurisdiction", "allowed_analyses"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(OrganizationScopedAdmin):
+    form = OrganizationForm
+    list_display = ["name", "kind", "jurisdiction", "created_at"]
+    list_filter = ["kind", "jurisdiction"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_readonly_fields(self, request, obj=None):
+        # Kind and jurisdiction decide what the law allows: only platform operators change them.
+        if request.user.is_superuser:
+            return []
+        return ["slug", "kind", "jurisdiction"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if request.user.is_superuser else {}
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrganizationScopedAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Only people already in one of the admin's organizations, or in none yet: never a
+            # list of another organization's staff.
+            administered = self._administered(request)
+            kwargs["queryset"] = (
+                get_user_model()
+                .objects.filter(
+                    Q(memberships__organization__in=administered) | Q(memberships__isnull=True),
+                    is_superuser=False,
+                )
+                .distinct()
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Superusers only: users manage their own tokens from their settings page."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "prefix", "created_at", "last_used_at"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

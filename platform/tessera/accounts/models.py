@@ -1,0 +1,131 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from tessera.accounts.policy import Analysis, OrganizationKind, default_policy, prohibition
+
+jurisdiction_code = RegexValidator(
+    r"^[A-Z]{2}$", "Use a two-letter code such as EU, US or GB (capital letters)."
+)
+
+
+class Organization(models.Model):
+    """A clinic or a school: the boundary of every record's visibility."""
+
+    Kind = OrganizationKind
+    ORGANIZATION_LOOKUP = "pk"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    kind = models.CharField(max_length=16, choices=OrganizationKind.choices)
+    jurisdiction = models.CharField(
+        max_length=2,
+        validators=[jurisdiction_code],
+        help_text="Where the organization operates; decides which analyses the law allows.",
+    )
+    allowed_analyses = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Analyses this organization allows. Analyses the law forbids are refused.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if self._state.adding and not self.allowed_analyses:
+            self.allowed_analyses = default_policy(kind=self.kind, jurisdiction=self.jurisdiction)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.allowed_analyses) - set(Analysis.values))
+        if unknown:
+            raise ValidationError({"allowed_analyses": f"Unknown analyses: {', '.join(unknown)}."})
+        if not self.kind or not self.jurisdiction:
+            return
+        refusals = [
+            reason
+            for analysis in self.allowed_analyses
+            if (
+                reason := prohibition(
+                    kind=self.kind, jurisdiction=self.jurisdiction, analysis=analysis
+                )
+            )
+        ]
+        if refusals:
+            raise ValidationError({"allowed_analyses": refusals})
+
+    def refusal_for(self, analysis: str) -> str | None:
+        """A message saying why this organization may not run `analysis`, or None if it may."""
+        reason = prohibition(kind=self.kind, jurisdiction=self.jurisdiction, analysis=analysis)
+        if reason:
+            return reason
+        if analysis not in self.allowed_analyses:
+            return (
+                f"{Analysis(analysis).label} is turned off by {self.name}'s policy; "
+                "an organization admin can turn it on."
+            )
+        return None
+
+
+class Role(models.TextChoices):
+    ORG_ADMIN = "org_admin", "Organization admin"
+    CLINICIAN = "clinician", "Clinician"
+    TEACHER = "teacher", "Teacher"
+    ANALYST = "analyst", "Analyst"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    """A user's role in one organization; a user may belong to several."""
+
+    ORGANIZATION_LOOKUP = "organization"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="one_membership_per_user_and_organization"
+            )
+        ]
+        ordering = ["organization__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.organization}"
+
+
+class ApiToken(models.Model):
+    """A revocable API credential. Only a hash of the secret is stored; the secret is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'HIS bridge'.")
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,50 @@
+import socket
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tessera.celery import QUEUE_NAMES, app
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a Celery worker on Tessera's queues (cpu, gpu, reports). A worker that takes the "
+        "gpu queue runs the solo pool unless told otherwise: never fork after CUDA starts."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--queues", default=",".join(QUEUE_NAMES), help="Comma-separated queues."
+        )
+        parser.add_argument("--pool", choices=["solo", "threads", "prefork"])
+        parser.add_argument("--concurrency", type=int)
+        parser.add_argument("--loglevel", default="info")
+
+    def handle(
+        self,
+        *args,
+        queues: str,
+        pool: str | None,
+        concurrency: int | None,
+        loglevel: str,
+        **options,
+    ):
+        names = [name.strip() for name in queues.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(QUEUE_NAMES))
+        if unknown or not names:
+            raise CommandError(f"Unknown queues {unknown}; choose from {', '.join(QUEUE_NAMES)}.")
+        if pool is None:
+            pool = "solo" if "gpu" in names else "prefork"
+        if pool == "prefork" and "gpu" in names:
+            raise CommandError(
+                "The gpu queue cannot run the prefork pool: CUDA does not survive fork."
+            )
+        argv = [
+            "worker",
+            f"--queues={','.join(names)}",
+            f"--pool={pool}",
+            f"--loglevel={loglevel}",
+            f"--hostname={'+'.join(names)}@{socket.gethostname()}",
+        ]
+        if concurrency:
+            argv.append(f"--concurrency={concurrency}")
+        app.worker_main(argv)

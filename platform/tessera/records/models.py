@@ -1,0 +1,229 @@
+"""Patients and students, their visits and sessions, and the media uploaded for them.
+
+Deletion is always explicit and real: nothing here is soft-deleted. Organizations protect their
+records (an organization with records cannot be deleted by accident); deleting a patient or a
+student deletes their encounters or sessions and media, after the admin's confirmation page
+listed all of it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from tessera.accounts.models import Organization
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Cohort(models.Model):
+    """A ward (clinic) or a class (school)."""
+
+    ORGANIZATION_LOOKUP = "organization"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="cohorts")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="cohort_name_unique_in_organization"
+            )
+        ]
+        ordering = ["organization__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subject(models.Model):
+    """What patients and students share: an organization, an identity, a pseudonym."""
+
+    ORGANIZATION_LOOKUP = "organization"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="%(class)ss"
+    )
+    full_name = models.CharField(max_length=200)
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
+    cohort = models.ForeignKey(
+        Cohort, on_delete=models.SET_NULL, null=True, blank=True, related_name="%(class)ss"
+    )
+    # Stands in for the person wherever identity must not travel (de-identified DICOM, exports).
+    pseudonym = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        if (
+            self.cohort_id
+            and self.organization_id
+            and self.cohort.organization_id != self.organization_id
+        ):
+            raise ValidationError({"cohort": "This cohort belongs to another organization."})
+
+
+class Patient(Subject):
+    mrn = models.CharField(
+        "MRN", max_length=64, help_text="Medical record number, unique in the organization."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "mrn"], name="mrn_unique_in_organization"
+            )
+        ]
+        ordering = ["full_name"]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} (MRN {self.mrn})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.organization_id and self.organization.kind != Organization.Kind.CLINIC:
+            raise ValidationError({"organization": "Patients belong to clinics."})
+
+
+class Student(Subject):
+    student_number = models.CharField(max_length=64, help_text="Unique in the organization.")
+    grade = models.CharField("Year / grade", max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "student_number"],
+                name="student_number_unique_in_organization",
+            )
+        ]
+        ordering = ["full_name"]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.student_number})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.organization_id and self.organization.kind != Organization.Kind.SCHOOL:
+            raise ValidationError({"organization": "Students belong to schools."})
+
+
+class Encounter(models.Model):
+    """A patient visit."""
+
+    ORGANIZATION_LOOKUP = "patient__organization"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters")
+    occurred_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.patient.full_name}, {self.occurred_at:%Y-%m-%d}"
+
+
+class LearningSession(models.Model):
+    """A student's session: a lesson, an assignment, a spoken exercise."""
+
+    ORGANIZATION_LOOKUP = "student__organization"
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="learning_sessions")
+    occurred_at = models.DateTimeField()
+    subject_area = models.CharField(
+        "Subject", max_length=80, help_text="e.g. Mathematics, English."
+    )
+    title = models.CharField(max_length=200, blank=True)
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.student.full_name}, {self.subject_area} {self.occurred_at:%Y-%m-%d}"
+
+
+class MediaKind(models.TextChoices):
+    DICOM = "dicom", "Medical image (DICOM)"
+    CLINICAL_NOTE = "clinical_note", "Clinical note"
+    SPEECH = "speech", "Speech recording"
+    LEARNER_TEXT = "learner_text", "Learner text"
+    LEARNER_AUDIO = "learner_audio", "Learner audio"
+
+
+ENCOUNTER_MEDIA = (MediaKind.DICOM, MediaKind.CLINICAL_NOTE, MediaKind.SPEECH)
+LEARNING_MEDIA = (MediaKind.LEARNER_TEXT, MediaKind.LEARNER_AUDIO)
+
+
+class MediaAsset(models.Model):
+    """One uploaded file, validated and stored content-addressed (by sha256) under MEDIA_ROOT.
+
+    The content never changes after upload: a correction is a new asset.
+    """
+
+    ORGANIZATION_LOOKUP = "organization"
+    Kind = MediaKind
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="media")
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.CASCADE, null=True, blank=True, related_name="media"
+    )
+    learning_session = models.ForeignKey(
+        LearningSession, on_delete=models.CASCADE, null=True, blank=True, related_name="media"
+    )
+    kind = models.CharField(max_length=16, choices=MediaKind.choices)
+    sha256 = models.CharField(max_length=64, db_index=True, editable=False)
+    size_bytes = models.BigIntegerField(editable=False)
+    content_type = models.CharField(max_length=100, editable=False)
+    original_filename = models.CharField(max_length=255, blank=True, editable=False)
+    metadata = models.JSONField(default=dict, blank=True, editable=False)
+    storage_path = models.CharField(
+        max_length=200, editable=False, help_text="Relative to MEDIA_ROOT."
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        kind__in=ENCOUNTER_MEDIA,
+                        encounter__isnull=False,
+                        learning_session__isnull=True,
+                    )
+                    | Q(
+                        kind__in=LEARNING_MEDIA,
+                        encounter__isnull=True,
+                        learning_session__isnull=False,
+                    )
+                ),
+                name="media_kind_matches_its_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.sha256[:12]}"

@@ -1,0 +1,162 @@
+"""Writes for records: subjects, visits and sessions, and media uploads."""
+
+from datetime import date, datetime
+from typing import BinaryIO
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from tessera.accounts.models import Organization
+from tessera.records.models import (
+    ENCOUNTER_MEDIA,
+    Cohort,
+    Encounter,
+    LearningSession,
+    MediaAsset,
+    MediaKind,
+    Patient,
+    Sex,
+    Student,
+)
+from tessera.records.storage import content_store
+from tessera.records.uploads import UploadRejected, validate_upload
+
+
+def create_cohort(*, organization: Organization, name: str, description: str = "") -> Cohort:
+    cohort = Cohort(organization=organization, name=name, description=description)
+    cohort.full_clean()
+    cohort.save()
+    return cohort
+
+
+def create_patient(
+    *,
+    organization: Organization,
+    mrn: str,
+    full_name: str,
+    birth_date: date | None = None,
+    sex: str = Sex.UNKNOWN,
+    cohort: Cohort | None = None,
+) -> Patient:
+    patient = Patient(
+        organization=organization,
+        mrn=mrn,
+        full_name=full_name,
+        birth_date=birth_date,
+        sex=sex,
+        cohort=cohort,
+    )
+    patient.full_clean()
+    patient.save()
+    return patient
+
+
+def create_student(
+    *,
+    organization: Organization,
+    student_number: str,
+    full_name: str,
+    grade: str = "",
+    birth_date: date | None = None,
+    sex: str = Sex.UNKNOWN,
+    cohort: Cohort | None = None,
+) -> Student:
+    student = Student(
+        organization=organization,
+        student_number=student_number,
+        full_name=full_name,
+        grade=grade,
+        birth_date=birth_date,
+        sex=sex,
+        cohort=cohort,
+    )
+    student.full_clean()
+    student.save()
+    return student
+
+
+def create_encounter(
+    *,
+    patient: Patient,
+    occurred_at: datetime,
+    reason: str = "",
+    clinician: AbstractBaseUser | None = None,
+) -> Encounter:
+    encounter = Encounter(
+        patient=patient, occurred_at=occurred_at, reason=reason, clinician=clinician
+    )
+    encounter.full_clean()
+    encounter.save()
+    return encounter
+
+
+def create_learning_session(
+    *,
+    student: Student,
+    occurred_at: datetime,
+    subject_area: str,
+    title: str = "",
+    teacher: AbstractBaseUser | None = None,
+) -> LearningSession:
+    session = LearningSession(
+        student=student,
+        occurred_at=occurred_at,
+        subject_area=subject_area,
+        title=title,
+        teacher=teacher,
+    )
+    session.full_clean()
+    session.save()
+    return session
+
+
+def add_media(
+    *,
+    attached_to: Encounter | LearningSession,
+    kind: str,
+    file: BinaryIO,
+    filename: str = "",
+    declared_content_type: str = "",
+    uploaded_by: AbstractBaseUser | None = None,
+) -> MediaAsset:
+    """Validate an upload, store it content-addressed and record it.
+
+    Raises UploadRejected, with nothing written, when the file is not acceptable.
+    """
+    kind = MediaKind(kind)
+    belongs_to_encounter = kind in ENCOUNTER_MEDIA
+    if belongs_to_encounter != isinstance(attached_to, Encounter):
+        where = "a patient encounter" if belongs_to_encounter else "a learning session"
+        raise UploadRejected(
+            f"a {kind.label.lower()} must be attached to {where}", code="wrong_subject"
+        )
+    upload = validate_upload(
+        kind=kind, file=file, filename=filename, declared_content_type=declared_content_type
+    )
+    store = content_store()
+    newly_stored = store.save(file, sha256=upload.sha256)
+    try:
+        with transaction.atomic():
+            return MediaAsset.objects.create(
+                organization=_organization_of(attached_to),
+                encounter=attached_to if belongs_to_encounter else None,
+                learning_session=None if belongs_to_encounter else attached_to,
+                kind=kind,
+                sha256=upload.sha256,
+                size_bytes=upload.size_bytes,
+                content_type=upload.content_type,
+                original_filename=upload.original_filename,
+                metadata=upload.metadata,
+                storage_path=store.relative_path(upload.sha256),
+                uploaded_by=uploaded_by,
+            )
+    except BaseException:
+        if newly_stored and not MediaAsset.objects.filter(sha256=upload.sha256).exists():
+            store.delete(upload.sha256)
+        raise
+
+
+def _organization_of(attached_to: Encounter | LearningSession) -> Organization:
+    if isinstance(attached_to, Encounter):
+        return attached_to.patient.organization
+    return attached_to.student.organization

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tessera.dashboards import views as dashboards
+
+admin.site.site_header = "Tessera administration"
+admin.site.site_title = "Tessera admin"
+
+urlpatterns = [
+    path("", dashboards.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

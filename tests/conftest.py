@@ -1,0 +1,86 @@
+"""Shared fixtures: isolated media storage, organizations, users and generated test files."""
+
+import io
+from datetime import date
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+
+from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes, synthetic_voice, wav_bytes
+from tessera.accounts.models import Organization, Role
+from tessera.accounts.services import create_organization, set_membership
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test stores media in its own folder, never in the developer's var/media."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root) -> list:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+@pytest.fixture
+def clinic(db) -> Organization:
+    return create_organization(
+        name="Test Clinic", slug="test-clinic", kind="clinic", jurisdiction="US"
+    )
+
+
+@pytest.fixture
+def school(db) -> Organization:
+    return create_organization(
+        name="Test School", slug="test-school", kind="school", jurisdiction="EU"
+    )
+
+
+@pytest.fixture
+def other_clinic(db) -> Organization:
+    return create_organization(
+        name="Other Clinic", slug="other-clinic", kind="clinic", jurisdiction="US"
+    )
+
+
+@pytest.fixture
+def make_user(db):
+    def make(
+        username: str,
+        *,
+        organization: Organization | None = None,
+        role: str = Role.CLINICIAN,
+        **extra,
+    ):
+        user = get_user_model().objects.create_user(
+            username=username, password="correct-horse-42", **extra
+        )
+        if organization is not None:
+            set_membership(user=user, organization=organization, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def dicom_bytes() -> bytes:
+    rng = np.random.default_rng(7)
+    return ct_dicom_bytes(
+        chest_ct_slice(lesion=True, rng=rng, size=64),
+        patient_name="Test^Patient",
+        patient_id="T-1",
+        birth_date=date(1980, 5, 17),
+        sex="female",
+        study_date=date(2026, 10, 1),
+        uid_seed="test",
+    )
+
+
+@pytest.fixture(scope="session")
+def wav_audio() -> bytes:
+    return wav_bytes(synthetic_voice(high_arousal=True, rng=np.random.default_rng(3), seconds=2.0))
+
+
+def upload(content: bytes) -> io.BytesIO:
+    return io.BytesIO(content)

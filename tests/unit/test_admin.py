@@ -1,0 +1,139 @@
+"""The Django admin, as an organization admin uses it: only their organization's rows, choices
+and objects; uploads through the validation service; nothing of another organization."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tessera.accounts.models import Membership, Role
+from tessera.records.models import MediaAsset, Patient
+from tessera.records.services import create_encounter, create_patient
+from tests.conftest import stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def org_admin(clinic, make_user, client):
+    admin_user = make_user("clinic-admin", organization=clinic, role=Role.ORG_ADMIN, is_staff=True)
+    client.force_login(admin_user)
+    return admin_user
+
+
+@pytest.fixture
+def patients(clinic, other_clinic):
+    return (
+        create_patient(organization=clinic, mrn="OWN-1", full_name="Own Patient"),
+        create_patient(organization=other_clinic, mrn="FOREIGN-1", full_name="Foreign Patient"),
+    )
+
+
+def test_the_admin_lists_only_the_admins_organization(org_admin, patients, client):
+    response = client.get(reverse("admin:records_patient_changelist"))
+    assert response.status_code == 200
+    assert b"Own Patient" in response.content
+    assert b"Foreign Patient" not in response.content
+    assert b"Other Clinic" not in response.content, "filters must not leak other organizations"
+
+
+def test_another_organizations_object_cannot_be_opened_changed_or_deleted(
+    org_admin, patients, client
+):
+    foreign = patients[1]
+    for view in ("change", "delete"):
+        response = client.get(reverse(f"admin:records_patient_{view}", args=[foreign.pk]))
+        assert response.status_code in (302, 403, 404)
+        assert b"Foreign Patient" not in response.content
+    response = client.post(
+        reverse("admin:records_patient_delete", args=[foreign.pk]), {"post": "yes"}
+    )
+    assert Patient.objects.filter(pk=foreign.pk).exists()
+
+
+def test_an_org_admin_can_add_a_patient_only_to_their_organization(
+    org_admin, clinic, other_clinic, client
+):
+    url = reverse("admin:records_patient_add")
+    form = client.get(url)
+    assert form.status_code == 200
+    assert b"Other Clinic" not in form.content
+    data = {
+        "organization": other_clinic.pk,
+        "mrn": "NEW",
+        "full_name": "Smuggled In",
+        "sex": "unknown",
+    }
+    client.post(url, data)
+    assert not Patient.objects.filter(mrn="NEW").exists()
+    client.post(url, {**data, "organization": clinic.pk, "full_name": "Added Here"})
+    assert Patient.objects.get(mrn="NEW").organization == clinic
+
+
+def test_organization_admins_cannot_change_kind_or_jurisdiction(org_admin, clinic, client):
+    response = client.post(
+        reverse("admin:accounts_organization_change", args=[clinic.pk]),
+        {
+            "name": "Renamed Clinic",
+            "kind": "school",
+            "jurisdiction": "EU",
+            "allowed_analyses": ["diagnosis"],
+        },
+    )
+    assert response.status_code == 302
+    clinic.refresh_from_db()
+    assert (clinic.name, clinic.kind, clinic.jurisdiction) == ("Renamed Clinic", "clinic", "US")
+    assert clinic.allowed_analyses == ["diagnosis"]
+
+
+def test_membership_choices_never_list_another_organizations_staff(
+    org_admin, other_clinic, make_user, client
+):
+    make_user("foreign-doctor", organization=other_clinic)
+    make_user("new-hire")
+    page = client.get(reverse("admin:accounts_membership_add"))
+    assert b"new-hire" in page.content
+    assert b"foreign-doctor" not in page.content
+
+
+def test_a_user_without_admin_role_cannot_use_the_admin(clinic, make_user, client, patients):
+    clinician = make_user("doc", organization=clinic, role=Role.CLINICIAN, is_staff=True)
+    client.force_login(clinician)
+    response = client.get(reverse("admin:records_patient_changelist"))
+    assert response.status_code == 403
+
+
+def test_an_upload_in_the_admin_is_validated_and_stored(
+    org_admin, clinic, client, dicom_bytes, media_root
+):
+    patient = create_patient(organization=clinic, mrn="UP-1", full_name="Upload Target")
+    encounter = create_encounter(patient=patient, occurred_at="2026-10-01T10:00Z")
+    url = reverse("admin:records_mediaasset_add")
+
+    bad = SimpleUploadedFile(
+        "scan.dcm", b"\x89PNG\r\n\x1a\n" + b"\0" * 300, content_type="application/dicom"
+    )
+    response = client.post(url, {"kind": "dicom", "encounter": encounter.pk, "file": bad})
+    assert response.status_code == 200
+    assert (
+        "file is not DICOM: missing DICM preamble (it looks like a PNG image)"
+        in response.content.decode()
+    )
+    assert not MediaAsset.objects.exists()
+    assert stored_files(media_root) == []
+
+    good = SimpleUploadedFile("scan.dcm", dicom_bytes, content_type="application/dicom")
+    response = client.post(url, {"kind": "dicom", "encounter": encounter.pk, "file": good})
+    assert response.status_code == 302
+    asset = MediaAsset.objects.get()
+    assert asset.uploaded_by == org_admin
+    assert asset.metadata["modality"] == "CT"
+    assert (media_root / asset.storage_path).read_bytes() == dicom_bytes
+
+
+def test_memberships_of_other_organizations_are_invisible(
+    org_admin, other_clinic, make_user, client
+):
+    make_user("foreign-doctor", organization=other_clinic)
+    page = client.get(reverse("admin:accounts_membership_changelist"))
+    assert b"foreign-doctor" not in page.content
+    assert Membership.objects.count() == 2
