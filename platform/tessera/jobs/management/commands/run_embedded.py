@@ -1,3 +1,4 @@
+import signal
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
 
     def handle(self, *args, addrport: str, **options) -> None:
+        # SIGTERM would otherwise end this process without stopping its worker.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         worker = subprocess.Popen(
             [
                 sys.executable,
