@@ -11,6 +11,7 @@ from mlcore.synthetic.cases import (
     clinical_case,
     learner_case,
 )
+from mlcore.synthetic.dataset import write_dataset
 from mlcore.synthetic.images import chest_ct_slice, ct_dicom_bytes
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "learner_case",
     "synthetic_voice",
     "wav_bytes",
+    "write_dataset",
 ]

@@ -1,0 +1,152 @@
+"""`python -m mlcore`: synthesize, train, evaluate, predict."""
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from mlcore.config import ModelConfig
+from mlcore.errors import ConfigError, InputError
+
+
+def _split(cases: list, fraction: float, seed: int) -> tuple[list, list]:
+    shuffled = cases[:]
+    random.Random(seed).shuffle(shuffled)
+    held_out = max(1, int(len(shuffled) * fraction))
+    return shuffled[held_out:], shuffled[:held_out]
+
+
+def _load_config(path: Path) -> tuple[ModelConfig, dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read configuration {path}: {error}") from error
+    training = data.pop("training", {})
+    config = ModelConfig.from_dict(data)
+    library = config.tasks.tutoring_library
+    if library and not Path(library).is_absolute():
+        config.tasks.tutoring_library = str((path.parent / library).resolve())
+    return config, training
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    from mlcore.synthetic import write_dataset
+
+    manifest = write_dataset(
+        args.out, kind=args.kind, cases=args.cases, seed=args.seed, image_size=args.image_size
+    )
+    print(manifest)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mlcore.data import manifest_hash, read_manifest
+    from mlcore.heads import InterventionLibrary
+    from mlcore.registry import save_bundle
+    from mlcore.train import TrainingConfig, train
+
+    config, training_values = _load_config(Path(args.config))
+    overrides = {
+        key: value
+        for key, value in {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}.items()
+        if value is not None
+    }
+    training = TrainingConfig(**{**training_values, **overrides, "progress": not args.quiet})
+    cases = read_manifest(args.manifest)
+    if args.validation_manifest:
+        train_cases, validation_cases = cases, read_manifest(args.validation_manifest)
+    else:
+        train_cases, validation_cases = _split(cases, args.validation_fraction, training.seed)
+    config.training_data_hash = manifest_hash(args.manifest)
+    library = InterventionLibrary.load(config.tasks.tutoring_library) if config.tasks.tutoring_library else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "training_log.jsonl").open("w") as log:
+        result = train(
+            config,
+            train_cases,
+            validation_cases,
+            training,
+            library=library,
+            log=lambda entry: log.write(json.dumps(entry) + "\n"),
+        )
+    save_bundle(out, result.model, metrics=result.metrics, history=result.history)
+    print(json.dumps({"bundle": str(out), "score": result.metrics["score"], "best_epoch": result.best_epoch}))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from mlcore.data import read_manifest
+    from mlcore.engine import InferenceEngine, forward_in_batches
+    from mlcore.train import metrics_from_arrays
+
+    engine = InferenceEngine(args.bundle, device=args.device)
+    cases = read_manifest(args.manifest)
+    features = [engine.prepare(case) for case in cases]
+    arrays = forward_in_batches(
+        engine.model, features, batch_size=engine.batch_size, device=engine.device, pad_id=engine.preprocessor.pad_id
+    )
+    metrics = metrics_from_arrays(arrays, cases, engine.config)
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from mlcore.data import read_manifest
+    from mlcore.engine import InferenceEngine
+
+    engine = InferenceEngine(args.bundle, device=args.device, batch_size=args.batch_size)
+    cases = read_manifest(args.manifest)
+    for case, prediction in zip(cases, engine.predict(cases), strict=True):
+        print(json.dumps({"id": case.id, **prediction.to_dict()}))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m mlcore", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    synthesize = commands.add_parser("synthesize", help="write a synthetic cross-modal dataset")
+    synthesize.add_argument("--out", required=True)
+    synthesize.add_argument("--kind", choices=["clinic", "school"], default="clinic")
+    synthesize.add_argument("--cases", type=int, default=200)
+    synthesize.add_argument("--seed", type=int, default=0)
+    synthesize.add_argument("--image-size", type=int, default=64)
+    synthesize.set_defaults(run=cmd_synthesize)
+
+    train = commands.add_parser("train", help="train a model and save it as a bundle")
+    train.add_argument("--manifest", required=True)
+    train.add_argument("--config", required=True, help="ModelConfig JSON (optional 'training' section)")
+    train.add_argument("--out", required=True, help="bundle directory to write")
+    train.add_argument("--validation-manifest")
+    train.add_argument("--validation-fraction", type=float, default=0.2)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a bundle on a labelled manifest")
+    evaluate.add_argument("--bundle", required=True)
+    evaluate.add_argument("--manifest", required=True)
+    evaluate.add_argument("--out")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predictions for a manifest, as JSON Lines")
+    predict.add_argument("--bundle", required=True)
+    predict.add_argument("--manifest", required=True)
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.set_defaults(run=cmd_predict)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (InputError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

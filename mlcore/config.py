@@ -1,0 +1,143 @@
+"""One configuration object per model: it round-trips to JSON, is saved beside the weights and
+builds the model (`build_model(config)` in mlcore.model)."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlcore.errors import ConfigError
+
+MODALITIES = ("image", "text", "audio")
+DEFAULT_TEXT_ENCODER = "builtin:all-MiniLM-L6-v2"
+
+
+@dataclass
+class ImageEncoderConfig:
+    arch: str = "densenet121"  # densenet121 | densenet (custom sizes below) | resnet18 | resnet10
+    spatial_dims: int = 2
+    size: int = 128
+    init_features: int = 64
+    growth_rate: int = 32
+    block_config: tuple[int, ...] = (6, 12, 24, 16)
+    trainable: bool = True
+
+
+@dataclass
+class TextEncoderConfig:
+    source: str = DEFAULT_TEXT_ENCODER  # a local directory, or the MiniLM that ships with pip
+    max_length: int = 128
+    trainable: bool = False
+    # A transformers config (dict) to build a small random-initialised encoder instead of loading
+    # weights: tests and experiments only; the tokenizer still comes from `source`.
+    random_init: dict[str, Any] | None = None
+
+
+@dataclass
+class AudioEncoderConfig:
+    sample_rate: int = 16_000
+    seconds: float = 6.0
+    n_mels: int = 64
+    channels: tuple[int, ...] = (16, 32, 64)
+    trainable: bool = True
+
+
+@dataclass
+class FusionConfig:
+    kind: str = "attention"  # concat | attention | late
+    dim: int = 128
+    layers: int = 1
+    heads: int = 4
+    dropout: float = 0.1
+    # Chance of hiding each present modality during training, so the model learns to answer
+    # without it.
+    modality_dropout: float = 0.15
+
+
+@dataclass
+class TaskConfig:
+    diagnosis_labels: list[str] = field(default_factory=list)
+    emotion_labels: list[str] = field(default_factory=list)
+    # Path to the intervention library (JSON); None turns the tutoring head off.
+    tutoring_library: str | None = None
+    subjects: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PrefixConfig:
+    """Frozen-style generation; off unless `language_model` names a local directory."""
+
+    language_model: str | None = None
+    prefix_length: int = 4
+    max_new_tokens: int = 32
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tessera-model"
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    prefix: PrefixConfig = field(default_factory=PrefixConfig)
+    # Below this confidence (1 - normalised entropy) a prediction is flagged for review.
+    abstain_below: float = 0.5
+    # Filled in by training: what the model was trained on and with which mlcore.
+    mlcore_version: str = ""
+    training_data_hash: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.modalities) - set(MODALITIES))
+        if unknown or not self.modalities:
+            raise ConfigError(f"modalities must be a non-empty subset of {MODALITIES}, not {unknown}")
+        if self.fusion.kind not in ("concat", "attention", "late"):
+            raise ConfigError(f"fusion.kind must be concat, attention or late, not {self.fusion.kind!r}")
+        if not (self.tasks.diagnosis_labels or self.tasks.emotion_labels):
+            raise ConfigError("a model needs diagnosis labels, emotion labels or both")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        sections = {
+            "image": ImageEncoderConfig,
+            "text": TextEncoderConfig,
+            "audio": AudioEncoderConfig,
+            "fusion": FusionConfig,
+            "tasks": TaskConfig,
+            "prefix": PrefixConfig,
+        }
+        try:
+            values = {
+                key: _build(sections[key], value) if key in sections else value
+                for key, value in data.items()
+            }
+            return cls(**values)
+        except TypeError as error:
+            raise ConfigError(f"invalid model configuration: {error}") from error
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"model configuration is not valid JSON: {error}") from error
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        return cls.from_json(Path(path).read_text())
+
+
+def _build(section: type, values: dict[str, Any]):
+    tuples = {f.name for f in dataclasses.fields(section) if "tuple" in str(f.type)}
+    return section(**{k: tuple(v) if k in tuples and v is not None else v for k, v in values.items()})

@@ -1,0 +1,228 @@
+"""Cases, manifests and batches.
+
+A manifest is JSON Lines, one case per line: optional `image`, `text` and `audio` paths
+(relative to the manifest), optional `subject`, and labels `diagnosis` (a list) and `emotion`.
+Preprocessing turns a case into numpy features (what a CPU worker computes and caches); `collate`
+turns features into a padded batch for the model.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlcore.config import ModelConfig
+from mlcore.encoders.text import resolve_text_source
+from mlcore.errors import InputError
+from mlcore.io import Tokenizer, fixed_length, image_tensor, log_mel, read_audio, read_image, read_text
+from mlcore.io.audio import HOP_LENGTH
+
+
+@dataclass
+class Case:
+    id: str = ""
+    image: str | None = None
+    text: str | None = None  # the text itself
+    audio: str | None = None
+    subject: str | None = None
+    diagnosis: list[str] | None = None
+    emotion: str | None = None
+    tutoring: dict[str, bool] | None = None  # intervention id -> accepted (True) or dismissed
+
+
+@dataclass
+class Features:
+    """What the model needs of one case, as arrays; None for a missing modality."""
+
+    image: np.ndarray | None = None  # (1, *spatial)
+    text_ids: np.ndarray | None = None  # (tokens,)
+    audio: np.ndarray | None = None  # (1, n_mels, frames)
+    subject: str | None = None
+
+    def modalities(self) -> list[str]:
+        return [name for name in ("image", "text", "audio") if self.input(name) is not None]
+
+    def input(self, modality: str) -> np.ndarray | None:
+        return {"image": self.image, "text": self.text_ids, "audio": self.audio}[modality]
+
+
+@dataclass
+class Batch:
+    present: torch.Tensor  # (B, M) bool, in config.modalities order
+    subject: torch.Tensor  # (B, subjects) one-hot
+    image: torch.Tensor | None = None
+    text_ids: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        def move(value):
+            return value.to(device) if isinstance(value, torch.Tensor) else value
+
+        return Batch(
+            present=move(self.present),
+            subject=move(self.subject),
+            image=move(self.image),
+            text_ids=move(self.text_ids),
+            text_mask=move(self.text_mask),
+            audio=move(self.audio),
+            targets={key: move(value) for key, value in self.targets.items()},
+        )
+
+    def __len__(self) -> int:
+        return self.present.shape[0]
+
+
+def read_manifest(path: str | Path) -> list[Case]:
+    path = Path(path)
+    base = path.parent
+    cases = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path.name} line {number} is not JSON: {error}") from error
+        unknown = set(entry) - {"id", "image", "text", "audio", "subject", "diagnosis", "emotion", "tutoring"}
+        if unknown:
+            raise InputError(f"{path.name} line {number} has unknown fields: {sorted(unknown)}")
+
+        def resolve(key: str) -> str | None:
+            return str(base / entry[key]) if entry.get(key) else None
+
+        text_path = resolve("text")
+        cases.append(
+            Case(
+                id=str(entry.get("id", number)),
+                image=resolve("image"),
+                text=read_text(text_path) if text_path else None,
+                audio=resolve("audio"),
+                subject=entry.get("subject"),
+                diagnosis=entry.get("diagnosis"),
+                emotion=entry.get("emotion"),
+                tutoring=entry.get("tutoring"),
+            )
+        )
+    if not cases:
+        raise InputError(f"{path.name} has no cases")
+    return cases
+
+
+def manifest_hash(path: str | Path) -> str:
+    """sha256 over the manifest and every file it names: identifies the training data."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes())
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            for key in ("image", "text", "audio"):
+                if entry.get(key):
+                    digest.update(hashlib.sha256((path.parent / entry[key]).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class Preprocessor:
+    """Case → Features for one model configuration."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.tokenizer = (
+            Tokenizer(resolve_text_source(config.text.source), max_length=config.text.max_length)
+            if "text" in config.modalities
+            else None
+        )
+
+    def __call__(self, case: Case) -> Features:
+        config = self.config
+        features = Features(subject=case.subject)
+        if case.image and "image" in config.modalities:
+            pixels = read_image(case.image, volume=config.image.spatial_dims == 3)
+            tensor = image_tensor(pixels, size=config.image.size, spatial_dims=config.image.spatial_dims)
+            features.image = tensor.numpy()
+        if case.text and case.text.strip() and self.tokenizer is not None:
+            features.text_ids = np.asarray(self.tokenizer.ids(case.text), dtype=np.int64)
+        if case.audio and "audio" in config.modalities:
+            samples = read_audio(case.audio, sample_rate=config.audio.sample_rate)
+            samples = fixed_length(samples, seconds=config.audio.seconds, sample_rate=config.audio.sample_rate)
+            features.audio = log_mel(samples, n_mels=config.audio.n_mels, sample_rate=config.audio.sample_rate)[
+                np.newaxis
+            ]
+        if not features.modalities():
+            raise InputError(f"case {case.id or '?'} has none of the model's inputs ({', '.join(config.modalities)})")
+        return features
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_id if self.tokenizer is not None else 0
+
+
+def collate(
+    items: list[Features],
+    config: ModelConfig,
+    *,
+    pad_id: int = 0,
+    cases: list[Case] | None = None,
+    interventions: list[str] | None = None,
+) -> Batch:
+    """Pad and stack features; with `cases`, also the training targets."""
+    modalities = config.modalities
+    present = torch.tensor([[item.input(m) is not None for m in modalities] for item in items])
+    subjects = config.tasks.subjects
+    subject = torch.zeros(len(items), len(subjects))
+    for row, item in enumerate(items):
+        if item.subject in subjects:
+            subject[row, subjects.index(item.subject)] = 1.0
+    batch = Batch(present=present, subject=subject)
+    if "image" in modalities:
+        shape = (1,) + (config.image.size,) * config.image.spatial_dims
+        batch.image = torch.stack(
+            [torch.from_numpy(item.image) if item.image is not None else torch.zeros(shape) for item in items]
+        )
+    if "text" in modalities:
+        longest = max([len(item.text_ids) for item in items if item.text_ids is not None] or [1])
+        ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
+        mask = torch.zeros(len(items), longest, dtype=torch.long)
+        for row, item in enumerate(items):
+            if item.text_ids is not None:
+                ids[row, : len(item.text_ids)] = torch.from_numpy(item.text_ids)
+                mask[row, : len(item.text_ids)] = 1
+        batch.text_ids, batch.text_mask = ids, mask
+    if "audio" in modalities:
+        frames = int(round(config.audio.seconds * config.audio.sample_rate)) // HOP_LENGTH + 1
+        shape = (1, config.audio.n_mels, frames)
+        batch.audio = torch.stack(
+            [torch.from_numpy(item.audio) if item.audio is not None else torch.zeros(shape) for item in items]
+        )
+    if cases is not None:
+        batch.targets = targets(cases, config, interventions or [])
+    return batch
+
+
+def targets(cases: list[Case], config: ModelConfig, interventions: list[str]) -> dict[str, torch.Tensor]:
+    diagnosis_labels, emotion_labels = config.tasks.diagnosis_labels, config.tasks.emotion_labels
+    result: dict[str, torch.Tensor] = {}
+    if diagnosis_labels:
+        result["diagnosis"] = torch.tensor(
+            [[float(label in (case.diagnosis or [])) for label in diagnosis_labels] for case in cases]
+        )
+        result["diagnosis_known"] = torch.tensor([case.diagnosis is not None for case in cases])
+    if emotion_labels:
+        for case in cases:
+            if case.emotion is not None and case.emotion not in emotion_labels:
+                raise InputError(f"case {case.id}: unknown emotion label {case.emotion!r}")
+        result["emotion"] = torch.tensor(
+            [emotion_labels.index(case.emotion) if case.emotion is not None else -100 for case in cases]
+        )
+    if interventions:
+        result["tutoring"] = torch.tensor(
+            [[float((case.tutoring or {}).get(i, False)) for i in interventions] for case in cases]
+        )
+        result["tutoring_known"] = torch.tensor(
+            [[i in (case.tutoring or {}) for i in interventions] for case in cases]
+        )
+    return result

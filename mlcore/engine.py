@@ -1,0 +1,159 @@
+"""Batched inference: load a bundle once, predict lists of cases of any size.
+
+Cases are bucketed by text length so padding stays small, run in batches under
+`torch.inference_mode` (and bf16 autocast on GPU), and returned in the order given. On CPU the
+linear layers can be quantised to int8 (torchao dynamic quantisation).
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlcore.data import Case, Features, Preprocessor, collate
+from mlcore.device import autocast, select_device
+from mlcore.model import MultimodalModel
+
+
+@dataclass
+class Prediction:
+    modalities_used: list[str]
+    contributions: dict[str, float]
+    uncertainty: float  # normalised entropy in [0, 1]: 0 certain, 1 no idea
+    abstain: bool  # confidence below the bundle's threshold: a person must review
+    diagnosis: dict[str, float] = field(default_factory=dict)  # label -> probability
+    findings: list[str] = field(default_factory=list)  # labels with probability >= 0.5
+    emotion: dict[str, float] = field(default_factory=dict)  # label -> probability
+    emotion_label: str | None = None
+    tutoring: list[dict] = field(default_factory=list)  # ranked interventions
+    rationale: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def forward_in_batches(
+    model: MultimodalModel,
+    features: Sequence[Features],
+    *,
+    batch_size: int,
+    device: torch.device,
+    pad_id: int,
+) -> dict[str, np.ndarray]:
+    """Run the model over `features` in length-bucketed batches; arrays in input order:
+    calibrated probabilities (`diagnosis`, `emotion`), their logits, tutoring scores, modality
+    weights and presence, and the fused embedding."""
+    order = sorted(range(len(features)), key=lambda i: _text_length(features[i]))
+    chunks: dict[str, list[np.ndarray]] = {}
+    model.eval()
+    with torch.inference_mode(), autocast(device):
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            batch = collate([features[i] for i in indices], model.config, pad_id=pad_id).to(device)
+            output = model(batch)
+            values = {
+                "tutoring": output.tutoring,
+                "weights": output.weights,
+                "present": output.present,
+                "embedding": output.embedding,
+            }
+            for task in ("diagnosis", "emotion"):
+                logits = getattr(output, task)
+                if logits is not None:
+                    values[f"{task}_logits"] = logits
+                    values[task] = getattr(model, task).probabilities(logits.float())
+            for name, value in values.items():
+                if value is not None:
+                    chunks.setdefault(name, []).append(value.float().cpu().numpy())
+    restore = np.argsort(order)
+    return {name: np.concatenate(parts)[restore] for name, parts in chunks.items()}
+
+
+def _text_length(item: Features) -> int:
+    return len(item.text_ids) if item.text_ids is not None else 0
+
+
+class InferenceEngine:
+    def __init__(
+        self, bundle_dir: str | Path, *, device: str = "auto", batch_size: int = 16, quantize: bool = False
+    ) -> None:
+        from mlcore.registry import load_bundle
+
+        self.device = select_device(device)
+        self.bundle = load_bundle(bundle_dir, device=self.device)
+        self.model = self.bundle.model
+        self.config = self.bundle.config
+        self.batch_size = batch_size
+        self.preprocessor = Preprocessor(self.config)
+        if quantize:
+            if self.device.type != "cpu":
+                raise ValueError("int8 quantisation is for CPU inference")
+            quantize_int8(self.model)
+
+    def prepare(self, case: Case) -> Features:
+        """Decode and preprocess one case (CPU work); raises InputError for bad input."""
+        return self.preprocessor(case)
+
+    def predict(self, cases: Sequence[Case]) -> list[Prediction]:
+        return self.predict_features([self.prepare(case) for case in cases])
+
+    def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
+        if not features:
+            return []
+        arrays = forward_in_batches(
+            self.model, features, batch_size=self.batch_size, device=self.device, pad_id=self.preprocessor.pad_id
+        )
+        return [self._prediction(arrays, row, features[row]) for row in range(len(features))]
+
+    def _prediction(self, arrays: dict[str, np.ndarray], row: int, item: Features) -> Prediction:
+        model, config = self.model, self.config
+        modalities = config.modalities
+        used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]
+        weights = arrays["weights"][row]
+        entropies = []
+        prediction = Prediction(
+            modalities_used=used,
+            contributions={m: round(float(w), 4) for m, w in zip(modalities, weights, strict=True) if m in used},
+            uncertainty=0.0,
+            abstain=False,
+        )
+        if model.diagnosis is not None:
+            probabilities = arrays["diagnosis"][row]
+            prediction.diagnosis = dict(zip(config.tasks.diagnosis_labels, map(float, probabilities), strict=True))
+            prediction.findings = [label for label, p in prediction.diagnosis.items() if p >= 0.5]
+            entropies += [_binary_entropy(p) for p in probabilities]
+        if model.emotion is not None:
+            probabilities = arrays["emotion"][row]
+            labels = config.tasks.emotion_labels
+            prediction.emotion = dict(zip(labels, map(float, probabilities), strict=True))
+            prediction.emotion_label = labels[int(probabilities.argmax())]
+            entropies.append(_entropy(probabilities) / math.log(len(labels)))
+        if model.tutoring is not None:
+            scores = arrays["tutoring"][row]
+            ranked = np.argsort(-scores)[:3]
+            library = model.tutoring.library.interventions
+            prediction.tutoring = [
+                {"id": library[i].id, "title": library[i].title, "score": round(float(scores[i]), 4)} for i in ranked
+            ]
+        prediction.uncertainty = round(float(np.mean(entropies)), 4) if entropies else 0.0
+        prediction.abstain = (1.0 - prediction.uncertainty) < config.abstain_below
+        return prediction
+
+
+def quantize_int8(model: MultimodalModel) -> None:
+    """Dynamic int8 quantisation of the linear layers (torchao), in place."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = np.clip(p, 1e-12, 1.0)
+    return float(-(p * np.log(p)).sum())
+
+
+def _binary_entropy(p: float) -> float:
+    return _entropy(np.array([p, 1.0 - p])) / math.log(2)

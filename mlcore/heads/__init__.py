@@ -1,0 +1,13 @@
+"""Task heads on the fused embedding.
+
+- diagnosis: multi-label; sigmoid probabilities calibrated by a temperature fitted on held-out
+  data after training;
+- emotion: multi-class over the configured label set, also temperature-calibrated;
+- tutoring: scores every intervention of a curated library (which a school can edit) from the
+  case embedding and the intervention's keys (affects, subjects); learns from accept/dismiss.
+"""
+
+from mlcore.heads.classification import DiagnosisHead, EmotionHead
+from mlcore.heads.tutoring import Intervention, InterventionLibrary, TutoringHead
+
+__all__ = ["DiagnosisHead", "EmotionHead", "Intervention", "InterventionLibrary", "TutoringHead"]

@@ -1,0 +1,92 @@
+"""The multimodal model: per-modality encoders, a fusion, and task heads."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mlcore.config import ModelConfig
+from mlcore.data import Batch
+from mlcore.encoders import build_encoder
+from mlcore.fusion import build_fusion
+from mlcore.heads import DiagnosisHead, EmotionHead, InterventionLibrary, TutoringHead
+
+
+@dataclass
+class Output:
+    embedding: torch.Tensor  # (B, D) fused case embedding
+    weights: torch.Tensor  # (B, M) contribution of each modality
+    present: torch.Tensor  # (B, M) modalities the model actually used
+    diagnosis: torch.Tensor | None = None  # logits (B, labels)
+    emotion: torch.Tensor | None = None  # logits (B, classes)
+    tutoring: torch.Tensor | None = None  # scores (B, interventions)
+
+
+class MultimodalModel(nn.Module):
+    def __init__(self, config: ModelConfig, library: InterventionLibrary | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.modalities = list(config.modalities)
+        self.encoders = nn.ModuleDict({m: build_encoder(m, config) for m in self.modalities})
+        self.fusion = build_fusion(config.fusion, len(self.modalities))
+        dim, tasks = config.fusion.dim, config.tasks
+        self.diagnosis = DiagnosisHead(dim, tasks.diagnosis_labels) if tasks.diagnosis_labels else None
+        self.emotion = EmotionHead(dim, tasks.emotion_labels) if tasks.emotion_labels else None
+        self.tutoring = (
+            TutoringHead(dim, library, tasks.emotion_labels, tasks.subjects) if library is not None else None
+        )
+
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, M, D) modality vectors (zeros where missing) and the (B, M) presence mask."""
+        present = batch.present
+        if self.training and self.config.fusion.modality_dropout > 0:
+            present = _drop_modalities(present, self.config.fusion.modality_dropout)
+        tokens = []
+        for column, modality in enumerate(self.modalities):
+            rows = present[:, column]
+            token = torch.zeros(len(batch), self.config.fusion.dim, device=present.device)
+            if rows.any():
+                token[rows] = self._encode(modality, batch, rows).float()
+            tokens.append(token)
+        return torch.stack(tokens, dim=1), present
+
+    def _encode(self, modality: str, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+        encoder = self.encoders[modality]
+        if modality == "image":
+            return encoder(batch.image[rows])
+        if modality == "audio":
+            return encoder(batch.audio[rows])
+        return encoder(batch.text_ids[rows], batch.text_mask[rows])
+
+    def forward(self, batch: Batch) -> Output:
+        tokens, present = self.encode(batch)
+        fused = self.fusion(tokens, present)
+        output = Output(embedding=fused.embedding, weights=fused.weights, present=present)
+        for name in ("diagnosis", "emotion"):
+            head = getattr(self, name)
+            if head is None:
+                continue
+            if self.fusion.combines_predictions:
+                # Late fusion: each modality predicts; the gate weighs the predictions.
+                per_modality = head(tokens)  # (B, M, classes)
+                setattr(output, name, (per_modality * fused.weights.unsqueeze(-1)).sum(dim=1))
+            else:
+                setattr(output, name, head(fused.embedding))
+        if self.tutoring is not None:
+            output.tutoring = self.tutoring(fused.embedding, batch.subject)
+        return output
+
+
+def _drop_modalities(present: torch.Tensor, probability: float) -> torch.Tensor:
+    """Hide each present modality with `probability`, always keeping at least one per case."""
+    keep = present & (torch.rand(present.shape, device=present.device) >= probability)
+    empty = ~keep.any(dim=1)
+    if empty.any():
+        # Give back one of the modalities the case really has, chosen at random.
+        choice = torch.multinomial(present[empty].float(), 1).squeeze(1)
+        keep[empty.nonzero().squeeze(1), choice] = True
+    return keep
+
+
+def build_model(config: ModelConfig, library: InterventionLibrary | None = None) -> MultimodalModel:
+    return MultimodalModel(config, library)

@@ -1,0 +1,131 @@
+"""Model bundles: a model version is a directory.
+
+    config.json          the ModelConfig (architecture, labels, preprocessing, encoder sources,
+                         fusion, mlcore version, training-data hash)
+    model.safetensors    the weights
+    metrics.json         held-out metrics
+    MODEL_CARD.md        intended use, data, metrics, limits
+    interventions.json   the tutoring library the model was trained with (when it has one)
+
+A frozen pretrained text encoder is not copied into the bundle: config.json names its local
+source, from which loading rebuilds it. Save → load gives bit-identical outputs.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mlcore.config import ModelConfig
+from mlcore.errors import ConfigError
+from mlcore.heads import InterventionLibrary
+from mlcore.model import MultimodalModel, build_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "MODEL_CARD.md"
+LIBRARY_FILE = "interventions.json"
+_FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
+
+
+@dataclass
+class Bundle:
+    directory: Path
+    config: ModelConfig
+    model: MultimodalModel
+    metrics: dict
+
+
+def _external_prefixes(config: ModelConfig) -> tuple[str, ...]:
+    """Weights that live outside the bundle: a frozen, pretrained text encoder."""
+    text = config.text
+    if "text" in config.modalities and not text.trainable and text.random_init is None:
+        return (_FROZEN_TEXT_BACKBONE,)
+    return ()
+
+
+def _is_external(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name.startswith(prefix) for prefix in prefixes)
+
+
+def save_bundle(directory: str | Path, model: MultimodalModel, *, metrics: dict, history: list | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = ModelConfig.from_dict(model.config.to_dict())
+    if model.tutoring is not None:
+        (directory / LIBRARY_FILE).write_text(model.tutoring.library.to_json() + "\n")
+        config.tasks.tutoring_library = LIBRARY_FILE
+    external = _external_prefixes(config)
+    weights = {
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in model.state_dict().items()
+        if not _is_external(name, external)
+    }
+    save_file(weights, str(directory / WEIGHTS_FILE), metadata={"mlcore_version": config.mlcore_version})
+    config.save(directory / CONFIG_FILE)
+    (directory / METRICS_FILE).write_text(json.dumps({**metrics, "history": history or []}, indent=2) + "\n")
+    (directory / CARD_FILE).write_text(model_card(config, metrics))
+    return directory
+
+
+def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") -> Bundle:
+    directory = Path(directory)
+    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ConfigError(f"{directory} is not a model bundle (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    config = ModelConfig.load(directory / CONFIG_FILE)
+    library = None
+    if config.tasks.tutoring_library:
+        library = InterventionLibrary.load(directory / config.tasks.tutoring_library)
+    model = build_model(config, library)
+    result = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
+    external = _external_prefixes(config)
+    missing = [name for name in result.missing_keys if not _is_external(name, external)]
+    if missing or result.unexpected_keys:
+        raise ConfigError(
+            f"{directory} does not match its config: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    metrics = json.loads((directory / METRICS_FILE).read_text()) if (directory / METRICS_FILE).is_file() else {}
+    return Bundle(directory=directory, config=config, model=model.to(device).eval(), metrics=metrics)
+
+
+def model_card(config: ModelConfig, metrics: dict) -> str:
+    tasks = config.tasks
+    lines = [
+        f"# Model card: {config.name}",
+        "",
+        "## Intended use",
+        "Suggestions for a clinician or teacher to confirm: diagnosis suggestions, emotion/affect",
+        "estimates and tutoring suggestions from a medical image, a note or learner text, and speech.",
+        "Never an automatic decision. Not a medical device.",
+        "",
+        "## Inputs and outputs",
+        f"- Modalities: {', '.join(config.modalities)} (any subset may be missing at inference)",
+        f"- Fusion: {config.fusion.kind}",
+        f"- Diagnosis labels: {', '.join(tasks.diagnosis_labels) or 'none'}",
+        f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
+        f"- Tutoring: {'intervention library ' + LIBRARY_FILE if tasks.tutoring_library else 'off'}",
+        f"- Text encoder: {config.text.source}",
+        f"- Predictions below {config.abstain_below:.2f} confidence are flagged for review (abstain).",
+        "",
+        "## Data",
+        f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
+        f"- mlcore version: {config.mlcore_version or 'unknown'}",
+        "",
+        "## Held-out metrics",
+        f"- Score (mean macro-F1 over tasks): {metrics.get('score', float('nan')):.3f}",
+    ]
+    for task in ("diagnosis", "emotion"):
+        if task in metrics:
+            lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
+    lines += [
+        "",
+        "## Limits",
+        "- Performance holds only for data like the training data; check the monitoring page for drift.",
+        "- Emotion inference from voice is prohibited in EU education settings (AI Act Art. 5(1)(f));",
+        "  the platform refuses such requests whatever this model can do.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""Training: AdamW with warm-up and cosine decay, gradient clipping, early stopping on the
+held-out score, bf16 autocast on GPU, seedable and deterministic on CPU; then temperature
+calibration of the probability heads on the held-out set."""
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+import mlcore
+from mlcore.config import ModelConfig
+from mlcore.data import Case, Features, Preprocessor, collate
+from mlcore.device import autocast, select_device
+from mlcore.engine import forward_in_batches
+from mlcore.errors import InputError
+from mlcore.evaluate import classification_metrics, diagnosis_metrics, score
+from mlcore.heads import InterventionLibrary
+from mlcore.model import MultimodalModel, Output, build_model
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    grad_clip: float = 1.0
+    patience: int = 6  # epochs without a better held-out score before stopping
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class TrainingResult:
+    model: MultimodalModel
+    metrics: dict  # held-out metrics of the returned (best, calibrated) model
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def preprocess(cases: list[Case], preprocessor: Preprocessor) -> list[Features]:
+    features = []
+    for case in cases:
+        try:
+            features.append(preprocessor(case))
+        except InputError as error:
+            raise InputError(f"case {case.id}: {error}") from error
+    return features
+
+
+def task_loss(output: Output, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    loss = output.embedding.new_zeros(())
+    if output.diagnosis is not None:
+        known = targets["diagnosis_known"]
+        if known.any():
+            loss = loss + F.binary_cross_entropy_with_logits(
+                output.diagnosis[known].float(), targets["diagnosis"][known]
+            )
+    if output.emotion is not None and (targets["emotion"] >= 0).any():
+        loss = loss + F.cross_entropy(output.emotion.float(), targets["emotion"], ignore_index=-100)
+    if output.tutoring is not None and targets.get("tutoring_known") is not None:
+        known = targets["tutoring_known"]
+        if known.any():
+            loss = loss + F.binary_cross_entropy_with_logits(output.tutoring[known].float(), targets["tutoring"][known])
+    return loss
+
+
+def evaluate_model(
+    model: MultimodalModel,
+    features: list[Features],
+    cases: list[Case],
+    *,
+    pad_id: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> dict:
+    arrays = forward_in_batches(model, features, batch_size=batch_size, device=device, pad_id=pad_id)
+    return metrics_from_arrays(arrays, cases, model.config)
+
+
+def metrics_from_arrays(arrays: dict[str, np.ndarray], cases: list[Case], config: ModelConfig) -> dict:
+    metrics: dict = {}
+    tasks = config.tasks
+    if tasks.diagnosis_labels:
+        known = [i for i, case in enumerate(cases) if case.diagnosis is not None]
+        if known:
+            truth = np.array(
+                [[label in cases[i].diagnosis for label in tasks.diagnosis_labels] for i in known], dtype=int
+            )
+            metrics["diagnosis"] = diagnosis_metrics(truth, arrays["diagnosis"][known], tasks.diagnosis_labels)
+    if tasks.emotion_labels:
+        known = [i for i, case in enumerate(cases) if case.emotion is not None]
+        if known:
+            truth = np.array([tasks.emotion_labels.index(cases[i].emotion) for i in known])
+            metrics["emotion"] = classification_metrics(truth, arrays["emotion"][known], tasks.emotion_labels)
+    metrics["score"] = score(metrics)
+    return metrics
+
+
+def _schedule(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def train(
+    config: ModelConfig,
+    train_cases: list[Case],
+    validation_cases: list[Case],
+    training: TrainingConfig | None = None,
+    *,
+    library: InterventionLibrary | None = None,
+    log: Callable[[dict], None] | None = None,
+) -> TrainingResult:
+    training = training or TrainingConfig()
+    seed_everything(training.seed)
+    device = select_device(training.device)
+    config.mlcore_version = mlcore.__version__
+    model = build_model(config, library).to(device)
+    preprocessor = Preprocessor(config)
+    train_features = preprocess(train_cases, preprocessor)
+    validation_features = preprocess(validation_cases, preprocessor)
+    interventions = [item.id for item in library.interventions] if library else []
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
+    steps_per_epoch = math.ceil(len(train_features) / training.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(steps_per_epoch * training.epochs, training.warmup_fraction)
+    )
+    shuffler = torch.Generator().manual_seed(training.seed)
+    best_state, best_score, best_epoch, history = None, -1.0, 0, []
+
+    epochs = tqdm(range(1, training.epochs + 1), desc=config.name, disable=not training.progress, leave=False)
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(len(train_features), generator=shuffler).tolist()
+        total = 0.0
+        for start in range(0, len(order), training.batch_size):
+            indices = order[start : start + training.batch_size]
+            batch = collate(
+                [train_features[i] for i in indices],
+                config,
+                pad_id=preprocessor.pad_id,
+                cases=[train_cases[i] for i in indices],
+                interventions=interventions,
+            ).to(device)
+            with autocast(device):
+                loss = task_loss(model(batch), batch.targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, training.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(indices)
+        held_out = evaluate_model(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
+        entry = {"epoch": epoch, "train_loss": round(total / len(order), 5), "validation_score": round(held_out["score"], 5)}
+        history.append(entry)
+        if log:
+            log(entry)
+        epochs.set_postfix(loss=entry["train_loss"], score=entry["validation_score"])
+        if held_out["score"] > best_score:
+            best_state, best_score, best_epoch = copy.deepcopy(model.state_dict()), held_out["score"], epoch
+        elif epoch - best_epoch >= training.patience:
+            break
+
+    model.load_state_dict(best_state)
+    calibrate(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
+    metrics = evaluate_model(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
+    model.eval()
+    return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
+
+
+def calibrate(
+    model: MultimodalModel,
+    features: list[Features],
+    cases: list[Case],
+    *,
+    pad_id: int,
+    device: torch.device,
+) -> None:
+    """Fit each probability head's temperature on held-out cases (minimum negative
+    log-likelihood). Rankings and decisions at 0.5 do not change; probabilities become honest."""
+    arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
+    tasks = model.config.tasks
+    if model.diagnosis is not None:
+        known = [i for i, case in enumerate(cases) if case.diagnosis is not None]
+        if known:
+            logits = torch.from_numpy(arrays["diagnosis_logits"][known])
+            truth = torch.tensor([[float(l in cases[i].diagnosis) for l in tasks.diagnosis_labels] for i in known])
+            temperature = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(logits / t, truth))
+            model.diagnosis.temperature.fill_(temperature)
+    if model.emotion is not None:
+        known = [i for i, case in enumerate(cases) if case.emotion is not None]
+        if known:
+            logits = torch.from_numpy(arrays["emotion_logits"][known])
+            truth = torch.tensor([tasks.emotion_labels.index(cases[i].emotion) for i in known])
+            temperature = _fit_temperature(lambda t: F.cross_entropy(logits / t, truth))
+            model.emotion.temperature.fill_(temperature)
+
+
+def _fit_temperature(loss_at: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    log_temperature = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=100)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_at(log_temperature.exp())
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_temperature.detach().exp().clamp(0.05, 20.0))

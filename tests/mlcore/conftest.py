@@ -1,0 +1,49 @@
+"""mlcore fixtures: tiny configurations and small synthetic datasets made by the tests."""
+
+import pytest
+
+from mlcore.config import (
+    AudioEncoderConfig,
+    FusionConfig,
+    ImageEncoderConfig,
+    ModelConfig,
+    TaskConfig,
+    TextEncoderConfig,
+)
+from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, write_dataset
+
+TINY_BERT = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "vocab_size": 30522,
+}
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    values = {
+        "name": "tiny",
+        "image": ImageEncoderConfig(arch="densenet", size=32, init_features=8, growth_rate=8, block_config=(2, 2)),
+        "text": TextEncoderConfig(max_length=48, random_init=TINY_BERT, trainable=True),
+        "audio": AudioEncoderConfig(seconds=2.0, n_mels=32, channels=(8, 16)),
+        "fusion": FusionConfig(kind="attention", dim=32),
+        "tasks": TaskConfig(diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)),
+    }
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def librosa_warm():
+    """librosa compiles numba kernels on its first call: once per test session."""
+    from mlcore.io import warm_up
+
+    warm_up()
+
+
+@pytest.fixture(scope="session")
+def clinic_dataset(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("clinic")
+    return write_dataset(directory, kind="clinic", cases=48, seed=5, image_size=32, voice_seconds=2.0)

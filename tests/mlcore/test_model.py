@@ -1,0 +1,76 @@
+"""Fusion answers for any subset of modalities and says what it used and how much each counted."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from mlcore.config import FusionConfig, ModelConfig
+from mlcore.data import Features, collate
+from mlcore.errors import ConfigError
+from mlcore.model import _drop_modalities, build_model
+from tests.mlcore.conftest import tiny_config
+
+MODALITIES = ("image", "text", "audio")
+
+
+def _features(modalities, rng) -> Features:
+    return Features(
+        image=rng.random((1, 32, 32), dtype=np.float32) if "image" in modalities else None,
+        text_ids=np.array([101, 2023, 2003, 102]) if "text" in modalities else None,
+        audio=rng.random((1, 32, 126), dtype=np.float32) if "audio" in modalities else None,
+    )
+
+
+@pytest.mark.parametrize("kind", ["concat", "attention", "late"])
+def test_every_subset_of_modalities_gets_an_answer(kind):
+    config = tiny_config(fusion=FusionConfig(kind=kind, dim=32))
+    model = build_model(config).eval()
+    rng = np.random.default_rng(0)
+    subsets = [s for r in (1, 2, 3) for s in itertools.combinations(MODALITIES, r)]
+    batch = collate([_features(s, rng) for s in subsets], config)
+    with torch.inference_mode():
+        output = model(batch)
+    assert output.diagnosis.isfinite().all() and output.emotion.isfinite().all()
+    for row, subset in enumerate(subsets):
+        weights = dict(zip(MODALITIES, output.weights[row].tolist(), strict=True))
+        assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+        for modality in MODALITIES:
+            if modality not in subset:
+                assert weights[modality] == 0.0, (kind, subset)
+        assert output.present[row].tolist() == [m in subset for m in MODALITIES]
+
+
+def test_a_missing_modality_does_not_change_the_others_tokens():
+    config = tiny_config()
+    model = build_model(config).eval()
+    rng = np.random.default_rng(1)
+    full = _features(MODALITIES, rng)
+    without_audio = Features(image=full.image, text_ids=full.text_ids)
+    with torch.inference_mode():
+        tokens, _ = model.encode(collate([full, without_audio], config))
+    torch.testing.assert_close(tokens[0, :2], tokens[1, :2])
+    assert tokens[1, 2].abs().sum() == 0
+
+
+def test_modality_dropout_always_leaves_one_real_modality():
+    torch.manual_seed(0)
+    present = torch.tensor([[True, False, True], [False, True, False], [True, True, True]]).repeat(200, 1)
+    kept = _drop_modalities(present, probability=0.9)
+    assert kept.any(dim=1).all()
+    assert not (kept & ~present).any(), "never invents a modality the case lacks"
+
+
+def test_config_round_trips_through_json():
+    config = tiny_config()
+    assert ModelConfig.from_json(config.to_json()) == config
+
+
+def test_bad_configs_are_refused_clearly():
+    with pytest.raises(ConfigError, match="modalities"):
+        tiny_config(modalities=["image", "smell"])
+    with pytest.raises(ConfigError, match="fusion.kind"):
+        tiny_config(fusion=FusionConfig(kind="magic"))
+    with pytest.raises(ConfigError, match="invalid model configuration"):
+        ModelConfig.from_dict({"fusion": {"width": 3}})
