@@ -48,7 +48,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     config, training_values = _load_config(Path(args.config))
     overrides = {
         key: value
-        for key, value in {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}.items()
+        for key, value in {
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "batch_size": args.batch_size,
+        }.items()
         if value is not None
     }
     training = TrainingConfig(**{**training_values, **overrides, "progress": not args.quiet})
@@ -58,7 +62,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         train_cases, validation_cases = _split(cases, args.validation_fraction, training.seed)
     config.training_data_hash = manifest_hash(args.manifest)
-    library = InterventionLibrary.load(config.tasks.tutoring_library) if config.tasks.tutoring_library else None
+    library = (
+        InterventionLibrary.load(config.tasks.tutoring_library)
+        if config.tasks.tutoring_library
+        else None
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "training_log.jsonl").open("w") as log:
@@ -71,7 +79,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             log=lambda entry: log.write(json.dumps(entry) + "\n"),
         )
     save_bundle(out, result.model, metrics=result.metrics, history=result.history)
-    print(json.dumps({"bundle": str(out), "score": result.metrics["score"], "best_epoch": result.best_epoch}))
+    print(
+        json.dumps(
+            {"bundle": str(out), "score": result.metrics["score"], "best_epoch": result.best_epoch}
+        )
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -83,7 +95,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     cases = read_manifest(args.manifest)
     features = [engine.prepare(case) for case in cases]
     arrays = forward_in_batches(
-        engine.model, features, batch_size=engine.batch_size, device=engine.device, pad_id=engine.preprocessor.pad_id
+        engine.model,
+        features,
+        batch_size=engine.batch_size,
+        device=engine.device,
+        pad_id=engine.preprocessor.pad_id,
     )
     metrics = metrics_from_arrays(arrays, cases, engine.config)
     text = json.dumps(metrics, indent=2)
@@ -116,7 +132,9 @@ def parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model and save it as a bundle")
     train.add_argument("--manifest", required=True)
-    train.add_argument("--config", required=True, help="ModelConfig JSON (optional 'training' section)")
+    train.add_argument(
+        "--config", required=True, help="ModelConfig JSON (optional 'training' section)"
+    )
     train.add_argument("--out", required=True, help="bundle directory to write")
     train.add_argument("--validation-manifest")
     train.add_argument("--validation-fraction", type=float, default=0.2)

@@ -92,9 +92,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.modalities) - set(MODALITIES))
         if unknown or not self.modalities:
-            raise ConfigError(f"modalities must be a non-empty subset of {MODALITIES}, not {unknown}")
+            raise ConfigError(
+                f"modalities must be a non-empty subset of {MODALITIES}, not {unknown}"
+            )
         if self.fusion.kind not in ("concat", "attention", "late"):
-            raise ConfigError(f"fusion.kind must be concat, attention or late, not {self.fusion.kind!r}")
+            raise ConfigError(
+                f"fusion.kind must be concat, attention or late, not {self.fusion.kind!r}"
+            )
         if not (self.tasks.diagnosis_labels or self.tasks.emotion_labels):
             raise ConfigError("a model needs diagnosis labels, emotion labels or both")
 
@@ -140,4 +144,6 @@ class ModelConfig:
 
 def _build(section: type, values: dict[str, Any]):
     tuples = {f.name for f in dataclasses.fields(section) if "tuple" in str(f.type)}
-    return section(**{k: tuple(v) if k in tuples and v is not None else v for k, v in values.items()})
+    return section(
+        **{k: tuple(v) if k in tuples and v is not None else v for k, v in values.items()}
+    )

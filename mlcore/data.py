@@ -17,7 +17,15 @@ import torch
 from mlcore.config import ModelConfig
 from mlcore.encoders.text import resolve_text_source
 from mlcore.errors import InputError
-from mlcore.io import Tokenizer, fixed_length, image_tensor, log_mel, read_audio, read_image, read_text
+from mlcore.io import (
+    Tokenizer,
+    fixed_length,
+    image_tensor,
+    log_mel,
+    read_audio,
+    read_image,
+    read_text,
+)
 from mlcore.io.audio import HOP_LENGTH
 
 
@@ -88,20 +96,29 @@ def read_manifest(path: str | Path) -> list[Case]:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{path.name} line {number} is not JSON: {error}") from error
-        unknown = set(entry) - {"id", "image", "text", "audio", "subject", "diagnosis", "emotion", "tutoring"}
+        unknown = set(entry) - {
+            "id",
+            "image",
+            "text",
+            "audio",
+            "subject",
+            "diagnosis",
+            "emotion",
+            "tutoring",
+        }
         if unknown:
             raise InputError(f"{path.name} line {number} has unknown fields: {sorted(unknown)}")
 
-        def resolve(key: str) -> str | None:
-            return str(base / entry[key]) if entry.get(key) else None
-
-        text_path = resolve("text")
+        paths = {
+            key: str(base / entry[key]) for key in ("image", "text", "audio") if entry.get(key)
+        }
+        text_path = paths.get("text")
         cases.append(
             Case(
                 id=str(entry.get("id", number)),
-                image=resolve("image"),
+                image=paths.get("image"),
                 text=read_text(text_path) if text_path else None,
-                audio=resolve("audio"),
+                audio=paths.get("audio"),
                 subject=entry.get("subject"),
                 diagnosis=entry.get("diagnosis"),
                 emotion=entry.get("emotion"),
@@ -142,18 +159,23 @@ class Preprocessor:
         features = Features(subject=case.subject)
         if case.image and "image" in config.modalities:
             pixels = read_image(case.image, volume=config.image.spatial_dims == 3)
-            tensor = image_tensor(pixels, size=config.image.size, spatial_dims=config.image.spatial_dims)
+            tensor = image_tensor(
+                pixels, size=config.image.size, spatial_dims=config.image.spatial_dims
+            )
             features.image = tensor.numpy()
         if case.text and case.text.strip() and self.tokenizer is not None:
             features.text_ids = np.asarray(self.tokenizer.ids(case.text), dtype=np.int64)
         if case.audio and "audio" in config.modalities:
             samples = read_audio(case.audio, sample_rate=config.audio.sample_rate)
-            samples = fixed_length(samples, seconds=config.audio.seconds, sample_rate=config.audio.sample_rate)
-            features.audio = log_mel(samples, n_mels=config.audio.n_mels, sample_rate=config.audio.sample_rate)[
-                np.newaxis
-            ]
+            samples = fixed_length(
+                samples, seconds=config.audio.seconds, sample_rate=config.audio.sample_rate
+            )
+            features.audio = log_mel(
+                samples, n_mels=config.audio.n_mels, sample_rate=config.audio.sample_rate
+            )[np.newaxis]
         if not features.modalities():
-            raise InputError(f"case {case.id or '?'} has none of the model's inputs ({', '.join(config.modalities)})")
+            wanted = ", ".join(config.modalities)
+            raise InputError(f"case {case.id or '?'} has none of the model's inputs ({wanted})")
         return features
 
     @property
@@ -181,7 +203,10 @@ def collate(
     if "image" in modalities:
         shape = (1,) + (config.image.size,) * config.image.spatial_dims
         batch.image = torch.stack(
-            [torch.from_numpy(item.image) if item.image is not None else torch.zeros(shape) for item in items]
+            [
+                torch.from_numpy(item.image) if item.image is not None else torch.zeros(shape)
+                for item in items
+            ]
         )
     if "text" in modalities:
         longest = max([len(item.text_ids) for item in items if item.text_ids is not None] or [1])
@@ -193,22 +218,30 @@ def collate(
                 mask[row, : len(item.text_ids)] = 1
         batch.text_ids, batch.text_mask = ids, mask
     if "audio" in modalities:
-        frames = int(round(config.audio.seconds * config.audio.sample_rate)) // HOP_LENGTH + 1
+        frames = round(config.audio.seconds * config.audio.sample_rate) // HOP_LENGTH + 1
         shape = (1, config.audio.n_mels, frames)
         batch.audio = torch.stack(
-            [torch.from_numpy(item.audio) if item.audio is not None else torch.zeros(shape) for item in items]
+            [
+                torch.from_numpy(item.audio) if item.audio is not None else torch.zeros(shape)
+                for item in items
+            ]
         )
     if cases is not None:
         batch.targets = targets(cases, config, interventions or [])
     return batch
 
 
-def targets(cases: list[Case], config: ModelConfig, interventions: list[str]) -> dict[str, torch.Tensor]:
+def targets(
+    cases: list[Case], config: ModelConfig, interventions: list[str]
+) -> dict[str, torch.Tensor]:
     diagnosis_labels, emotion_labels = config.tasks.diagnosis_labels, config.tasks.emotion_labels
     result: dict[str, torch.Tensor] = {}
     if diagnosis_labels:
         result["diagnosis"] = torch.tensor(
-            [[float(label in (case.diagnosis or [])) for label in diagnosis_labels] for case in cases]
+            [
+                [float(label in (case.diagnosis or [])) for label in diagnosis_labels]
+                for case in cases
+            ]
         )
         result["diagnosis_known"] = torch.tensor([case.diagnosis is not None for case in cases])
     if emotion_labels:
@@ -216,7 +249,10 @@ def targets(cases: list[Case], config: ModelConfig, interventions: list[str]) ->
             if case.emotion is not None and case.emotion not in emotion_labels:
                 raise InputError(f"case {case.id}: unknown emotion label {case.emotion!r}")
         result["emotion"] = torch.tensor(
-            [emotion_labels.index(case.emotion) if case.emotion is not None else -100 for case in cases]
+            [
+                emotion_labels.index(case.emotion) if case.emotion is not None else -100
+                for case in cases
+            ]
         )
     if interventions:
         result["tutoring"] = torch.tensor(

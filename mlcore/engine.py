@@ -43,12 +43,11 @@ def forward_in_batches(
     device: torch.device,
     pad_id: int,
 ) -> dict[str, np.ndarray]:
-    """Run the model over `features` in length-bucketed batches; arrays in input order:
+    """Run the (eval-mode) model over `features` in length-bucketed batches; arrays in input order:
     calibrated probabilities (`diagnosis`, `emotion`), their logits, tutoring scores, modality
     weights and presence, and the fused embedding."""
     order = sorted(range(len(features)), key=lambda i: _text_length(features[i]))
     chunks: dict[str, list[np.ndarray]] = {}
-    model.eval()
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
@@ -78,7 +77,12 @@ def _text_length(item: Features) -> int:
 
 class InferenceEngine:
     def __init__(
-        self, bundle_dir: str | Path, *, device: str = "auto", batch_size: int = 16, quantize: bool = False
+        self,
+        bundle_dir: str | Path,
+        *,
+        device: str = "auto",
+        batch_size: int = 16,
+        quantize: bool = False,
     ) -> None:
         from mlcore.registry import load_bundle
 
@@ -104,7 +108,11 @@ class InferenceEngine:
         if not features:
             return []
         arrays = forward_in_batches(
-            self.model, features, batch_size=self.batch_size, device=self.device, pad_id=self.preprocessor.pad_id
+            self.model,
+            features,
+            batch_size=self.batch_size,
+            device=self.device,
+            pad_id=self.preprocessor.pad_id,
         )
         return [self._prediction(arrays, row, features[row]) for row in range(len(features))]
 
@@ -116,13 +124,17 @@ class InferenceEngine:
         entropies = []
         prediction = Prediction(
             modalities_used=used,
-            contributions={m: round(float(w), 4) for m, w in zip(modalities, weights, strict=True) if m in used},
+            contributions={
+                m: round(float(w), 4) for m, w in zip(modalities, weights, strict=True) if m in used
+            },
             uncertainty=0.0,
             abstain=False,
         )
         if model.diagnosis is not None:
             probabilities = arrays["diagnosis"][row]
-            prediction.diagnosis = dict(zip(config.tasks.diagnosis_labels, map(float, probabilities), strict=True))
+            prediction.diagnosis = dict(
+                zip(config.tasks.diagnosis_labels, map(float, probabilities), strict=True)
+            )
             prediction.findings = [label for label, p in prediction.diagnosis.items() if p >= 0.5]
             entropies += [_binary_entropy(p) for p in probabilities]
         if model.emotion is not None:
@@ -136,7 +148,12 @@ class InferenceEngine:
             ranked = np.argsort(-scores)[:3]
             library = model.tutoring.library.interventions
             prediction.tutoring = [
-                {"id": library[i].id, "title": library[i].title, "score": round(float(scores[i]), 4)} for i in ranked
+                {
+                    "id": library[i].id,
+                    "title": library[i].title,
+                    "score": round(float(scores[i]), 4),
+                }
+                for i in ranked
             ]
         prediction.uncertainty = round(float(np.mean(entropies)), 4) if entropies else 0.0
         prediction.abstain = (1.0 - prediction.uncertainty) < config.abstain_below

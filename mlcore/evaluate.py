@@ -13,7 +13,9 @@ from sklearn.metrics import (
 )
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -25,7 +27,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(error)
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]) -> dict:
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]
+) -> dict:
     """Metrics of a single-label task: `probabilities` is (N, classes), `y_true` class indices."""
     indices = list(range(len(labels)))
     predicted = probabilities.argmax(axis=1)
@@ -46,9 +50,11 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels
         auroc = None
     confidence = probabilities.max(axis=1)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, predicted)),
-        "macro_f1": float(f1_score(y_true, predicted, labels=indices, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, predicted, labels=indices, average="macro", zero_division=0)
+        ),
         "auroc": auroc,
         "ece": expected_calibration_error(confidence, predicted == y_true),
         "per_class": {

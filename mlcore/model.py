@@ -30,10 +30,14 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict({m: build_encoder(m, config) for m in self.modalities})
         self.fusion = build_fusion(config.fusion, len(self.modalities))
         dim, tasks = config.fusion.dim, config.tasks
-        self.diagnosis = DiagnosisHead(dim, tasks.diagnosis_labels) if tasks.diagnosis_labels else None
+        self.diagnosis = (
+            DiagnosisHead(dim, tasks.diagnosis_labels) if tasks.diagnosis_labels else None
+        )
         self.emotion = EmotionHead(dim, tasks.emotion_labels) if tasks.emotion_labels else None
         self.tutoring = (
-            TutoringHead(dim, library, tasks.emotion_labels, tasks.subjects) if library is not None else None
+            TutoringHead(dim, library, tasks.emotion_labels, tasks.subjects)
+            if library is not None
+            else None
         )
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

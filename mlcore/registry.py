@@ -51,7 +51,9 @@ def _is_external(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name.startswith(prefix) for prefix in prefixes)
 
 
-def save_bundle(directory: str | Path, model: MultimodalModel, *, metrics: dict, history: list | None = None) -> Path:
+def save_bundle(
+    directory: str | Path, model: MultimodalModel, *, metrics: dict, history: list | None = None
+) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = ModelConfig.from_dict(model.config.to_dict())
@@ -64,9 +66,13 @@ def save_bundle(directory: str | Path, model: MultimodalModel, *, metrics: dict,
         for name, tensor in model.state_dict().items()
         if not _is_external(name, external)
     }
-    save_file(weights, str(directory / WEIGHTS_FILE), metadata={"mlcore_version": config.mlcore_version})
+    save_file(
+        weights, str(directory / WEIGHTS_FILE), metadata={"mlcore_version": config.mlcore_version}
+    )
     config.save(directory / CONFIG_FILE)
-    (directory / METRICS_FILE).write_text(json.dumps({**metrics, "history": history or []}, indent=2) + "\n")
+    (directory / METRICS_FILE).write_text(
+        json.dumps({**metrics, "history": history or []}, indent=2) + "\n"
+    )
     (directory / CARD_FILE).write_text(model_card(config, metrics))
     return directory
 
@@ -74,7 +80,9 @@ def save_bundle(directory: str | Path, model: MultimodalModel, *, metrics: dict,
 def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") -> Bundle:
     directory = Path(directory)
     if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise ConfigError(f"{directory} is not a model bundle (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raise ConfigError(
+            f"{directory} is not a model bundle (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
     config = ModelConfig.load(directory / CONFIG_FILE)
     library = None
     if config.tasks.tutoring_library:
@@ -85,10 +93,17 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
     missing = [name for name in result.missing_keys if not _is_external(name, external)]
     if missing or result.unexpected_keys:
         raise ConfigError(
-            f"{directory} does not match its config: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+            f"{directory} does not match its config: "
+            f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
         )
-    metrics = json.loads((directory / METRICS_FILE).read_text()) if (directory / METRICS_FILE).is_file() else {}
-    return Bundle(directory=directory, config=config, model=model.to(device).eval(), metrics=metrics)
+    metrics = (
+        json.loads((directory / METRICS_FILE).read_text())
+        if (directory / METRICS_FILE).is_file()
+        else {}
+    )
+    return Bundle(
+        directory=directory, config=config, model=model.to(device).eval(), metrics=metrics
+    )
 
 
 def model_card(config: ModelConfig, metrics: dict) -> str:
@@ -97,8 +112,9 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"# Model card: {config.name}",
         "",
         "## Intended use",
-        "Suggestions for a clinician or teacher to confirm: diagnosis suggestions, emotion/affect",
-        "estimates and tutoring suggestions from a medical image, a note or learner text, and speech.",
+        "Suggestions for a clinician or teacher to confirm: diagnosis suggestions,",
+        "emotion/affect estimates and tutoring suggestions from a medical image, a note or",
+        "learner text, and speech.",
         "Never an automatic decision. Not a medical device.",
         "",
         "## Inputs and outputs",
@@ -106,9 +122,9 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"- Fusion: {config.fusion.kind}",
         f"- Diagnosis labels: {', '.join(tasks.diagnosis_labels) or 'none'}",
         f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
-        f"- Tutoring: {'intervention library ' + LIBRARY_FILE if tasks.tutoring_library else 'off'}",
+        f"- Tutoring: {LIBRARY_FILE if tasks.tutoring_library else 'off'}",
         f"- Text encoder: {config.text.source}",
-        f"- Predictions below {config.abstain_below:.2f} confidence are flagged for review (abstain).",
+        f"- Below {config.abstain_below:.2f} confidence a prediction is flagged for review.",
         "",
         "## Data",
         f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
@@ -123,8 +139,8 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
     lines += [
         "",
         "## Limits",
-        "- Performance holds only for data like the training data; check the monitoring page for drift.",
-        "- Emotion inference from voice is prohibited in EU education settings (AI Act Art. 5(1)(f));",
+        "- Performance holds only for data like the training data; watch the monitoring page.",
+        "- Emotion inference from voice is prohibited in EU education (AI Act Art. 5(1)(f));",
         "  the platform refuses such requests whatever this model can do.",
         "",
     ]

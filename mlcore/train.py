@@ -76,7 +76,9 @@ def task_loss(output: Output, targets: dict[str, torch.Tensor]) -> torch.Tensor:
     if output.tutoring is not None and targets.get("tutoring_known") is not None:
         known = targets["tutoring_known"]
         if known.any():
-            loss = loss + F.binary_cross_entropy_with_logits(output.tutoring[known].float(), targets["tutoring"][known])
+            loss = loss + F.binary_cross_entropy_with_logits(
+                output.tutoring[known].float(), targets["tutoring"][known]
+            )
     return loss
 
 
@@ -89,25 +91,35 @@ def evaluate_model(
     device: torch.device,
     batch_size: int = 64,
 ) -> dict:
-    arrays = forward_in_batches(model, features, batch_size=batch_size, device=device, pad_id=pad_id)
+    model.eval()
+    arrays = forward_in_batches(
+        model, features, batch_size=batch_size, device=device, pad_id=pad_id
+    )
     return metrics_from_arrays(arrays, cases, model.config)
 
 
-def metrics_from_arrays(arrays: dict[str, np.ndarray], cases: list[Case], config: ModelConfig) -> dict:
+def metrics_from_arrays(
+    arrays: dict[str, np.ndarray], cases: list[Case], config: ModelConfig
+) -> dict:
     metrics: dict = {}
     tasks = config.tasks
     if tasks.diagnosis_labels:
         known = [i for i, case in enumerate(cases) if case.diagnosis is not None]
         if known:
             truth = np.array(
-                [[label in cases[i].diagnosis for label in tasks.diagnosis_labels] for i in known], dtype=int
+                [[label in cases[i].diagnosis for label in tasks.diagnosis_labels] for i in known],
+                dtype=int,
             )
-            metrics["diagnosis"] = diagnosis_metrics(truth, arrays["diagnosis"][known], tasks.diagnosis_labels)
+            metrics["diagnosis"] = diagnosis_metrics(
+                truth, arrays["diagnosis"][known], tasks.diagnosis_labels
+            )
     if tasks.emotion_labels:
         known = [i for i, case in enumerate(cases) if case.emotion is not None]
         if known:
             truth = np.array([tasks.emotion_labels.index(cases[i].emotion) for i in known])
-            metrics["emotion"] = classification_metrics(truth, arrays["emotion"][known], tasks.emotion_labels)
+            metrics["emotion"] = classification_metrics(
+                truth, arrays["emotion"][known], tasks.emotion_labels
+            )
     metrics["score"] = score(metrics)
     return metrics
 
@@ -144,7 +156,9 @@ def train(
     interventions = [item.id for item in library.interventions] if library else []
 
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
+    optimizer = torch.optim.AdamW(
+        parameters, lr=training.learning_rate, weight_decay=training.weight_decay
+    )
     steps_per_epoch = math.ceil(len(train_features) / training.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(steps_per_epoch * training.epochs, training.warmup_fraction)
@@ -152,7 +166,9 @@ def train(
     shuffler = torch.Generator().manual_seed(training.seed)
     best_state, best_score, best_epoch, history = None, -1.0, 0, []
 
-    epochs = tqdm(range(1, training.epochs + 1), desc=config.name, disable=not training.progress, leave=False)
+    epochs = tqdm(
+        range(1, training.epochs + 1), desc=config.name, disable=not training.progress, leave=False
+    )
     for epoch in epochs:
         model.train()
         order = torch.randperm(len(train_features), generator=shuffler).tolist()
@@ -174,20 +190,34 @@ def train(
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(indices)
-        held_out = evaluate_model(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
-        entry = {"epoch": epoch, "train_loss": round(total / len(order), 5), "validation_score": round(held_out["score"], 5)}
+        held_out = evaluate_model(
+            model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
+        )
+        entry = {
+            "epoch": epoch,
+            "train_loss": round(total / len(order), 5),
+            "validation_score": round(held_out["score"], 5),
+        }
         history.append(entry)
         if log:
             log(entry)
         epochs.set_postfix(loss=entry["train_loss"], score=entry["validation_score"])
         if held_out["score"] > best_score:
-            best_state, best_score, best_epoch = copy.deepcopy(model.state_dict()), held_out["score"], epoch
+            best_state, best_score, best_epoch = (
+                copy.deepcopy(model.state_dict()),
+                held_out["score"],
+                epoch,
+            )
         elif epoch - best_epoch >= training.patience:
             break
 
     model.load_state_dict(best_state)
-    calibrate(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
-    metrics = evaluate_model(model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device)
+    calibrate(
+        model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
+    )
+    metrics = evaluate_model(
+        model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
+    )
     model.eval()
     return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
 
@@ -202,14 +232,22 @@ def calibrate(
 ) -> None:
     """Fit each probability head's temperature on held-out cases (minimum negative
     log-likelihood). Rankings and decisions at 0.5 do not change; probabilities become honest."""
+    model.eval()
     arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
     tasks = model.config.tasks
     if model.diagnosis is not None:
         known = [i for i, case in enumerate(cases) if case.diagnosis is not None]
         if known:
             logits = torch.from_numpy(arrays["diagnosis_logits"][known])
-            truth = torch.tensor([[float(l in cases[i].diagnosis) for l in tasks.diagnosis_labels] for i in known])
-            temperature = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(logits / t, truth))
+            truth = torch.tensor(
+                [
+                    [float(label in cases[i].diagnosis) for label in tasks.diagnosis_labels]
+                    for i in known
+                ]
+            )
+            temperature = _fit_temperature(
+                lambda t: F.binary_cross_entropy_with_logits(logits / t, truth)
+            )
             model.diagnosis.temperature.fill_(temperature)
     if model.emotion is not None:
         known = [i for i, case in enumerate(cases) if case.emotion is not None]

@@ -23,4 +23,11 @@ def build_encoder(modality: str, config: ModelConfig) -> nn.Module:
     return encoder
 
 
-__all__ = ["ImageEncoder", "LogMelCNN", "TextEncoder", "build_encoder", "mean_pool", "resolve_text_source"]
+__all__ = [
+    "ImageEncoder",
+    "LogMelCNN",
+    "TextEncoder",
+    "build_encoder",
+    "mean_pool",
+    "resolve_text_source",
+]

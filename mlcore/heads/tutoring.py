@@ -80,13 +80,17 @@ class TutoringHead(nn.Module):
     what an intervention is for (affects, subjects), so one that a school adds later is scored
     too, without retraining."""
 
-    def __init__(self, dim: int, library: InterventionLibrary, affects: list[str], subjects: list[str]):
+    def __init__(
+        self, dim: int, library: InterventionLibrary, affects: list[str], subjects: list[str]
+    ):
         super().__init__()
         self.library = library
         self.subjects = list(subjects)
         self.register_buffer("keys", library.keys(affects, subjects), persistent=False)
         width = self.keys.shape[1]
-        self.query = nn.Sequential(nn.Linear(dim + len(subjects), dim), nn.GELU(), nn.Linear(dim, width))
+        self.query = nn.Sequential(
+            nn.Linear(dim + len(subjects), dim), nn.GELU(), nn.Linear(dim, width)
+        )
         self.key_projection = nn.Linear(width, width)
 
     def forward(self, embedding: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,10 @@ def read_audio(source: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndar
     return (trimmed if trimmed.size else mono).astype(np.float32)
 
 
-def fixed_length(samples: np.ndarray, *, seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    target = int(round(seconds * sample_rate))
+def fixed_length(
+    samples: np.ndarray, *, seconds: float, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    target = round(seconds * sample_rate)
     if samples.size >= target:
         return samples[:target]
     return np.pad(samples, (0, target - samples.size))
@@ -48,7 +50,9 @@ def log_mel(samples: np.ndarray, *, n_mels: int = 64, sample_rate: int = SAMPLE_
     mel = librosa.feature.melspectrogram(
         y=samples, sr=sample_rate, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=n_mels
     )
-    return (librosa.power_to_db(mel, ref=1.0, top_db=None).clip(min=-100.0) / 20.0).astype(np.float32)
+    return (librosa.power_to_db(mel, ref=1.0, top_db=None).clip(min=-100.0) / 20.0).astype(
+        np.float32
+    )
 
 
 def mfcc(samples: np.ndarray, *, n_mfcc: int = 20, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

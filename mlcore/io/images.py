@@ -61,7 +61,10 @@ def image_transform(size: int, *, spatial_dims: int = 2) -> Compose:
     return Compose(
         [
             EnsureChannelFirst(channel_dim="no_channel"),
-            Resize(spatial_size=(size,) * spatial_dims, mode="area" if spatial_dims == 2 else "trilinear"),
+            Resize(
+                spatial_size=(size,) * spatial_dims,
+                mode="area" if spatial_dims == 2 else "trilinear",
+            ),
             NormalizeIntensity(),
         ]
     )

@@ -25,11 +25,15 @@ TINY_BERT = {
 def tiny_config(**overrides) -> ModelConfig:
     values = {
         "name": "tiny",
-        "image": ImageEncoderConfig(arch="densenet", size=32, init_features=8, growth_rate=8, block_config=(2, 2)),
+        "image": ImageEncoderConfig(
+            arch="densenet", size=32, init_features=8, growth_rate=8, block_config=(2, 2)
+        ),
         "text": TextEncoderConfig(max_length=48, random_init=TINY_BERT, trainable=True),
         "audio": AudioEncoderConfig(seconds=2.0, n_mels=32, channels=(8, 16)),
         "fusion": FusionConfig(kind="attention", dim=32),
-        "tasks": TaskConfig(diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)),
+        "tasks": TaskConfig(
+            diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)
+        ),
     }
     values.update(overrides)
     return ModelConfig(**values)
@@ -46,4 +50,6 @@ def librosa_warm():
 @pytest.fixture(scope="session")
 def clinic_dataset(tmp_path_factory):
     directory = tmp_path_factory.mktemp("clinic")
-    return write_dataset(directory, kind="clinic", cases=48, seed=5, image_size=32, voice_seconds=2.0)
+    return write_dataset(
+        directory, kind="clinic", cases=48, seed=5, image_size=32, voice_seconds=2.0
+    )

@@ -3,18 +3,35 @@
 import numpy as np
 import pytest
 
-from mlcore.evaluate import classification_metrics, diagnosis_metrics, expected_calibration_error, score
+from mlcore.evaluate import (
+    classification_metrics,
+    diagnosis_metrics,
+    expected_calibration_error,
+    score,
+)
 
 
 def test_classification_metrics_by_hand():
     truth = np.array([0, 0, 1, 1, 2, 2])
     probabilities = np.array(
-        [[0.9, 0.05, 0.05], [0.4, 0.5, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]
+        [
+            [0.9, 0.05, 0.05],
+            [0.4, 0.5, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.1, 0.8],
+            [0.3, 0.3, 0.4],
+        ]
     )
     metrics = classification_metrics(truth, probabilities, ["a", "b", "c"])
     assert metrics["accuracy"] == pytest.approx(5 / 6)
     # class a: P=1, R=0.5, F1=2/3; class b: P=2/3, R=1, F1=0.8; class c: P=1, R=1, F1=1
-    assert metrics["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert metrics["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 1.0) / 3)
     assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 2]]

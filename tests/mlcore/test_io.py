@@ -14,21 +14,31 @@ import soundfile
 from PIL import Image
 
 from mlcore.errors import InputError
-from mlcore.io import fixed_length, image_tensor, log_mel, mfcc, read_audio, read_dicom, read_image, read_text
+from mlcore.io import (
+    fixed_length,
+    image_tensor,
+    log_mel,
+    mfcc,
+    read_audio,
+    read_dicom,
+    read_image,
+    read_text,
+)
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
 
 CORPUS = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
 
 
 @pytest.mark.parametrize(
-    "path", sorted(p for p in CORPUS.rglob("*") if p.is_file()), ids=lambda p: str(p.relative_to(CORPUS))
+    "path",
+    sorted(p for p in CORPUS.rglob("*") if p.is_file()),
+    ids=lambda p: str(p.relative_to(CORPUS)),
 )
 def test_every_pydicom_test_file_loads_finite_or_raises_input_error(path):
     try:
         pixels = read_dicom(path)
-    except InputError as error:
-        assert str(error)
-        return
+    except InputError:
+        return  # a clear refusal is the other allowed outcome; any other exception fails
     tensor = image_tensor(pixels, size=32)
     assert tensor.shape == (1, 32, 32)
     assert tensor.isfinite().all()
@@ -37,9 +47,13 @@ def test_every_pydicom_test_file_loads_finite_or_raises_input_error(path):
 def _ct(**kwargs) -> pydicom.Dataset:
     data = ct_dicom_bytes(
         chest_ct_slice(lesion=True, rng=np.random.default_rng(0), size=32),
-        patient_name="A^B", patient_id="1", birth_date=date(1990, 1, 1), sex="male",
-        study_date=date(2026, 1, 1), uid_seed="io",
-    )  # fmt: skip
+        patient_name="A^B",
+        patient_id="1",
+        birth_date=date(1990, 1, 1),
+        sex="male",
+        study_date=date(2026, 1, 1),
+        uid_seed="io",
+    )
     return pydicom.dcmread(io.BytesIO(data))
 
 
@@ -52,7 +66,8 @@ def _bytes(dataset: pydicom.Dataset) -> bytes:
 def test_rescale_and_window_come_from_the_file():
     dataset = _ct()
     pixels = read_dicom(_bytes(dataset))
-    assert pixels.min() == 0.0 and pixels.max() == 1.0
+    assert pixels.min() == 0.0
+    assert pixels.max() == 1.0
     hu = dataset.pixel_array.astype(float) - 1024
     # Lung window (centre -600, width 1500): air and bone clip to the ends, lung sits inside.
     assert pixels[hu <= -1350].max(initial=0.0) == 0.0
@@ -75,7 +90,9 @@ def test_multiframe_takes_the_middle_frame_or_the_volume():
 
 def test_colour_becomes_luminance():
     pixels = read_dicom(CORPUS / "SC_rgb_rle.dcm")
-    assert pixels.ndim == 2 and 0.0 <= pixels.min() and pixels.max() <= 1.0
+    assert pixels.ndim == 2
+    assert pixels.min() >= 0.0
+    assert pixels.max() <= 1.0
 
 
 def test_nifti_png_and_jpeg_load(tmp_path):
@@ -87,10 +104,17 @@ def test_nifti_png_and_jpeg_load(tmp_path):
     for name in ("image.png", "image.jpg"):
         Image.fromarray(grey).save(tmp_path / name)
         pixels = read_image(tmp_path / name)
-        assert pixels.shape == (8, 8) and 0.0 <= pixels.min() and pixels.max() <= 1.0
-    assert image_tensor(read_image(tmp_path / "scan.nii.gz", volume=True), size=8, spatial_dims=3).shape == (
-        1, 8, 8, 8,
-    )  # fmt: skip
+        assert pixels.shape == (8, 8)
+        assert pixels.min() >= 0.0
+        assert pixels.max() <= 1.0
+    assert image_tensor(
+        read_image(tmp_path / "scan.nii.gz", volume=True), size=8, spatial_dims=3
+    ).shape == (
+        1,
+        8,
+        8,
+        8,
+    )
 
 
 def test_bad_images_raise_input_error(tmp_path):
@@ -109,13 +133,16 @@ def test_audio_is_resampled_to_16k_mono_and_trimmed(tmp_path):
     stereo = np.stack([np.concatenate([silence, tone, silence])] * 2, axis=1).astype(np.float32)
     soundfile.write(tmp_path / "clip.wav", stereo, rate)
     samples = read_audio(tmp_path / "clip.wav")
-    assert samples.ndim == 1 and samples.dtype == np.float32
+    assert samples.ndim == 1
+    assert samples.dtype == np.float32
     # 2 s recorded, 1 s of tone: trimming keeps the tone and at most a frame of silence per end.
     assert 0.95 < len(samples) / 16_000 < 1.3
 
 
 def test_audio_features_have_fixed_shapes():
-    samples = fixed_length(np.random.default_rng(0).normal(0, 0.1, 10_000).astype(np.float32), seconds=2.0)
+    samples = fixed_length(
+        np.random.default_rng(0).normal(0, 0.1, 10_000).astype(np.float32), seconds=2.0
+    )
     assert samples.shape == (32_000,)
     assert log_mel(samples, n_mels=40).shape == (40, 126)
     assert mfcc(samples).shape == (20, 126)

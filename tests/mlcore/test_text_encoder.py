@@ -34,7 +34,9 @@ def test_minilm_loads_offline_and_matches_sentence_transformers(no_network):
     tokenizer = Tokenizer(resolve_text_source(TextEncoderConfig().source), max_length=128)
     with torch.inference_mode():
         ours = encoder.embed(**tokenizer(SENTENCES))
-    reference = SentenceTransformer(str(resolve_text_source(TextEncoderConfig().source)), device="cpu")
+    reference = SentenceTransformer(
+        str(resolve_text_source(TextEncoderConfig().source)), device="cpu"
+    )
     theirs = torch.from_numpy(reference.encode(SENTENCES))
     similarity = torch.nn.functional.cosine_similarity(ours, theirs)
     assert similarity.min() > 0.99
