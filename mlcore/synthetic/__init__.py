@@ -12,7 +12,8 @@ from mlcore.synthetic.cases import (
     learner_case,
 )
 from mlcore.synthetic.dataset import write_dataset
-from mlcore.synthetic.images import chest_ct_slice, ct_dicom_bytes
+from mlcore.synthetic.images import Lesion, chest_ct_slice, ct_dicom_bytes, random_lesion
+from mlcore.synthetic.text import radiology_report
 
 __all__ = [
     "CLINIC_AFFECTS",
@@ -21,10 +22,13 @@ __all__ = [
     "SCHOOL_AFFECTS",
     "ClinicalCase",
     "LearnerCase",
+    "Lesion",
     "chest_ct_slice",
     "clinical_case",
     "ct_dicom_bytes",
     "learner_case",
+    "radiology_report",
+    "random_lesion",
     "synthetic_voice",
     "wav_bytes",
     "write_dataset",

@@ -2,6 +2,7 @@
 rescale slope/intercept to Hounsfield units, pixel spacing, and an optional round lesion."""
 
 import io
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -12,19 +13,37 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 HU_OFFSET = 1024  # stored value = HU + 1024, the usual CT rescale intercept of -1024
 
 
-def chest_ct_slice(*, lesion: bool, rng: np.random.Generator, size: int = 128) -> np.ndarray:
-    """A 2D slice in Hounsfield units: body, lungs, a spine and, if asked, a lesion in a lung."""
+@dataclass(frozen=True)
+class Lesion:
+    side: str  # "left" or "right" (the patient's, as radiologists say: image right is patient left)
+    level: str  # "upper" or "lower"
+    large: bool
+
+
+def random_lesion(rng: np.random.Generator) -> Lesion:
+    return Lesion(
+        side=("left", "right")[int(rng.integers(2))],
+        level=("upper", "lower")[int(rng.integers(2))],
+        large=bool(rng.integers(2)),
+    )
+
+
+def chest_ct_slice(
+    *, lesion: bool | Lesion, rng: np.random.Generator, size: int = 128
+) -> np.ndarray:
+    """A 2D slice in Hounsfield units: body, lungs, a spine and, if asked, a lesion in a lung
+    (`True` places one at random; a `Lesion` places it as described)."""
     y, x = np.mgrid[0:size, 0:size] / size - 0.5
     hu = np.full((size, size), -1000.0)  # air
     hu[(x / 0.46) ** 2 + (y / 0.36) ** 2 <= 1] = 40.0  # soft tissue
-    lung_centres = (-0.19, 0.19)
-    for cx in lung_centres:
+    for cx in (-0.19, 0.19):
         hu[((x - cx) / 0.15) ** 2 + (y / 0.26) ** 2 <= 1] = -850.0
     hu[(x / 0.05) ** 2 + ((y - 0.27) / 0.05) ** 2 <= 1] = 700.0  # vertebra
     if lesion:
-        cx = rng.choice(lung_centres) + rng.uniform(-0.06, 0.06)
-        cy = rng.uniform(-0.15, 0.15)
-        radius = rng.uniform(0.035, 0.08)
+        where = lesion if isinstance(lesion, Lesion) else random_lesion(rng)
+        cx = (0.19 if where.side == "left" else -0.19) + rng.uniform(-0.05, 0.05)
+        cy = (-0.12 if where.level == "upper" else 0.12) + rng.uniform(-0.04, 0.04)
+        radius = rng.uniform(0.06, 0.08) if where.large else rng.uniform(0.025, 0.035)
         blob = np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2)))
         hu += blob * rng.uniform(750.0, 900.0)
     hu += rng.normal(0.0, 20.0, size=hu.shape)

@@ -73,3 +73,15 @@ def learner_text(*, subject: str, struggling: bool, rng: np.random.Generator) ->
     values = {"subject": subject, "topic": _pick(rng, TOPICS[subject])}
     sentences = [_pick(rng, _CONTEXT), _pick(rng, _STRUGGLING if struggling else _CONFIDENT)]
     return " ".join(sentence.format(**values) for sentence in sentences) + "\n"
+
+
+_REPORT_OPENINGS = ("Axial chest CT.", "CT chest, single slice.", "Chest CT reviewed.")
+
+
+def radiology_report(lesion, *, rng: np.random.Generator) -> str:
+    """A short report of what the slice shows; `lesion` is a Lesion or None."""
+    opening = _pick(rng, _REPORT_OPENINGS)
+    if lesion is None:
+        return f"{opening} Lungs are clear. No focal lesion."
+    size = "large" if lesion.large else "small"
+    return f"{opening} A {size} nodule in the {lesion.side} {lesion.level} lobe."
