@@ -1,4 +1,4 @@
-"""`python -m mlcore`: synthesize, train, evaluate, predict."""
+"""`python -m mlcore`: synthesize, train, train-rationale, evaluate, predict."""
 
 import argparse
 import json
@@ -86,6 +86,43 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train_rationale(args: argparse.Namespace) -> None:
+    """Teach a bundle to explain itself: train the prefix mapper for a frozen local LM on the
+    manifest's `rationale` texts, from the bundle's own (frozen) case embeddings."""
+    import torch
+
+    from mlcore.data import read_manifest
+    from mlcore.engine import InferenceEngine, forward_in_batches
+    from mlcore.prefix import FrozenPrefixGenerator, load_language_model, train_mapper
+    from mlcore.registry import save_rationale
+
+    engine = InferenceEngine(args.bundle, device=args.device)
+    cases = [case for case in read_manifest(args.manifest) if case.rationale]
+    if not cases:
+        raise InputError(f"{args.manifest} has no case with a 'rationale'")
+    features = [engine.prepare(case) for case in cases]
+    arrays = forward_in_batches(
+        engine.model,
+        features,
+        batch_size=engine.batch_size,
+        device=engine.device,
+        pad_id=engine.preprocessor.pad_id,
+    )
+    language_model, tokenizer = load_language_model(args.language_model)
+    generator = FrozenPrefixGenerator(
+        language_model.to(engine.device),
+        tokenizer,
+        dim=engine.config.fusion.dim,
+        prefix_length=args.prefix_length,
+    )
+    embeddings = torch.from_numpy(arrays["embedding"]).to(engine.device)
+    losses = train_mapper(
+        generator, embeddings, [case.rationale for case in cases], epochs=args.epochs
+    )
+    save_rationale(args.bundle, generator, language_model=args.language_model)
+    print(json.dumps({"bundle": args.bundle, "first_loss": losses[0], "last_loss": losses[-1]}))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from mlcore.data import read_manifest
     from mlcore.engine import InferenceEngine, forward_in_batches
@@ -143,6 +180,17 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
+
+    rationale = commands.add_parser(
+        "train-rationale", help="train rationale generation for a bundle (frozen local LM)"
+    )
+    rationale.add_argument("--bundle", required=True)
+    rationale.add_argument("--manifest", required=True, help="cases with a 'rationale' text")
+    rationale.add_argument("--language-model", required=True, help="local causal LM directory")
+    rationale.add_argument("--epochs", type=int, default=50)
+    rationale.add_argument("--prefix-length", type=int, default=8)
+    rationale.add_argument("--device", default="auto")
+    rationale.set_defaults(run=cmd_train_rationale)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a bundle on a labelled manifest")
     evaluate.add_argument("--bundle", required=True)

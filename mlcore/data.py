@@ -39,6 +39,7 @@ class Case:
     diagnosis: list[str] | None = None
     emotion: str | None = None
     tutoring: dict[str, bool] | None = None  # intervention id -> accepted (True) or dismissed
+    rationale: str | None = None  # a reviewed explanation, to train rationale generation
 
 
 @dataclass
@@ -98,6 +99,7 @@ def read_manifest(path: str | Path) -> list[Case]:
             raise InputError(f"{path.name} line {number} is not JSON: {error}") from error
         unknown = set(entry) - {
             "id",
+            "rationale",
             "image",
             "text",
             "audio",
@@ -123,6 +125,7 @@ def read_manifest(path: str | Path) -> list[Case]:
                 diagnosis=entry.get("diagnosis"),
                 emotion=entry.get("emotion"),
                 tutoring=entry.get("tutoring"),
+                rationale=entry.get("rationale"),
             )
         )
     if not cases:

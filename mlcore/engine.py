@@ -29,7 +29,7 @@ class Prediction:
     emotion: dict[str, float] = field(default_factory=dict)  # label -> probability
     emotion_label: str | None = None
     tutoring: list[dict] = field(default_factory=list)  # ranked interventions
-    rationale: str | None = None
+    rationale: str | None = None  # written by the frozen language model, when configured
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,9 +114,22 @@ class InferenceEngine:
             device=self.device,
             pad_id=self.preprocessor.pad_id,
         )
-        return [self._prediction(arrays, row, features[row]) for row in range(len(features))]
+        predictions = [self._prediction(arrays, row) for row in range(len(features))]
+        if self.bundle.rationale is not None:
+            self._write_rationales(predictions, arrays["embedding"])
+        return predictions
 
-    def _prediction(self, arrays: dict[str, np.ndarray], row: int, item: Features) -> Prediction:
+    def _write_rationales(self, predictions: list[Prediction], embeddings: np.ndarray) -> None:
+        generator, limit = self.bundle.rationale, self.config.prefix.max_new_tokens
+        for start in range(0, len(predictions), self.batch_size):
+            batch = torch.from_numpy(embeddings[start : start + self.batch_size]).to(self.device)
+            texts = generator.generate(batch, max_new_tokens=limit)
+            for prediction, text in zip(
+                predictions[start : start + self.batch_size], texts, strict=True
+            ):
+                prediction.rationale = text
+
+    def _prediction(self, arrays: dict[str, np.ndarray], row: int) -> Prediction:
         model, config = self.model, self.config
         modalities = config.modalities
         used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]

@@ -6,6 +6,8 @@
     metrics.json         held-out metrics
     MODEL_CARD.md        intended use, data, metrics, limits
     interventions.json   the tutoring library the model was trained with (when it has one)
+    prefix_mapper.safetensors   the rationale mapper, when rationale generation was trained
+                         (the frozen language model itself stays in its local directory)
 
 A frozen pretrained text encoder is not copied into the bundle: config.json names its local
 source, from which loading rebuilds it. Save → load gives bit-identical outputs.
@@ -22,12 +24,14 @@ from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError
 from mlcore.heads import InterventionLibrary
 from mlcore.model import MultimodalModel, build_model
+from mlcore.prefix import FrozenPrefixGenerator, load_language_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "MODEL_CARD.md"
 LIBRARY_FILE = "interventions.json"
+MAPPER_FILE = "prefix_mapper.safetensors"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
 
 
@@ -37,6 +41,7 @@ class Bundle:
     config: ModelConfig
     model: MultimodalModel
     metrics: dict
+    rationale: FrozenPrefixGenerator | None = None
 
 
 def _external_prefixes(config: ModelConfig) -> tuple[str, ...]:
@@ -96,14 +101,42 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
             f"{directory} does not match its config: "
             f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
         )
-    metrics = (
-        json.loads((directory / METRICS_FILE).read_text())
-        if (directory / METRICS_FILE).is_file()
-        else {}
-    )
+    metrics_path = directory / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    rationale = None
+    if config.prefix.language_model and (directory / MAPPER_FILE).is_file():
+        rationale = _load_rationale(directory, config).to(device).eval()
     return Bundle(
-        directory=directory, config=config, model=model.to(device).eval(), metrics=metrics
+        directory=directory,
+        config=config,
+        model=model.to(device).eval(),
+        metrics=metrics,
+        rationale=rationale,
     )
+
+
+def _load_rationale(directory: Path, config: ModelConfig) -> FrozenPrefixGenerator:
+    language_model, tokenizer = load_language_model(config.prefix.language_model)
+    generator = FrozenPrefixGenerator(
+        language_model, tokenizer, dim=config.fusion.dim, prefix_length=config.prefix.prefix_length
+    )
+    generator.mapper.load_state_dict(load_file(str(directory / MAPPER_FILE)))
+    return generator
+
+
+def save_rationale(
+    directory: str | Path, generator: FrozenPrefixGenerator, *, language_model: str
+) -> None:
+    """Add a trained rationale mapper to a bundle; the bundle then names its language model."""
+    directory = Path(directory)
+    weights = {
+        name: t.detach().cpu().contiguous() for name, t in generator.mapper.state_dict().items()
+    }
+    save_file(weights, str(directory / MAPPER_FILE))
+    config = ModelConfig.load(directory / CONFIG_FILE)
+    config.prefix.language_model = str(Path(language_model).resolve())
+    config.prefix.prefix_length = generator.mapper.prefix_length
+    config.save(directory / CONFIG_FILE)
 
 
 def model_card(config: ModelConfig, metrics: dict) -> str:

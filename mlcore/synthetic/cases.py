@@ -59,6 +59,15 @@ class ClinicalCase:
     def affect(self) -> str:
         return _CLINIC_AFFECT[(self.high_arousal, self.distressed)]
 
+    @property
+    def rationale(self) -> str:
+        """Why the labels are what they are, in the words a clinician would use."""
+        image = "nodule on imaging" if self.lesion else "clear lungs"
+        note = "symptoms reported" if self.symptom_reported else "no symptoms reported"
+        voice = "tense voice" if self.high_arousal else "flat voice"
+        wording = "distressed wording" if self.distressed else "calm wording"
+        return f"{image}, {note}; {voice}, {wording}."
+
 
 @dataclass(frozen=True)
 class LearnerCase:
@@ -71,6 +80,12 @@ class LearnerCase:
     @property
     def affect(self) -> str:
         return _SCHOOL_AFFECT[(self.high_arousal, self.struggling)]
+
+    @property
+    def rationale(self) -> str:
+        voice = "animated voice" if self.high_arousal else "flat voice"
+        writing = "writing shows struggle" if self.struggling else "writing shows confidence"
+        return f"{voice}; {writing}."
 
 
 def clinical_case(

@@ -52,6 +52,7 @@ def write_dataset(
             entry.update(subject=case.subject, emotion=case.affect)
         else:
             raise ValueError(f"kind must be clinic or school, not {kind!r}")
+        entry["rationale"] = case.rationale
         (directory / "texts" / f"{name}.txt").write_text(text, encoding="utf-8")
         (directory / "audio" / f"{name}.wav").write_bytes(wav_bytes(voice))
         lines.append(json.dumps(entry))

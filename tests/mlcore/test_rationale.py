@@ -1,0 +1,128 @@
+"""A bundle learns to explain itself: `train-rationale` trains the prefix mapper for a frozen local
+language model, the bundle keeps only the mapper, and predictions carry a rationale."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+from mlcore.cli import main
+from mlcore.config import TextEncoderConfig
+from mlcore.data import read_manifest
+from mlcore.encoders import resolve_text_source
+from mlcore.engine import InferenceEngine
+from mlcore.registry import MAPPER_FILE, save_bundle
+from mlcore.train import TrainingConfig, train
+from tests.mlcore.conftest import tiny_config
+
+
+@pytest.fixture
+def language_model_dir(tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_text_source(TextEncoderConfig().source)))
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=tokenizer.vocab_size,
+        n_positions=64,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        initializer_range=0.2,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    directory = tmp_path / "tiny-lm"
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _digest(directory) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.fixture
+def bundle(clinic_dataset, tmp_path):
+    cases = read_manifest(clinic_dataset)
+    result = train(
+        tiny_config(),
+        cases[:36],
+        cases[36:],
+        TrainingConfig(epochs=3, batch_size=16, progress=False),
+    )
+    return save_bundle(tmp_path / "bundle", result.model, metrics=result.metrics)
+
+
+def test_a_bundle_learns_to_write_rationales_with_a_frozen_language_model(
+    clinic_dataset, bundle, language_model_dir, capsys
+):
+    cases = read_manifest(clinic_dataset)
+    assert all(case.rationale for case in cases)
+    before = _digest(language_model_dir)
+
+    code = main(
+        [
+            "train-rationale",
+            "--bundle",
+            str(bundle),
+            "--manifest",
+            str(clinic_dataset),
+            "--language-model",
+            str(language_model_dir),
+            "--epochs",
+            "40",
+            "--device",
+            "cpu",
+        ]
+    )
+
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["last_loss"] < 0.7 * report["first_loss"]
+    assert _digest(language_model_dir) == before, "the language model's files never change"
+    assert (bundle / MAPPER_FILE).is_file()
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["prefix"]["language_model"] == str(language_model_dir.resolve())
+
+    predictions = InferenceEngine(bundle, device="cpu").predict(cases[:8])
+    vocabulary = set(_words(" ".join(case.rationale for case in cases)))
+    for prediction in predictions:
+        assert prediction.rationale
+        assert set(_words(prediction.rationale)) & vocabulary
+
+
+def _words(text: str) -> list[str]:
+    return text.replace(",", " ").replace(";", " ").replace(".", " ").split()
+
+
+def test_without_rationales_in_the_manifest_it_refuses_clearly(
+    clinic_dataset, bundle, language_model_dir, tmp_path, capsys
+):
+    manifest = tmp_path / "plain.jsonl"
+    entries = [json.loads(line) for line in clinic_dataset.read_text().splitlines()]
+    manifest.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": e["id"],
+                    "emotion": e["emotion"],
+                    "text": str(clinic_dataset.parent / e["text"]),
+                }
+            )
+            for e in entries
+        )
+    )
+    code = main(
+        [
+            "train-rationale",
+            "--bundle",
+            str(bundle),
+            "--manifest",
+            str(manifest),
+            "--language-model",
+            str(language_model_dir),
+        ]
+    )
+    assert code == 2
+    assert "has no case with a 'rationale'" in capsys.readouterr().err
