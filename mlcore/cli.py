@@ -92,7 +92,7 @@ def cmd_train_rationale(args: argparse.Namespace) -> None:
     import torch
 
     from mlcore.data import read_manifest
-    from mlcore.engine import InferenceEngine, forward_in_batches
+    from mlcore.engine import InferenceEngine
     from mlcore.prefix import FrozenPrefixGenerator, load_language_model, train_mapper
     from mlcore.registry import save_rationale
 
@@ -101,13 +101,7 @@ def cmd_train_rationale(args: argparse.Namespace) -> None:
     if not cases:
         raise InputError(f"{args.manifest} has no case with a 'rationale'")
     features = [engine.prepare(case) for case in cases]
-    arrays = forward_in_batches(
-        engine.model,
-        features,
-        batch_size=engine.batch_size,
-        device=engine.device,
-        pad_id=engine.preprocessor.pad_id,
-    )
+    arrays = engine.forward(features)
     language_model, tokenizer = load_language_model(args.language_model)
     generator = FrozenPrefixGenerator(
         language_model.to(engine.device),
@@ -125,19 +119,13 @@ def cmd_train_rationale(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from mlcore.data import read_manifest
-    from mlcore.engine import InferenceEngine, forward_in_batches
+    from mlcore.engine import InferenceEngine
     from mlcore.train import metrics_from_arrays
 
     engine = InferenceEngine(args.bundle, device=args.device)
     cases = read_manifest(args.manifest)
     features = [engine.prepare(case) for case in cases]
-    arrays = forward_in_batches(
-        engine.model,
-        features,
-        batch_size=engine.batch_size,
-        device=engine.device,
-        pad_id=engine.preprocessor.pad_id,
-    )
+    arrays = engine.forward(features)
     metrics = metrics_from_arrays(arrays, cases, engine.config)
     text = json.dumps(metrics, indent=2)
     if args.out:

@@ -104,16 +104,20 @@ class InferenceEngine:
     def predict(self, cases: Sequence[Case]) -> list[Prediction]:
         return self.predict_features([self.prepare(case) for case in cases])
 
-    def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
-        if not features:
-            return []
-        arrays = forward_in_batches(
+    def forward(self, features: Sequence[Features]) -> dict[str, np.ndarray]:
+        """The model's raw outputs for `features` (see `forward_in_batches`)."""
+        return forward_in_batches(
             self.model,
             features,
             batch_size=self.batch_size,
             device=self.device,
             pad_id=self.preprocessor.pad_id,
         )
+
+    def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
+        if not features:
+            return []
+        arrays = self.forward(features)
         predictions = [self._prediction(arrays, row) for row in range(len(features))]
         if self.bundle.rationale is not None:
             self._write_rationales(predictions, arrays["embedding"])

@@ -39,6 +39,27 @@ def tiny_config(**overrides) -> ModelConfig:
     return ModelConfig(**values)
 
 
+def tiny_language_model(tokenizer):
+    """A random causal LM (GPT-2 shape) over `tokenizer`'s vocabulary, with an initialisation
+    wide enough that its outputs can follow a prefix (the default 0.02 leaves a random model's
+    next-token distribution almost uniform)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=tokenizer.vocab_size,
+        n_positions=64,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        initializer_range=0.2,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def librosa_warm():
     """librosa compiles numba kernels on its first call: once per test session."""

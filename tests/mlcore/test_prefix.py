@@ -1,11 +1,12 @@
 """Frozen-style generation: only the mapper learns; the language model stays bit-identical."""
 
 import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer
 
 from mlcore.config import TextEncoderConfig
 from mlcore.encoders import resolve_text_source
 from mlcore.prefix import FrozenPrefixGenerator, train_mapper
+from tests.mlcore.conftest import tiny_language_model
 
 RATIONALES = [
     "nodule on imaging and cough reported",
@@ -15,26 +16,9 @@ RATIONALES = [
 ]
 
 
-def _tiny_language_model(tokenizer) -> GPT2LMHeadModel:
-    """Random weights; an initialisation wide enough that its outputs can follow a prefix (the
-    default 0.02 leaves a random model's next-token distribution almost uniform)."""
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=tokenizer.vocab_size,
-        n_positions=64,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        initializer_range=0.2,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-    )
-    return GPT2LMHeadModel(config)
-
-
 def test_the_mapper_learns_and_the_language_model_does_not_change():
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_text_source(TextEncoderConfig().source)))
-    language_model = _tiny_language_model(tokenizer)
+    language_model = tiny_language_model(tokenizer)
     before = {name: tensor.clone() for name, tensor in language_model.state_dict().items()}
     generator = FrozenPrefixGenerator(language_model, tokenizer, dim=16, prefix_length=8)
 

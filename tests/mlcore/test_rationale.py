@@ -5,8 +5,7 @@ import hashlib
 import json
 
 import pytest
-import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer
 
 from mlcore.cli import main
 from mlcore.config import TextEncoderConfig
@@ -15,25 +14,14 @@ from mlcore.encoders import resolve_text_source
 from mlcore.engine import InferenceEngine
 from mlcore.registry import MAPPER_FILE, save_bundle
 from mlcore.train import TrainingConfig, train
-from tests.mlcore.conftest import tiny_config
+from tests.mlcore.conftest import tiny_config, tiny_language_model
 
 
 @pytest.fixture
 def language_model_dir(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_text_source(TextEncoderConfig().source)))
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=tokenizer.vocab_size,
-        n_positions=64,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        initializer_range=0.2,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-    )
     directory = tmp_path / "tiny-lm"
-    GPT2LMHeadModel(config).save_pretrained(directory)
+    tiny_language_model(tokenizer).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 

@@ -10,7 +10,7 @@ import pytest
 import mlcore
 from mlcore.config import TaskConfig
 from mlcore.data import read_manifest
-from mlcore.engine import InferenceEngine, forward_in_batches
+from mlcore.engine import InferenceEngine
 from mlcore.errors import ConfigError
 from mlcore.heads import InterventionLibrary
 from mlcore.registry import save_bundle
@@ -65,13 +65,7 @@ def test_feedback_teaches_which_intervention_helps(tmp_path):
     engine = InferenceEngine(bundle, device="cpu")
     held_out = cases[90:]
     features = [engine.prepare(case) for case in held_out]
-    scores = forward_in_batches(
-        engine.model,
-        features,
-        batch_size=16,
-        device=engine.device,
-        pad_id=engine.preprocessor.pad_id,
-    )["tutoring"]
+    scores = engine.forward(features)["tutoring"]
     column = [item.id for item in library.interventions].index("worked-example")
     confused = [scores[i, column] for i, case in enumerate(held_out) if case.emotion == "confused"]
     others = [scores[i, column] for i, case in enumerate(held_out) if case.emotion != "confused"]
