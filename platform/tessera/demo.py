@@ -120,9 +120,7 @@ def _demo_user(demo: DemoUser, organizations: dict[str, Organization]):
     )
     if created:
         user.set_password(DEMO_PASSWORD)
-    # Organization admins work in the Django admin, which needs staff status.
-    user.is_staff = demo.role == Role.ORG_ADMIN
-    user.save()
+        user.save()
     for slug in demo.organization_slugs:
         set_membership(user=user, organization=organizations[slug], role=demo.role)
     return user

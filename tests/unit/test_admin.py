@@ -2,6 +2,7 @@
 and objects; uploads through the validation service; nothing of another organization."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -11,6 +12,7 @@ from tessera.records.services import create_encounter, create_patient
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
+User = get_user_model()
 
 
 @pytest.fixture
@@ -97,9 +99,88 @@ def test_membership_choices_never_list_another_organizations_staff(
 
 def test_a_user_without_admin_role_cannot_use_the_admin(clinic, make_user, client, patients):
     clinician = make_user("doc", organization=clinic, role=Role.CLINICIAN, is_staff=True)
+    clinician.refresh_from_db()
+    assert not clinician.is_staff, "staff status follows the org_admin role"
     client.force_login(clinician)
     response = client.get(reverse("admin:records_patient_changelist"))
-    assert response.status_code == 403
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
+
+
+def test_an_org_admin_creates_an_account_with_its_membership(
+    org_admin, clinic, other_clinic, client
+):
+    url = reverse("admin:auth_user_add")
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b"Other Clinic" not in page.content
+    form = {
+        "username": "new-nurse",
+        "password1": "a-long-passphrase-42",
+        "password2": "a-long-passphrase-42",
+        "first_name": "Nia",
+        "last_name": "Nurse",
+        "email": "nia@example.org",
+        "role": Role.CLINICIAN,
+    }
+    client.post(url, {**form, "organization": other_clinic.pk})
+    assert not User.objects.filter(username="new-nurse").exists()
+    response = client.post(url, {**form, "organization": clinic.pk})
+    assert response.status_code == 302
+    nurse = User.objects.get(username="new-nurse")
+    assert list(nurse.memberships.values_list("organization__slug", "role")) == [
+        ("test-clinic", "clinician")
+    ]
+    assert not nurse.is_staff
+    assert not nurse.is_superuser
+
+
+def test_an_org_admin_sees_only_their_people_and_cannot_grant_flags(
+    org_admin, clinic, other_clinic, make_user, client
+):
+    colleague = make_user("colleague", organization=clinic)
+    stranger = make_user("stranger", organization=other_clinic)
+    root = User.objects.create_superuser("root", password="root-pass-12345")
+    listing = client.get(reverse("admin:auth_user_changelist")).content.decode()
+    assert "colleague" in listing
+    assert "stranger" not in listing
+    assert "root" not in listing
+    for other in (stranger, root):
+        response = client.get(reverse("admin:auth_user_change", args=[other.pk]))
+        assert response.status_code in (302, 403, 404)
+    change = reverse("admin:auth_user_change", args=[colleague.pk])
+    client.post(
+        change,
+        {
+            "username": "colleague",
+            "first_name": "Col",
+            "last_name": "League",
+            "email": "",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+        },
+    )
+    colleague.refresh_from_db()
+    assert colleague.first_name == "Col"
+    assert not colleague.is_staff
+    assert not colleague.is_superuser
+
+
+def test_making_someone_org_admin_gives_and_removing_it_takes_staff(
+    org_admin, clinic, make_user, client
+):
+    colleague = make_user("colleague", organization=clinic, role=Role.TEACHER)
+    membership = colleague.memberships.get()
+    client.post(
+        reverse("admin:accounts_membership_change", args=[membership.pk]),
+        {"user": colleague.pk, "organization": clinic.pk, "role": Role.ORG_ADMIN},
+    )
+    colleague.refresh_from_db()
+    assert colleague.is_staff
+    client.post(reverse("admin:accounts_membership_delete", args=[membership.pk]), {"post": "yes"})
+    colleague.refresh_from_db()
+    assert not colleague.is_staff
 
 
 def test_an_upload_in_the_admin_is_validated_and_stored(

@@ -8,11 +8,14 @@ is the one place that rule lives for every app's admin.
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserCreationForm
 from django.db.models import Q
 
-from tessera.accounts.models import ApiToken, Membership, Organization
+from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import Analysis
 from tessera.accounts.selectors import administered_organizations, organization_of, scoped_to
+from tessera.accounts.services import set_membership, sync_staff_status
 
 
 class OrganizationScopedAdmin(admin.ModelAdmin):
@@ -99,7 +102,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 @admin.register(Membership)
 class MembershipAdmin(OrganizationScopedAdmin):
     list_display = ["user", "organization", "role", "created_at"]
-    list_filter = ["role", "organization"]
+    list_filter = ["role", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "user__first_name", "user__last_name"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -116,6 +119,111 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 .distinct()
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        sync_staff_status(user=obj.user)
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        sync_staff_status(user=obj.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        users = [membership.user for membership in queryset.select_related("user")]
+        super().delete_queryset(request, queryset)
+        for user in users:
+            sync_staff_status(user=user)
+
+
+class NewMemberForm(UserCreationForm):
+    """A new account and its first membership, in one step."""
+
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+    role = forms.ChoiceField(choices=Role.choices)
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "first_name", "last_name", "email")
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class OrganizationUserAdmin(UserAdmin):
+    """Organization admins create accounts for their staff and edit their names, e-mail and
+    whether they are active; only superusers grant staff, superuser or permission flags."""
+
+    add_form = NewMemberForm
+    add_fieldsets = (
+        (None, {"fields": ("username", "password1", "password2")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Membership", {"fields": ("organization", "role")}),
+    )
+    member_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Status", {"fields": ("is_active", "last_login", "date_joined")}),
+    )
+
+    def _administered(self, request):
+        return administered_organizations(user=request.user)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        members = Membership.objects.filter(organization__in=self._administered(request))
+        return queryset.filter(pk__in=members.values("user_id"), is_superuser=False)
+
+    def _may(self, request, obj=None) -> bool:
+        if request.user.is_superuser:
+            return True
+        if not (request.user.is_staff and self._administered(request).exists()):
+            return False
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_module_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser  # others deactivate: history stays attributable
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and not request.user.is_superuser:
+            return self.member_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if request.user.is_superuser else ("last_login", "date_joined")
+
+    def get_list_filter(self, request):
+        return self.list_filter if request.user.is_superuser else ("is_active",)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            administered = self._administered(request)
+            form.base_fields["organization"].queryset = (
+                Organization.objects.all() if request.user.is_superuser else administered
+            )
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            organization, role = form.cleaned_data["organization"], form.cleaned_data["role"]
+            set_membership(user=obj, organization=organization, role=role)
 
 
 @admin.register(ApiToken)

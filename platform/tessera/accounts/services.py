@@ -6,7 +6,7 @@ import secrets
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from tessera.accounts.models import ApiToken, Membership, Organization
+from tessera.accounts.models import ApiToken, Membership, Organization, Role
 
 TOKEN_PREFIX = "tsr_"
 
@@ -31,7 +31,17 @@ def set_membership(*, user: AbstractBaseUser, organization: Organization, role: 
     membership, _ = Membership.objects.update_or_create(
         user=user, organization=organization, defaults={"role": role}
     )
+    sync_staff_status(user=user)
     return membership
+
+
+def sync_staff_status(*, user: AbstractBaseUser) -> None:
+    """Staff status (entry to the Django admin) follows the org_admin role: a user has it while
+    they administer an organization, and loses it with their last org_admin membership."""
+    is_staff = user.is_superuser or user.memberships.filter(role=Role.ORG_ADMIN).exists()
+    if user.is_staff != is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])
 
 
 def _hash_key(key: str) -> str:
