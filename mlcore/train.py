@@ -50,7 +50,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def preprocess(cases: list[Case], preprocessor: Preprocessor) -> list[Features]:
