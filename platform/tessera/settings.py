@@ -175,6 +175,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 # --- Model serving --------------------------------------------------------------------------
 MLCORE_DEVICE = env.str("MLCORE_DEVICE", default="auto")
 MLCORE_MODELS_DIR = Path(env.str("MLCORE_MODELS_DIR", default=str(VAR_DIR / "models"))).resolve()
+# Preprocessed inputs, by content: a job's files are decoded once per model version.
+TESSERA_FEATURE_CACHE = Path(
+    env.str("TESSERA_FEATURE_CACHE", default=str(VAR_DIR / "cache" / "features"))
+).resolve()
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

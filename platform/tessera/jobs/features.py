@@ -1,0 +1,95 @@
+"""A job's inputs as mlcore features, cached on disk by content: the same files preprocessed
+for the same model version are decoded once."""
+
+import hashlib
+import io
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from mlcore.config import ModelConfig
+from mlcore.data import Case, Features, Preprocessor
+from tessera.jobs.models import AnalysisJob
+from tessera.records.models import MediaKind
+from tessera.records.storage import content_store
+
+_IMAGE = {MediaKind.DICOM}
+_TEXT = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
+_AUDIO = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
+
+
+@lru_cache(maxsize=8)
+def _preprocessor(bundle_dir: Path) -> Preprocessor:
+    return Preprocessor(ModelConfig.load(bundle_dir / "config.json"))
+
+
+def case_for(job: AnalysisJob) -> Case:
+    """The newest file of each kind among the job's media."""
+    store = content_store()
+    newest = {}
+    for asset in job.media.order_by("created_at"):
+        newest[asset.kind] = asset
+    image = next((newest[k] for k in newest if k in _IMAGE), None)
+    text = next((newest[k] for k in newest if k in _TEXT), None)
+    audio = next((newest[k] for k in newest if k in _AUDIO), None)
+    return Case(
+        id=str(job.pk),
+        image=str(store.path(image.sha256)) if image else None,
+        text=store.path(text.sha256).read_text(encoding="utf-8-sig") if text else None,
+        audio=str(store.path(audio.sha256)) if audio else None,
+        subject=job.learning_session.subject_area if job.learning_session_id else None,
+    )
+
+
+def cache_key(job: AnalysisJob) -> str:
+    digest = hashlib.sha256(job.model_version.name.encode())
+    for sha in sorted(job.media.values_list("sha256", flat=True)):
+        digest.update(sha.encode())
+    if job.learning_session_id:
+        digest.update(job.learning_session.subject_area.encode())
+    return digest.hexdigest()
+
+
+def prepare(job: AnalysisJob) -> Features:
+    """Features for `job`: from the cache, or decoded now and cached. Raises InputError."""
+    path = Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz"
+    if path.is_file():
+        return _load(path)
+    features = _preprocessor(job.model_version.bundle_dir)(case_for(job))
+    _save(features, path)
+    return features
+
+
+def _save(features: Features, path: Path) -> None:
+    arrays = {
+        name: value
+        for name, value in (
+            ("image", features.image),
+            ("text_ids", features.text_ids),
+            ("audio", features.audio),
+        )
+        if value is not None
+    }
+    if features.subject:
+        arrays["subject"] = np.array(features.subject)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    with os.fdopen(handle, "wb") as out:
+        out.write(buffer.getvalue())
+    os.replace(temporary, path)  # readers never see half a file
+
+
+def _load(path: Path) -> Features:
+    with np.load(path) as stored:
+        return Features(
+            image=stored.get("image"),
+            text_ids=stored.get("text_ids"),
+            audio=stored.get("audio"),
+            subject=str(stored["subject"]) if "subject" in stored else None,
+        )

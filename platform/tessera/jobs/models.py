@@ -1,0 +1,194 @@
+"""Analysis jobs and what they produce.
+
+The database, not the broker, is the source of truth: a job row is written (status `queued`)
+in the same transaction as the request, and its message is published after commit
+(`published_at` records it). Workers take a job by an atomic conditional update that sets a
+lease; a lease that runs out lets another worker take the job again. A result is unique per
+job and model version, so a job that runs twice still has one result.
+"""
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tessera.accounts.models import Organization
+from tessera.accounts.policy import OrganizationKind
+from tessera.records.models import Encounter, LearningSession, MediaAsset
+
+
+class ModelVersion(models.Model):
+    """A trained mlcore bundle that can serve one kind of organization."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected"
+
+    name = models.CharField(max_length=120, unique=True)
+    serves = models.CharField(max_length=16, choices=OrganizationKind.choices)
+    bundle_path = models.CharField(max_length=500, help_text="Relative to MLCORE_MODELS_DIR.")
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["serves"], condition=Q(status="active"), name="one_active_model_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_status_display()})"
+
+    @property
+    def bundle_dir(self) -> Path:
+        return Path(settings.MLCORE_MODELS_DIR) / self.bundle_path
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PREPROCESSING = "preprocessing", "Preprocessing"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobTask(models.TextChoices):
+    DIAGNOSIS = "diagnosis", "Diagnosis suggestions"
+    EMOTION = "emotion", "Emotion / affect"
+    TUTORING = "tutoring", "Tutoring suggestions"
+    ALL = "all", "Everything the organization allows"
+
+
+class AnalysisJob(models.Model):
+    ORGANIZATION_LOOKUP = "organization"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="jobs")
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
+    )
+    learning_session = models.ForeignKey(
+        LearningSession, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
+    )
+    media = models.ManyToManyField(MediaAsset, related_name="jobs")
+    task = models.CharField(max_length=16, choices=JobTask.choices)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    stage = models.CharField(max_length=32, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per stage.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+            models.Index(fields=["organization", "-created_at"], name="job_org_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(encounter__isnull=False, learning_session__isnull=True)
+                    | Q(encounter__isnull=True, learning_session__isnull=False)
+                ),
+                name="job_has_one_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_task_display()} job {str(self.pk)[:8]} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class AnalysisResult(models.Model):
+    ORGANIZATION_LOOKUP = "job__organization"
+
+    job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="results")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="results"
+    )
+    diagnosis = models.JSONField(default=dict, blank=True, help_text="Label → probability.")
+    findings = models.JSONField(default=list, blank=True)
+    emotion = models.JSONField(default=dict, blank=True, help_text="Label → probability.")
+    emotion_label = models.CharField(max_length=64, blank=True)
+    modalities_used = models.JSONField(default=list)
+    contributions = models.JSONField(default=dict)
+    uncertainty = models.FloatField()
+    abstain = models.BooleanField(help_text="Too uncertain: a person must review.")
+    tutoring = models.JSONField(default=list, blank=True)
+    rationale = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "model_version"], name="one_result_per_job_and_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Result of {self.job}"
+
+
+class Feedback(models.Model):
+    """A professional's verdict on a result: it becomes labelled data for the next model."""
+
+    ORGANIZATION_LOOKUP = "result__job__organization"
+
+    class Kind(models.TextChoices):
+        CONFIRM = "confirm", "Confirmed"
+        CORRECT = "correct", "Corrected"
+        USEFUL = "useful", "Suggestion useful"
+        NOT_USEFUL = "not_useful", "Suggestion not useful"
+
+    result = models.ForeignKey(AnalysisResult, on_delete=models.CASCADE, related_name="feedback")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    diagnosis = models.JSONField(
+        null=True, blank=True, help_text="Corrected findings (a list of labels), for 'correct'."
+    )
+    emotion_label = models.CharField(max_length=64, blank=True, help_text="Corrected affect label.")
+    intervention = models.CharField(max_length=64, blank=True, help_text="For useful / not useful.")
+    comment = models.TextField(blank=True)
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.result}"

@@ -1,0 +1,365 @@
+"""Writes for analysis jobs: requests (with the organization's policy), publishing, leases,
+results, cancellation, retries and feedback.
+
+A job moves queued → preprocessing (a CPU worker holds its lease) → running (a GPU worker holds
+it) → succeeded | failed | cancelled. Every transition is a conditional update, so two workers
+handed the same message cannot both take the job.
+"""
+
+import os
+import socket
+from datetime import timedelta
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from tessera.accounts.models import Organization
+from tessera.accounts.policy import Analysis, OrganizationKind
+from tessera.jobs.models import (
+    FINISHED,
+    AnalysisJob,
+    AnalysisResult,
+    Feedback,
+    JobStatus,
+    JobTask,
+    ModelVersion,
+)
+from tessera.jobs.selectors import active_model_version, model_labels
+from tessera.records.models import Encounter, LearningSession, MediaAsset, MediaKind
+
+AUDIO_MEDIA = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
+TEXT_MEDIA = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
+DEFAULT_LEASE = timedelta(minutes=10)
+
+
+class AnalysisRefused(Exception):
+    """A request that cannot be accepted; `message` is written for the person who asked."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- model versions -----------------------------------------------------------------------
+
+
+def register_model_version(
+    *, name: str, serves: str, bundle_path: str, metrics: dict
+) -> ModelVersion:
+    return ModelVersion.objects.create(
+        name=name, serves=serves, bundle_path=bundle_path, metrics=metrics
+    )
+
+
+def promote_model_version(
+    *, version: ModelVersion, promoted_by: AbstractBaseUser | None
+) -> ModelVersion:
+    """Make `version` the one that serves its kind of organization; the previous one retires."""
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(
+            serves=version.serves, status=ModelVersion.Status.ACTIVE
+        ).exclude(pk=version.pk).update(status=ModelVersion.Status.RETIRED)
+        version.status = ModelVersion.Status.ACTIVE
+        version.promoted_at = timezone.now()
+        version.promoted_by = promoted_by
+        version.save(update_fields=["status", "promoted_at", "promoted_by"])
+    return version
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def analyses_for(*, task: str, organization_kind: str, media_kinds: set[str]) -> list[str]:
+    """The policy analyses a job performs: what must be allowed before it may run."""
+    affect = []
+    if media_kinds & TEXT_MEDIA:
+        affect.append(Analysis.EMOTION_FROM_TEXT)
+    if media_kinds & AUDIO_MEDIA:
+        # Tutoring suggestions rest on the affect the model infers, so they count as emotion
+        # inference from voice whenever a recording is part of the input.
+        affect.append(Analysis.EMOTION_FROM_VOICE)
+    if task == JobTask.DIAGNOSIS:
+        return [Analysis.DIAGNOSIS]
+    if task == JobTask.EMOTION:
+        return affect
+    if task == JobTask.TUTORING:
+        return [Analysis.TUTORING, *affect]
+    if organization_kind == OrganizationKind.CLINIC:
+        return [Analysis.DIAGNOSIS, *affect]
+    return [Analysis.TUTORING, *affect]
+
+
+def request_analysis(
+    *,
+    attached_to: Encounter | LearningSession,
+    task: str,
+    requested_by: AbstractBaseUser | None = None,
+    media: list[MediaAsset] | None = None,
+) -> AnalysisJob:
+    """Create a queued job for `attached_to` and publish it after the transaction commits.
+
+    Raises AnalysisRefused (nothing written) when the media do not belong to the visit or
+    session, when there is nothing to analyse, when the organization's policy or the law
+    forbids the analysis, or when no model serves the organization.
+    """
+    task = JobTask(task)
+    is_encounter = isinstance(attached_to, Encounter)
+    organization = _organization_of(attached_to)
+    own_media = list(attached_to.media.all())
+    chosen = own_media if media is None else list(media)
+    strangers = [asset for asset in chosen if asset not in own_media]
+    if strangers:
+        raise AnalysisRefused(
+            f"{len(strangers)} of the chosen files belong to another "
+            f"{'encounter' if is_encounter else 'learning session'}",
+            code="foreign_media",
+        )
+    if not chosen:
+        raise AnalysisRefused(
+            "there is nothing to analyse yet: upload a file first", code="no_media"
+        )
+    for analysis in analyses_for(
+        task=task, organization_kind=organization.kind, media_kinds={asset.kind for asset in chosen}
+    ):
+        reason = organization.refusal_for(analysis)
+        if reason:
+            raise AnalysisRefused(reason, code="policy")
+    version = active_model_version(serves=organization.kind)
+    if version is None:
+        raise AnalysisRefused(
+            f"no model serves {organization.get_kind_display().lower()}s yet: an analyst or "
+            "organization admin must promote one",
+            code="no_model",
+        )
+    with transaction.atomic():
+        job = AnalysisJob.objects.create(
+            organization=organization,
+            encounter=attached_to if is_encounter else None,
+            learning_session=None if is_encounter else attached_to,
+            task=task,
+            model_version=version,
+            requested_by=requested_by,
+        )
+        job.media.set(chosen)
+        transaction.on_commit(partial(publish, job_id=job.pk))
+    return job
+
+
+def publish(*, job_id) -> None:
+    """Hand the job to the broker (CPU queue). If this process dies before it runs, the job
+    stays queued with no `published_at`, and the sweeper publishes it."""
+    from tessera.jobs.tasks import preprocess_job  # tasks import these services
+
+    preprocess_job.apply_async(args=[str(job_id)], queue="cpu")
+    AnalysisJob.objects.filter(pk=job_id, published_at__isnull=True).update(
+        published_at=timezone.now()
+    )
+
+
+def _organization_of(attached_to: Encounter | LearningSession) -> Organization:
+    if isinstance(attached_to, Encounter):
+        return attached_to.patient.organization
+    return attached_to.student.organization
+
+
+# --- leases --------------------------------------------------------------------------------
+
+
+def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Take a queued job (or one whose lease ran out) for preprocessing; counts an attempt."""
+    now = timezone.now()
+    taken = (
+        AnalysisJob.objects.filter(pk=job_id, attempts__lt=F("max_attempts"))
+        .filter(
+            Q(status=JobStatus.QUEUED)
+            | Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
+        )
+        .update(
+            status=JobStatus.PREPROCESSING,
+            stage="preprocessing",
+            progress=10,
+            attempts=F("attempts") + 1,
+            worker=worker,
+            lease_owner=worker,
+            lease_expires_at=now + lease,
+            started_at=Coalesce("started_at", now),
+        )
+    )
+    return taken == 1
+
+
+def hand_to_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Preprocessing is done: the job waits for a GPU worker. The lease keeps running, so a job
+    whose inference message is lost is taken again once it expires."""
+    return (
+        AnalysisJob.objects.filter(
+            pk=job_id, status=JobStatus.PREPROCESSING, lease_owner=worker
+        ).update(
+            status=JobStatus.RUNNING,
+            stage="waiting for inference",
+            progress=40,
+            lease_owner="",
+            lease_expires_at=timezone.now() + lease,
+        )
+        == 1
+    )
+
+
+def claim_for_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+    now = timezone.now()
+    return (
+        AnalysisJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
+        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
+        .update(
+            stage="inference",
+            progress=60,
+            worker=worker,
+            lease_owner=worker,
+            lease_expires_at=now + lease,
+        )
+        == 1
+    )
+
+
+def renew_lease(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Heartbeat: keep a long job from being taken by another worker while it runs."""
+    return (
+        AnalysisJob.objects.filter(pk=job_id, lease_owner=worker)
+        .exclude(status__in=FINISHED)
+        .update(lease_expires_at=timezone.now() + lease)
+        == 1
+    )
+
+
+def record_timing(*, job_id, stage: str, seconds: float) -> None:
+    job = AnalysisJob.objects.get(pk=job_id)
+    job.timings = {**job.timings, stage: round(seconds, 4)}
+    job.save(update_fields=["timings", "updated_at"])
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+def complete_job(*, job_id, worker: str, prediction: dict) -> AnalysisResult | None:
+    """Store the result (once per job and model version) and mark the job succeeded; a job
+    cancelled meanwhile keeps no result."""
+    with transaction.atomic():
+        job = AnalysisJob.objects.select_for_update().get(pk=job_id)
+        if job.status == JobStatus.CANCELLED:
+            return None
+        result, _ = AnalysisResult.objects.get_or_create(
+            job=job, model_version=job.model_version, defaults=_result_fields(job.task, prediction)
+        )
+        if not job.is_finished:
+            job.status = JobStatus.SUCCEEDED
+            job.stage, job.progress = "", 100
+            job.lease_owner, job.lease_expires_at = "", None
+            job.finished_at = timezone.now()
+            job.save()
+    return result
+
+
+def _result_fields(task: str, prediction: dict) -> dict:
+    """What the job asked for, and nothing more."""
+    wants_diagnosis = task in (JobTask.DIAGNOSIS, JobTask.ALL)
+    wants_emotion = task in (JobTask.EMOTION, JobTask.ALL)
+    wants_tutoring = task in (JobTask.TUTORING, JobTask.ALL)
+    return {
+        "diagnosis": prediction["diagnosis"] if wants_diagnosis else {},
+        "findings": prediction["findings"] if wants_diagnosis else [],
+        "emotion": prediction["emotion"] if wants_emotion else {},
+        "emotion_label": (prediction["emotion_label"] or "") if wants_emotion else "",
+        "tutoring": prediction["tutoring"] if wants_tutoring else [],
+        "modalities_used": prediction["modalities_used"],
+        "contributions": prediction["contributions"],
+        "uncertainty": prediction["uncertainty"],
+        "abstain": prediction["abstain"],
+        "rationale": prediction.get("rationale") or "",
+    }
+
+
+def fail_job(*, job_id, code: str, message: str) -> None:
+    AnalysisJob.objects.filter(pk=job_id).exclude(status__in=FINISHED).update(
+        status=JobStatus.FAILED,
+        error_code=code,
+        error_message=message,
+        stage="",
+        lease_owner="",
+        lease_expires_at=None,
+        finished_at=timezone.now(),
+    )
+
+
+def cancel_job(*, job: AnalysisJob) -> bool:
+    """Cancel a job that has not finished; a worker holding it drops it at its next step."""
+    return (
+        AnalysisJob.objects.filter(pk=job.pk)
+        .exclude(status__in=FINISHED)
+        .update(status=JobStatus.CANCELLED, stage="", lease_owner="", finished_at=timezone.now())
+        == 1
+    )
+
+
+def retry_job(*, job: AnalysisJob, requested_by: AbstractBaseUser | None = None) -> AnalysisJob:
+    """A failed or cancelled job runs again as a new job with the same inputs (the old one stays
+    in the history)."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise AnalysisRefused("only a failed or cancelled job can be retried", code="not_retryable")
+    attached_to = job.encounter or job.learning_session
+    return request_analysis(
+        attached_to=attached_to,
+        task=job.task,
+        requested_by=requested_by,
+        media=list(job.media.all()),
+    )
+
+
+def record_feedback(
+    *,
+    result: AnalysisResult,
+    kind: str,
+    given_by: AbstractBaseUser | None,
+    diagnosis: list[str] | None = None,
+    emotion_label: str = "",
+    intervention: str = "",
+    comment: str = "",
+) -> Feedback:
+    kind = Feedback.Kind(kind)
+    if kind == Feedback.Kind.CORRECT:
+        if diagnosis is None and not emotion_label:
+            raise AnalysisRefused(
+                "a correction needs the right findings or affect label", code="empty"
+            )
+        known_findings, known_affects = model_labels(version=result.model_version)
+        unknown = set(diagnosis or []) - set(known_findings)
+        if unknown:
+            raise AnalysisRefused(
+                f"unknown findings: {', '.join(sorted(unknown))}", code="unknown_label"
+            )
+        if emotion_label and emotion_label not in known_affects:
+            raise AnalysisRefused(f"unknown affect label: {emotion_label}", code="unknown_label")
+    if kind in (Feedback.Kind.USEFUL, Feedback.Kind.NOT_USEFUL):
+        offered = {item["id"] for item in result.tutoring}
+        if intervention not in offered:
+            raise AnalysisRefused(
+                "say which of the suggested interventions this is about",
+                code="unknown_intervention",
+            )
+    return Feedback.objects.create(
+        result=result,
+        kind=kind,
+        diagnosis=diagnosis,
+        emotion_label=emotion_label,
+        intervention=intervention,
+        comment=comment,
+        given_by=given_by,
+    )

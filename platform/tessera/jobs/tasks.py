@@ -1,0 +1,70 @@
+"""Celery tasks of the analysis pipeline. Thin: they take a job id, re-read the row and call
+services. Preprocessing runs on the `cpu` queue, inference on `gpu`.
+
+Each worker process keeps what is expensive to build: a preprocessor per model version on CPU
+workers, one inference engine per model version on GPU workers (a promotion brings a new
+version, which loads once).
+"""
+
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from mlcore.engine import InferenceEngine
+from mlcore.errors import InputError
+from tessera.jobs import features as job_features
+from tessera.jobs.models import AnalysisJob, ModelVersion
+from tessera.jobs.services import (
+    claim_for_inference,
+    claim_for_preprocessing,
+    complete_job,
+    fail_job,
+    hand_to_inference,
+    record_timing,
+    worker_name,
+)
+
+_engines: dict[int, InferenceEngine] = {}
+
+
+def engine_for(version: ModelVersion) -> InferenceEngine:
+    engine = _engines.get(version.pk)
+    if engine is None:
+        engine = InferenceEngine(version.bundle_dir, device=settings.MLCORE_DEVICE)
+        _engines[version.pk] = engine
+    return engine
+
+
+@shared_task(name="tessera.jobs.preprocess", acks_late=True)
+def preprocess_job(job_id: str) -> None:
+    worker = worker_name()
+    if not claim_for_preprocessing(job_id=job_id, worker=worker):
+        return  # finished, cancelled, or held by another worker
+    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+    started = time.monotonic()
+    try:
+        job_features.prepare(job)
+    except InputError as error:
+        fail_job(job_id=job_id, code="bad_input", message=str(error))
+        return
+    record_timing(job_id=job_id, stage="preprocessing", seconds=time.monotonic() - started)
+    if hand_to_inference(job_id=job_id, worker=worker):
+        infer_job.apply_async(args=[job_id], queue="gpu")
+
+
+@shared_task(name="tessera.jobs.infer", acks_late=True)
+def infer_job(job_id: str) -> None:
+    worker = worker_name()
+    if not claim_for_inference(job_id=job_id, worker=worker):
+        return
+    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+    started = time.monotonic()
+    try:
+        prepared = job_features.prepare(job)  # from the cache unless it was lost
+    except InputError as error:
+        fail_job(job_id=job_id, code="bad_input", message=str(error))
+        return
+    (prediction,) = engine_for(job.model_version).predict_features([prepared])
+    record_timing(job_id=job_id, stage="inference", seconds=time.monotonic() - started)
+    complete_job(job_id=job_id, worker=worker, prediction=prediction.to_dict())

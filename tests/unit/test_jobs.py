@@ -1,0 +1,283 @@
+"""The analysis pipeline in one process: requests and the organization's policy, leases,
+preprocessing and inference tasks, idempotent results, cancellation, retries and feedback.
+(Real worker processes, brokers and failures are tested in tests/integration.)"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from mlcore.config import FusionConfig
+from mlcore.data import read_manifest
+from mlcore.registry import save_bundle
+from mlcore.synthetic import write_dataset
+from mlcore.train import TrainingConfig, train
+from tessera.celery import app as celery_app
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
+from tessera.jobs.services import (
+    AnalysisRefused,
+    cancel_job,
+    claim_for_inference,
+    claim_for_preprocessing,
+    complete_job,
+    hand_to_inference,
+    promote_model_version,
+    record_feedback,
+    register_model_version,
+    request_analysis,
+    retry_job,
+)
+from tessera.records.models import MediaKind
+from tessera.records.services import (
+    add_media,
+    create_encounter,
+    create_learning_session,
+    create_patient,
+    create_student,
+)
+from tessera.records.storage import content_store
+from tests.conftest import upload
+from tests.mlcore.conftest import tiny_config
+
+pytestmark = pytest.mark.django_db
+WHEN = datetime(2026, 10, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    cases = read_manifest(
+        write_dataset(
+            root / "data", kind="clinic", cases=24, seed=2, image_size=32, voice_seconds=2.0
+        )
+    )
+    config = tiny_config(fusion=FusionConfig(kind="attention", dim=32))
+    result = train(
+        config, cases[:16], cases[16:], TrainingConfig(epochs=1, batch_size=8, progress=False)
+    )
+    save_bundle(root / "clinic-v1", result.model, metrics=result.metrics)
+    return root / "clinic-v1"
+
+
+@pytest.fixture
+def clinic_model(bundle_dir, settings):
+    settings.MLCORE_MODELS_DIR = bundle_dir.parent
+    version = register_model_version(
+        name="clinic-v1", serves="clinic", bundle_path="clinic-v1", metrics={}
+    )
+    return promote_model_version(version=version, promoted_by=None)
+
+
+@pytest.fixture
+def eager(settings, tmp_path):
+    """Tasks run inline, as a worker would run them, when the request's transaction commits."""
+    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def encounter(clinic, dicom_bytes, wav_audio):
+    patient = create_patient(organization=clinic, mrn="J-1", full_name="Job Patient")
+    visit = create_encounter(patient=patient, occurred_at=WHEN)
+    add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
+    add_media(
+        attached_to=visit,
+        kind=MediaKind.CLINICAL_NOTE,
+        file=upload(b"Persistent cough, weight loss."),
+    )
+    add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))
+    return visit
+
+
+def run(encounter, django_capture_on_commit_callbacks, **kwargs) -> AnalysisJob:
+    with django_capture_on_commit_callbacks(execute=True):
+        job = request_analysis(attached_to=encounter, **kwargs)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_requested_analysis_runs_to_one_result(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks, make_user
+):
+    doctor = make_user("doc")
+    job = run(encounter, django_capture_on_commit_callbacks, task="all", requested_by=doctor)
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.published_at is not None
+    assert job.attempts == 1
+    assert job.progress == 100
+    assert set(job.timings) == {"preprocessing", "inference"}
+    (result,) = job.results.all()
+    assert result.model_version == clinic_model
+    assert set(result.diagnosis) == {"suspicious_mass"}
+    assert result.emotion_label in result.emotion
+    assert result.modalities_used == ["image", "text", "audio"]
+    assert sum(result.contributions.values()) == pytest.approx(1.0, abs=1e-3)
+    assert 0.0 <= result.uncertainty <= 1.0
+
+
+def test_a_job_stores_only_what_was_asked(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    job = run(encounter, django_capture_on_commit_callbacks, task="diagnosis")
+    result = job.results.get()
+    assert result.diagnosis
+    assert result.emotion == {}
+    assert result.emotion_label == ""
+
+
+def test_the_same_files_are_preprocessed_once(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks, settings
+):
+    run(encounter, django_capture_on_commit_callbacks, task="all")
+    cached = list(settings.TESSERA_FEATURE_CACHE.iterdir())
+    run(encounter, django_capture_on_commit_callbacks, task="all")
+    assert list(settings.TESSERA_FEATURE_CACHE.iterdir()) == cached
+    assert len(cached) == 1
+
+
+def test_a_damaged_stored_file_fails_the_job_clearly_without_retrying(
+    clinic, clinic_model, eager, django_capture_on_commit_callbacks, dicom_bytes
+):
+    patient = create_patient(organization=clinic, mrn="J-2", full_name="Damaged Scan")
+    visit = create_encounter(patient=patient, occurred_at=WHEN)
+    asset = add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
+    content_store().path(asset.sha256).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 400)  # bit rot
+    job = run(visit, django_capture_on_commit_callbacks, task="diagnosis")
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "bad_input"
+    assert "DICOM" in job.error_message
+    assert job.attempts == 1
+    assert not job.results.exists()
+
+
+def test_an_eu_school_may_not_analyse_emotion_in_voice(school, make_user, wav_audio):
+    student = create_student(organization=school, student_number="S-9", full_name="Voice Pupil")
+    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="English")
+    add_media(attached_to=session, kind=MediaKind.LEARNER_AUDIO, file=upload(wav_audio))
+    add_media(
+        attached_to=session, kind=MediaKind.LEARNER_TEXT, file=upload(b"I kept getting it wrong.")
+    )
+    for task in ("emotion", "tutoring", "all"):
+        with pytest.raises(AnalysisRefused, match=r"Art\. 5\(1\)\(f\)"):
+            request_analysis(attached_to=session, task=task)
+    assert not AnalysisJob.objects.exists()
+
+
+def test_requests_are_refused_clearly(encounter, clinic, school, make_user):
+    with pytest.raises(AnalysisRefused, match="no model serves clinics"):
+        request_analysis(attached_to=encounter, task="diagnosis")
+    other = create_encounter(patient=encounter.patient, occurred_at=WHEN)
+    with pytest.raises(AnalysisRefused, match="nothing to analyse"):
+        request_analysis(attached_to=other, task="diagnosis")
+    with pytest.raises(AnalysisRefused, match="belong to another encounter"):
+        request_analysis(attached_to=other, task="diagnosis", media=list(encounter.media.all()))
+    clinic.allowed_analyses = ["diagnosis"]
+    clinic.save()
+    with pytest.raises(AnalysisRefused, match="turned off by Test Clinic's policy"):
+        request_analysis(attached_to=encounter, task="emotion")
+    assert not AnalysisJob.objects.exists()
+
+
+def test_two_workers_handed_the_same_job_run_it_once(
+    encounter, clinic_model, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="diagnosis")
+    assert claim_for_preprocessing(job_id=job.pk, worker="a")
+    assert not claim_for_preprocessing(job_id=job.pk, worker="b")
+    assert hand_to_inference(job_id=job.pk, worker="a")
+    assert claim_for_inference(job_id=job.pk, worker="gpu-1")
+    assert not claim_for_inference(job_id=job.pk, worker="gpu-2")
+    prediction = {
+        "diagnosis": {"suspicious_mass": 0.9},
+        "findings": ["suspicious_mass"],
+        "emotion": {},
+        "emotion_label": None,
+        "tutoring": [],
+        "modalities_used": ["image"],
+        "contributions": {"image": 1.0},
+        "uncertainty": 0.2,
+        "abstain": False,
+    }
+    complete_job(job_id=job.pk, worker="gpu-1", prediction=prediction)
+    complete_job(job_id=job.pk, worker="gpu-2", prediction=prediction)  # a duplicate delivery
+    assert AnalysisResult.objects.filter(job=job).count() == 1
+
+
+def test_an_expired_lease_lets_another_worker_take_over_until_the_attempt_cap(
+    encounter, clinic_model, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="diagnosis")
+    for attempt, worker in enumerate(("a", "b", "c"), start=1):
+        assert claim_for_preprocessing(job_id=job.pk, worker=worker)
+        AnalysisJob.objects.filter(pk=job.pk).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert AnalysisJob.objects.get(pk=job.pk).attempts == attempt
+    assert not claim_for_preprocessing(job_id=job.pk, worker="d"), "three attempts at most"
+
+
+def test_a_cancelled_job_is_not_run_and_can_be_retried(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = request_analysis(attached_to=encounter, task="diagnosis")
+    assert cancel_job(job=job)
+    for callback in callbacks:
+        callback()  # the message arrives after the cancellation
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert not job.results.exists()
+    assert not cancel_job(job=job)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = retry_job(job=job)
+    again.refresh_from_db()
+    assert again.pk != job.pk
+    assert again.status == JobStatus.SUCCEEDED
+    assert set(again.media.all()) == set(job.media.all())
+
+
+def test_a_running_job_cannot_be_retried(
+    encounter, clinic_model, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="diagnosis")
+    with pytest.raises(AnalysisRefused, match="only a failed or cancelled job"):
+        retry_job(job=job)
+
+
+def test_feedback_is_checked_against_the_models_labels(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks, make_user
+):
+    doctor = make_user("doc")
+    result = run(encounter, django_capture_on_commit_callbacks, task="all").results.get()
+    record_feedback(result=result, kind="confirm", given_by=doctor)
+    record_feedback(
+        result=result, kind="correct", given_by=doctor, diagnosis=[], emotion_label="pain"
+    )
+    with pytest.raises(AnalysisRefused, match="unknown findings: broken_leg"):
+        record_feedback(result=result, kind="correct", given_by=doctor, diagnosis=["broken_leg"])
+    with pytest.raises(AnalysisRefused, match="unknown affect label: joy"):
+        record_feedback(result=result, kind="correct", given_by=doctor, emotion_label="joy")
+    with pytest.raises(AnalysisRefused, match="which of the suggested interventions"):
+        record_feedback(
+            result=result, kind="useful", given_by=doctor, intervention="worked-example"
+        )
+    assert Feedback.objects.filter(result=result).count() == 2
+
+
+def test_promoting_a_model_retires_the_previous_one(clinic_model, make_user):
+    analyst = make_user("analyst")
+    newer = register_model_version(
+        name="clinic-v2", serves="clinic", bundle_path="clinic-v1", metrics={}
+    )
+    promote_model_version(version=newer, promoted_by=analyst)
+    clinic_model.refresh_from_db()
+    assert clinic_model.status == ModelVersion.Status.RETIRED
+    assert ModelVersion.objects.get(status="active") == newer
+    assert newer.promoted_by == analyst
+    assert newer.promoted_at is not None
