@@ -9,10 +9,12 @@ version, which loads once).
 import time
 
 from celery import shared_task
+from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 
 from mlcore.engine import InferenceEngine
 from mlcore.errors import InputError
+from mlcore.io import warm_up
 from tessera.jobs import features as job_features
 from tessera.jobs.models import AnalysisJob, ModelVersion
 from tessera.jobs.services import (
@@ -26,6 +28,13 @@ from tessera.jobs.services import (
 )
 
 _engines: dict[int, InferenceEngine] = {}
+
+
+@worker_init.connect  # solo and threads pools: the worker process itself
+@worker_process_init.connect  # prefork pool: each child
+def _warm_up(**_: object) -> None:
+    """librosa compiles its kernels on first use (seconds): do it before taking jobs."""
+    warm_up()
 
 
 def engine_for(version: ModelVersion) -> InferenceEngine:
