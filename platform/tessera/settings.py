@@ -171,6 +171,19 @@ if EMBEDDED_BROKER:
 if CELERY_RESULT_BACKEND.startswith("file://"):
     Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = False
+# The sweeper (celery beat) publishes jobs unpublished after the grace period, re-publishes
+# queued jobs whose message seems lost and takes back jobs whose worker's lease ran out.
+TESSERA_JOB_PUBLISH_GRACE = env.int("TESSERA_JOB_PUBLISH_GRACE", default=30)
+TESSERA_JOB_STALE_AFTER = env.int("TESSERA_JOB_STALE_AFTER", default=300)
+TESSERA_SWEEP_EVERY = env.float("TESSERA_SWEEP_EVERY", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {
+        "task": "tessera.jobs.sweep",
+        "schedule": TESSERA_SWEEP_EVERY,
+        "options": {"queue": "cpu"},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
 # --- Model serving --------------------------------------------------------------------------
 MLCORE_DEVICE = env.str("MLCORE_DEVICE", default="auto")

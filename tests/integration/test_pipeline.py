@@ -91,59 +91,105 @@ def throwaway_database(tmp_path: Path):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_jobs_submitted_elsewhere_are_each_answered_once_by_a_real_worker(
-    tmp_path, models_dir, dicom_bytes, wav_audio
-):
+@pytest.fixture
+def media_files(tmp_path, dicom_bytes, wav_audio) -> Path:
     data = tmp_path / "files"
     data.mkdir()
     (data / "ct.dcm").write_bytes(dicom_bytes)
     (data / "note.txt").write_text("Cough for six weeks; patient feels overwhelmed.\n")
     (data / "speech.wav").write_bytes(wav_audio)
-    manage = [sys.executable, str(REPO / "manage.py")]
-    with throwaway_database(tmp_path) as database_url:
-        env = {
-            **os.environ,
-            "TESSERA_VAR_DIR": str(tmp_path / "var"),
-            "DATABASE_URL": database_url,
-            "MLCORE_MODELS_DIR": str(models_dir),
-            "MLCORE_DEVICE": "cpu",
-        }
-        if not env.get("CELERY_BROKER_URL", "").startswith("redis://"):
-            env.pop("CELERY_BROKER_URL", None)
-        subprocess.run([*manage, "migrate", "-v", "0"], env=env, cwd=REPO, check=True)
-        submitted = subprocess.run(
-            [*manage, "shell", "-v", "0", "-c", SUBMIT.format(data=str(data), jobs=JOBS)],
+    return data
+
+
+def _environment(tmp_path: Path, database_url: str, models_dir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "TESSERA_VAR_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": database_url,
+        "MLCORE_MODELS_DIR": str(models_dir),
+        "MLCORE_DEVICE": "cpu",
+    }
+    if not env.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@contextmanager
+def _worker(env: dict[str, str], log: Path):
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "worker", "--loglevel", "info"],
             env=env,
             cwd=REPO,
-            capture_output=True,
-            text=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
-        assert submitted.returncode == 0, submitted.stderr
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def _assert_each_job_answered_once(finished: str, log: Path) -> None:
+    rows = [line.split(" ", 3) for line in finished.splitlines()]
+    assert len(rows) == JOBS, log.read_text()[-3000:]
+    for status, results, _attempts, error in rows:
+        assert (status, results) == ("succeeded", "1"), (error, log.read_text()[-3000:])
+
+
+def test_jobs_submitted_elsewhere_are_each_answered_once_by_a_real_worker(
+    tmp_path, models_dir, media_files
+):
+    with throwaway_database(tmp_path) as database_url:
+        env = _environment(tmp_path, database_url, models_dir)
+        _manage(env, "migrate", "-v", "0")
+        _manage(env, "shell", "-v", "0", "-c", SUBMIT.format(data=str(media_files), jobs=JOBS))
         log = tmp_path / "worker.log"
-        with log.open("w") as output:
-            worker = subprocess.Popen(
-                [*manage, "worker", "--loglevel", "info"],
-                env=env,
-                cwd=REPO,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                finished = subprocess.run(
-                    [*manage, "shell", "-v", "0", "-c", WAIT],
-                    env=env,
-                    cwd=REPO,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-            finally:
-                worker.terminate()
-                worker.wait(timeout=60)
-    rows = [line.split(" ", 3) for line in finished.stdout.splitlines()]
-    assert len(rows) == JOBS, f"{finished.stderr}\n{log.read_text()[-3000:]}"
-    for status, results, attempts, error in rows:
-        assert (status, results, attempts) == ("succeeded", "1", "1"), (
-            error,
-            log.read_text()[-3000:],
+        with _worker(env, log):
+            finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
+    _assert_each_job_answered_once(finished, log)
+    assert all(line.split()[2] == "1" for line in finished.splitlines()), "one attempt each"
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"),
+    reason="CELERY_BROKER_URL does not point at Redis (redis://…)",
+)
+def test_jobs_survive_a_broker_that_loses_its_messages(tmp_path, models_dir, media_files):
+    import redis
+
+    with throwaway_database(tmp_path) as database_url:
+        env = _environment(tmp_path, database_url, models_dir)
+        _manage(env, "migrate", "-v", "0")
+        _manage(env, "shell", "-v", "0", "-c", SUBMIT.format(data=str(media_files), jobs=JOBS))
+        broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+        assert broker.dbsize() > 0, "the jobs' messages are waiting in Redis"
+        broker.flushall()  # what a Redis restart without persistence does
+        swept = _manage(
+            {**env, "TESSERA_JOB_STALE_AFTER": "0"},
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from tessera.jobs.tasks import sweep; print(sweep())",
         )
+        assert f"'republished': {JOBS}" in swept
+        log = tmp_path / "worker.log"
+        with _worker(env, log):
+            finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
+    _assert_each_job_answered_once(finished, log)

@@ -281,3 +281,86 @@ def test_promoting_a_model_retires_the_previous_one(clinic_model, make_user):
     assert ModelVersion.objects.get(status="active") == newer
     assert newer.promoted_by == analyst
     assert newer.promoted_at is not None
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Records what the sweeper publishes instead of sending it to a broker."""
+    sent = []
+    monkeypatch.setattr("tessera.jobs.services.publish", lambda *, job_id: sent.append(job_id))
+    return sent
+
+
+def _job(encounter, django_capture_on_commit_callbacks, **fields) -> AnalysisJob:
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="diagnosis")
+    AnalysisJob.objects.filter(pk=job.pk).update(**fields)
+    return job
+
+
+def test_the_sweeper_publishes_lost_and_abandoned_jobs_and_gives_up_on_exhausted_ones(
+    encounter, clinic_model, django_capture_on_commit_callbacks, published
+):
+    from tessera.jobs.services import sweep_stale_jobs
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    expired = timezone.now() - timedelta(seconds=5)
+    never_published = _job(encounter, django_capture_on_commit_callbacks, created_at=long_ago)
+    just_created = _job(encounter, django_capture_on_commit_callbacks)
+    lost_message = _job(encounter, django_capture_on_commit_callbacks, published_at=long_ago)
+    fresh_message = _job(encounter, django_capture_on_commit_callbacks, published_at=timezone.now())
+    worker_died = _job(
+        encounter,
+        django_capture_on_commit_callbacks,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        lease_owner="gpu-1",
+        lease_expires_at=expired,
+    )
+    still_working = _job(
+        encounter,
+        django_capture_on_commit_callbacks,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        lease_owner="gpu-2",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    exhausted = _job(
+        encounter,
+        django_capture_on_commit_callbacks,
+        status=JobStatus.PREPROCESSING,
+        attempts=3,
+        lease_expires_at=expired,
+    )
+
+    outcome = sweep_stale_jobs(
+        publish_grace=timedelta(seconds=30), stale_after=timedelta(minutes=5)
+    )
+
+    assert set(published) == {never_published.pk, lost_message.pk, worker_died.pk}
+    assert outcome == {"republished": 3, "failed": 1}
+    exhausted.refresh_from_db()
+    assert exhausted.status == JobStatus.FAILED
+    assert exhausted.error_code == "gave_up"
+    assert "stopped after 3 attempts" in exhausted.error_message
+    for untouched in (just_created, fresh_message, still_working):
+        untouched.refresh_from_db()
+        assert untouched.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def test_a_job_taken_back_from_a_dead_worker_still_ends_with_one_result(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    from tessera.jobs.services import sweep_stale_jobs
+
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="all")
+    assert claim_for_preprocessing(job_id=job.pk, worker="died-mid-job")
+    AnalysisJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    sweep_stale_jobs(publish_grace=timedelta(seconds=30), stale_after=timedelta(minutes=5))
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempts == 2
+    assert job.results.count() == 1

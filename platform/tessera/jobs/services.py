@@ -160,9 +160,41 @@ def publish(*, job_id) -> None:
     from tessera.jobs.tasks import preprocess_job  # tasks import these services
 
     preprocess_job.apply_async(args=[str(job_id)], queue="cpu")
-    AnalysisJob.objects.filter(pk=job_id, published_at__isnull=True).update(
-        published_at=timezone.now()
+    AnalysisJob.objects.filter(pk=job_id).update(published_at=timezone.now())
+
+
+def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dict[str, int]:
+    """Make sure no job is lost: the broker may drop messages (a Redis restart without
+    persistence), and a process may die between commit and publish, or mid-job.
+
+    - queued, never published for `publish_grace`, or published `stale_after` ago and still
+      queued: published (again);
+    - preprocessing or running with an expired lease: published again, to be taken over;
+    - the same but out of attempts: failed, so nothing loops forever.
+    Publishing twice is harmless: only one worker can claim a job.
+    """
+    now = timezone.now()
+    unpublished = Q(
+        status=JobStatus.QUEUED, published_at__isnull=True, created_at__lt=now - publish_grace
     )
+    lost = Q(status=JobStatus.QUEUED, published_at__lt=now - stale_after)
+    abandoned = Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
+    exhausted = AnalysisJob.objects.filter(abandoned, attempts__gte=F("max_attempts"))
+    gave_up = 0
+    for job in exhausted.only("pk", "attempts"):
+        fail_job(
+            job_id=job.pk,
+            code="gave_up",
+            message=f"stopped after {job.attempts} attempts: its worker died each time",
+        )
+        gave_up += 1
+    republished = 0
+    for job_id in AnalysisJob.objects.filter(unpublished | lost | abandoned).values_list(
+        "pk", flat=True
+    ):
+        publish(job_id=job_id)
+        republished += 1
+    return {"republished": republished, "failed": gave_up}
 
 
 def _organization_of(attached_to: Encounter | LearningSession) -> Organization:

@@ -7,6 +7,7 @@ version, which loads once).
 """
 
 import time
+from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init
@@ -24,6 +25,7 @@ from tessera.jobs.services import (
     fail_job,
     hand_to_inference,
     record_timing,
+    sweep_stale_jobs,
     worker_name,
 )
 
@@ -77,3 +79,12 @@ def infer_job(job_id: str) -> None:
     (prediction,) = engine_for(job.model_version).predict_features([prepared])
     record_timing(job_id=job_id, stage="inference", seconds=time.monotonic() - started)
     complete_job(job_id=job_id, worker=worker, prediction=prediction.to_dict())
+
+
+@shared_task(name="tessera.jobs.sweep")
+def sweep() -> dict[str, int]:
+    """Periodic (celery beat): re-publish lost or abandoned jobs, fail exhausted ones."""
+    return sweep_stale_jobs(
+        publish_grace=timedelta(seconds=settings.TESSERA_JOB_PUBLISH_GRACE),
+        stale_after=timedelta(seconds=settings.TESSERA_JOB_STALE_AFTER),
+    )

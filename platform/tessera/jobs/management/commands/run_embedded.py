@@ -25,6 +25,7 @@ class Command(BaseCommand):
                 "worker",
                 "--queues",
                 ",".join(QUEUE_NAMES),
+                "--beat",
             ]
         )
         self.stdout.write(f"Worker started (pid {worker.pid}) on queues {', '.join(QUEUE_NAMES)}.")

@@ -1,5 +1,6 @@
 import socket
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from tessera.celery import QUEUE_NAMES, app
@@ -18,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--pool", choices=["solo", "threads", "prefork"])
         parser.add_argument("--concurrency", type=int)
         parser.add_argument("--loglevel", default="info")
+        parser.add_argument(
+            "--beat", action="store_true", help="Also run the periodic sweeper (one worker only)."
+        )
 
     def handle(
         self,
@@ -26,6 +30,7 @@ class Command(BaseCommand):
         pool: str | None,
         concurrency: int | None,
         loglevel: str,
+        beat: bool,
         **options,
     ):
         names = [name.strip() for name in queues.split(",") if name.strip()]
@@ -47,4 +52,6 @@ class Command(BaseCommand):
         ]
         if concurrency:
             argv.append(f"--concurrency={concurrency}")
+        if beat:
+            argv += ["--beat", f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}"]
         app.worker_main(argv)
