@@ -174,6 +174,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 # The sweeper (celery beat) publishes jobs unpublished after the grace period, re-publishes
 # queued jobs whose message seems lost and takes back jobs whose worker's lease ran out.
 TESSERA_JOB_PUBLISH_GRACE = env.int("TESSERA_JOB_PUBLISH_GRACE", default=30)
+# A worker renews its job's lease every third of this while it works (a heartbeat).
+TESSERA_JOB_LEASE_SECONDS = env.int("TESSERA_JOB_LEASE_SECONDS", default=60)
 TESSERA_JOB_STALE_AFTER = env.int("TESSERA_JOB_STALE_AFTER", default=300)
 TESSERA_SWEEP_EVERY = env.float("TESSERA_SWEEP_EVERY", default=60.0)
 CELERY_BEAT_SCHEDULE = {

@@ -3,6 +3,7 @@ preprocessing and inference tasks, idempotent results, cancellation, retries and
 (Real worker processes, brokers and failures are tested in tests/integration.)"""
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from django.utils import timezone
@@ -287,7 +288,9 @@ def test_promoting_a_model_retires_the_previous_one(clinic_model, make_user):
 def published(monkeypatch):
     """Records what the sweeper publishes instead of sending it to a broker."""
     sent = []
-    monkeypatch.setattr("tessera.jobs.services.publish", lambda *, job_id: sent.append(job_id))
+    monkeypatch.setattr(
+        "tessera.jobs.services.publish", lambda *, job_id, stage: sent.append((job_id, stage))
+    )
     return sent
 
 
@@ -303,49 +306,85 @@ def test_the_sweeper_publishes_lost_and_abandoned_jobs_and_gives_up_on_exhausted
 ):
     from tessera.jobs.services import sweep_stale_jobs
 
-    long_ago = timezone.now() - timedelta(hours=1)
-    expired = timezone.now() - timedelta(seconds=5)
-    never_published = _job(encounter, django_capture_on_commit_callbacks, created_at=long_ago)
-    just_created = _job(encounter, django_capture_on_commit_callbacks)
-    lost_message = _job(encounter, django_capture_on_commit_callbacks, published_at=long_ago)
-    fresh_message = _job(encounter, django_capture_on_commit_callbacks, published_at=timezone.now())
-    worker_died = _job(
-        encounter,
-        django_capture_on_commit_callbacks,
-        status=JobStatus.RUNNING,
-        attempts=1,
-        lease_owner="gpu-1",
-        lease_expires_at=expired,
+    now = timezone.now()
+    long_ago, expired, later = (
+        now - timedelta(hours=1),
+        now - timedelta(seconds=5),
+        now + timedelta(minutes=5),
     )
-    still_working = _job(
-        encounter,
-        django_capture_on_commit_callbacks,
-        status=JobStatus.RUNNING,
-        attempts=1,
-        lease_owner="gpu-2",
-        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    make = partial(_job, encounter, django_capture_on_commit_callbacks)
+    never_published = make(created_at=long_ago)
+    just_created = make()
+    lost_message = make(published_at=long_ago)
+    fresh_message = make(published_at=now)
+    cpu_worker_died = make(
+        status=JobStatus.PREPROCESSING, attempts=1, lease_owner="cpu-1", lease_expires_at=expired
     )
-    exhausted = _job(
-        encounter,
-        django_capture_on_commit_callbacks,
-        status=JobStatus.PREPROCESSING,
-        attempts=3,
-        lease_expires_at=expired,
+    gpu_worker_died = make(
+        status=JobStatus.RUNNING, attempts=1, lease_owner="gpu-1", lease_expires_at=expired
+    )
+    still_working = make(
+        status=JobStatus.RUNNING, attempts=1, lease_owner="gpu-2", lease_expires_at=later
+    )
+    waiting_long = make(status=JobStatus.RUNNING, attempts=1, updated_at=long_ago)
+    waiting_briefly = make(status=JobStatus.RUNNING, attempts=1, updated_at=now)
+    exhausted = make(
+        status=JobStatus.PREPROCESSING, attempts=3, lease_owner="cpu-2", lease_expires_at=expired
     )
 
     outcome = sweep_stale_jobs(
         publish_grace=timedelta(seconds=30), stale_after=timedelta(minutes=5)
     )
 
-    assert set(published) == {never_published.pk, lost_message.pk, worker_died.pk}
-    assert outcome == {"republished": 3, "failed": 1}
+    assert set(published) == {
+        (never_published.pk, "preprocess"),
+        (lost_message.pk, "preprocess"),
+        (cpu_worker_died.pk, "preprocess"),
+        (gpu_worker_died.pk, "infer"),
+        (waiting_long.pk, "infer"),
+    }
+    assert outcome == {"republished": 5, "failed": 1}
     exhausted.refresh_from_db()
     assert exhausted.status == JobStatus.FAILED
     assert exhausted.error_code == "gave_up"
     assert "stopped after 3 attempts" in exhausted.error_message
-    for untouched in (just_created, fresh_message, still_working):
+    for untouched in (just_created, fresh_message, still_working, waiting_briefly):
         untouched.refresh_from_db()
         assert untouched.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def test_a_gpu_takeover_counts_an_attempt_but_waiting_does_not(
+    encounter, clinic_model, django_capture_on_commit_callbacks
+):
+    job = _job(encounter, django_capture_on_commit_callbacks, status=JobStatus.RUNNING, attempts=1)
+    assert claim_for_inference(job_id=job.pk, worker="gpu-1")
+    assert AnalysisJob.objects.get(pk=job.pk).attempts == 1
+    AnalysisJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert claim_for_inference(job_id=job.pk, worker="gpu-2")
+    assert AnalysisJob.objects.get(pk=job.pk).attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
+def test_a_heartbeat_keeps_the_lease_while_the_work_goes_on(
+    encounter, clinic_model, django_capture_on_commit_callbacks
+):
+    import time
+
+    from tessera.jobs.heartbeat import heartbeat
+
+    job = _job(encounter, django_capture_on_commit_callbacks)
+    assert claim_for_preprocessing(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3))
+    with heartbeat(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
+        time.sleep(1.0)  # three leases long
+        assert AnalysisJob.objects.get(pk=job.pk).lease_expires_at > timezone.now()
+        assert not claim_for_preprocessing(job_id=job.pk, worker="cpu-2")
+    assert not lost.is_set()
+    cancel_job(job=job)
+    with heartbeat(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
+        time.sleep(0.3)
+    assert lost.is_set(), "a cancelled job's lease cannot be renewed"
 
 
 def test_a_job_taken_back_from_a_dead_worker_still_ends_with_one_result(

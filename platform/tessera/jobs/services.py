@@ -13,7 +13,7 @@ from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ from tessera.records.models import Encounter, LearningSession, MediaAsset, Media
 
 AUDIO_MEDIA = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
 TEXT_MEDIA = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
-DEFAULT_LEASE = timedelta(minutes=10)
+DEFAULT_LEASE = timedelta(seconds=60)
 
 
 class AnalysisRefused(Exception):
@@ -154,46 +154,56 @@ def request_analysis(
     return job
 
 
-def publish(*, job_id) -> None:
-    """Hand the job to the broker (CPU queue). If this process dies before it runs, the job
-    stays queued with no `published_at`, and the sweeper publishes it."""
-    from tessera.jobs.tasks import preprocess_job  # tasks import these services
+def publish(*, job_id, stage: str = "preprocess") -> None:
+    """Hand the job to the broker: preprocessing (CPU queue) or inference (GPU queue). If this
+    process dies before it runs, the job stays queued with no `published_at`, and the sweeper
+    publishes it."""
+    from tessera.jobs.tasks import infer_job, preprocess_job  # tasks import these services
 
-    preprocess_job.apply_async(args=[str(job_id)], queue="cpu")
+    if stage == "infer":
+        infer_job.apply_async(args=[str(job_id)], queue="gpu")
+    else:
+        preprocess_job.apply_async(args=[str(job_id)], queue="cpu")
     AnalysisJob.objects.filter(pk=job_id).update(published_at=timezone.now())
 
 
 def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dict[str, int]:
     """Make sure no job is lost: the broker may drop messages (a Redis restart without
-    persistence), and a process may die between commit and publish, or mid-job.
+    persistence), a process may die between commit and publish, a worker may die mid-job.
 
-    - queued, never published for `publish_grace`, or published `stale_after` ago and still
-      queued: published (again);
-    - preprocessing or running with an expired lease: published again, to be taken over;
-    - the same but out of attempts: failed, so nothing loops forever.
+    - queued and never published for `publish_grace`, or published `stale_after` ago and still
+      queued: preprocessing is published (again);
+    - a worker's lease expired (it stopped its heartbeat): the job is published again for its
+      stage, to be taken over; out of attempts, it fails instead, so nothing loops forever;
+    - waiting for inference longer than `stale_after`: inference is published again.
     Publishing twice is harmless: only one worker can claim a job.
     """
     now = timezone.now()
-    unpublished = Q(
-        status=JobStatus.QUEUED, published_at__isnull=True, created_at__lt=now - publish_grace
-    )
-    lost = Q(status=JobStatus.QUEUED, published_at__lt=now - stale_after)
-    abandoned = Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
-    exhausted = AnalysisJob.objects.filter(abandoned, attempts__gte=F("max_attempts"))
+    expired = Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
     gave_up = 0
-    for job in exhausted.only("pk", "attempts"):
+    for job in AnalysisJob.objects.filter(expired, attempts__gte=F("max_attempts")).only(
+        "pk", "attempts"
+    ):
         fail_job(
             job_id=job.pk,
             code="gave_up",
             message=f"stopped after {job.attempts} attempts: its worker died each time",
         )
         gave_up += 1
+    to_preprocess = AnalysisJob.objects.filter(
+        Q(status=JobStatus.QUEUED, published_at__isnull=True, created_at__lt=now - publish_grace)
+        | Q(status=JobStatus.QUEUED, published_at__lt=now - stale_after)
+        | Q(status=JobStatus.PREPROCESSING, lease_expires_at__lt=now)
+    )
+    to_infer = AnalysisJob.objects.filter(
+        Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(status=JobStatus.RUNNING, lease_owner="", updated_at__lt=now - stale_after)
+    )
     republished = 0
-    for job_id in AnalysisJob.objects.filter(unpublished | lost | abandoned).values_list(
-        "pk", flat=True
-    ):
-        publish(job_id=job_id)
-        republished += 1
+    for stage, jobs in (("preprocess", to_preprocess), ("infer", to_infer)):
+        for job_id in jobs.values_list("pk", flat=True):
+            publish(job_id=job_id, stage=stage)
+            republished += 1
     return {"republished": republished, "failed": gave_up}
 
 
@@ -204,16 +214,19 @@ def _organization_of(attached_to: Encounter | LearningSession) -> Organization:
 
 
 # --- leases --------------------------------------------------------------------------------
+#
+# A worker holds a job by its lease (owner + expiry), renewed by a heartbeat while it works.
+# A job waiting for a GPU worker has no lease: a queue backlog is not a dead worker.
 
 
 def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
-    """Take a queued job (or one whose lease ran out) for preprocessing; counts an attempt."""
+    """Take a queued job, or take over one whose preprocessing worker stopped renewing its
+    lease; either counts an attempt (at most `max_attempts`)."""
     now = timezone.now()
     taken = (
         AnalysisJob.objects.filter(pk=job_id, attempts__lt=F("max_attempts"))
         .filter(
-            Q(status=JobStatus.QUEUED)
-            | Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
+            Q(status=JobStatus.QUEUED) | Q(status=JobStatus.PREPROCESSING, lease_expires_at__lt=now)
         )
         .update(
             status=JobStatus.PREPROCESSING,
@@ -224,14 +237,14 @@ def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta = DEFAULT_L
             lease_owner=worker,
             lease_expires_at=now + lease,
             started_at=Coalesce("started_at", now),
+            updated_at=now,
         )
     )
     return taken == 1
 
 
-def hand_to_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
-    """Preprocessing is done: the job waits for a GPU worker. The lease keeps running, so a job
-    whose inference message is lost is taken again once it expires."""
+def hand_to_inference(*, job_id, worker: str) -> bool:
+    """Preprocessing is done: the job waits, without a lease, for a GPU worker."""
     return (
         AnalysisJob.objects.filter(
             pk=job_id, status=JobStatus.PREPROCESSING, lease_owner=worker
@@ -240,23 +253,30 @@ def hand_to_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) 
             stage="waiting for inference",
             progress=40,
             lease_owner="",
-            lease_expires_at=timezone.now() + lease,
+            lease_expires_at=None,
+            updated_at=timezone.now(),
         )
         == 1
     )
 
 
 def claim_for_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Take a job waiting for inference, or take over one whose GPU worker stopped renewing its
+    lease (that counts an attempt)."""
     now = timezone.now()
+    waiting = Q(lease_owner="")
+    abandoned = Q(lease_expires_at__lt=now, attempts__lt=F("max_attempts"))
     return (
         AnalysisJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
-        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
+        .filter(waiting | abandoned)
         .update(
             stage="inference",
             progress=60,
+            attempts=Case(When(waiting, then=F("attempts")), default=F("attempts") + 1),
             worker=worker,
             lease_owner=worker,
             lease_expires_at=now + lease,
+            updated_at=now,
         )
         == 1
     )
@@ -267,7 +287,7 @@ def renew_lease(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> boo
     return (
         AnalysisJob.objects.filter(pk=job_id, lease_owner=worker)
         .exclude(status__in=FINISHED)
-        .update(lease_expires_at=timezone.now() + lease)
+        .update(lease_expires_at=timezone.now() + lease, updated_at=timezone.now())
         == 1
     )
 
@@ -328,6 +348,7 @@ def fail_job(*, job_id, code: str, message: str) -> None:
         lease_owner="",
         lease_expires_at=None,
         finished_at=timezone.now(),
+        updated_at=timezone.now(),
     )
 
 
@@ -336,7 +357,13 @@ def cancel_job(*, job: AnalysisJob) -> bool:
     return (
         AnalysisJob.objects.filter(pk=job.pk)
         .exclude(status__in=FINISHED)
-        .update(status=JobStatus.CANCELLED, stage="", lease_owner="", finished_at=timezone.now())
+        .update(
+            status=JobStatus.CANCELLED,
+            stage="",
+            lease_owner="",
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
         == 1
     )
 

@@ -17,6 +17,7 @@ from mlcore.engine import InferenceEngine
 from mlcore.errors import InputError
 from mlcore.io import warm_up
 from tessera.jobs import features as job_features
+from tessera.jobs.heartbeat import heartbeat, lease_length
 from tessera.jobs.models import AnalysisJob, ModelVersion
 from tessera.jobs.services import (
     claim_for_inference,
@@ -50,12 +51,13 @@ def engine_for(version: ModelVersion) -> InferenceEngine:
 @shared_task(name="tessera.jobs.preprocess", acks_late=True)
 def preprocess_job(job_id: str) -> None:
     worker = worker_name()
-    if not claim_for_preprocessing(job_id=job_id, worker=worker):
+    if not claim_for_preprocessing(job_id=job_id, worker=worker, lease=lease_length()):
         return  # finished, cancelled, or held by another worker
     job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
     started = time.monotonic()
     try:
-        job_features.prepare(job)
+        with heartbeat(job_id=job_id, worker=worker):
+            job_features.prepare(job)
     except InputError as error:
         fail_job(job_id=job_id, code="bad_input", message=str(error))
         return
@@ -67,16 +69,17 @@ def preprocess_job(job_id: str) -> None:
 @shared_task(name="tessera.jobs.infer", acks_late=True)
 def infer_job(job_id: str) -> None:
     worker = worker_name()
-    if not claim_for_inference(job_id=job_id, worker=worker):
+    if not claim_for_inference(job_id=job_id, worker=worker, lease=lease_length()):
         return
     job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
     started = time.monotonic()
-    try:
-        prepared = job_features.prepare(job)  # from the cache unless it was lost
-    except InputError as error:
-        fail_job(job_id=job_id, code="bad_input", message=str(error))
-        return
-    (prediction,) = engine_for(job.model_version).predict_features([prepared])
+    with heartbeat(job_id=job_id, worker=worker):
+        try:
+            prepared = job_features.prepare(job)  # from the cache unless it was lost
+        except InputError as error:
+            fail_job(job_id=job_id, code="bad_input", message=str(error))
+            return
+        (prediction,) = engine_for(job.model_version).predict_features([prepared])
     record_timing(job_id=job_id, stage="inference", seconds=time.monotonic() - started)
     complete_job(job_id=job_id, worker=worker, prediction=prediction.to_dict())
 

@@ -1,0 +1,41 @@
+"""Lease heartbeats: while a worker works on a job, a thread renews the job's lease, so a long
+job is never taken by another worker, and a dead worker's job is taken over within one lease."""
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+
+from tessera.jobs.services import renew_lease
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=settings.TESSERA_JOB_LEASE_SECONDS)
+
+
+@contextmanager
+def heartbeat(*, job_id, worker: str, lease: timedelta | None = None) -> Iterator[threading.Event]:
+    """Renew the lease every third of its length until the block ends; the yielded event is set
+    if the lease was lost (the job was cancelled or taken over)."""
+    lease = lease or lease_length()
+    stop, lost = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(lease.total_seconds() / 3):
+                if not renew_lease(job_id=job_id, worker=worker, lease=lease):
+                    lost.set()
+                    return
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
