@@ -3,8 +3,10 @@ taken by a real Celery worker (file-system broker and SQLite, or Redis and Postg
 CELERY_BROKER_URL / DATABASE_URL point at them) and each ends with exactly one result."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,10 +130,11 @@ def _manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 
 @contextmanager
-def _worker(env: dict[str, str], log: Path):
+def _worker(env: dict[str, str], log: Path, *, beat: bool = False):
     with log.open("w") as output:
         worker = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "worker", "--loglevel", "info"],
+            [sys.executable, str(REPO / "manage.py"), "worker", "--loglevel", "info"]
+            + (["--beat"] if beat else []),
             env=env,
             cwd=REPO,
             stdout=output,
@@ -192,4 +195,53 @@ def test_jobs_survive_a_broker_that_loses_its_messages(tmp_path, models_dir, med
         log = tmp_path / "worker.log"
         with _worker(env, log):
             finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
+    _assert_each_job_answered_once(finished, log)
+
+
+def _query(database_url: str, sql: str) -> list[tuple]:
+    """Read the job table straight from the database, without starting Django (fast polling)."""
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30) as connection:
+            return connection.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_a_worker_killed_mid_job_loses_no_job_and_duplicates_none(
+    tmp_path, models_dir, media_files
+):
+    with throwaway_database(tmp_path) as database_url:
+        env = {
+            **_environment(tmp_path, database_url, models_dir),
+            "TESSERA_JOB_LEASE_SECONDS": "2",
+            "TESSERA_SWEEP_EVERY": "1",
+        }
+        _manage(env, "migrate", "-v", "0")
+        _manage(env, "shell", "-v", "0", "-c", SUBMIT.format(data=str(media_files), jobs=JOBS))
+        holding = "select id, status from jobs_analysisjob where lease_owner <> ''"
+        with _worker(env, tmp_path / "first.log") as first:
+            deadline = time.monotonic() + 120
+            while not (held := _query(database_url, holding)) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        assert held, "the first worker never took a job"
+        victim = held[0][0]
+        unfinished = _query(
+            database_url,
+            f"select status from jobs_analysisjob where id = '{victim}' "
+            "and status not in ('succeeded', 'failed', 'cancelled')",
+        )
+        log = tmp_path / "second.log"
+        with _worker(env, log, beat=True):
+            finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
+        if unfinished:
+            (attempts,) = _query(
+                database_url, f"select attempts from jobs_analysisjob where id = '{victim}'"
+            )[0]
+            assert attempts >= 2, "the killed worker's job was taken over"
     _assert_each_job_answered_once(finished, log)

@@ -1,4 +1,5 @@
 import socket
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -53,5 +54,7 @@ class Command(BaseCommand):
         if concurrency:
             argv.append(f"--concurrency={concurrency}")
         if beat:
-            argv += ["--beat", f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}"]
+            schedule = Path(settings.CELERY_BEAT_SCHEDULE_FILENAME)
+            schedule.parent.mkdir(parents=True, exist_ok=True)
+            argv += ["--beat", f"--schedule={schedule}"]
         app.worker_main(argv)
