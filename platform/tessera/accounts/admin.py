@@ -18,7 +18,26 @@ from tessera.accounts.selectors import administered_organizations, organization_
 from tessera.accounts.services import set_membership, sync_staff_status
 
 
-class OrganizationScopedAdmin(admin.ModelAdmin):
+class PermissionsFromMay:
+    """Admin permissions from one rule, `_may(request, obj=None)`."""
+
+    def has_module_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return self._may(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._may(request, obj)
+
+
+class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
     """Admin whose rows, choices and permissions stop at the user's administered organizations."""
 
     def _administered(self, request):
@@ -38,20 +57,6 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             return request.user.is_staff and administered.exists()
         return administered.filter(pk=organization_of(obj).pk).exists()
 
-    def has_module_permission(self, request) -> bool:
-        return self._may(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._may(request, obj)
-
-    def has_add_permission(self, request) -> bool:
-        return self._may(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._may(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._may(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -151,7 +156,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class OrganizationUserAdmin(UserAdmin):
+class OrganizationUserAdmin(PermissionsFromMay, UserAdmin):
     """Organization admins create accounts for their staff and edit their names, e-mail and
     whether they are active; only superusers grant staff, superuser or permission flags."""
 
@@ -184,17 +189,6 @@ class OrganizationUserAdmin(UserAdmin):
             return False
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
-    def has_module_permission(self, request) -> bool:
-        return self._may(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._may(request, obj)
-
-    def has_add_permission(self, request) -> bool:
-        return self._may(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._may(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser  # others deactivate: history stays attributable
