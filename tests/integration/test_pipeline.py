@@ -17,6 +17,7 @@ from mlcore.data import read_manifest
 from mlcore.registry import save_bundle
 from mlcore.synthetic import write_dataset
 from mlcore.train import TrainingConfig, train
+from tests.integration.processes import worker_process
 from tests.mlcore.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,24 +130,6 @@ def _manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-@contextmanager
-def _worker(env: dict[str, str], log: Path, *, beat: bool = False):
-    with log.open("w") as output:
-        worker = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "worker", "--loglevel", "info"]
-            + (["--beat"] if beat else []),
-            env=env,
-            cwd=REPO,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield worker
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-
-
 def _assert_each_job_answered_once(finished: str, log: Path) -> None:
     rows = [line.split(" ", 3) for line in finished.splitlines()]
     assert len(rows) == JOBS, log.read_text()[-3000:]
@@ -162,7 +145,7 @@ def test_jobs_submitted_elsewhere_are_each_answered_once_by_a_real_worker(
         _manage(env, "migrate", "-v", "0")
         _manage(env, "shell", "-v", "0", "-c", SUBMIT.format(data=str(media_files), jobs=JOBS))
         log = tmp_path / "worker.log"
-        with _worker(env, log):
+        with worker_process(env, log):
             finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
     _assert_each_job_answered_once(finished, log)
     assert all(line.split()[2] == "1" for line in finished.splitlines()), "one attempt each"
@@ -193,7 +176,7 @@ def test_jobs_survive_a_broker_that_loses_its_messages(tmp_path, models_dir, med
         )
         assert f"'republished': {JOBS}" in swept
         log = tmp_path / "worker.log"
-        with _worker(env, log):
+        with worker_process(env, log):
             finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
     _assert_each_job_answered_once(finished, log)
 
@@ -223,7 +206,7 @@ def test_a_worker_killed_mid_job_loses_no_job_and_duplicates_none(
         _manage(env, "migrate", "-v", "0")
         _manage(env, "shell", "-v", "0", "-c", SUBMIT.format(data=str(media_files), jobs=JOBS))
         holding = "select id, status from jobs_analysisjob where lease_owner <> ''"
-        with _worker(env, tmp_path / "first.log") as first:
+        with worker_process(env, tmp_path / "first.log") as first:
             deadline = time.monotonic() + 120
             while not (held := _query(database_url, holding)) and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -237,7 +220,7 @@ def test_a_worker_killed_mid_job_loses_no_job_and_duplicates_none(
             "and status not in ('succeeded', 'failed', 'cancelled')",
         )
         log = tmp_path / "second.log"
-        with _worker(env, log, beat=True):
+        with worker_process(env, log, beat=True):
             finished = _manage(env, "shell", "-v", "0", "-c", WAIT)
         if unfinished:
             (attempts,) = _query(

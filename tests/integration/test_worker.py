@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.integration.processes import worker_process
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CELERY_BROKER_URL", "")
@@ -29,27 +30,6 @@ def _environment(var_dir: Path, **overrides: str) -> dict[str, str]:
         if key not in {"DATABASE_URL", "CELERY_BROKER_URL"}
     }
     return {**env, "TESSERA_VAR_DIR": str(var_dir), **overrides}
-
-
-@contextmanager
-def worker_process(env: dict[str, str], log: Path):
-    with log.open("w") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "manage.py", "worker", "--loglevel", "info"],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield worker
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
 
 
 def _ping_every_queue(env: dict[str, str], worker: subprocess.Popen, log: Path) -> None:

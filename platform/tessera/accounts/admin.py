@@ -21,6 +21,9 @@ from tessera.accounts.services import set_membership, sync_staff_status
 class PermissionsFromMay:
     """Admin permissions from one rule, `_may(request, obj=None)`."""
 
+    def _administered(self, request):
+        return administered_organizations(user=request.user)
+
     def has_module_permission(self, request) -> bool:
         return self._may(request)
 
@@ -40,9 +43,6 @@ class PermissionsFromMay:
 class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
     """Admin whose rows, choices and permissions stop at the user's administered organizations."""
 
-    def _administered(self, request):
-        return administered_organizations(user=request.user)
-
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
@@ -56,7 +56,6 @@ class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
         if obj is None:
             return request.user.is_staff and administered.exists()
         return administered.filter(pk=organization_of(obj).pk).exists()
-
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -172,9 +171,6 @@ class OrganizationUserAdmin(PermissionsFromMay, UserAdmin):
         ("Status", {"fields": ("is_active", "last_login", "date_joined")}),
     )
 
-    def _administered(self, request):
-        return administered_organizations(user=request.user)
-
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
@@ -188,7 +184,6 @@ class OrganizationUserAdmin(PermissionsFromMay, UserAdmin):
         if not (request.user.is_staff and self._administered(request).exists()):
             return False
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
-
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser  # others deactivate: history stays attributable

@@ -6,14 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
 
-from tessera.jobs.services import renew_lease
-
-
-def lease_length() -> timedelta:
-    return timedelta(seconds=settings.TESSERA_JOB_LEASE_SECONDS)
+from tessera.jobs.services import lease_length, renew_lease
 
 
 @contextmanager

@@ -11,14 +11,15 @@ import socket
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tessera.accounts.models import Organization
 from tessera.accounts.policy import Analysis, OrganizationKind
+from tessera.accounts.selectors import organization_of
 from tessera.jobs.models import (
     FINISHED,
     AnalysisJob,
@@ -33,7 +34,6 @@ from tessera.records.models import Encounter, LearningSession, MediaAsset, Media
 
 AUDIO_MEDIA = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
 TEXT_MEDIA = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
-DEFAULT_LEASE = timedelta(seconds=60)
 
 
 class AnalysisRefused(Exception):
@@ -43,6 +43,10 @@ class AnalysisRefused(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=settings.TESSERA_JOB_LEASE_SECONDS)
 
 
 def worker_name() -> str:
@@ -113,7 +117,7 @@ def request_analysis(
     """
     task = JobTask(task)
     is_encounter = isinstance(attached_to, Encounter)
-    organization = _organization_of(attached_to)
+    organization = organization_of(attached_to)
     own_media = list(attached_to.media.all())
     chosen = own_media if media is None else list(media)
     strangers = [asset for asset in chosen if asset not in own_media]
@@ -207,21 +211,16 @@ def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dic
     return {"republished": republished, "failed": gave_up}
 
 
-def _organization_of(attached_to: Encounter | LearningSession) -> Organization:
-    if isinstance(attached_to, Encounter):
-        return attached_to.patient.organization
-    return attached_to.student.organization
-
-
 # --- leases --------------------------------------------------------------------------------
 #
 # A worker holds a job by its lease (owner + expiry), renewed by a heartbeat while it works.
 # A job waiting for a GPU worker has no lease: a queue backlog is not a dead worker.
 
 
-def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta | None = None) -> bool:
     """Take a queued job, or take over one whose preprocessing worker stopped renewing its
     lease; either counts an attempt (at most `max_attempts`)."""
+    lease = lease or lease_length()
     now = timezone.now()
     taken = (
         AnalysisJob.objects.filter(pk=job_id, attempts__lt=F("max_attempts"))
@@ -260,9 +259,10 @@ def hand_to_inference(*, job_id, worker: str) -> bool:
     )
 
 
-def claim_for_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+def claim_for_inference(*, job_id, worker: str, lease: timedelta | None = None) -> bool:
     """Take a job waiting for inference, or take over one whose GPU worker stopped renewing its
     lease (that counts an attempt)."""
+    lease = lease or lease_length()
     now = timezone.now()
     waiting = Q(lease_owner="")
     abandoned = Q(lease_expires_at__lt=now, attempts__lt=F("max_attempts"))
@@ -282,8 +282,9 @@ def claim_for_inference(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE
     )
 
 
-def renew_lease(*, job_id, worker: str, lease: timedelta = DEFAULT_LEASE) -> bool:
+def renew_lease(*, job_id, worker: str, lease: timedelta | None = None) -> bool:
     """Heartbeat: keep a long job from being taken by another worker while it runs."""
+    lease = lease or lease_length()
     return (
         AnalysisJob.objects.filter(pk=job_id, lease_owner=worker)
         .exclude(status__in=FINISHED)

@@ -17,7 +17,7 @@ from mlcore.engine import InferenceEngine
 from mlcore.errors import InputError
 from mlcore.io import warm_up
 from tessera.jobs import features as job_features
-from tessera.jobs.heartbeat import heartbeat, lease_length
+from tessera.jobs.heartbeat import heartbeat
 from tessera.jobs.models import AnalysisJob, ModelVersion
 from tessera.jobs.services import (
     claim_for_inference,
@@ -51,7 +51,7 @@ def engine_for(version: ModelVersion) -> InferenceEngine:
 @shared_task(name="tessera.jobs.preprocess", acks_late=True)
 def preprocess_job(job_id: str) -> None:
     worker = worker_name()
-    if not claim_for_preprocessing(job_id=job_id, worker=worker, lease=lease_length()):
+    if not claim_for_preprocessing(job_id=job_id, worker=worker):
         return  # finished, cancelled, or held by another worker
     job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
     started = time.monotonic()
@@ -69,7 +69,7 @@ def preprocess_job(job_id: str) -> None:
 @shared_task(name="tessera.jobs.infer", acks_late=True)
 def infer_job(job_id: str) -> None:
     worker = worker_name()
-    if not claim_for_inference(job_id=job_id, worker=worker, lease=lease_length()):
+    if not claim_for_inference(job_id=job_id, worker=worker):
         return
     job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
     started = time.monotonic()

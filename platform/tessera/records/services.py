@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from tessera.accounts.models import Organization
+from tessera.accounts.selectors import organization_of
 from tessera.records.models import (
     ENCOUNTER_MEDIA,
     Cohort,
@@ -138,7 +139,7 @@ def add_media(
     try:
         with transaction.atomic():
             return MediaAsset.objects.create(
-                organization=_organization_of(attached_to),
+                organization=organization_of(attached_to),
                 encounter=attached_to if belongs_to_encounter else None,
                 learning_session=None if belongs_to_encounter else attached_to,
                 kind=kind,
@@ -154,9 +155,3 @@ def add_media(
         if newly_stored and not MediaAsset.objects.filter(sha256=upload.sha256).exists():
             store.delete(upload.sha256)
         raise
-
-
-def _organization_of(attached_to: Encounter | LearningSession) -> Organization:
-    if isinstance(attached_to, Encounter):
-        return attached_to.patient.organization
-    return attached_to.student.organization
