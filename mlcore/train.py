@@ -143,15 +143,24 @@ def train(
     *,
     library: InterventionLibrary | None = None,
     log: Callable[[dict], None] | None = None,
+    start_from: MultimodalModel | None = None,
 ) -> TrainingResult:
+    """Train a model for `config`, or fine-tune a copy of `start_from` (whose configuration
+    then applies; the original is left as it was)."""
     training = training or TrainingConfig()
     seed_everything(training.seed)
     device = select_device(training.device)
+    if start_from is not None:
+        model = copy.deepcopy(start_from).to(device)
+        config = model.config
+    else:
+        model = build_model(config, library).to(device)
     config.mlcore_version = mlcore.__version__
-    model = build_model(config, library).to(device)
     preprocessor = Preprocessor(config)
     train_features = preprocess(train_cases, preprocessor)
     validation_features = preprocess(validation_cases, preprocessor)
+    if start_from is not None and model.tutoring is not None:
+        library = model.tutoring.library
     interventions = [item.id for item in library.interventions] if library else []
 
     parameters = [p for p in model.parameters() if p.requires_grad]

@@ -156,9 +156,13 @@ if EMBEDDED_BROKER:
         "polling_interval": 0.2,
     }
 else:
-    # Longer than the longest job: a message is redelivered only when its worker is gone.
+    # Longer than the longest job: a message is redelivered only when its worker is gone (a
+    # job's lease keeps a redelivered message from running it twice all the same). Workers
+    # look for such messages every CELERY_UNACKED_RESTORE_SECONDS.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_SECONDS", default=60),
+        "unacked_restore_throttle": 1,
     }
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND",
@@ -178,6 +182,17 @@ TESSERA_JOB_PUBLISH_GRACE = env.int("TESSERA_JOB_PUBLISH_GRACE", default=30)
 TESSERA_JOB_LEASE_SECONDS = env.int("TESSERA_JOB_LEASE_SECONDS", default=60)
 TESSERA_JOB_STALE_AFTER = env.int("TESSERA_JOB_STALE_AFTER", default=300)
 TESSERA_SWEEP_EVERY = env.float("TESSERA_SWEEP_EVERY", default=60.0)
+# Micro-batching on the GPU queue: up to N cases per forward pass, waiting at most T ms for them.
+TESSERA_BATCH_MAX_CASES = env.int("TESSERA_BATCH_MAX_CASES", default=16)
+TESSERA_BATCH_WAIT_MS = env.float("TESSERA_BATCH_WAIT_MS", default=50.0)
+# Transient errors (out of memory) retry after this many seconds, doubling each attempt.
+TESSERA_RETRY_BACKOFF_SECONDS = env.float("TESSERA_RETRY_BACKOFF_SECONDS", default=5.0)
+# Learning from feedback: a training run needs this many confirmed or corrected results.
+TESSERA_TRAINING_MIN_CASES = env.int("TESSERA_TRAINING_MIN_CASES", default=20)
+TESSERA_TRAINING_EPOCHS = env.int("TESSERA_TRAINING_EPOCHS", default=10)
+TESSERA_TRAINING_LEARNING_RATE = env.float("TESSERA_TRAINING_LEARNING_RATE", default=3e-4)
+# A run still `running` after this long lost its worker, and may be taken again.
+TESSERA_TRAINING_TIMEOUT = env.int("TESSERA_TRAINING_TIMEOUT", default=6 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {
         "task": "tessera.jobs.sweep",

@@ -8,12 +8,6 @@ from functools import partial
 import pytest
 from django.utils import timezone
 
-from mlcore.config import FusionConfig
-from mlcore.data import read_manifest
-from mlcore.registry import save_bundle
-from mlcore.synthetic import write_dataset
-from mlcore.train import TrainingConfig, train
-from tessera.celery import app as celery_app
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import (
     AnalysisRefused,
@@ -38,59 +32,9 @@ from tessera.records.services import (
 )
 from tessera.records.storage import content_store
 from tests.conftest import upload
-from tests.mlcore.conftest import tiny_config
 
 pytestmark = pytest.mark.django_db
 WHEN = datetime(2026, 10, 5, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    cases = read_manifest(
-        write_dataset(
-            root / "data", kind="clinic", cases=24, seed=2, image_size=32, voice_seconds=2.0
-        )
-    )
-    config = tiny_config(fusion=FusionConfig(kind="attention", dim=32))
-    result = train(
-        config, cases[:16], cases[16:], TrainingConfig(epochs=1, batch_size=8, progress=False)
-    )
-    save_bundle(root / "clinic-v1", result.model, metrics=result.metrics)
-    return root / "clinic-v1"
-
-
-@pytest.fixture
-def clinic_model(bundle_dir, settings):
-    settings.MLCORE_MODELS_DIR = bundle_dir.parent
-    version = register_model_version(
-        name="clinic-v1", serves="clinic", bundle_path="clinic-v1", metrics={}
-    )
-    return promote_model_version(version=version, promoted_by=None)
-
-
-@pytest.fixture
-def eager(settings, tmp_path):
-    """Tasks run inline, as a worker would run them, when the request's transaction commits."""
-    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def encounter(clinic, dicom_bytes, wav_audio):
-    patient = create_patient(organization=clinic, mrn="J-1", full_name="Job Patient")
-    visit = create_encounter(patient=patient, occurred_at=WHEN)
-    add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
-    add_media(
-        attached_to=visit,
-        kind=MediaKind.CLINICAL_NOTE,
-        file=upload(b"Persistent cough, weight loss."),
-    )
-    add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))
-    return visit
 
 
 def run(encounter, django_capture_on_commit_callbacks, **kwargs) -> AnalysisJob:
@@ -109,7 +53,8 @@ def test_a_requested_analysis_runs_to_one_result(
     assert job.published_at is not None
     assert job.attempts == 1
     assert job.progress == 100
-    assert set(job.timings) == {"preprocessing", "inference"}
+    assert set(job.timings) == {"preprocessing", "inference", "batch_cases"}
+    assert job.timings["batch_cases"] == 1
     (result,) = job.results.all()
     assert result.model_version == clinic_model
     assert set(result.diagnosis) == {"suspicious_mass"}
@@ -376,13 +321,13 @@ def test_a_heartbeat_keeps_the_lease_while_the_work_goes_on(
 
     job = _job(encounter, django_capture_on_commit_callbacks)
     assert claim_for_preprocessing(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3))
-    with heartbeat(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
+    with heartbeat(job_ids=[job.pk], worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
         time.sleep(1.0)  # three leases long
         assert AnalysisJob.objects.get(pk=job.pk).lease_expires_at > timezone.now()
         assert not claim_for_preprocessing(job_id=job.pk, worker="cpu-2")
     assert not lost.is_set()
     cancel_job(job=job)
-    with heartbeat(job_id=job.pk, worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
+    with heartbeat(job_ids=[job.pk], worker="cpu-1", lease=timedelta(seconds=0.3)) as lost:
         time.sleep(0.3)
     assert lost.is_set(), "a cancelled job's lease cannot be renewed"
 

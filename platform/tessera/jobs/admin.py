@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from tessera.accounts.admin import OrganizationScopedAdmin
-from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, ModelVersion
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, ModelVersion, TrainingRun
 
 
 @admin.register(ModelVersion)
@@ -12,6 +12,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["name", "serves", "status", "created_at", "promoted_at", "promoted_by"]
     list_filter = ["serves", "status"]
     readonly_fields = ["status", "promoted_at", "promoted_by", "created_at"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    """What each training run learned from, what it decided and who asked: a history, never
+    edited (runs are requested with `manage.py train_from_feedback`)."""
+
+    list_display = ["pk", "serves", "status", "cases", "base_version", "candidate", "created_at"]
+    list_filter = ["serves", "status"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class ResultInline(admin.StackedInline):

@@ -17,9 +17,13 @@ from tessera.jobs.models import AnalysisJob
 from tessera.records.models import MediaKind
 from tessera.records.storage import content_store
 
-_IMAGE = {MediaKind.DICOM}
-_TEXT = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
-_AUDIO = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
+MODALITY_OF = {
+    MediaKind.DICOM: "image",
+    MediaKind.CLINICAL_NOTE: "text",
+    MediaKind.LEARNER_TEXT: "text",
+    MediaKind.SPEECH: "audio",
+    MediaKind.LEARNER_AUDIO: "audio",
+}
 
 
 @lru_cache(maxsize=8)
@@ -27,20 +31,22 @@ def _preprocessor(bundle_dir: Path) -> Preprocessor:
     return Preprocessor(ModelConfig.load(bundle_dir / "config.json"))
 
 
-def case_for(job: AnalysisJob) -> Case:
-    """The newest file of each kind among the job's media."""
+def files_by_modality(job: AnalysisJob) -> dict[str, Path]:
+    """Where the newest file of each modality among the job's media is stored."""
     store = content_store()
     newest = {}
     for asset in job.media.order_by("created_at"):
-        newest[asset.kind] = asset
-    image = next((newest[k] for k in newest if k in _IMAGE), None)
-    text = next((newest[k] for k in newest if k in _TEXT), None)
-    audio = next((newest[k] for k in newest if k in _AUDIO), None)
+        newest[MODALITY_OF[asset.kind]] = store.path(asset.sha256)
+    return newest
+
+
+def case_for(job: AnalysisJob) -> Case:
+    files = files_by_modality(job)
     return Case(
         id=str(job.pk),
-        image=str(store.path(image.sha256)) if image else None,
-        text=store.path(text.sha256).read_text(encoding="utf-8-sig") if text else None,
-        audio=str(store.path(audio.sha256)) if audio else None,
+        image=str(files["image"]) if "image" in files else None,
+        text=files["text"].read_text(encoding="utf-8-sig") if "text" in files else None,
+        audio=str(files["audio"]) if "audio" in files else None,
         subject=job.learning_session.subject_area if job.learning_session_id else None,
     )
 

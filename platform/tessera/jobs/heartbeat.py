@@ -8,26 +8,28 @@ from datetime import timedelta
 
 from django.db import connection
 
-from tessera.jobs.services import lease_length, renew_lease
+from tessera.jobs.services import lease_length, renew_leases
 
 
 @contextmanager
-def heartbeat(*, job_id, worker: str, lease: timedelta | None = None) -> Iterator[threading.Event]:
-    """Renew the lease every third of its length until the block ends; the yielded event is set
-    if the lease was lost (the job was cancelled or taken over)."""
+def heartbeat(
+    *, job_ids: list, worker: str, lease: timedelta | None = None
+) -> Iterator[threading.Event]:
+    """Renew the leases of `job_ids` every third of their length until the block ends; the
+    yielded event is set once every lease is lost (the jobs were cancelled or taken over)."""
     lease = lease or lease_length()
     stop, lost = threading.Event(), threading.Event()
 
     def beat() -> None:
         try:
             while not stop.wait(lease.total_seconds() / 3):
-                if not renew_lease(job_id=job_id, worker=worker, lease=lease):
+                if not renew_leases(job_ids=job_ids, worker=worker, lease=lease):
                     lost.set()
                     return
         finally:
             connection.close()  # this thread's own database connection
 
-    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"lease-{job_ids[0]}", daemon=True)
     thread.start()
     try:
         yield lost

@@ -102,7 +102,14 @@ class AnalysisJob(models.Model):
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per stage.")
+    retry_after = models.DateTimeField(
+        null=True, blank=True, help_text="Backing off after a transient error until then."
+    )
+    timings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Seconds spent per stage, and how many cases shared the inference batch.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -192,3 +199,46 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.result}"
+
+
+class TrainingRun(models.Model):
+    """A model trained from the feedback professionals gave: evaluated against the active model
+    on held-out cases, and promoted only if it is not worse."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PROMOTED = "promoted", "Promoted"
+        REJECTED = "rejected", "Rejected: not better than the active model"
+        FAILED = "failed", "Failed"
+
+    serves = models.CharField(max_length=16, choices=OrganizationKind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    base_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="+", help_text="Fine-tuned from."
+    )
+    candidate = models.OneToOneField(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="training_run",
+        help_text="The version this run trained.",
+    )
+    cases = models.PositiveIntegerField(default=0, help_text="Labelled cases from feedback.")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Held-out macro-F1 of the candidate and the base."
+    )
+    message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} for {self.get_serves_display()}s ({self.status})"

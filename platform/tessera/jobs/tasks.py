@@ -1,9 +1,9 @@
 """Celery tasks of the analysis pipeline. Thin: they take a job id, re-read the row and call
-services. Preprocessing runs on the `cpu` queue, inference on `gpu`.
+services. Preprocessing runs on the `cpu` queue, inference (in micro-batches) and training on
+`gpu`.
 
-Each worker process keeps what is expensive to build: a preprocessor per model version on CPU
-workers, one inference engine per model version on GPU workers (a promotion brings a new
-version, which loads once).
+A lost database connection is transient: the task retries with exponential backoff, and the
+claims let the worker that holds a job take it again. Bad input is never retried.
 """
 
 import time
@@ -12,17 +12,17 @@ from datetime import timedelta
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from mlcore.engine import InferenceEngine
 from mlcore.errors import InputError
 from mlcore.io import warm_up
 from tessera.jobs import features as job_features
+from tessera.jobs import inference, training
 from tessera.jobs.heartbeat import heartbeat
-from tessera.jobs.models import AnalysisJob, ModelVersion
+from tessera.jobs.models import AnalysisJob
 from tessera.jobs.services import (
     claim_for_inference,
     claim_for_preprocessing,
-    complete_job,
     fail_job,
     hand_to_inference,
     record_timing,
@@ -30,7 +30,14 @@ from tessera.jobs.services import (
     worker_name,
 )
 
-_engines: dict[int, InferenceEngine] = {}
+DATABASE_GONE = (OperationalError, InterfaceError)
+TRANSIENT = {
+    "autoretry_for": DATABASE_GONE,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @worker_init.connect  # solo and threads pools: the worker process itself
@@ -40,15 +47,7 @@ def _warm_up(**_: object) -> None:
     warm_up()
 
 
-def engine_for(version: ModelVersion) -> InferenceEngine:
-    engine = _engines.get(version.pk)
-    if engine is None:
-        engine = InferenceEngine(version.bundle_dir, device=settings.MLCORE_DEVICE)
-        _engines[version.pk] = engine
-    return engine
-
-
-@shared_task(name="tessera.jobs.preprocess", acks_late=True)
+@shared_task(name="tessera.jobs.preprocess", acks_late=True, **TRANSIENT)
 def preprocess_job(job_id: str) -> None:
     worker = worker_name()
     if not claim_for_preprocessing(job_id=job_id, worker=worker):
@@ -56,7 +55,7 @@ def preprocess_job(job_id: str) -> None:
     job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
     started = time.monotonic()
     try:
-        with heartbeat(job_id=job_id, worker=worker):
+        with heartbeat(job_ids=[job_id], worker=worker):
             job_features.prepare(job)
     except InputError as error:
         fail_job(job_id=job_id, code="bad_input", message=str(error))
@@ -66,22 +65,23 @@ def preprocess_job(job_id: str) -> None:
         infer_job.apply_async(args=[job_id], queue="gpu")
 
 
-@shared_task(name="tessera.jobs.infer", acks_late=True)
+@shared_task(name="tessera.jobs.infer", acks_late=True, **TRANSIENT)
 def infer_job(job_id: str) -> None:
     worker = worker_name()
     if not claim_for_inference(job_id=job_id, worker=worker):
-        return
-    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+        return  # finished, cancelled, backing off, or taken into another worker's batch
     started = time.monotonic()
-    with heartbeat(job_id=job_id, worker=worker):
-        try:
-            prepared = job_features.prepare(job)  # from the cache unless it was lost
-        except InputError as error:
-            fail_job(job_id=job_id, code="bad_input", message=str(error))
-            return
-        (prediction,) = engine_for(job.model_version).predict_features([prepared])
-    record_timing(job_id=job_id, stage="inference", seconds=time.monotonic() - started)
-    complete_job(job_id=job_id, worker=worker, prediction=prediction.to_dict())
+    batch = inference.gather_batch(first=job_id, worker=worker)
+    with heartbeat(job_ids=batch, worker=worker):
+        retries = inference.run_batch(batch, worker=worker, started=started)
+    for retry in retries:
+        infer_job.apply_async(args=[str(retry.job_id)], queue="gpu", countdown=retry.delay_seconds)
+
+
+@shared_task(name="tessera.jobs.train", acks_late=True, **TRANSIENT)
+def train_model(run_id: int) -> None:
+    if training.claim_run(run_id=run_id):
+        training.run_training(run_id=run_id)
 
 
 @shared_task(name="tessera.jobs.sweep")

@@ -1,0 +1,101 @@
+"""The demo's models, so that `make run` analyses out of the box: one for clinics (CT, note,
+speech → finding and affect) and one for schools (learner text and audio → affect and tutoring
+suggestions), trained here from mlcore's synthetic data with fixed seeds the first time they
+are needed, then registered and promoted. Nothing is downloaded: the text encoder is the MiniLM
+that ships with pip."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+
+import mlcore
+from mlcore.config import (
+    AudioEncoderConfig,
+    FusionConfig,
+    ImageEncoderConfig,
+    ModelConfig,
+    TaskConfig,
+)
+from mlcore.data import manifest_hash, read_manifest
+from mlcore.heads import InterventionLibrary
+from mlcore.registry import save_bundle
+from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, SCHOOL_AFFECTS, write_dataset
+from mlcore.synthetic.text import TOPICS
+from mlcore.train import TrainingConfig, train
+from tessera.jobs.models import ModelVersion
+from tessera.jobs.selectors import active_model_version
+from tessera.jobs.services import promote_model_version
+
+DEMO_MODELS = {"clinic": "demo-clinic-v1", "school": "demo-school-v1"}
+INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
+
+
+def demo_config(kind: str) -> ModelConfig:
+    audio = AudioEncoderConfig(seconds=3.0, n_mels=48, channels=(16, 32, 64))
+    fusion = FusionConfig(kind="attention", dim=96)
+    if kind == "clinic":
+        return ModelConfig(
+            name=DEMO_MODELS[kind],
+            image=ImageEncoderConfig(
+                arch="densenet", size=64, init_features=16, growth_rate=12, block_config=(3, 3, 3)
+            ),
+            audio=audio,
+            fusion=fusion,
+            tasks=TaskConfig(
+                diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)
+            ),
+        )
+    return ModelConfig(
+        name=DEMO_MODELS[kind],
+        modalities=["text", "audio"],
+        audio=audio,
+        fusion=fusion,
+        tasks=TaskConfig(
+            emotion_labels=list(SCHOOL_AFFECTS),
+            tutoring_library=str(INTERVENTIONS),
+            subjects=list(TOPICS),
+        ),
+    )
+
+
+def ensure_demo_models(
+    *, cases: int = 240, epochs: int = 12, log: Callable[[str], None] = print
+) -> list[ModelVersion]:
+    """Train, register and promote whichever demo model is missing; returns the new versions.
+    A kind that already has an active model keeps it."""
+    created = []
+    for kind, name in DEMO_MODELS.items():
+        bundle = Path(settings.MLCORE_MODELS_DIR) / name
+        if ModelVersion.objects.filter(name=name).exists() and (bundle / "config.json").is_file():
+            continue
+        log(f"Training the demo {kind} model from {cases} synthetic cases (once)…")
+        manifest = write_dataset(
+            Path(settings.MLCORE_MODELS_DIR) / f"{name}-data",
+            kind=kind,
+            cases=cases,
+            seed=7,
+            image_size=64,
+            voice_seconds=3.0,
+        )
+        labelled = read_manifest(manifest)
+        held_out = max(1, len(labelled) // 5)
+        config = demo_config(kind)
+        config.training_data_hash = manifest_hash(manifest)
+        library = InterventionLibrary.load(INTERVENTIONS) if kind == "school" else None
+        result = train(
+            config,
+            labelled[held_out:],
+            labelled[:held_out],
+            TrainingConfig(epochs=epochs, batch_size=32, seed=7, progress=False),
+            library=library,
+        )
+        save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
+        version, _ = ModelVersion.objects.update_or_create(
+            name=name, defaults={"serves": kind, "bundle_path": name, "metrics": result.metrics}
+        )
+        if active_model_version(serves=kind) is None:
+            promote_model_version(version=version, promoted_by=None)
+        log(f"  {name}: held-out macro-F1 {result.metrics['score']:.3f}")
+        created.append(version)
+    return created

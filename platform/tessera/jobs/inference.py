@@ -1,0 +1,133 @@
+"""Inference on the GPU queue, in micro-batches.
+
+A GPU worker that takes one job gathers the other jobs waiting for the same model version (up to
+TESSERA_BATCH_MAX_CASES, waiting at most TESSERA_BATCH_WAIT_MS for company) and runs them in one
+forward pass: throughput rises with load, and a lone job waits at most that long. The messages of
+the jobs it gathered find them taken and do nothing.
+
+Running out of memory is transient: the batch is split in halves, a single case that still does
+not fit moves to the CPU, and a case that fits nowhere backs off and retries later, until its
+attempts run out. Bad input fails its own job only.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+from django.conf import settings
+
+from mlcore.data import Features
+from mlcore.engine import InferenceEngine, Prediction
+from mlcore.errors import InputError
+from tessera.jobs import features as job_features
+from tessera.jobs.models import AnalysisJob, ModelVersion
+from tessera.jobs.services import (
+    claim_more_for_inference,
+    complete_job,
+    fail_job,
+    record_timing,
+    release_for_retry,
+)
+
+OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)
+logger = logging.getLogger(__name__)
+_engines: dict[tuple[int, str], InferenceEngine] = {}
+
+
+@dataclass(frozen=True)
+class Retry:
+    job_id: object
+    delay_seconds: float
+
+
+def engine_for(version: ModelVersion, device: str | None = None) -> InferenceEngine:
+    """One engine per model version and device, loaded once per worker process."""
+    device = device or settings.MLCORE_DEVICE
+    key = (version.pk, device)
+    if key not in _engines:
+        _engines[key] = InferenceEngine(version.bundle_dir, device=device)
+    return _engines[key]
+
+
+def gather_batch(*, first, worker: str) -> list:
+    """`first` (already claimed) and up to N-1 more jobs for the same model, waiting at most T."""
+    limit = settings.TESSERA_BATCH_MAX_CASES
+    model_version_id = AnalysisJob.objects.values_list("model_version_id", flat=True).get(pk=first)
+    batch = [first]
+    deadline = time.monotonic() + settings.TESSERA_BATCH_WAIT_MS / 1000
+    while True:
+        batch += claim_more_for_inference(
+            worker=worker,
+            model_version_id=model_version_id,
+            limit=limit - len(batch),
+            exclude=batch,
+        )
+        remaining = deadline - time.monotonic()
+        if len(batch) >= limit or remaining <= 0:
+            return batch
+        time.sleep(min(0.005, remaining))
+
+
+def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
+    """Predict and store a result for each job; returns the jobs to publish again later.
+    `started` (time.monotonic) is when the batch began to gather: its inference time counts
+    the wait for company."""
+    jobs = AnalysisJob.objects.select_related("model_version", "learning_session").filter(
+        pk__in=job_ids
+    )
+    ready: list[tuple[AnalysisJob, Features]] = []
+    for job in jobs:
+        try:
+            ready.append((job, job_features.prepare(job)))  # from the cache unless it was lost
+        except InputError as error:
+            fail_job(job_id=job.pk, code="bad_input", message=str(error))
+    if not ready:
+        return []
+    version = ready[0][0].model_version
+    outcomes = predict_fitting_memory(version, [features for _, features in ready])
+    seconds = time.monotonic() - started
+    retries = []
+    for (job, _), prediction in zip(ready, outcomes, strict=True):
+        if prediction is None:
+            delay = release_for_retry(
+                job_id=job.pk,
+                worker=worker,
+                code="out_of_memory",
+                message="the case does not fit in the memory of the inference worker",
+            )
+            if delay is not None:
+                retries.append(Retry(job.pk, delay.total_seconds()))
+            continue
+        record_timing(job_id=job.pk, stage="inference", seconds=seconds, batch_cases=len(ready))
+        complete_job(job_id=job.pk, worker=worker, prediction=prediction.to_dict())
+    return retries
+
+
+def predict_fitting_memory(
+    version: ModelVersion, features: list[Features]
+) -> list[Prediction | None]:
+    """Predictions for `features`; None for a case that fits in memory nowhere."""
+    engine = engine_for(version)
+    try:
+        return engine.predict_features(features)
+    except OUT_OF_MEMORY:
+        _release_cached_memory(engine)
+    if len(features) > 1:
+        half = len(features) // 2
+        logger.warning("out of memory on %d cases: splitting the batch", len(features))
+        return predict_fitting_memory(version, features[:half]) + predict_fitting_memory(
+            version, features[half:]
+        )
+    if engine.device.type != "cpu":
+        logger.warning("one case does not fit in %s memory: trying the CPU", engine.device)
+        try:
+            return engine_for(version, "cpu").predict_features(features)
+        except OUT_OF_MEMORY:
+            pass
+    return [None]
+
+
+def _release_cached_memory(engine: InferenceEngine) -> None:
+    if engine.device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -1,0 +1,215 @@
+"""Learning from feedback: a training run gathers the results professionals confirmed or
+corrected, fine-tunes the active model on them, and promotes the new version only if it is not
+worse on held-out cases (macro-F1). Every version stays listed with its metrics, and the run
+records who asked for it and what it decided."""
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from mlcore.data import Case, Preprocessor, manifest_hash, read_manifest
+from mlcore.device import select_device
+from mlcore.errors import ConfigError, InputError
+from mlcore.model import MultimodalModel
+from mlcore.registry import load_bundle, save_bundle
+from mlcore.train import TrainingConfig, evaluate_model, preprocess, train
+from tessera.jobs import features as job_features
+from tessera.jobs.models import AnalysisResult, Feedback, ModelVersion, TrainingRun
+from tessera.jobs.selectors import active_model_version
+from tessera.jobs.services import AnalysisRefused, promote_model_version, register_model_version
+
+logger = logging.getLogger(__name__)
+LABELLING = (Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT)
+
+
+def labelled_results(*, serves: str) -> list[tuple[AnalysisResult, Feedback]]:
+    """Results of `serves` organizations that a professional confirmed or corrected, each with
+    its latest such verdict."""
+    feedback = (
+        Feedback.objects.filter(kind__in=LABELLING, result__job__organization__kind=serves)
+        .select_related("result__job__learning_session", "result__job__model_version")
+        .order_by("result_id", "-created_at", "-pk")
+    )
+    latest: dict[int, Feedback] = {}
+    for verdict in feedback:
+        latest.setdefault(verdict.result_id, verdict)
+    return [(verdict.result, verdict) for verdict in latest.values()]
+
+
+def request_training(*, serves: str, requested_by: AbstractBaseUser | None = None) -> TrainingRun:
+    """Queue a training run on the gpu queue (published after commit). Refused, with nothing
+    written, when no model serves `serves` yet or feedback is too scarce to learn from."""
+    base = active_model_version(serves=serves)
+    if base is None:
+        raise AnalysisRefused(f"no active {serves} model to fine-tune", code="no_model")
+    available = len(labelled_results(serves=serves))
+    needed = settings.TESSERA_TRAINING_MIN_CASES
+    if available < needed:
+        raise AnalysisRefused(
+            f"only {available} results have been confirmed or corrected; training needs at "
+            f"least {needed}",
+            code="too_little_feedback",
+        )
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            serves=serves, base_version=base, requested_by=requested_by
+        )
+        transaction.on_commit(partial(_publish, run_id=run.pk))
+    return run
+
+
+def _publish(*, run_id: int) -> None:
+    from tessera.jobs.tasks import train_model  # tasks import these services
+
+    train_model.apply_async(args=[run_id], queue="gpu")
+
+
+def claim_run(*, run_id: int) -> bool:
+    """Take a queued run, or one whose worker died long ago (a run is not split across
+    workers: the message comes back only if its worker died)."""
+    now = timezone.now()
+    abandoned = now - timedelta(seconds=settings.TESSERA_TRAINING_TIMEOUT)
+    return (
+        TrainingRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=TrainingRun.Status.QUEUED)
+            | Q(status=TrainingRun.Status.RUNNING, started_at__lt=abandoned)
+        )
+        .update(status=TrainingRun.Status.RUNNING, started_at=now)
+        == 1
+    )
+
+
+def run_training(*, run_id: int) -> TrainingRun:
+    """Build the manifest, fine-tune, evaluate against the base model, promote or reject."""
+    run = TrainingRun.objects.select_related("base_version", "requested_by").get(pk=run_id)
+    try:
+        _train_and_decide(run)
+    except (InputError, ConfigError, AnalysisRefused) as error:
+        run.status, run.message = TrainingRun.Status.FAILED, str(error)
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def _train_and_decide(run: TrainingRun) -> None:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{run.serves}-{stamp}-run{run.pk}"
+    bundle_dir = Path(settings.MLCORE_MODELS_DIR) / name
+    manifest = write_feedback_manifest(serves=run.serves, directory=bundle_dir / "data")
+    cases = read_manifest(manifest)
+    train_cases, validation_cases, test_cases = split(cases)
+    run.cases = len(cases)
+    device = select_device(settings.MLCORE_DEVICE)
+    base = load_bundle(run.base_version.bundle_dir, device=device)
+    result = train(
+        base.config,
+        train_cases,
+        validation_cases,
+        TrainingConfig(
+            epochs=settings.TESSERA_TRAINING_EPOCHS,
+            batch_size=16,
+            learning_rate=settings.TESSERA_TRAINING_LEARNING_RATE,
+            device=str(device),
+            progress=False,
+        ),
+        start_from=base.model,
+    )
+    result.model.config.training_data_hash = manifest_hash(manifest)
+    candidate_score = held_out_score(result.model, test_cases, device=device)
+    base_score = held_out_score(base.model, test_cases, device=device)
+    save_bundle(bundle_dir, result.model, metrics=result.metrics, history=result.history)
+    run.metrics = {
+        "held_out_cases": len(test_cases),
+        "candidate_macro_f1": candidate_score,
+        "base_macro_f1": base_score,
+    }
+    version = register_model_version(
+        name=name,
+        serves=run.serves,
+        bundle_path=name,
+        metrics={**result.metrics, "held_out": run.metrics, "base_version": run.base_version.name},
+    )
+    run.candidate = version
+    if candidate_score >= base_score:
+        promote_model_version(version=version, promoted_by=run.requested_by)
+        run.status = TrainingRun.Status.PROMOTED
+        run.message = (
+            f"promoted: held-out macro-F1 {candidate_score:.3f} against "
+            f"{base_score:.3f} for {run.base_version.name}"
+        )
+    else:
+        version.status = ModelVersion.Status.REJECTED
+        version.save(update_fields=["status"])
+        run.status = TrainingRun.Status.REJECTED
+        run.message = (
+            f"kept {run.base_version.name}: held-out macro-F1 {candidate_score:.3f} is below "
+            f"its {base_score:.3f}"
+        )
+    logger.info("training run %s: %s", run.pk, run.message)
+
+
+def write_feedback_manifest(*, serves: str, directory: Path) -> Path:
+    """An mlcore manifest of the labelled results; files are named where the content store
+    keeps them (read only, never copied)."""
+    lines = []
+    for result, verdict in labelled_results(serves=serves):
+        job = result.job
+        entry: dict = {"id": str(job.pk)}
+        entry.update(
+            {modality: str(path) for modality, path in job_features.files_by_modality(job).items()}
+        )
+        if job.learning_session_id:
+            entry["subject"] = job.learning_session.subject_area
+        entry.update(labels_from(result, verdict))
+        lines.append(json.dumps(entry))
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / "manifest.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def labels_from(result: AnalysisResult, verdict: Feedback) -> dict:
+    """A confirmation labels the case with what the model said; a correction with what the
+    professional said (a field they did not correct stays unknown)."""
+    if verdict.kind == Feedback.Kind.CONFIRM:
+        labels = {}
+        if result.diagnosis:
+            labels["diagnosis"] = list(result.findings)
+        if result.emotion_label:
+            labels["emotion"] = result.emotion_label
+        return labels
+    labels = {}
+    if verdict.diagnosis is not None:
+        labels["diagnosis"] = list(verdict.diagnosis)
+    if verdict.emotion_label:
+        labels["emotion"] = verdict.emotion_label
+    return labels
+
+
+def split(cases: list[Case]) -> tuple[list[Case], list[Case], list[Case]]:
+    """Train, validation (early stopping and calibration) and held-out test, by a hash of each
+    case's id: the same case always lands in the same split."""
+
+    ordered = sorted(cases, key=lambda case: hashlib.sha256(case.id.encode()).hexdigest())
+    test = ordered[::4]
+    rest = [case for index, case in enumerate(ordered) if index % 4]
+    validation = rest[::4]
+    train_cases = [case for index, case in enumerate(rest) if index % 4]
+    return train_cases, validation, test
+
+
+def held_out_score(model: MultimodalModel, cases: list[Case], *, device) -> float:
+    preprocessor = Preprocessor(model.config)
+    features = preprocess(cases, preprocessor)
+    metrics = evaluate_model(model, features, cases, pad_id=preprocessor.pad_id, device=device)
+    return round(metrics["score"], 4)

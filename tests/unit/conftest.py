@@ -1,0 +1,69 @@
+"""Fixtures of the pipeline tests: a tiny trained clinic model, eager tasks, a visit with
+an image, a note and a recording."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mlcore.config import FusionConfig
+from mlcore.data import read_manifest
+from mlcore.registry import save_bundle
+from mlcore.synthetic import write_dataset
+from mlcore.train import TrainingConfig, train
+from tessera.celery import app as celery_app
+from tessera.jobs.services import promote_model_version, register_model_version
+from tessera.records.models import MediaKind
+from tessera.records.services import add_media, create_encounter, create_patient
+from tests.conftest import upload
+from tests.mlcore.conftest import tiny_config
+
+WHEN = datetime(2026, 10, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    cases = read_manifest(
+        write_dataset(
+            root / "data", kind="clinic", cases=24, seed=2, image_size=32, voice_seconds=2.0
+        )
+    )
+    config = tiny_config(fusion=FusionConfig(kind="attention", dim=32))
+    result = train(
+        config, cases[:16], cases[16:], TrainingConfig(epochs=1, batch_size=8, progress=False)
+    )
+    save_bundle(root / "clinic-v1", result.model, metrics=result.metrics)
+    return root / "clinic-v1"
+
+
+@pytest.fixture
+def clinic_model(bundle_dir, settings):
+    settings.MLCORE_MODELS_DIR = bundle_dir.parent
+    version = register_model_version(
+        name="clinic-v1", serves="clinic", bundle_path="clinic-v1", metrics={}
+    )
+    return promote_model_version(version=version, promoted_by=None)
+
+
+@pytest.fixture
+def eager(settings, tmp_path):
+    """Tasks run inline, as a worker would run them, when the request's transaction commits."""
+    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def encounter(clinic, dicom_bytes, wav_audio):
+    patient = create_patient(organization=clinic, mrn="J-1", full_name="Job Patient")
+    visit = create_encounter(patient=patient, occurred_at=WHEN)
+    add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
+    add_media(
+        attached_to=visit,
+        kind=MediaKind.CLINICAL_NOTE,
+        file=upload(b"Persistent cough, weight loss."),
+    )
+    add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))
+    return visit

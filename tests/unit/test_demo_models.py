@@ -1,0 +1,34 @@
+"""The demo models `make run` trains once: registered, promoted, and not trained again."""
+
+import pytest
+
+from tessera.jobs.demo_models import DEMO_MODELS, ensure_demo_models
+from tessera.jobs.models import ModelVersion
+from tessera.jobs.selectors import active_model_version, model_labels
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings, tmp_path):
+    settings.MLCORE_MODELS_DIR = tmp_path
+    messages = []
+    created = ensure_demo_models(cases=12, epochs=1, log=messages.append)
+    assert {version.name for version in created} == set(DEMO_MODELS.values())
+    for kind, name in DEMO_MODELS.items():
+        version = active_model_version(serves=kind)
+        assert version.name == name
+        assert (tmp_path / name / "model.safetensors").is_file()
+        assert "score" in version.metrics
+    findings, affects = model_labels(version=active_model_version(serves="clinic"))
+    assert (findings, affects[0]) == (["suspicious_mass"], "neutral")
+    assert any("held-out macro-F1" in message for message in messages)
+
+    assert ensure_demo_models(cases=12, epochs=1, log=messages.append) == []
+    assert ModelVersion.objects.count() == 2
+
+
+def test_a_kind_with_an_active_model_keeps_it(settings, tmp_path, clinic_model):
+    settings.MLCORE_MODELS_DIR = tmp_path
+    ensure_demo_models(cases=12, epochs=1, log=lambda message: None)
+    assert active_model_version(serves="clinic") == clinic_model
+    assert active_model_version(serves="school").name == DEMO_MODELS["school"]
