@@ -49,10 +49,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tessera.accounts",
     "tessera.records",
     "tessera.jobs",
     "tessera.dashboards",
+    "tessera.api",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +206,47 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tessera.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser, with CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tessera.api.access.RoleInOrganization"],
+    "DEFAULT_PAGINATION_CLASS": "tessera.api.pagination.Cursor",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tessera.api.problems.problem_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("TESSERA_API_RATE", default="6000/hour"),
+        "anon": env.str("TESSERA_API_ANON_RATE", default="120/hour"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tessera API",
+    "DESCRIPTION": (
+        "Records, uploads, analyses and results for hospital and school integrations. Every "
+        "error is application/problem+json (RFC 9457). Results are suggestions for a "
+        "professional to confirm."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # self-hosted: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MediaKindEnum": "tessera.records.models.MediaKind",
+        "OrganizationKindEnum": "tessera.accounts.policy.OrganizationKind",
+        "FeedbackKindEnum": "tessera.jobs.models.Feedback.Kind",
+    },
+}
 
 # --- Model serving --------------------------------------------------------------------------
 MLCORE_DEVICE = env.str("MLCORE_DEVICE", default="auto")

@@ -25,7 +25,7 @@ from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.jobs.models import ModelVersion
 from tessera.jobs.selectors import active_model_version
-from tessera.jobs.services import promote_model_version
+from tessera.jobs.services import json_safe, promote_model_version
 
 DEMO_MODELS = {"clinic": "demo-clinic-v1", "school": "demo-school-v1"}
 INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
@@ -92,7 +92,8 @@ def ensure_demo_models(
         )
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
         version, _ = ModelVersion.objects.update_or_create(
-            name=name, defaults={"serves": kind, "bundle_path": name, "metrics": result.metrics}
+            name=name,
+            defaults={"serves": kind, "bundle_path": name, "metrics": json_safe(result.metrics)},
         )
         if active_model_version(serves=kind) is None:
             promote_model_version(version=version, promoted_by=None)

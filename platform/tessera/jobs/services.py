@@ -6,6 +6,7 @@ it) → succeeded | failed | cancelled. Every transition is a conditional update
 handed the same message cannot both take the job.
 """
 
+import math
 import os
 import socket
 import threading
@@ -71,8 +72,20 @@ def register_model_version(
     *, name: str, serves: str, bundle_path: str, metrics: dict
 ) -> ModelVersion:
     return ModelVersion.objects.create(
-        name=name, serves=serves, bundle_path=bundle_path, metrics=metrics
+        name=name, serves=serves, bundle_path=bundle_path, metrics=json_safe(metrics)
     )
+
+
+def json_safe(value):
+    """Metrics as JSON allows them: an undefined score (NaN, say F1 of a class never seen in a
+    small held-out set) becomes null."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def promote_model_version(

@@ -25,7 +25,12 @@ from mlcore.train import TrainingConfig, evaluate_model, preprocess, train
 from tessera.jobs import features as job_features
 from tessera.jobs.models import AnalysisResult, Feedback, ModelVersion, TrainingRun
 from tessera.jobs.selectors import active_model_version
-from tessera.jobs.services import AnalysisRefused, promote_model_version, register_model_version
+from tessera.jobs.services import (
+    AnalysisRefused,
+    json_safe,
+    promote_model_version,
+    register_model_version,
+)
 
 logger = logging.getLogger(__name__)
 LABELLING = (Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT)
@@ -128,11 +133,13 @@ def _train_and_decide(run: TrainingRun) -> None:
     candidate_score = held_out_score(result.model, test_cases, device=device)
     base_score = held_out_score(base.model, test_cases, device=device)
     save_bundle(bundle_dir, result.model, metrics=result.metrics, history=result.history)
-    run.metrics = {
-        "held_out_cases": len(test_cases),
-        "candidate_macro_f1": candidate_score,
-        "base_macro_f1": base_score,
-    }
+    run.metrics = json_safe(
+        {
+            "held_out_cases": len(test_cases),
+            "candidate_macro_f1": candidate_score,
+            "base_macro_f1": base_score,
+        }
+    )
     version = register_model_version(
         name=name,
         serves=run.serves,

@@ -1,0 +1,54 @@
+"""Who may do what, in one place: the API, the pages and the admin ask these functions and
+never repeat the rules. A user acts only inside organizations they belong to, with what their
+role allows there:
+
+| role | read records, results | write records, upload, analyse, feedback | members, models |
+| --- | --- | --- | --- |
+| org admin | yes | yes | yes |
+| clinician / teacher | yes | yes | no |
+| analyst | yes | no | no |
+| viewer | yes | no | no |
+"""
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from tessera.accounts.models import Membership, Organization, Role
+from tessera.accounts.selectors import organizations_of
+
+
+class Capability(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMINISTER = "administer"
+
+
+ROLE_CAPABILITIES: dict[str, set[Capability]] = {
+    Role.ORG_ADMIN: {Capability.READ, Capability.WRITE, Capability.ADMINISTER},
+    Role.CLINICIAN: {Capability.READ, Capability.WRITE},
+    Role.TEACHER: {Capability.READ, Capability.WRITE},
+    Role.ANALYST: {Capability.READ},
+    Role.VIEWER: {Capability.READ},
+}
+
+
+def roles_with(capability: Capability) -> list[str]:
+    return [role for role, allowed in ROLE_CAPABILITIES.items() if capability in allowed]
+
+
+def organizations_where(
+    *, user: AbstractBaseUser | AnonymousUser, capability: Capability
+) -> QuerySet[Organization]:
+    return organizations_of(user=user, roles=roles_with(capability))
+
+
+def can(
+    *, user: AbstractBaseUser | AnonymousUser, capability: Capability, organization: Organization
+) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return Membership.objects.filter(
+        user=user, organization=organization, role__in=roles_with(capability)
+    ).exists()

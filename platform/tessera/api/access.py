@@ -1,0 +1,43 @@
+"""The API's side of the one permission layer (tessera.accounts.permissions): querysets scoped
+to the user's organizations (another organization's object is 404, never 403), and writes
+allowed only where the user's role has the capability (403)."""
+
+from rest_framework import permissions
+
+from tessera.accounts.models import Organization
+from tessera.accounts.permissions import Capability, can
+from tessera.accounts.selectors import organization_of, organizations_of, scoped_to
+
+
+class RoleInOrganization(permissions.BasePermission):
+    message = "your role in this organization does not allow this"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True  # visible means readable: the queryset is already scoped
+        capability = getattr(view, "write_capability", Capability.WRITE)
+        return can(user=request.user, capability=capability, organization=organization_of(obj))
+
+
+class ScopedViewMixin:
+    """Subclasses set `base_queryset`; reads see only the user's organizations."""
+
+    permission_classes = [RoleInOrganization]
+    write_capability = Capability.WRITE
+    base_queryset = None
+
+    def get_queryset(self):
+        return scoped_to(
+            self.base_queryset.all(), organizations=organizations_of(user=self.request.user)
+        )
+
+    def check_write(self, organization: Organization) -> None:
+        """For a create: the parent named in the body is visible (the serializer checked); may
+        this user write in its organization?"""
+        if not can(
+            user=self.request.user, capability=self.write_capability, organization=organization
+        ):
+            self.permission_denied(self.request, message=RoleInOrganization.message)

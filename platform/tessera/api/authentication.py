@@ -1,0 +1,41 @@
+"""API tokens in the `Authorization` header, as `Token tsr_…` or `Bearer tsr_…`."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from tessera.accounts.services import authenticate_api_token
+
+SCHEMES = ("token", "bearer")
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0].lower() not in SCHEMES:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "the Authorization header must be 'Token <key>' or 'Bearer <key>'"
+            )
+        user = authenticate_api_token(key=header[1])
+        if user is None:
+            raise exceptions.AuthenticationFailed(
+                "this token is unknown, revoked or its user is inactive"
+            )
+        return user, None
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = ApiTokenAuthentication
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`Authorization: Bearer tsr_…` (or `Token tsr_…`); "
+            "`python manage.py issue_token USERNAME` issues one.",
+        }

@@ -1,0 +1,103 @@
+"""Every error as RFC 9457 `application/problem+json`: type, title, status, detail, and the
+field errors of a validation problem under `errors`."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from tessera.jobs.services import AnalysisRefused
+from tessera.records.uploads import UploadRejected
+
+PROBLEM_TYPE = "urn:tessera:problem:"
+UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
+REFUSAL_STATUS = {"policy": 403, "no_model": 409, "not_retryable": 409}
+
+
+class Problem(exceptions.APIException):
+    """A domain error: `code` names it (in `type`), `detail` is written for a person."""
+
+    def __init__(self, detail: str, *, code: str, status_code: int = 400) -> None:
+        super().__init__(detail=detail, code=code)
+        self.status_code = status_code
+
+
+def problem_response(
+    *, status_code: int, code: str, detail: str, title: str | None = None, **extra
+) -> Response:
+    body = {
+        "type": f"{PROBLEM_TYPE}{code}",
+        "title": title or _title(status_code),
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(body, status=status_code, content_type="application/problem+json")
+
+
+def _title(status_code: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status_code).phrase
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, Http404):
+        return exceptions.NotFound("not found (or not visible to you)")
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, UploadRejected):
+        return Problem(exc.message, code=exc.code, status_code=UPLOAD_STATUS.get(exc.code, 400))
+    if isinstance(exc, AnalysisRefused):
+        return Problem(exc.message, code=exc.code, status_code=REFUSAL_STATUS.get(exc.code, 400))
+    if isinstance(exc, IntegrityError):
+        return Problem(
+            "this conflicts with a record that already exists", code="conflict", status_code=409
+        )
+    return exc
+
+
+def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
+    exc = _translate(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    headers = {
+        name: value
+        for name, value in response.items()
+        if name in ("WWW-Authenticate", "Retry-After", "Allow")
+    }
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        problem = problem_response(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            code="validation",
+            title="Your request has invalid fields",
+            detail=_summary(errors),
+            errors=errors,
+        )
+    else:
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        problem = problem_response(
+            status_code=response.status_code,
+            code=code if isinstance(code, str) else "error",
+            detail=str(response.data.get("detail", "")) if isinstance(response.data, dict) else "",
+        )
+    for name, value in headers.items():
+        problem[name] = value
+    return problem
+
+
+def _summary(errors: dict) -> str:
+    parts = []
+    for field, messages in errors.items():
+        text = messages[0] if isinstance(messages, list) and messages else messages
+        parts.append(str(text) if field == "non_field_errors" else f"{field}: {text}")
+    return "; ".join(parts)

@@ -1,0 +1,287 @@
+"""What the API reads and writes. Every serializer lists its fields; what a client may write
+is named in `writable` (never the organization of an existing record, a status, an owner or a
+staff flag). A referenced id must name an object the user can see, else it is refused as if it
+did not exist."""
+
+from rest_framework import serializers
+
+from tessera.accounts.models import Membership, Organization
+from tessera.accounts.policy import OrganizationKind
+from tessera.accounts.selectors import organizations_of, scoped_to
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
+from tessera.records.models import (
+    Cohort,
+    Encounter,
+    LearningSession,
+    MediaAsset,
+    MediaKind,
+    Patient,
+    Sex,
+    Student,
+)
+
+
+class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
+    """An id of an object in one of the requesting user's organizations."""
+
+    default_error_messages = {
+        "does_not_exist": "no {model} with id {pk_value} among the records you can see",
+        "incorrect_type": "an id (a number) is expected, not {data_type}",
+    }
+
+    def __init__(self, model, **kwargs) -> None:
+        self.model = model
+        super().__init__(queryset=model.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        user = self.context["request"].user
+        return scoped_to(self.model.objects.all(), organizations=organizations_of(user=user))
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not str(data).isdigit():
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        found = self.get_queryset().filter(pk=int(data)).first()
+        if found is None:
+            self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
+        return found
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "kind", "jurisdiction", "allowed_analyses", "role"]
+        read_only_fields = fields
+
+    def get_role(self, organization: Organization) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(organization.pk)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "organization", "role", "created_at"]
+        read_only_fields = fields
+
+
+class _SubjectSerializer(serializers.ModelSerializer):
+    organization = VisibleRelatedField(Organization)
+    cohort = VisibleRelatedField(Cohort, required=False, allow_null=True)
+    sex = serializers.ChoiceField(choices=Sex.choices, required=False)
+    kind = OrganizationKind.CLINIC
+
+    def validate_organization(self, organization: Organization) -> Organization:
+        if self.instance is not None and organization != self.instance.organization:
+            raise serializers.ValidationError("a record cannot move to another organization")
+        if organization.kind != self.kind:
+            raise serializers.ValidationError(
+                f"{organization.name} is a {organization.get_kind_display().lower()}: "
+                f"{self.Meta.model._meta.verbose_name_plural} belong to "
+                f"{OrganizationKind(self.kind).label.lower()}s"
+            )
+        return organization
+
+    def validate(self, attrs: dict) -> dict:
+        cohort = attrs.get("cohort")
+        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
+        if cohort is not None and cohort.organization_id != organization.pk:
+            raise serializers.ValidationError({"cohort": "this cohort is in another organization"})
+        return attrs
+
+
+class PatientSerializer(_SubjectSerializer):
+    kind = OrganizationKind.CLINIC
+
+    class Meta:
+        model = Patient
+        validators = []  # uniqueness: the model's own check says it in plain words
+        fields = [
+            "id",
+            "organization",
+            "mrn",
+            "full_name",
+            "birth_date",
+            "sex",
+            "cohort",
+            "pseudonym",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "pseudonym", "created_at", "updated_at"]
+
+
+class StudentSerializer(_SubjectSerializer):
+    kind = OrganizationKind.SCHOOL
+
+    class Meta:
+        model = Student
+        validators = []  # uniqueness: the model's own check says it in plain words
+        fields = [
+            "id",
+            "organization",
+            "student_number",
+            "full_name",
+            "grade",
+            "birth_date",
+            "sex",
+            "cohort",
+            "pseudonym",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "pseudonym", "created_at", "updated_at"]
+
+
+class EncounterSerializer(serializers.ModelSerializer):
+    patient = VisibleRelatedField(Patient)
+
+    class Meta:
+        model = Encounter
+        fields = ["id", "patient", "occurred_at", "reason", "clinician", "created_at"]
+        read_only_fields = ["id", "clinician", "created_at"]
+
+
+class LearningSessionSerializer(serializers.ModelSerializer):
+    student = VisibleRelatedField(Student)
+
+    class Meta:
+        model = LearningSession
+        fields = ["id", "student", "occurred_at", "subject_area", "title", "teacher", "created_at"]
+        read_only_fields = ["id", "teacher", "created_at"]
+
+
+class MediaSerializer(serializers.ModelSerializer):
+    download = serializers.HyperlinkedIdentityField(view_name="api:media-download")
+
+    class Meta:
+        model = MediaAsset
+        fields = [
+            "id",
+            "kind",
+            "encounter",
+            "learning_session",
+            "original_filename",
+            "content_type",
+            "size_bytes",
+            "sha256",
+            "metadata",
+            "created_at",
+            "download",
+        ]
+        read_only_fields = fields
+
+
+class MediaUploadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=MediaKind.choices)
+    encounter = VisibleRelatedField(Encounter, required=False)
+    learning_session = VisibleRelatedField(LearningSession, required=False)
+    file = serializers.FileField(allow_empty_file=True)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("encounter" in attrs) == ("learning_session" in attrs):
+            raise serializers.ValidationError(
+                "name exactly one of encounter (clinic media) or learning_session (school media)"
+            )
+        return attrs
+
+
+class JobSerializer(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version.name", read_only=True)
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AnalysisJob
+        fields = [
+            "id",
+            "task",
+            "status",
+            "stage",
+            "progress",
+            "attempts",
+            "error_code",
+            "error_message",
+            "encounter",
+            "learning_session",
+            "media",
+            "model_version",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_result(self, job: AnalysisJob) -> int | None:
+        results = list(job.results.all())  # prefetched
+        return results[0].pk if results else None
+
+
+class JobRequestSerializer(serializers.Serializer):
+    task = serializers.ChoiceField(choices=JobTask.choices, default=JobTask.ALL)
+    encounter = VisibleRelatedField(Encounter, required=False)
+    learning_session = VisibleRelatedField(LearningSession, required=False)
+    media = VisibleRelatedField(MediaAsset, many=True, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("encounter" in attrs) == ("learning_session" in attrs):
+            raise serializers.ValidationError(
+                "name exactly one of encounter or learning_session to analyse"
+            )
+        return attrs
+
+
+class ResultSerializer(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version.name", read_only=True)
+
+    class Meta:
+        model = AnalysisResult
+        fields = [
+            "id",
+            "job",
+            "model_version",
+            "findings",
+            "diagnosis",
+            "emotion_label",
+            "emotion",
+            "tutoring",
+            "modalities_used",
+            "contributions",
+            "uncertainty",
+            "abstain",
+            "rationale",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    diagnosis = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, allow_null=True, max_length=50
+    )
+
+    class Meta:
+        model = Feedback
+        fields = ["id", "result", "kind", "diagnosis", "emotion_label", "intervention", "comment"]
+        read_only_fields = ["id", "result"]
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    promoted_by = serializers.CharField(source="promoted_by.username", default=None)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "serves",
+            "status",
+            "metrics",
+            "created_at",
+            "promoted_at",
+            "promoted_by",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,22 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from tessera.api import views
+
+app_name = "api"
+router = DefaultRouter(trailing_slash=True)
+router.register("organizations", views.OrganizationViewSet, basename="organization")
+router.register("patients", views.PatientViewSet, basename="patient")
+router.register("students", views.StudentViewSet, basename="student")
+router.register("encounters", views.EncounterViewSet, basename="encounter")
+router.register("learning-sessions", views.LearningSessionViewSet, basename="learningsession")
+router.register("media", views.MediaViewSet, basename="media")
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("results", views.ResultViewSet, basename="result")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,255 @@
+"""REST endpoints under /api/v1/: thin, each one scoping its queryset to the user's
+organizations and calling the services that the pages and the admin call too."""
+
+from django.db.models import Prefetch
+from django.http import FileResponse
+from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import filters, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from tessera.accounts.models import Membership, Organization
+from tessera.accounts.selectors import organization_of
+from tessera.api import serializers
+from tessera.api.access import ScopedViewMixin
+from tessera.api.problems import Problem
+from tessera.jobs.models import AnalysisJob, AnalysisResult
+from tessera.jobs.services import cancel_job, record_feedback, request_analysis, retry_job
+from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
+from tessera.records.services import add_media, create_encounter, create_learning_session
+from tessera.records.storage import content_store
+
+LIST_BACKENDS = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
+PROBLEM = OpenApiResponse(description="application/problem+json (RFC 9457)")
+
+
+class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Organizations you belong to, with your role in each."""
+
+    base_queryset = Organization.objects.all()
+    serializer_class = serializers.OrganizationSerializer
+    ordering = ["name"]
+
+    def get_serializer_context(self) -> dict:
+        roles = dict(
+            Membership.objects.filter(user=self.request.user).values_list("organization_id", "role")
+        )
+        return {**super().get_serializer_context(), "roles": roles}
+
+    @extend_schema(responses=serializers.MemberSerializer(many=True))
+    @action(detail=True)
+    def members(self, request, pk=None):
+        organization = self.get_object()
+        memberships = organization.memberships.select_related("user").order_by("user__username")
+        return Response(serializers.MemberSerializer(memberships, many=True).data)
+
+
+class _RecordViewSet(
+    ScopedViewMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    filter_backends = LIST_BACKENDS
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_create(self, serializer) -> None:
+        self.check_write(self._organization_of_new(serializer.validated_data))
+        serializer.instance = self.create_record(serializer.validated_data)
+
+    def _organization_of_new(self, data: dict) -> Organization:
+        return data["organization"]
+
+    def create_record(self, data: dict):
+        instance = self.base_queryset.model(**data)
+        instance.full_clean()
+        instance.save()
+        return instance
+
+    def perform_update(self, serializer) -> None:
+        instance = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(instance, field, value)
+        instance.full_clean()
+        instance.save()
+
+
+class PatientViewSet(_RecordViewSet):
+    base_queryset = Patient.objects.select_related("organization", "cohort")
+    serializer_class = serializers.PatientSerializer
+    filterset_fields = ["organization", "cohort", "sex"]
+    search_fields = ["full_name", "mrn"]
+    ordering_fields = ["full_name", "created_at"]
+    ordering = ["full_name"]
+
+
+class StudentViewSet(_RecordViewSet):
+    base_queryset = Student.objects.select_related("organization", "cohort")
+    serializer_class = serializers.StudentSerializer
+    filterset_fields = ["organization", "cohort", "grade"]
+    search_fields = ["full_name", "student_number"]
+    ordering_fields = ["full_name", "created_at"]
+    ordering = ["full_name"]
+
+
+class EncounterViewSet(_RecordViewSet):
+    base_queryset = Encounter.objects.select_related("patient")
+    serializer_class = serializers.EncounterSerializer
+    filterset_fields = ["patient"]
+    ordering_fields = ["occurred_at", "created_at"]
+    ordering = ["-occurred_at"]
+
+    def _organization_of_new(self, data: dict) -> Organization:
+        return organization_of(data["patient"])
+
+    def create_record(self, data: dict):
+        return create_encounter(**data, clinician=self.request.user)
+
+
+class LearningSessionViewSet(_RecordViewSet):
+    base_queryset = LearningSession.objects.select_related("student")
+    serializer_class = serializers.LearningSessionSerializer
+    filterset_fields = ["student", "subject_area"]
+    ordering_fields = ["occurred_at", "created_at"]
+    ordering = ["-occurred_at"]
+
+    def _organization_of_new(self, data: dict) -> Organization:
+        return organization_of(data["student"])
+
+    def create_record(self, data: dict):
+        return create_learning_session(**data, teacher=self.request.user)
+
+
+class MediaViewSet(
+    ScopedViewMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Uploaded files. Upload with multipart/form-data: `kind`, `file`, and the `encounter` or
+    `learning_session` it belongs to; every file is validated before anything is stored."""
+
+    base_queryset = MediaAsset.objects.all()
+    serializer_class = serializers.MediaSerializer
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["kind", "encounter", "learning_session"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.MediaUploadSerializer},
+        responses={201: serializers.MediaSerializer, 400: PROBLEM, 413: PROBLEM, 415: PROBLEM},
+    )
+    def create(self, request):
+        upload = serializers.MediaUploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        attached_to = data.get("encounter") or data.get("learning_session")
+        self.check_write(organization_of(attached_to))
+        file = data["file"]
+        asset = add_media(
+            attached_to=attached_to,
+            kind=data["kind"],
+            file=file,
+            filename=file.name or "",
+            declared_content_type=file.content_type or "",
+            uploaded_by=request.user,
+        )
+        body = serializers.MediaSerializer(asset, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True)
+    def download(self, request, pk=None):
+        asset = self.get_object()
+        return FileResponse(
+            content_store().path(asset.sha256).open("rb"),
+            as_attachment=True,
+            filename=asset.original_filename or f"{asset.kind}-{asset.pk}",
+            content_type=asset.content_type,
+        )
+
+
+class JobViewSet(
+    ScopedViewMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Analyses: request one (202 Accepted; poll its `Location`), read its status and progress,
+    cancel it, retry it when it failed or was cancelled."""
+
+    base_queryset = AnalysisJob.objects.select_related("model_version").prefetch_related(
+        "media", Prefetch("results", queryset=AnalysisResult.objects.only("pk", "job_id"))
+    )
+    serializer_class = serializers.JobSerializer
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["status", "task", "encounter", "learning_session"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    @extend_schema(
+        request=serializers.JobRequestSerializer,
+        responses={202: serializers.JobSerializer, 400: PROBLEM, 403: PROBLEM, 409: PROBLEM},
+    )
+    def create(self, request):
+        asked = serializers.JobRequestSerializer(data=request.data, context={"request": request})
+        asked.is_valid(raise_exception=True)
+        data = asked.validated_data
+        attached_to = data.get("encounter") or data.get("learning_session")
+        self.check_write(organization_of(attached_to))
+        job = request_analysis(
+            attached_to=attached_to,
+            task=data["task"],
+            requested_by=request.user,
+            media=data.get("media"),
+        )
+        return self._accepted(job)
+
+    @extend_schema(request=None, responses={200: serializers.JobSerializer, 409: PROBLEM})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        if not cancel_job(job=job):
+            raise Problem(f"this job has already {job.status}", code="finished", status_code=409)
+        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data)
+
+    @extend_schema(request=None, responses={202: serializers.JobSerializer, 409: PROBLEM})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = self.get_object()
+        return self._accepted(retry_job(job=job, requested_by=request.user))
+
+    def _accepted(self, job: AnalysisJob) -> Response:
+        location = reverse("api:job-detail", kwargs={"pk": job.pk})
+        body = self.get_serializer(self.get_queryset().get(pk=job.pk)).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class ResultViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """What a model made of a job's inputs; professionals confirm or correct it."""
+
+    base_queryset = AnalysisResult.objects.select_related("model_version")
+    serializer_class = serializers.ResultSerializer
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["job", "abstain", "emotion_label"]
+    ordering_fields = ["created_at", "uncertainty"]
+    ordering = ["-created_at"]
+
+    @extend_schema(
+        request=serializers.FeedbackSerializer,
+        responses={201: serializers.FeedbackSerializer, 400: PROBLEM, 403: PROBLEM},
+    )
+    @action(detail=True, methods=["post"])
+    def feedback(self, request, pk=None):
+        result = self.get_object()  # for a POST, the object permission asks for WRITE
+        given = serializers.FeedbackSerializer(data=request.data, context={"request": request})
+        given.is_valid(raise_exception=True)
+        feedback = record_feedback(result=result, given_by=request.user, **given.validated_data)
+        return Response(
+            serializers.FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,292 @@
+"""The REST API attacked from every side: each role of two organizations on each endpoint,
+ids from another organization, mass assignment, bad uploads, and the shape of every error."""
+
+import io
+import json
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tessera.accounts.models import Role
+from tessera.accounts.services import issue_api_token, revoke_api_token
+from tessera.jobs.models import AnalysisJob
+from tessera.records.models import Encounter, MediaAsset, MediaKind, Patient
+from tessera.records.services import add_media, create_encounter, create_patient
+from tests.conftest import stored_files, upload
+from tests.unit.conftest import WHEN
+
+pytestmark = pytest.mark.django_db
+PROBLEM = "application/problem+json"
+
+
+def client_for(user, *, scheme: str = "Bearer") -> APIClient:
+    client = APIClient()
+    if user is not None:
+        _, key = issue_api_token(user=user, name="tests")
+        client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+    return client
+
+
+@pytest.fixture
+def people(clinic, other_clinic, make_user):
+    """A user for every role of the clinic, and a clinician of another clinic."""
+    return {
+        "admin": make_user("admin", organization=clinic, role=Role.ORG_ADMIN),
+        "clinician": make_user("clinician", organization=clinic, role=Role.CLINICIAN),
+        "analyst": make_user("analyst", organization=clinic, role=Role.ANALYST),
+        "viewer": make_user("viewer", organization=clinic, role=Role.VIEWER),
+        "stranger": make_user("stranger", organization=other_clinic, role=Role.CLINICIAN),
+    }
+
+
+@pytest.fixture
+def patient(clinic):
+    return create_patient(organization=clinic, mrn="A-1", full_name="Ada Patient")
+
+
+def assert_problem(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.content[:500]
+    assert response["Content-Type"].startswith(PROBLEM)
+    body = json.loads(response.content)
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= set(body)
+    if code:
+        assert body["type"] == f"urn:tessera:problem:{code}", body
+    return body
+
+
+def test_without_a_valid_token_nothing_is_served(people, patient):
+    assert_problem(client_for(None).get("/api/v1/patients/"), 401, "not_authenticated")
+    anonymous = APIClient()
+    anonymous.credentials(HTTP_AUTHORIZATION="Bearer tsr_made-up")
+    body = assert_problem(anonymous.get("/api/v1/patients/"), 401, "authentication_failed")
+    assert "unknown, revoked" in body["detail"]
+    token, key = issue_api_token(user=people["clinician"], name="bridge")
+    for scheme in ("Token", "Bearer"):
+        anonymous.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+        assert anonymous.get("/api/v1/patients/").status_code == 200
+    revoke_api_token(token=token)
+    assert anonymous.get("/api/v1/patients/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("who", "list_count", "read", "create", "update"),
+    [
+        ("admin", 1, 200, 201, 200),
+        ("clinician", 1, 200, 201, 200),
+        ("analyst", 1, 200, 403, 403),
+        ("viewer", 1, 200, 403, 403),
+        ("stranger", 0, 404, 400, 404),
+    ],
+)
+def test_patients_by_role(people, clinic, patient, who, list_count, read, create, update):
+    client = client_for(people[who])
+    listed = client.get("/api/v1/patients/")
+    assert listed.status_code == 200
+    assert len(listed.json()["results"]) == list_count
+    assert client.get(f"/api/v1/patients/{patient.pk}/").status_code == read
+    created = client.post(
+        "/api/v1/patients/",
+        {"organization": clinic.pk, "mrn": f"N-{who}", "full_name": "New Patient"},
+    )
+    assert created.status_code == create, created.content
+    updated = client.patch(f"/api/v1/patients/{patient.pk}/", {"full_name": "Ada Renamed"})
+    assert updated.status_code == update
+    if create != 201:
+        assert not Patient.objects.filter(mrn=f"N-{who}").exists()
+    if read == 404:
+        assert "Ada" not in client.get(f"/api/v1/patients/{patient.pk}/").content.decode()
+
+
+def test_another_organizations_ids_are_refused_as_unknown(people, patient, other_clinic):
+    theirs = create_patient(organization=other_clinic, mrn="O-1", full_name="Other Patient")
+    client = client_for(people["clinician"])
+    response = client.post(
+        "/api/v1/encounters/", {"patient": theirs.pk, "occurred_at": WHEN.isoformat()}
+    )
+    body = assert_problem(response, 400, "validation")
+    assert body["errors"]["patient"] == [
+        f"no patient with id {theirs.pk} among the records you can see"
+    ]
+    assert not Encounter.objects.exists()
+    moved = client.patch(f"/api/v1/patients/{patient.pk}/", {"organization": other_clinic.pk})
+    assert_problem(moved, 400, "validation")
+    patient.refresh_from_db()
+    assert patient.organization_id != other_clinic.pk
+
+
+def test_writable_fields_are_only_those_listed(people, clinic):
+    client = client_for(people["clinician"])
+    response = client.post(
+        "/api/v1/patients/",
+        {
+            "organization": clinic.pk,
+            "mrn": "M-1",
+            "full_name": "Mass Assignment",
+            "pseudonym": "00000000-0000-0000-0000-000000000000",
+            "id": 999,
+        },
+    )
+    assert response.status_code == 201
+    created = Patient.objects.get(mrn="M-1")
+    assert created.pk != 999
+    assert str(created.pseudonym) != "00000000-0000-0000-0000-000000000000"
+    school_patient = client.post(
+        "/api/v1/students/",
+        {"organization": clinic.pk, "student_number": "S-1", "full_name": "Wrong Place"},
+    )
+    assert "students belong to schools" in assert_problem(school_patient, 400)["detail"]
+
+
+def test_a_duplicate_mrn_is_a_clear_validation_problem(people, clinic, patient):
+    response = client_for(people["clinician"]).post(
+        "/api/v1/patients/", {"organization": clinic.pk, "mrn": "A-1", "full_name": "Twin"}
+    )
+    body = assert_problem(response, 400, "validation")
+    assert "already exists" in body["detail"]
+
+
+@pytest.fixture
+def visit(patient):
+    return create_encounter(patient=patient, occurred_at=WHEN)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind", "content_type", "status", "code"),
+    [
+        ("scan.dcm", b"DICM but not really", "dicom", "application/dicom", 400, "not_dicom"),
+        ("note.txt", b"", "clinical_note", "text/plain", 400, "empty"),
+        ("voice.wav", b"RIFF\x10\x00\x00\x00WAVEfmt ", "speech", "audio/wav", 400, None),
+        ("note.txt", b"Cough for a week.", "clinical_note", "image/png", 415, "content_type"),
+    ],
+)
+def test_bad_uploads_get_the_validators_message_and_store_nothing(
+    people, visit, media_root, name, content, kind, content_type, status, code
+):
+    part = SimpleUploadedFile(name, content, content_type=content_type)
+    response = client_for(people["clinician"]).post(
+        "/api/v1/media/", {"kind": kind, "encounter": visit.pk, "file": part}, format="multipart"
+    )
+    body = assert_problem(response, status, code)
+    assert len(body["detail"]) > 10, "a sentence a person understands"
+    assert not MediaAsset.objects.exists()
+    assert stored_files(media_root) == []
+
+
+def test_upload_and_download_a_note(people, visit):
+    client = client_for(people["clinician"])
+    file = io.BytesIO(b"Persistent cough, weight loss.")
+    file.name = "note.txt"
+    response = client.post(
+        "/api/v1/media/",
+        {"kind": "clinical_note", "encounter": visit.pk, "file": file},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    downloaded = client.get(response.json()["download"])
+    assert downloaded.status_code == 200
+    assert b"".join(downloaded.streaming_content) == b"Persistent cough, weight loss."
+    asset_id = response.json()["id"]
+    assert (
+        client_for(people["stranger"]).get(f"/api/v1/media/{asset_id}/download/").status_code == 404
+    )
+    assert (
+        client_for(people["viewer"])
+        .post(
+            "/api/v1/media/",
+            {"kind": "clinical_note", "encounter": visit.pk, "file": io.BytesIO(b"x")},
+            format="multipart",
+        )
+        .status_code
+        == 403
+    )
+
+
+def test_an_analysis_is_accepted_with_a_location_and_can_be_cancelled(
+    people, visit, clinic_model, django_capture_on_commit_callbacks
+):
+    add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"Chest pain."))
+    client = client_for(people["clinician"])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/api/v1/jobs/", {"encounter": visit.pk, "task": "diagnosis"})
+    assert response.status_code == 202, response.content
+    job = AnalysisJob.objects.get()
+    assert response["Location"] == f"/api/v1/jobs/{job.pk}/"
+    polled = client.get(response["Location"]).json()
+    assert (polled["status"], polled["progress"], polled["result"]) == ("queued", 0, None)
+    assert client_for(people["viewer"]).post(f"/api/v1/jobs/{job.pk}/cancel/").status_code == 403
+    assert client_for(people["stranger"]).post(f"/api/v1/jobs/{job.pk}/cancel/").status_code == 404
+    assert client.post(f"/api/v1/jobs/{job.pk}/cancel/").json()["status"] == "cancelled"
+    assert_problem(client.post(f"/api/v1/jobs/{job.pk}/cancel/"), 409, "finished")
+
+
+def test_a_refused_analysis_says_why(people, visit, django_capture_on_commit_callbacks):
+    response = client_for(people["clinician"]).post("/api/v1/jobs/", {"encounter": visit.pk})
+    body = assert_problem(response, 400, "no_media")
+    assert "upload a file first" in body["detail"]
+
+
+def test_list_endpoints_query_the_database_a_fixed_number_of_times(people, clinic, visit):
+    client = client_for(people["clinician"])
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    paths = ["/api/v1/patients/", "/api/v1/encounters/", "/api/v1/media/", "/api/v1/jobs/"]
+    before = [queries(path) for path in paths]
+    for number in range(10):
+        patient = create_patient(organization=clinic, mrn=f"Q-{number}", full_name=f"Q {number}")
+        add_media(
+            attached_to=create_encounter(patient=patient, occurred_at=WHEN),
+            kind=MediaKind.CLINICAL_NOTE,
+            file=upload(f"Note {number}".encode()),
+        )
+    assert [queries(path) for path in paths] == before
+
+
+def test_errors_have_one_shape(people):
+    client = client_for(people["clinician"])
+    assert_problem(client.get("/api/v1/patients/999999/"), 404, "not_found")
+    assert_problem(client.delete("/api/v1/patients/999999/"), 405, "method_not_allowed")
+    assert_problem(client.get("/api/v1/patients/?cursor=garbage"), 404)
+
+
+def test_the_schema_and_self_hosted_docs(people):
+    client = client_for(people["viewer"])
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    assert {"/api/v1/jobs/", "/api/v1/jobs/{id}/cancel/", "/api/v1/media/"} <= set(paths)
+    docs = APIClient()
+    docs.force_login(people["viewer"])
+    page = docs.get("/api/v1/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets, page
+    assert all(asset.startswith("/") for asset in assets), "self-hosted: no CDN"
+
+
+def test_feedback_on_a_result_by_role(
+    people, visit, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"Chest pain."))
+    client = client_for(people["clinician"])
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = client.post("/api/v1/jobs/", {"encounter": visit.pk, "task": "all"})
+    job = client.get(accepted["Location"]).json()
+    assert job["status"] == "succeeded"
+    result = client.get(f"/api/v1/results/{job['result']}/").json()
+    assert result["model_version"] == clinic_model.name
+    path = f"/api/v1/results/{job['result']}/feedback/"
+    assert client.post(path, {"kind": "confirm"}).status_code == 201
+    assert client_for(people["viewer"]).post(path, {"kind": "confirm"}).status_code == 403
+    assert client_for(people["stranger"]).post(path, {"kind": "confirm"}).status_code == 404
+    wrong = client.post(path, {"kind": "correct", "emotion_label": "joy"})
+    assert "unknown affect label: joy" in assert_problem(wrong, 400, "unknown_label")["detail"]
+    assert_problem(client.post(path, {"kind": "applause"}), 400, "validation")
