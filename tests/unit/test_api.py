@@ -290,3 +290,45 @@ def test_feedback_on_a_result_by_role(
     wrong = client.post(path, {"kind": "correct", "emotion_label": "joy"})
     assert "unknown affect label: joy" in assert_problem(wrong, 400, "unknown_label")["detail"]
     assert_problem(client.post(path, {"kind": "applause"}), 400, "validation")
+
+
+def test_a_retried_post_with_the_same_idempotency_key_creates_nothing_new(
+    people, visit, clinic_model, django_capture_on_commit_callbacks
+):
+    add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"Chest pain."))
+    client = client_for(people["clinician"])
+    body = {"encounter": visit.pk, "task": "diagnosis"}
+    with django_capture_on_commit_callbacks(execute=False) as published:
+        first = client.post("/api/v1/jobs/", body, HTTP_IDEMPOTENCY_KEY="visit-1-dx")
+        again = client.post("/api/v1/jobs/", body, HTTP_IDEMPOTENCY_KEY="visit-1-dx")
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    assert again["Location"] == first["Location"]
+    assert AnalysisJob.objects.count() == 1
+    assert len(published) == 1, "one job, one message"
+    other = client.post("/api/v1/jobs/", {**body, "task": "all"}, HTTP_IDEMPOTENCY_KEY="visit-1-dx")
+    assert_problem(other, 422, "idempotency_key_reused")
+    with django_capture_on_commit_callbacks(execute=False):
+        theirs = client_for(people["admin"]).post(
+            "/api/v1/jobs/", body, HTTP_IDEMPOTENCY_KEY="visit-1-dx"
+        )
+    assert theirs.status_code == 202, "keys belong to their user"
+    assert AnalysisJob.objects.count() == 2
+
+
+def test_a_retried_upload_with_the_same_key_stores_one_file(people, visit):
+    client = client_for(people["clinician"])
+
+    def send():
+        part = SimpleUploadedFile("note.txt", b"Short of breath.", content_type="text/plain")
+        return client.post(
+            "/api/v1/media/",
+            {"kind": "clinical_note", "encounter": visit.pk, "file": part},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="upload-7",
+        )
+
+    first, again = send(), send()
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert MediaAsset.objects.count() == 1

@@ -5,7 +5,7 @@ from django.db.models import Prefetch
 from django.http import FileResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -14,6 +14,7 @@ from tessera.accounts.models import Membership, Organization
 from tessera.accounts.selectors import organization_of
 from tessera.api import serializers
 from tessera.api.access import ScopedViewMixin
+from tessera.api.idempotency import idempotent
 from tessera.api.problems import Problem
 from tessera.jobs.models import AnalysisJob, AnalysisResult
 from tessera.jobs.services import cancel_job, record_feedback, request_analysis, retry_job
@@ -23,6 +24,12 @@ from tessera.records.storage import content_store
 
 LIST_BACKENDS = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
 PROBLEM = OpenApiResponse(description="application/problem+json (RFC 9457)")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retrying with the same key returns the first response, creating nothing new.",
+)
 
 
 class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
@@ -142,9 +149,13 @@ class MediaViewSet(
 
     @extend_schema(
         request={"multipart/form-data": serializers.MediaUploadSerializer},
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: serializers.MediaSerializer, 400: PROBLEM, 413: PROBLEM, 415: PROBLEM},
     )
     def create(self, request):
+        return idempotent(request, lambda: self._upload(request))
+
+    def _upload(self, request) -> Response:
         upload = serializers.MediaUploadSerializer(data=request.data, context={"request": request})
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
@@ -194,9 +205,13 @@ class JobViewSet(
 
     @extend_schema(
         request=serializers.JobRequestSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={202: serializers.JobSerializer, 400: PROBLEM, 403: PROBLEM, 409: PROBLEM},
     )
     def create(self, request):
+        return idempotent(request, lambda: self._request_analysis(request))
+
+    def _request_analysis(self, request) -> Response:
         asked = serializers.JobRequestSerializer(data=request.data, context={"request": request})
         asked.is_valid(raise_exception=True)
         data = asked.validated_data
