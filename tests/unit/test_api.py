@@ -332,3 +332,43 @@ def test_a_retried_upload_with_the_same_key_stores_one_file(people, visit):
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["id"] == first.json()["id"]
     assert MediaAsset.objects.count() == 1
+
+
+LIST_ENDPOINTS = [
+    "organizations",
+    "patients",
+    "students",
+    "encounters",
+    "learning-sessions",
+    "media",
+    "jobs",
+    "results",
+]
+
+
+@pytest.mark.parametrize("endpoint", LIST_ENDPOINTS)
+def test_every_list_answers_every_role_with_only_their_organizations(
+    people, clinic, visit, endpoint
+):
+    add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"Listed note."))
+    for who, user in people.items():
+        response = client_for(user).get(f"/api/v1/{endpoint}/")
+        assert response.status_code == 200, (who, response.content[:300])
+        ids = [item["id"] for item in response.json()["results"]]
+        if who == "stranger" and endpoint != "organizations":
+            assert ids == [], "nothing of another organization"
+    organizations = client_for(people["stranger"]).get("/api/v1/organizations/").json()
+    assert clinic.pk not in [item["id"] for item in organizations["results"]]
+    members = client_for(people["viewer"]).get(f"/api/v1/organizations/{clinic.pk}/members/")
+    assert {member["username"] for member in members.json()} == {
+        "admin",
+        "clinician",
+        "analyst",
+        "viewer",
+    }
+    assert (
+        client_for(people["stranger"])
+        .get(f"/api/v1/organizations/{clinic.pk}/members/")
+        .status_code
+        == 404
+    )
