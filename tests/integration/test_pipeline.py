@@ -257,3 +257,45 @@ def test_a_job_longer_than_the_visibility_timeout_is_not_started_twice(
     assert_each_succeeded_once(outcomes, log, expected=1)
     assert outcomes[job].attempts == 1, "the redelivered message found the job leased"
     assert received >= 2, "Redis redelivered the message while the job ran"
+
+
+FEEDBACK = """
+from tessera.jobs.models import AnalysisResult
+from tessera.jobs.services import record_feedback
+for number, result in enumerate(AnalysisResult.objects.order_by("job__created_at")):
+    if number % 2:
+        record_feedback(result=result, kind="confirm", given_by=None)
+    else:
+        record_feedback(
+            result=result, kind="correct", given_by=None, diagnosis=["suspicious_mass"],
+            emotion_label="anxious",
+        )
+"""
+
+TRAINING_OUTCOME = """
+import time
+from tessera.jobs.models import TrainingRun
+deadline = time.monotonic() + 240
+while TrainingRun.objects.filter(status__in=["queued", "running"]).exists():
+    assert time.monotonic() < deadline, "the training run did not finish"
+    time.sleep(0.5)
+run = TrainingRun.objects.get()
+print(run.status, run.cases, run.candidate.name, run.candidate.status, sorted(run.metrics))
+"""
+
+
+def test_feedback_trains_a_new_version_on_a_real_gpu_worker(tmp_path, pipeline, media_files):
+    env = pipeline.env(TESSERA_TRAINING_MIN_CASES="8", TESSERA_TRAINING_EPOCHS="1")
+    submit(env, media_files, 8)
+    log = tmp_path / "worker.log"
+    with worker_process(env, log):
+        assert_each_succeeded_once(wait_for_jobs(env), log, expected=8)
+        shell(env, FEEDBACK)
+        queued = manage(env, "train_from_feedback", "clinic")
+        assert "queued" in queued
+        outcome = shell(env, TRAINING_OUTCOME).strip()
+    status, cases, name, version_status, metrics = outcome.split(" ", 4)
+    assert int(cases) == 8
+    assert (status, version_status) in (("promoted", "active"), ("rejected", "rejected")), log
+    assert name.startswith("clinic-")
+    assert metrics == "['base_macro_f1', 'candidate_macro_f1', 'held_out_cases']"
