@@ -10,11 +10,22 @@ import os
 import socket
 
 from celery import Celery
+from django.db import InterfaceError, OperationalError
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 
 QUEUE_NAMES = ("cpu", "gpu", "reports")
+
+# Task options: a lost database connection is transient, so the task retries with exponential
+# backoff (services make a retried task safe to run again); bad input is never retried.
+RETRY_WHEN_DATABASE_GONE = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 app = Celery("tessera")
 app.config_from_object("django.conf:settings", namespace="CELERY")

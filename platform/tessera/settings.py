@@ -58,10 +58,12 @@ INSTALLED_APPS = [
     "tessera.jobs",
     "tessera.dashboards",
     "tessera.api",
+    "tessera.webhooks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "tessera.limits.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,6 +149,10 @@ TESSERA_MAX_TEXT_BYTES = env.int("TESSERA_MAX_TEXT_BYTES", default=2 * 1024 * 10
 TESSERA_MAX_AUDIO_SECONDS = env.float("TESSERA_MAX_AUDIO_SECONDS", default=30 * 60)
 # Django spools uploads above this size to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+# A request body larger than the largest upload (plus room for its form fields) is refused
+# from its Content-Length before it is read; a body without files may hold at most 1 MiB.
+TESSERA_MAX_REQUEST_BYTES = TESSERA_MAX_UPLOAD_BYTES + 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
@@ -198,12 +204,22 @@ TESSERA_TRAINING_EPOCHS = env.int("TESSERA_TRAINING_EPOCHS", default=10)
 TESSERA_TRAINING_LEARNING_RATE = env.float("TESSERA_TRAINING_LEARNING_RATE", default=3e-4)
 # A run still `running` after this long lost its worker, and may be taken again.
 TESSERA_TRAINING_TIMEOUT = env.int("TESSERA_TRAINING_TIMEOUT", default=6 * 3600)
+# Webhooks: each delivery waits this long for the receiver, and is tried up to this many times,
+# waiting the backoff (doubling) between attempts.
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = env.float("TESSERA_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+TESSERA_WEBHOOK_MAX_ATTEMPTS = env.int("TESSERA_WEBHOOK_MAX_ATTEMPTS", default=8)
+TESSERA_WEBHOOK_BACKOFF_SECONDS = env.float("TESSERA_WEBHOOK_BACKOFF_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {
         "task": "tessera.jobs.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
         "options": {"queue": "cpu"},
-    }
+    },
+    "resend-lost-webhook-deliveries": {
+        "task": "tessera.webhooks.sweep",
+        "schedule": TESSERA_SWEEP_EVERY,
+        "options": {"queue": "cpu"},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
@@ -241,6 +257,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # self-hosted: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tessera.api.schema.add_problem_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MediaKindEnum": "tessera.records.models.MediaKind",
         "OrganizationKindEnum": "tessera.accounts.policy.OrganizationKind",

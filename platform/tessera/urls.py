@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from tessera.dashboards import views as dashboards
 
+handler404 = "tessera.api.problems.not_found"
+handler500 = "tessera.api.problems.server_error"
+
 admin.site.site_header = "Tessera administration"
 admin.site.site_title = "Tessera admin"
 

@@ -3,6 +3,7 @@ taken by real Celery workers (file-system broker and SQLite, or Redis and Postgr
 CELERY_BROKER_URL / DATABASE_URL point at them), and each ends exactly once, whatever happens
 to the workers, the broker or the process that asked."""
 
+import json
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tessera.webhooks.signing import verify
 from tests.integration.processes import (
     manage,
     pipeline_environment,
@@ -22,6 +24,7 @@ from tests.integration.processes import (
     wait_for_jobs,
     worker_process,
 )
+from tests.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.worker
 JOBS = 6
@@ -299,3 +302,35 @@ def test_feedback_trains_a_new_version_on_a_real_gpu_worker(tmp_path, pipeline, 
     assert (status, version_status) in (("promoted", "active"), ("rejected", "rejected")), log
     assert name.startswith("clinic-")
     assert metrics == "['base_macro_f1', 'candidate_macro_f1', 'held_out_cases']"
+
+
+SUBSCRIBE = """
+from tessera.accounts.services import create_organization
+from tessera.webhooks.services import create_subscription
+clinic = create_organization(name="Clinic", slug="pipeline", kind="clinic", jurisdiction="US")
+subscription = create_subscription(
+    organization=clinic, url={url!r}, events=["job.succeeded"], created_by=None
+)
+print(subscription.secret)
+"""
+
+
+def test_a_webhook_receiver_gets_a_signed_delivery_from_the_worker_and_a_retry_after_a_500(
+    tmp_path, pipeline, media_files
+):
+    env = pipeline.env(TESSERA_WEBHOOK_BACKOFF_SECONDS="1")
+    with webhook_receiver(answers=[500]) as receiver:
+        secret = shell(env, SUBSCRIBE.format(url=receiver.url)).strip()
+        (job_id,) = submit(env, media_files, 1)
+        log = tmp_path / "worker.log"
+        with worker_process(env, log):
+            assert receiver.arrived.wait(180), log.read_text()[-3000:]
+    first, retry = receiver.received
+    assert (first.answered, retry.answered) == (500, 200)
+    assert first.headers["Tessera-Delivery"] == retry.headers["Tessera-Delivery"]
+    assert verify(secret=secret, header=retry.headers["Tessera-Signature"], body=retry.body)
+    assert json.loads(retry.body)["data"]["job"] == job_id
+    delivered = query(
+        pipeline.database_url, "SELECT status, attempts FROM webhooks_webhookdelivery"
+    )
+    assert delivered == [("delivered", 2)]

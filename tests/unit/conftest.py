@@ -10,6 +10,7 @@ from mlcore.data import read_manifest
 from mlcore.registry import save_bundle
 from mlcore.synthetic import write_dataset
 from mlcore.train import TrainingConfig, train
+from tessera.accounts.models import Role
 from tessera.celery import app as celery_app
 from tessera.jobs.services import promote_model_version, register_model_version
 from tessera.records.models import MediaKind
@@ -67,3 +68,15 @@ def encounter(clinic, dicom_bytes, wav_audio):
     )
     add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))
     return visit
+
+
+@pytest.fixture
+def people(clinic, other_clinic, make_user):
+    """A user for every role of the clinic, and a clinician of another clinic."""
+    return {
+        "admin": make_user("admin", organization=clinic, role=Role.ORG_ADMIN),
+        "clinician": make_user("clinician", organization=clinic, role=Role.CLINICIAN),
+        "analyst": make_user("analyst", organization=clinic, role=Role.ANALYST),
+        "viewer": make_user("viewer", organization=clinic, role=Role.VIEWER),
+        "stranger": make_user("stranger", organization=other_clinic, role=Role.CLINICIAN),
+    }

@@ -11,52 +11,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tessera.accounts.models import Role
 from tessera.accounts.services import issue_api_token, revoke_api_token
 from tessera.jobs.models import AnalysisJob
 from tessera.records.models import Encounter, MediaAsset, MediaKind, Patient
 from tessera.records.services import add_media, create_encounter, create_patient
 from tests.conftest import stored_files, upload
+from tests.unit.api import assert_problem, client_for
 from tests.unit.conftest import WHEN
 
 pytestmark = pytest.mark.django_db
-PROBLEM = "application/problem+json"
-
-
-def client_for(user, *, scheme: str = "Bearer") -> APIClient:
-    client = APIClient()
-    if user is not None:
-        _, key = issue_api_token(user=user, name="tests")
-        client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
-    return client
-
-
-@pytest.fixture
-def people(clinic, other_clinic, make_user):
-    """A user for every role of the clinic, and a clinician of another clinic."""
-    return {
-        "admin": make_user("admin", organization=clinic, role=Role.ORG_ADMIN),
-        "clinician": make_user("clinician", organization=clinic, role=Role.CLINICIAN),
-        "analyst": make_user("analyst", organization=clinic, role=Role.ANALYST),
-        "viewer": make_user("viewer", organization=clinic, role=Role.VIEWER),
-        "stranger": make_user("stranger", organization=other_clinic, role=Role.CLINICIAN),
-    }
 
 
 @pytest.fixture
 def patient(clinic):
     return create_patient(organization=clinic, mrn="A-1", full_name="Ada Patient")
-
-
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content[:500]
-    assert response["Content-Type"].startswith(PROBLEM)
-    body = json.loads(response.content)
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    if code:
-        assert body["type"] == f"urn:tessera:problem:{code}", body
-    return body
 
 
 def test_without_a_valid_token_nothing_is_served(people, patient):
@@ -177,6 +145,26 @@ def test_bad_uploads_get_the_validators_message_and_store_nothing(
     assert stored_files(media_root) == []
 
 
+def test_an_oversized_request_is_refused_before_its_body_is_read(people, visit, media_root):
+    client = client_for(people["clinician"])
+    two_gigabytes = str(2 * 1024**3)
+    refused = client.post(
+        "/api/v1/media/",
+        {"kind": MediaKind.CLINICAL_NOTE, "encounter": visit.pk, "file": upload(b"tiny")},
+        format="multipart",
+        CONTENT_LENGTH=two_gigabytes,
+    )
+    assert "larger than the 257.0\xa0MB" in assert_problem(refused, 413, "too_large")["detail"]
+    assert MediaAsset.objects.count() == 0
+    assert stored_files(media_root) == []
+    huge_name = {
+        "organization": visit.patient.organization_id,
+        "mrn": "X",
+        "full_name": "a" * 2**21,
+    }
+    assert_problem(client.post("/api/v1/patients/", huge_name), 413, "too_large")
+
+
 def test_upload_and_download_a_note(people, visit):
     client = client_for(people["clinician"])
     file = io.BytesIO(b"Persistent cough, weight loss.")
@@ -255,6 +243,9 @@ def test_errors_have_one_shape(people):
     assert_problem(client.get("/api/v1/patients/999999/"), 404, "not_found")
     assert_problem(client.delete("/api/v1/patients/999999/"), 405, "method_not_allowed")
     assert_problem(client.get("/api/v1/patients/?cursor=garbage"), 404)
+    assert_problem(client.get("/api/v1/no-such-endpoint/"), 404, "not_found")
+    assert_problem(client.post("/api/v1/jobs/0.5/cancel/"), 404, "not_found")
+    assert client.get("/no-such-page/")["Content-Type"].startswith("text/html"), "pages stay HTML"
 
 
 def test_the_schema_and_self_hosted_docs(people):
@@ -343,6 +334,11 @@ LIST_ENDPOINTS = [
     "media",
     "jobs",
     "results",
+    "members",
+    "cohorts",
+    "model-versions",
+    "webhooks",
+    "webhook-deliveries",
 ]
 
 
@@ -355,7 +351,9 @@ def test_every_list_answers_every_role_with_only_their_organizations(
         response = client_for(user).get(f"/api/v1/{endpoint}/")
         assert response.status_code == 200, (who, response.content[:300])
         ids = [item["id"] for item in response.json()["results"]]
-        if who == "stranger" and endpoint != "organizations":
+        if who == "stranger" and endpoint == "members":
+            assert ids == [people["stranger"].memberships.get().pk], "only their own organization"
+        elif who == "stranger" and endpoint not in ("organizations", "model-versions"):
             assert ids == [], "nothing of another organization"
     organizations = client_for(people["stranger"]).get("/api/v1/organizations/").json()
     assert clinic.pk not in [item["id"] for item in organizations["results"]]

@@ -1,6 +1,7 @@
 """The layout keeps Python's standard `platform` module reachable and the core Django-free."""
 
 import ast
+import os
 import subprocess
 import sys
 import sysconfig
@@ -89,3 +90,24 @@ def test_no_mlcore_module_imports_django_celery_or_the_platform():
         if module.split(".")[0] in FORBIDDEN_IN_MLCORE
     ]
     assert offenders == []
+
+
+def test_the_web_process_publishes_jobs_without_loading_the_model_code():
+    """A web worker that imported torch to publish its first job answered it 14 s late."""
+    script = (
+        "import sys\n"
+        "from tessera.wsgi import application\n"
+        "from django.urls import resolve\n"
+        "import tessera.jobs.tasks, tessera.webhooks.tasks\n"
+        "resolve('/api/v1/jobs/')\n"
+        "print(sorted({'torch', 'monai', 'transformers', 'librosa'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'platform'}:{REPO}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -3,10 +3,14 @@
 import hashlib
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
+from tessera.accounts.policy import OrganizationKind
 
 TOKEN_PREFIX = "tsr_"
 
@@ -33,6 +37,65 @@ def set_membership(*, user: AbstractBaseUser, organization: Organization, role: 
     )
     sync_staff_status(user=user)
     return membership
+
+
+ROLES_OF_KIND = {
+    OrganizationKind.CLINIC: [Role.ORG_ADMIN, Role.CLINICIAN, Role.ANALYST, Role.VIEWER],
+    OrganizationKind.SCHOOL: [Role.ORG_ADMIN, Role.TEACHER, Role.ANALYST, Role.VIEWER],
+}
+
+
+def add_member(*, organization: Organization, username: str, role: str) -> Membership:
+    """An organization admin adds an existing account to their organization."""
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ValidationError({"username": f"no active account is named {username!r}"})
+    if Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError(
+            {"username": f"{username} is already a member; change their role instead"}
+        )
+    _check_role_fits(organization, role)
+    return set_membership(user=user, organization=organization, role=role)
+
+
+def change_role(*, membership: Membership, role: str) -> Membership:
+    _check_role_fits(membership.organization, role)
+    with transaction.atomic():
+        if role != Role.ORG_ADMIN:
+            _keep_an_admin(membership)
+        return set_membership(user=membership.user, organization=membership.organization, role=role)
+
+
+def remove_member(*, membership: Membership) -> None:
+    with transaction.atomic():
+        _keep_an_admin(membership)
+        membership.delete()
+    sync_staff_status(user=membership.user)
+
+
+def _check_role_fits(organization: Organization, role: str) -> None:
+    allowed = ROLES_OF_KIND[OrganizationKind(organization.kind)]
+    if role not in allowed:
+        raise ValidationError(
+            {
+                "role": f"a {organization.get_kind_display().lower()} has no {Role(role).label} "
+                f"role; choose one of: {', '.join(allowed)}"
+            }
+        )
+
+
+def _keep_an_admin(membership: Membership) -> None:
+    """An organization always keeps an admin: nobody could manage it otherwise. Rows are locked
+    so two admins demoting each other at once cannot both succeed."""
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(organization=membership.organization, role=Role.ORG_ADMIN)
+        .values_list("pk", flat=True)
+    )
+    if admins == [membership.pk]:
+        raise ValidationError(
+            {"role": "this is the organization's last admin: make someone else admin first"}
+        )
 
 
 def sync_staff_status(*, user: AbstractBaseUser) -> None:

@@ -1,10 +1,14 @@
 """Every error as RFC 9457 `application/problem+json`: type, title, status, detail, and the
 field errors of a validation problem under `errors`."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.defaultfilters import filesizeformat
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -53,6 +57,15 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
+    if isinstance(exc, RequestDataTooBig):
+        limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        return Problem(
+            f"the request's fields are larger than the {limit} allowed; send files as files",
+            code="too_large",
+            status_code=413,
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Problem(str(exc), code="too_many_fields", status_code=400)
     if isinstance(exc, UploadRejected):
         return Problem(exc.message, code=exc.code, status_code=UPLOAD_STATUS.get(exc.code, 400))
     if isinstance(exc, AnalysisRefused):
@@ -101,3 +114,29 @@ def _summary(errors: dict) -> str:
         text = messages[0] if isinstance(messages, list) and messages else messages
         parts.append(str(text) if field == "non_field_errors" else f"{field}: {text}")
     return "; ".join(parts)
+
+
+API_PREFIX = "/api/"
+
+
+def _plain_problem(status_code: int, detail: str) -> JsonResponse:
+    body = {
+        "type": f"{PROBLEM_TYPE}{'not_found' if status_code == 404 else 'error'}",
+        "title": _title(status_code),
+        "status": status_code,
+        "detail": detail,
+    }
+    return JsonResponse(body, status=status_code, content_type="application/problem+json")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL that matches no route: under /api/ a problem, like every other API error."""
+    if request.path.startswith(API_PREFIX):
+        return _plain_problem(404, "no such endpoint or object; see /api/v1/docs/")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return _plain_problem(500, "something went wrong on our side; the error was logged")
+    return defaults.server_error(request)

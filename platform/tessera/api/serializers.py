@@ -5,7 +5,7 @@ did not exist."""
 
 from rest_framework import serializers
 
-from tessera.accounts.models import Membership, Organization
+from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import OrganizationKind
 from tessera.accounts.selectors import organizations_of, scoped_to
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
@@ -19,6 +19,7 @@ from tessera.records.models import (
     Sex,
     Student,
 )
+from tessera.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
 
 class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
@@ -60,12 +61,51 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username", read_only=True)
+    """A member: added by username (an existing account), changed by role only."""
+
+    username = serializers.CharField(source="user.username", max_length=150)
+    organization = VisibleRelatedField(Organization)
+    role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta:
         model = Membership
         fields = ["id", "username", "organization", "role", "created_at"]
-        read_only_fields = fields
+        read_only_fields = ["id", "created_at"]
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class CohortSerializer(serializers.ModelSerializer):
+    organization = VisibleRelatedField(Organization)
+
+    class Meta:
+        model = Cohort
+        validators = []  # uniqueness: the model's own check says it in plain words
+        fields = ["id", "organization", "name", "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_organization(self, organization: Organization) -> Organization:
+        if self.instance is not None and organization != self.instance.organization:
+            raise serializers.ValidationError("a cohort cannot move to another organization")
+        return organization
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class NewTokenSerializer(TokenSerializer):
+    """Answers the creation of a token: the only time its secret is shown."""
+
+    key = serializers.CharField(read_only=True)
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "key"]
 
 
 class _SubjectSerializer(serializers.ModelSerializer):
@@ -283,5 +323,55 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "created_at",
             "promoted_at",
             "promoted_by",
+        ]
+        read_only_fields = fields
+
+
+SUBSCRIBABLE = [event for event in Event if event != Event.PING]
+
+
+class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+    organization = VisibleRelatedField(Organization)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(e.value, e.label) for e in SUBSCRIBABLE]),
+        min_length=1,
+        max_length=len(SUBSCRIBABLE),
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["id", "organization", "url", "events", "description", "is_active", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_organization(self, organization: Organization) -> Organization:
+        if self.instance is not None and organization != self.instance.organization:
+            raise serializers.ValidationError("a subscription cannot move to another organization")
+        return organization
+
+
+class WebhookSubscriptionWithSecretSerializer(WebhookSubscriptionSerializer):
+    """Answers a create or a secret rotation: the only times the signing secret is shown."""
+
+    secret = serializers.CharField(read_only=True)
+
+    class Meta(WebhookSubscriptionSerializer.Meta):
+        fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "subscription",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
         ]
         read_only_fields = fields

@@ -6,21 +6,44 @@ from django.http import FileResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import filters, mixins, status, viewsets
+from rest_framework import filters, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from tessera.accounts.models import Membership, Organization
-from tessera.accounts.selectors import organization_of
+from tessera.accounts.models import ApiToken, Membership, Organization
+from tessera.accounts.permissions import Capability, organizations_where
+from tessera.accounts.selectors import organization_of, organizations_of
+from tessera.accounts.services import (
+    add_member,
+    change_role,
+    issue_api_token,
+    remove_member,
+    revoke_api_token,
+)
 from tessera.api import serializers
 from tessera.api.access import ScopedViewMixin
 from tessera.api.idempotency import idempotent
 from tessera.api.problems import Problem
-from tessera.jobs.models import AnalysisJob, AnalysisResult
-from tessera.jobs.services import cancel_job, record_feedback, request_analysis, retry_job
-from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
+from tessera.jobs.models import AnalysisJob, AnalysisResult, ModelVersion
+from tessera.jobs.services import (
+    cancel_job,
+    promote_model_version,
+    record_feedback,
+    request_analysis,
+    retry_job,
+)
+from tessera.records.models import (
+    Cohort,
+    Encounter,
+    LearningSession,
+    MediaAsset,
+    Patient,
+    Student,
+)
 from tessera.records.services import add_media, create_encounter, create_learning_session
 from tessera.records.storage import content_store
+from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
+from tessera.webhooks.services import create_subscription, rotate_secret, send_ping
 
 LIST_BACKENDS = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
 PROBLEM = OpenApiResponse(description="application/problem+json (RFC 9457)")
@@ -53,6 +76,81 @@ class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         return Response(serializers.MemberSerializer(memberships, many=True).data)
 
 
+class TokenViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your own API tokens: issue one (its secret is shown once), see when each was last used,
+    revoke one. Only a hash of a secret is stored."""
+
+    serializer_class = serializers.TokenSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    @extend_schema(responses={201: serializers.NewTokenSerializer, 400: PROBLEM})
+    def create(self, request):
+        asked = self.get_serializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        token, key = issue_api_token(user=request.user, name=asked.validated_data["name"])
+        body = {**serializers.TokenSerializer(token).data, "key": key}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=serializers.TokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        token = self.get_object()
+        revoke_api_token(token=token)
+        return Response(serializers.TokenSerializer(token).data)
+
+
+class MemberViewSet(
+    ScopedViewMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Who belongs to your organizations. Organization admins add an existing account by
+    username, change a member's role or remove them; an organization always keeps an admin."""
+
+    base_queryset = Membership.objects.select_related("user", "organization")
+    serializer_class = serializers.MemberSerializer
+    write_capability = Capability.ADMINISTER
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["organization", "role"]
+    search_fields = ["user__username"]
+    ordering_fields = ["created_at"]
+    ordering = ["organization__name", "user__username"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def perform_create(self, serializer) -> None:
+        organization = serializer.validated_data["organization"]
+        self.check_write(organization)
+        serializer.instance = add_member(
+            organization=organization,
+            username=serializer.validated_data["user"]["username"],
+            role=serializer.validated_data["role"],
+        )
+
+    @extend_schema(request=serializers.MemberRoleSerializer, responses=serializers.MemberSerializer)
+    def partial_update(self, request, pk=None):
+        membership = self.get_object()
+        asked = serializers.MemberRoleSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        membership = change_role(membership=membership, role=asked.validated_data["role"])
+        return Response(self.get_serializer(membership).data)
+
+    def perform_destroy(self, instance: Membership) -> None:
+        remove_member(membership=instance)
+
+
 class _RecordViewSet(
     ScopedViewMixin,
     mixins.CreateModelMixin,
@@ -83,6 +181,17 @@ class _RecordViewSet(
             setattr(instance, field, value)
         instance.full_clean()
         instance.save()
+
+
+class CohortViewSet(_RecordViewSet):
+    """Wards of a clinic, classes of a school."""
+
+    base_queryset = Cohort.objects.select_related("organization")
+    serializer_class = serializers.CohortSerializer
+    filterset_fields = ["organization"]
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
 
 
 class PatientViewSet(_RecordViewSet):
@@ -268,3 +377,126 @@ class ResultViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         return Response(
             serializers.FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED
         )
+
+
+class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """The models that serve your kinds of organization: every version, its held-out metrics
+    and who promoted it. Organization admins promote a version; the previous one retires."""
+
+    serializer_class = serializers.ModelVersionSerializer
+    write_capability = Capability.ADMINISTER
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["serves", "status"]
+    ordering_fields = ["created_at", "promoted_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        kinds = organizations_of(user=self.request.user).values("kind")
+        return ModelVersion.objects.filter(serves__in=kinds).select_related("promoted_by")
+
+    def check_object_permissions(self, request, obj) -> None:
+        """A version belongs to no organization: promoting it needs an admin of an
+        organization it serves."""
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        administered = organizations_where(user=request.user, capability=Capability.ADMINISTER)
+        if not administered.filter(kind=obj.serves).exists():
+            self.permission_denied(request, message="only organization admins promote models")
+
+    @extend_schema(request=None, responses={200: serializers.ModelVersionSerializer, 403: PROBLEM})
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        version = self.get_object()
+        if version.status == ModelVersion.Status.REJECTED:
+            raise Problem(
+                "this version was rejected by its evaluation and cannot serve",
+                code="rejected",
+                status_code=409,
+            )
+        promote_model_version(version=version, promoted_by=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=version.pk)).data)
+
+
+class WebhookSubscriptionViewSet(
+    ScopedViewMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Organization admins subscribe a URL to events. Deliveries are POSTed as JSON and signed:
+    `Tessera-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>` with the secret
+    shown once when the subscription is created (or its secret rotated)."""
+
+    base_queryset = WebhookSubscription.objects.select_related("organization")
+    serializer_class = serializers.WebhookSubscriptionSerializer
+    write_capability = Capability.ADMINISTER
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["organization", "is_active"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        administered = organizations_where(user=self.request.user, capability=Capability.ADMINISTER)
+        return self.base_queryset.filter(organization__in=administered)
+
+    @extend_schema(
+        request=serializers.WebhookSubscriptionSerializer,
+        responses={201: serializers.WebhookSubscriptionWithSecretSerializer, 400: PROBLEM},
+    )
+    def create(self, request):
+        asked = self.get_serializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        data = asked.validated_data
+        self.check_write(data["organization"])
+        subscription = create_subscription(
+            organization=data["organization"],
+            url=data["url"],
+            events=data["events"],
+            description=data.get("description", ""),
+            created_by=request.user,
+        )
+        body = serializers.WebhookSubscriptionWithSecretSerializer(
+            subscription, context=self.get_serializer_context()
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer) -> None:
+        instance = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(instance, field, sorted(set(value)) if field == "events" else value)
+        instance.full_clean()
+        instance.save()
+
+    @extend_schema(request=None, responses=serializers.WebhookSubscriptionWithSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        subscription = rotate_secret(subscription=self.get_object())
+        return Response(serializers.WebhookSubscriptionWithSecretSerializer(subscription).data)
+
+    @extend_schema(request=None, responses={202: serializers.WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def ping(self, request, pk=None):
+        """Send a signed `ping` delivery now, to check a receiver."""
+        delivery = send_ping(subscription=self.get_object())
+        return Response(
+            serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class WebhookDeliveryViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """The delivery log: every event sent to your subscriptions, its attempts and the last
+    answer of the receiver (status code only; its body is not kept)."""
+
+    serializer_class = serializers.WebhookDeliverySerializer
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["subscription", "event", "status"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        administered = organizations_where(user=self.request.user, capability=Capability.ADMINISTER)
+        return WebhookDelivery.objects.filter(subscription__organization__in=administered)

@@ -33,6 +33,8 @@ from tessera.jobs.models import (
 )
 from tessera.jobs.selectors import active_model_version, model_labels
 from tessera.records.models import Encounter, LearningSession, MediaAsset, MediaKind
+from tessera.webhooks.models import Event
+from tessera.webhooks.services import emit
 
 AUDIO_MEDIA = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
 TEXT_MEDIA = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
@@ -164,7 +166,7 @@ def request_analysis(
     version = active_model_version(serves=organization.kind)
     if version is None:
         raise AnalysisRefused(
-            f"no model serves {organization.get_kind_display().lower()}s yet: an analyst or "
+            f"no model serves {organization.get_kind_display().lower()}s yet: an "
             "organization admin must promote one",
             code="no_model",
         )
@@ -411,7 +413,26 @@ def complete_job(*, job_id, worker: str, prediction: dict) -> AnalysisResult | N
             job.error_code, job.error_message = "", ""  # a transient error it recovered from
             job.finished_at = timezone.now()
             job.save()
+            _announce(job, event=Event.JOB_SUCCEEDED, result=result)
     return result
+
+
+def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = None) -> None:
+    """Tell the organization's webhook subscribers; ids only, never a name or a finding."""
+    emit(
+        organization=organization_of(job),
+        event=event,
+        data={
+            "job": str(job.pk),
+            "status": job.status,
+            "task": job.task,
+            "encounter": job.encounter_id,
+            "learning_session": job.learning_session_id,
+            "result": result.pk if result else None,
+            "error_code": job.error_code,
+            "error_message": job.error_message,
+        },
+    )
 
 
 def _result_fields(task: str, prediction: dict) -> dict:
@@ -434,16 +455,24 @@ def _result_fields(task: str, prediction: dict) -> dict:
 
 
 def fail_job(*, job_id, code: str, message: str) -> None:
-    AnalysisJob.objects.filter(pk=job_id).exclude(status__in=FINISHED).update(
-        status=JobStatus.FAILED,
-        error_code=code,
-        error_message=message,
-        stage="",
-        lease_owner="",
-        lease_expires_at=None,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        failed = (
+            AnalysisJob.objects.filter(pk=job_id)
+            .exclude(status__in=FINISHED)
+            .update(
+                status=JobStatus.FAILED,
+                error_code=code,
+                error_message=message,
+                stage="",
+                lease_owner="",
+                lease_expires_at=None,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+        )
+        if failed:
+            job = AnalysisJob.objects.select_related("organization").get(pk=job_id)
+            _announce(job, event=Event.JOB_FAILED)
 
 
 def cancel_job(*, job: AnalysisJob) -> bool:

@@ -4,6 +4,9 @@ services. Preprocessing runs on the `cpu` queue, inference (in micro-batches) an
 
 A lost database connection is transient: the task retries with exponential backoff, and the
 claims let the worker that holds a job take it again. Bad input is never retried.
+
+The web process imports this module to publish jobs, so the model code (torch, MONAI,
+transformers: seconds to import, hundreds of MB) is imported inside the tasks, by workers only.
 """
 
 import time
@@ -12,12 +15,8 @@ from datetime import timedelta
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
-from mlcore.errors import InputError
-from mlcore.io import warm_up
-from tessera.jobs import features as job_features
-from tessera.jobs import inference, training
+from tessera.celery import RETRY_WHEN_DATABASE_GONE
 from tessera.jobs.heartbeat import heartbeat
 from tessera.jobs.models import AnalysisJob
 from tessera.jobs.services import (
@@ -30,25 +29,21 @@ from tessera.jobs.services import (
     worker_name,
 )
 
-DATABASE_GONE = (OperationalError, InterfaceError)
-TRANSIENT = {
-    "autoretry_for": DATABASE_GONE,
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
-
 
 @worker_init.connect  # solo and threads pools: the worker process itself
 @worker_process_init.connect  # prefork pool: each child
 def _warm_up(**_: object) -> None:
     """librosa compiles its kernels on first use (seconds): do it before taking jobs."""
+    from mlcore.io import warm_up
+
     warm_up()
 
 
-@shared_task(name="tessera.jobs.preprocess", acks_late=True, **TRANSIENT)
+@shared_task(name="tessera.jobs.preprocess", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def preprocess_job(job_id: str) -> None:
+    from mlcore.errors import InputError
+    from tessera.jobs import features as job_features
+
     worker = worker_name()
     if not claim_for_preprocessing(job_id=job_id, worker=worker):
         return  # finished, cancelled, or held by another worker
@@ -65,8 +60,10 @@ def preprocess_job(job_id: str) -> None:
         infer_job.apply_async(args=[job_id], queue="gpu")
 
 
-@shared_task(name="tessera.jobs.infer", acks_late=True, **TRANSIENT)
+@shared_task(name="tessera.jobs.infer", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def infer_job(job_id: str) -> None:
+    from tessera.jobs import inference
+
     worker = worker_name()
     if not claim_for_inference(job_id=job_id, worker=worker):
         return  # finished, cancelled, backing off, or taken into another worker's batch
@@ -78,8 +75,10 @@ def infer_job(job_id: str) -> None:
         infer_job.apply_async(args=[str(retry.job_id)], queue="gpu", countdown=retry.delay_seconds)
 
 
-@shared_task(name="tessera.jobs.train", acks_late=True, **TRANSIENT)
+@shared_task(name="tessera.jobs.train", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def train_model(run_id: int) -> None:
+    from tessera.jobs import training
+
     if training.claim_run(run_id=run_id):
         training.run_training(run_id=run_id)
 
