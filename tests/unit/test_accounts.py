@@ -72,7 +72,7 @@ def test_issue_token_prints_a_token_that_authenticates_its_user(clinic, make_use
     key = capsys.readouterr().out.strip()
     assert key.startswith("tsr_")
     assert len(key) > 40
-    assert authenticate_api_token(key=key) == user
+    assert authenticate_api_token(key=key).user == user
     token = ApiToken.objects.get(user=user)
     assert token.name == "HIS bridge"
     assert key not in (token.key_hash, token.prefix), "only a hash of the secret is stored"

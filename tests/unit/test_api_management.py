@@ -2,9 +2,11 @@
 subscriptions — who may read them, who may change them, and what they refuse."""
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tessera.accounts.models import Membership, Role
+from tessera.api.authentication import TokenRateThrottle
 from tessera.jobs.models import ModelVersion
 from tessera.jobs.services import promote_model_version, register_model_version
 from tessera.webhooks.models import Event, WebhookDelivery
@@ -185,3 +187,15 @@ def test_a_user_issues_lists_and_revokes_only_their_own_tokens(people):
     assert bridge.get("/api/v1/patients/").status_code == 200
     assert mine.post(f"/api/v1/tokens/{token_id}/revoke/").json()["revoked_at"] is not None
     assert_problem(bridge.get("/api/v1/patients/"), 401)
+
+
+def test_each_token_has_its_own_rate_limit(people, monkeypatch):
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"user": "3/minute"})
+    cache.clear()
+    bridge, lab = client_for(people["clinician"]), client_for(people["clinician"])
+    assert [bridge.get("/api/v1/patients/").status_code for _ in range(3)] == [200] * 3
+    throttled = bridge.get("/api/v1/patients/")
+    assert_problem(throttled, 429, "throttled")
+    assert int(throttled["Retry-After"]) > 0
+    assert lab.get("/api/v1/patients/").status_code == 200, "another token, its own budget"
+    cache.clear()

@@ -126,8 +126,9 @@ def revoke_api_token(*, token: ApiToken) -> None:
         token.save(update_fields=["revoked_at"])
 
 
-def authenticate_api_token(*, key: str) -> AbstractBaseUser | None:
-    """The active user a presented token belongs to, or None for an unknown or revoked one."""
+def authenticate_api_token(*, key: str) -> ApiToken | None:
+    """The active token presented (its `user` active too), or None for an unknown or revoked
+    one."""
     if not key.startswith(TOKEN_PREFIX):
         return None
     token = (
@@ -138,4 +139,4 @@ def authenticate_api_token(*, key: str) -> AbstractBaseUser | None:
     if token is None:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.user
+    return token

@@ -1,8 +1,9 @@
 """API tokens in the `Authorization` header, as `Token tsr_…` or `Bearer tsr_…`."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
+from tessera.accounts.models import ApiToken
 from tessera.accounts.services import authenticate_api_token
 
 SCHEMES = ("token", "bearer")
@@ -17,15 +18,24 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "the Authorization header must be 'Token <key>' or 'Bearer <key>'"
             )
-        user = authenticate_api_token(key=header[1])
-        if user is None:
+        token = authenticate_api_token(key=header[1])
+        if token is None:
             raise exceptions.AuthenticationFailed(
                 "this token is unknown, revoked or its user is inactive"
             )
-        return user, None
+        return token.user, token
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+class TokenRateThrottle(throttling.UserRateThrottle):
+    """TESSERA_API_RATE per token (each integration its own budget), per user in the browser."""
+
+    def get_cache_key(self, request, view) -> str | None:
+        if isinstance(request.auth, ApiToken):
+            return self.cache_format % {"scope": self.scope, "ident": f"token-{request.auth.pk}"}
+        return super().get_cache_key(request, view)
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
