@@ -13,6 +13,12 @@ from tessera.accounts.services import create_organization, set_membership
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests make many users: a deliberately slow hash (0.3 s each here) would dominate."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Every test stores media in its own folder, never in the developer's var/media."""
     settings.MEDIA_ROOT = tmp_path / "media"
