@@ -174,7 +174,10 @@ def test_a_bad_subscription_is_refused_field_by_field(people, clinic, change, fi
 
 def test_a_user_issues_lists_and_revokes_only_their_own_tokens(people):
     mine = client_for(people["clinician"])
-    issued = mine.post("/api/v1/tokens/", {"name": "HIS bridge"})
+    assert_problem(mine.post("/api/v1/tokens/", {"name": "minted"}), 403)
+    signed_in = APIClient()
+    signed_in.force_login(people["clinician"])
+    issued = signed_in.post("/api/v1/tokens/", {"name": "HIS bridge"})
     assert issued.status_code == 201, issued.content
     key = issued.json()["key"]
     listed = mine.get("/api/v1/tokens/").json()["results"]

@@ -82,8 +82,9 @@ class TokenViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Your own API tokens: issue one (its secret is shown once), see when each was last used,
-    revoke one. Only a hash of a secret is stored."""
+    """Your own API tokens: see when each was last used, revoke one, and — signed in with your
+    password (the settings page), not with a token — issue one (its secret is shown once). A
+    token cannot mint tokens: revoking a leaked one must be the end of it."""
 
     serializer_class = serializers.TokenSerializer
     permission_classes = [permissions.IsAuthenticated]
@@ -92,8 +93,14 @@ class TokenViewSet(
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)
 
-    @extend_schema(responses={201: serializers.NewTokenSerializer, 400: PROBLEM})
+    @extend_schema(responses={201: serializers.NewTokenSerializer, 400: PROBLEM, 403: PROBLEM})
     def create(self, request):
+        if isinstance(request.auth, ApiToken):
+            self.permission_denied(
+                request,
+                message="a token cannot issue tokens: sign in and use your settings page, or "
+                "`manage.py issue_token`",
+            )
         asked = self.get_serializer(data=request.data)
         asked.is_valid(raise_exception=True)
         token, key = issue_api_token(user=request.user, name=asked.validated_data["name"])
