@@ -122,7 +122,8 @@ def _claim(delivery_id) -> WebhookDelivery | None:
     ).update(attempts=F("attempts") + 1, next_attempt_at=busy_until)
     if not claimed:
         return None
-    return WebhookDelivery.objects.select_related("subscription").get(pk=delivery_id)
+    # None if its subscription was deleted meanwhile (the deliveries go with it)
+    return WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
 
 
 def attempt_delivery(*, delivery_id) -> float | None:
