@@ -4,10 +4,10 @@ a byte of its body is read or spooled to disk (a 2 GB "scan" costs nothing)."""
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 
-from tessera.api.problems import API_PREFIX, PROBLEM_TYPE
+from tessera.api.problems import API_PREFIX, plain_problem_response
 
 
 class RequestSizeLimitMiddleware:
@@ -27,11 +27,7 @@ class RequestSizeLimitMiddleware:
 def too_large(request: HttpRequest, *, limit: int) -> HttpResponse:
     detail = f"the request is larger than the {filesizeformat(limit)} Tessera accepts"
     if request.path.startswith(API_PREFIX):
-        body = {
-            "type": f"{PROBLEM_TYPE}too_large",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": detail,
-        }
-        return JsonResponse(body, status=413, content_type="application/problem+json")
+        return plain_problem_response(
+            status_code=413, code="too_large", title="Content Too Large", detail=detail
+        )
     return HttpResponse(detail.capitalize() + ".", status=413, content_type="text/plain")

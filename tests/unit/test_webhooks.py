@@ -111,7 +111,7 @@ def test_an_event_rolled_back_with_its_transaction_is_never_sent(
 ):
     def succeed_then_fail() -> None:
         with transaction.atomic():
-            emit(organization=clinic, event=Event.JOB_SUCCEEDED, data={"job": "x"})
+            emit(organization_id=clinic.pk, event=Event.JOB_SUCCEEDED, data={"job": "x"})
             raise RuntimeError("the job's transaction failed")
 
     with webhook_receiver() as receiver:

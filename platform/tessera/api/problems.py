@@ -1,6 +1,8 @@
 """Every error as RFC 9457 `application/problem+json`: type, title, status, detail, and the
 field errors of a validation problem under `errors`."""
 
+from http import HTTPStatus
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -17,6 +19,7 @@ from tessera.jobs.services import AnalysisRefused
 from tessera.records.uploads import UploadRejected
 
 PROBLEM_TYPE = "urn:tessera:problem:"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
 REFUSAL_STATUS = {"policy": 403, "no_model": 409, "not_retryable": 409}
 
@@ -29,23 +32,30 @@ class Problem(exceptions.APIException):
         self.status_code = status_code
 
 
-def problem_response(
+def problem_body(
     *, status_code: int, code: str, detail: str, title: str | None = None, **extra
-) -> Response:
-    body = {
+) -> dict:
+    return {
         "type": f"{PROBLEM_TYPE}{code}",
-        "title": title or _title(status_code),
+        "title": title or HTTPStatus(status_code).phrase,
         "status": status_code,
         "detail": detail,
         **extra,
     }
-    return Response(body, status=status_code, content_type="application/problem+json")
 
 
-def _title(status_code: int) -> str:
-    from http import HTTPStatus
+def problem_response(**problem) -> Response:
+    """A problem answered by a DRF view."""
+    return Response(
+        problem_body(**problem), status=problem["status_code"], content_type=PROBLEM_CONTENT_TYPE
+    )
 
-    return HTTPStatus(status_code).phrase
+
+def plain_problem_response(**problem) -> JsonResponse:
+    """A problem answered outside DRF (a URL no route matches, a middleware)."""
+    return JsonResponse(
+        problem_body(**problem), status=problem["status_code"], content_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 def _translate(exc: Exception) -> Exception:
@@ -119,24 +129,22 @@ def _summary(errors: dict) -> str:
 API_PREFIX = "/api/"
 
 
-def _plain_problem(status_code: int, detail: str) -> JsonResponse:
-    body = {
-        "type": f"{PROBLEM_TYPE}{'not_found' if status_code == 404 else 'error'}",
-        "title": _title(status_code),
-        "status": status_code,
-        "detail": detail,
-    }
-    return JsonResponse(body, status=status_code, content_type="application/problem+json")
-
-
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """A URL that matches no route: under /api/ a problem, like every other API error."""
     if request.path.startswith(API_PREFIX):
-        return _plain_problem(404, "no such endpoint or object; see /api/v1/docs/")
+        return plain_problem_response(
+            status_code=404,
+            code="not_found",
+            detail="no such endpoint or object; see /api/v1/docs/",
+        )
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
-        return _plain_problem(500, "something went wrong on our side; the error was logged")
+        return plain_problem_response(
+            status_code=500,
+            code="error",
+            detail="something went wrong on our side; the error was logged",
+        )
     return defaults.server_error(request)

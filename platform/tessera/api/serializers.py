@@ -77,19 +77,26 @@ class MemberRoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class CohortSerializer(serializers.ModelSerializer):
+class _InOneOrganizationSerializer(serializers.ModelSerializer):
+    """Created in one of the user's organizations, and never moved to another."""
+
     organization = VisibleRelatedField(Organization)
+    noun = "a record"
+
+    def validate_organization(self, organization: Organization) -> Organization:
+        if self.instance is not None and organization != self.instance.organization:
+            raise serializers.ValidationError(f"{self.noun} cannot move to another organization")
+        return organization
+
+
+class CohortSerializer(_InOneOrganizationSerializer):
+    noun = "a cohort"
 
     class Meta:
         model = Cohort
         validators = []  # uniqueness: the model's own check says it in plain words
         fields = ["id", "organization", "name", "description", "created_at"]
         read_only_fields = ["id", "created_at"]
-
-    def validate_organization(self, organization: Organization) -> Organization:
-        if self.instance is not None and organization != self.instance.organization:
-            raise serializers.ValidationError("a cohort cannot move to another organization")
-        return organization
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -108,15 +115,13 @@ class NewTokenSerializer(TokenSerializer):
         fields = [*TokenSerializer.Meta.fields, "key"]
 
 
-class _SubjectSerializer(serializers.ModelSerializer):
-    organization = VisibleRelatedField(Organization)
+class _SubjectSerializer(_InOneOrganizationSerializer):
     cohort = VisibleRelatedField(Cohort, required=False, allow_null=True)
     sex = serializers.ChoiceField(choices=Sex.choices, required=False)
     kind = OrganizationKind.CLINIC
 
     def validate_organization(self, organization: Organization) -> Organization:
-        if self.instance is not None and organization != self.instance.organization:
-            raise serializers.ValidationError("a record cannot move to another organization")
+        organization = super().validate_organization(organization)
         if organization.kind != self.kind:
             raise serializers.ValidationError(
                 f"{organization.name} is a {organization.get_kind_display().lower()}: "
@@ -330,8 +335,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 SUBSCRIBABLE = [event for event in Event if event != Event.PING]
 
 
-class WebhookSubscriptionSerializer(serializers.ModelSerializer):
-    organization = VisibleRelatedField(Organization)
+class WebhookSubscriptionSerializer(_InOneOrganizationSerializer):
+    noun = "a subscription"
+
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=[(e.value, e.label) for e in SUBSCRIBABLE]),
         min_length=1,
@@ -343,10 +349,8 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         fields = ["id", "organization", "url", "events", "description", "is_active", "created_at"]
         read_only_fields = ["id", "created_at"]
 
-    def validate_organization(self, organization: Organization) -> Organization:
-        if self.instance is not None and organization != self.instance.organization:
-            raise serializers.ValidationError("a subscription cannot move to another organization")
-        return organization
+    def validate_events(self, events: list[str]) -> list[str]:
+        return sorted(set(events))
 
 
 class WebhookSubscriptionWithSecretSerializer(WebhookSubscriptionSerializer):

@@ -55,6 +55,20 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
+def administered_by(request):
+    """The organizations where the requesting user may administer (members, models, webhooks)."""
+    return organizations_where(user=request.user, capability=Capability.ADMINISTER)
+
+
+def save_changes(serializer) -> None:
+    """A PATCH: the validated fields onto the record, checked by the model's own rules."""
+    instance = serializer.instance
+    for field, value in serializer.validated_data.items():
+        setattr(instance, field, value)
+    instance.full_clean()
+    instance.save()
+
+
 class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Organizations you belong to, with your role in each."""
 
@@ -103,9 +117,8 @@ class TokenViewSet(
             )
         asked = self.get_serializer(data=request.data)
         asked.is_valid(raise_exception=True)
-        token, key = issue_api_token(user=request.user, name=asked.validated_data["name"])
-        body = {**serializers.TokenSerializer(token).data, "key": key}
-        return Response(body, status=status.HTTP_201_CREATED)
+        token, token.key = issue_api_token(user=request.user, name=asked.validated_data["name"])
+        return Response(serializers.NewTokenSerializer(token).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=serializers.TokenSerializer)
     @action(detail=True, methods=["post"])
@@ -183,11 +196,7 @@ class _RecordViewSet(
         return instance
 
     def perform_update(self, serializer) -> None:
-        instance = serializer.instance
-        for field, value in serializer.validated_data.items():
-            setattr(instance, field, value)
-        instance.full_clean()
-        instance.save()
+        save_changes(serializer)
 
 
 class CohortViewSet(_RecordViewSet):
@@ -406,8 +415,7 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         organization it serves."""
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return
-        administered = organizations_where(user=request.user, capability=Capability.ADMINISTER)
-        if not administered.filter(kind=obj.serves).exists():
+        if not administered_by(request).filter(kind=obj.serves).exists():
             self.permission_denied(request, message="only organization admins promote models")
 
     @extend_schema(request=None, responses={200: serializers.ModelVersionSerializer, 403: PROBLEM})
@@ -447,8 +455,7 @@ class WebhookSubscriptionViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        administered = organizations_where(user=self.request.user, capability=Capability.ADMINISTER)
-        return self.base_queryset.filter(organization__in=administered)
+        return self.base_queryset.filter(organization__in=administered_by(self.request))
 
     @extend_schema(
         request=serializers.WebhookSubscriptionSerializer,
@@ -472,11 +479,7 @@ class WebhookSubscriptionViewSet(
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer) -> None:
-        instance = serializer.instance
-        for field, value in serializer.validated_data.items():
-            setattr(instance, field, sorted(set(value)) if field == "events" else value)
-        instance.full_clean()
-        instance.save()
+        save_changes(serializer)
 
     @extend_schema(request=None, responses=serializers.WebhookSubscriptionWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
@@ -505,5 +508,6 @@ class WebhookDeliveryViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        administered = organizations_where(user=self.request.user, capability=Capability.ADMINISTER)
-        return WebhookDelivery.objects.filter(subscription__organization__in=administered)
+        return WebhookDelivery.objects.filter(
+            subscription__organization__in=administered_by(self.request)
+        )

@@ -14,16 +14,8 @@ from django.conf import settings
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor
 from tessera.jobs.models import AnalysisJob
-from tessera.records.models import MediaKind
+from tessera.records.models import MODALITY_OF
 from tessera.records.storage import content_store
-
-MODALITY_OF = {
-    MediaKind.DICOM: "image",
-    MediaKind.CLINICAL_NOTE: "text",
-    MediaKind.LEARNER_TEXT: "text",
-    MediaKind.SPEECH: "audio",
-    MediaKind.LEARNER_AUDIO: "audio",
-}
 
 
 @lru_cache(maxsize=8)

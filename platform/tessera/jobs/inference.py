@@ -26,7 +26,6 @@ from tessera.jobs.services import (
     claim_more_for_inference,
     complete_job,
     fail_job,
-    record_timing,
     release_for_retry,
 )
 
@@ -99,8 +98,12 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
             if delay is not None:
                 retries.append(Retry(job.pk, delay.total_seconds()))
             continue
-        record_timing(job_id=job.pk, stage="inference", seconds=seconds, batch_cases=len(ready))
-        complete_job(job_id=job.pk, worker=worker, prediction=prediction.to_dict())
+        complete_job(
+            job_id=job.pk,
+            worker=worker,
+            prediction=prediction.to_dict(),
+            timings={"inference": round(seconds, 4), "batch_cases": len(ready)},
+        )
     return retries
 
 

@@ -32,12 +32,12 @@ from tessera.jobs.models import (
     ModelVersion,
 )
 from tessera.jobs.selectors import active_model_version, model_labels
-from tessera.records.models import Encounter, LearningSession, MediaAsset, MediaKind
+from tessera.records.models import MODALITY_OF, Encounter, LearningSession, MediaAsset
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
-AUDIO_MEDIA = {MediaKind.SPEECH, MediaKind.LEARNER_AUDIO}
-TEXT_MEDIA = {MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT}
+AUDIO_MEDIA = {kind for kind, modality in MODALITY_OF.items() if modality == "audio"}
+TEXT_MEDIA = {kind for kind, modality in MODALITY_OF.items() if modality == "text"}
 
 
 class AnalysisRefused(Exception):
@@ -396,17 +396,22 @@ def record_timing(*, job_id, stage: str, seconds: float, **extra: int) -> None:
 # --- outcomes ------------------------------------------------------------------------------
 
 
-def complete_job(*, job_id, worker: str, prediction: dict) -> AnalysisResult | None:
-    """Store the result (once per job and model version) and mark the job succeeded; a job
-    cancelled meanwhile keeps no result."""
+def complete_job(
+    *, job_id, worker: str, prediction: dict, timings: dict | None = None
+) -> AnalysisResult | None:
+    """Store the result (once per job and model version) and mark the job succeeded, adding
+    `timings` to the job's; a job cancelled meanwhile keeps no result."""
     with transaction.atomic():
         job = AnalysisJob.objects.select_for_update().get(pk=job_id)
         if job.status == JobStatus.CANCELLED:
             return None
         result, _ = AnalysisResult.objects.get_or_create(
-            job=job, model_version=job.model_version, defaults=_result_fields(job.task, prediction)
+            job=job,
+            model_version_id=job.model_version_id,
+            defaults=_result_fields(job.task, prediction),
         )
         if not job.is_finished:
+            job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED
             job.stage, job.progress = "", 100
             job.lease_owner, job.lease_expires_at = "", None
@@ -420,7 +425,7 @@ def complete_job(*, job_id, worker: str, prediction: dict) -> AnalysisResult | N
 def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = None) -> None:
     """Tell the organization's webhook subscribers; ids only, never a name or a finding."""
     emit(
-        organization=organization_of(job),
+        organization_id=job.organization_id,
         event=event,
         data={
             "job": str(job.pk),
@@ -471,8 +476,7 @@ def fail_job(*, job_id, code: str, message: str) -> None:
             )
         )
         if failed:
-            job = AnalysisJob.objects.select_related("organization").get(pk=job_id)
-            _announce(job, event=Event.JOB_FAILED)
+            _announce(AnalysisJob.objects.get(pk=job_id), event=Event.JOB_FAILED)
 
 
 def cancel_job(*, job: AnalysisJob) -> bool:

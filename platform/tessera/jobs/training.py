@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlcore.data import Case, Preprocessor, manifest_hash, read_manifest
+from mlcore.data import Case, Features, Preprocessor, manifest_hash, read_manifest
 from mlcore.device import select_device
 from mlcore.errors import ConfigError, InputError
 from mlcore.model import MultimodalModel
@@ -36,11 +36,15 @@ logger = logging.getLogger(__name__)
 LABELLING = (Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT)
 
 
+def _labelling_feedback(serves: str):
+    return Feedback.objects.filter(kind__in=LABELLING, result__job__organization__kind=serves)
+
+
 def labelled_results(*, serves: str) -> list[tuple[AnalysisResult, Feedback]]:
     """Results of `serves` organizations that a professional confirmed or corrected, each with
     its latest such verdict."""
     feedback = (
-        Feedback.objects.filter(kind__in=LABELLING, result__job__organization__kind=serves)
+        _labelling_feedback(serves)
         .select_related("result__job__learning_session", "result__job__model_version")
         .order_by("result_id", "-created_at", "-pk")
     )
@@ -56,7 +60,7 @@ def request_training(*, serves: str, requested_by: AbstractBaseUser | None = Non
     base = active_model_version(serves=serves)
     if base is None:
         raise AnalysisRefused(f"no active {serves} model to fine-tune", code="no_model")
-    available = len(labelled_results(serves=serves))
+    available = _labelling_feedback(serves).values("result_id").distinct().count()
     needed = settings.TESSERA_TRAINING_MIN_CASES
     if available < needed:
         raise AnalysisRefused(
@@ -130,8 +134,15 @@ def _train_and_decide(run: TrainingRun) -> None:
         start_from=base.model,
     )
     result.model.config.training_data_hash = manifest_hash(manifest)
-    candidate_score = held_out_score(result.model, test_cases, device=device)
-    base_score = held_out_score(base.model, test_cases, device=device)
+    # Fine-tuned from the base, the candidate reads its inputs the same way: decode them once.
+    preprocessor = Preprocessor(base.config)
+    test_features = preprocess(test_cases, preprocessor)
+    candidate_score = held_out_score(
+        result.model, test_features, test_cases, pad_id=preprocessor.pad_id, device=device
+    )
+    base_score = held_out_score(
+        base.model, test_features, test_cases, pad_id=preprocessor.pad_id, device=device
+    )
     save_bundle(bundle_dir, result.model, metrics=result.metrics, history=result.history)
     run.metrics = json_safe(
         {
@@ -215,8 +226,8 @@ def split(cases: list[Case]) -> tuple[list[Case], list[Case], list[Case]]:
     return train_cases, validation, test
 
 
-def held_out_score(model: MultimodalModel, cases: list[Case], *, device) -> float:
-    preprocessor = Preprocessor(model.config)
-    features = preprocess(cases, preprocessor)
-    metrics = evaluate_model(model, features, cases, pad_id=preprocessor.pad_id, device=device)
+def held_out_score(
+    model: MultimodalModel, features: list[Features], cases: list[Case], *, pad_id: int, device
+) -> float:
+    metrics = evaluate_model(model, features, cases, pad_id=pad_id, device=device)
     return round(metrics["score"], 4)

@@ -172,6 +172,14 @@ class MediaKind(models.TextChoices):
 
 
 ENCOUNTER_MEDIA = (MediaKind.DICOM, MediaKind.CLINICAL_NOTE, MediaKind.SPEECH)
+# Which input of the multimodal model each kind of file is.
+MODALITY_OF = {
+    MediaKind.DICOM: "image",
+    MediaKind.CLINICAL_NOTE: "text",
+    MediaKind.LEARNER_TEXT: "text",
+    MediaKind.SPEECH: "audio",
+    MediaKind.LEARNER_AUDIO: "audio",
+}
 LEARNING_MEDIA = (MediaKind.LEARNER_TEXT, MediaKind.LEARNER_AUDIO)
 
 

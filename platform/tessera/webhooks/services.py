@@ -61,21 +61,34 @@ def rotate_secret(*, subscription: WebhookSubscription) -> WebhookSubscription:
     return subscription
 
 
-def emit(*, organization: Organization, event: str, data: dict) -> list[WebhookDelivery]:
+def emit(*, organization_id: int, event: str, data: dict) -> list[WebhookDelivery]:
     """Record a delivery of `event` for each active subscription that wants it, and publish them
     once the caller's transaction commits (an event rolled back is never sent)."""
-    subscriptions = WebhookSubscription.objects.filter(organization=organization, is_active=True)
+    subscriptions = WebhookSubscription.objects.filter(
+        organization_id=organization_id, is_active=True
+    )
+    wanting = [s for s in subscriptions if event in s.events]  # SQLite has no JSON "contains"
+    return _record(wanting, event=event, data=data)
+
+
+def send_ping(*, subscription: WebhookSubscription) -> WebhookDelivery:
+    """A test delivery to one subscription, whatever events it chose."""
+    (delivery,) = _record([subscription], event=Event.PING, data={"subscription": subscription.pk})
+    return delivery
+
+
+def _record(
+    subscriptions: list[WebhookSubscription], *, event: str, data: dict
+) -> list[WebhookDelivery]:
     now = timezone.now()
     deliveries = []
     for subscription in subscriptions:
-        if event not in subscription.events:
-            continue  # a JSON list: "contains" is not a lookup SQLite offers
         delivery = WebhookDelivery(subscription=subscription, event=event, next_attempt_at=now)
         delivery.payload = {
             "id": str(delivery.id),
             "type": event,
             "created_at": now.isoformat(),
-            "organization": organization.pk,
+            "organization": subscription.organization_id,
             "data": data,
         }
         deliveries.append(delivery)
@@ -83,22 +96,6 @@ def emit(*, organization: Organization, event: str, data: dict) -> list[WebhookD
     for delivery in deliveries:
         transaction.on_commit(partial(publish, delivery_id=delivery.pk))
     return deliveries
-
-
-def send_ping(*, subscription: WebhookSubscription) -> WebhookDelivery:
-    """A test delivery to one subscription, whatever events it chose."""
-    now = timezone.now()
-    delivery = WebhookDelivery(subscription=subscription, event=Event.PING, next_attempt_at=now)
-    delivery.payload = {
-        "id": str(delivery.id),
-        "type": Event.PING,
-        "created_at": now.isoformat(),
-        "organization": subscription.organization_id,
-        "data": {"subscription": subscription.pk},
-    }
-    delivery.save()
-    transaction.on_commit(partial(publish, delivery_id=delivery.pk))
-    return delivery
 
 
 def publish(*, delivery_id, countdown: float = 0) -> None:
