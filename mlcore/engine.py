@@ -15,6 +15,7 @@ import torch
 
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
+from mlcore.explain import diagnosis_heatmap
 from mlcore.model import MultimodalModel
 
 
@@ -122,6 +123,13 @@ class InferenceEngine:
         if self.bundle.rationale is not None:
             self._write_rationales(predictions, arrays["embedding"])
         return predictions
+
+    def explain(self, features: Features, *, label: str) -> np.ndarray:
+        """A Grad-CAM heatmap in [0, 1] over the case's (preprocessed) image of what raised the
+        probability of the finding `label`; see `mlcore.explain`."""
+        return diagnosis_heatmap(
+            self.model, features, label=label, device=self.device, pad_id=self.preprocessor.pad_id
+        )
 
     def _write_rationales(self, predictions: list[Prediction], embeddings: np.ndarray) -> None:
         generator, limit = self.bundle.rationale, self.config.prefix.max_new_tokens

@@ -1,19 +1,30 @@
-"""Reading inputs: DICOM, NIfTI, PNG/JPEG images; audio; text. Bad input raises InputError."""
+"""Reading inputs: DICOM, NIfTI, PNG/JPEG images; audio; text. Bad input raises InputError.
 
-from mlcore.io.audio import fixed_length, log_mel, mfcc, read_audio, warm_up
-from mlcore.io.dicom import read_dicom
-from mlcore.io.images import image_tensor, read_image
-from mlcore.io.text import Tokenizer, read_text
+The readers load on first use, so that a process which only shows images (the web platform
+renders DICOM with `read_dicom`) never imports librosa, MONAI or transformers.
+"""
 
-__all__ = [
-    "Tokenizer",
-    "fixed_length",
-    "image_tensor",
-    "log_mel",
-    "mfcc",
-    "read_audio",
-    "read_dicom",
-    "read_image",
-    "read_text",
-    "warm_up",
-]
+from importlib import import_module
+
+_HOMES = {
+    "fixed_length": "audio",
+    "log_mel": "audio",
+    "mfcc": "audio",
+    "read_audio": "audio",
+    "warm_up": "audio",
+    "read_dicom": "dicom",
+    "image_tensor": "images",
+    "read_image": "images",
+    "Tokenizer": "text",
+    "read_text": "text",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -298,6 +298,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "uncertainty",
             "abstain",
             "rationale",
+            "explanation",
             "created_at",
         ]
         read_only_fields = fields

@@ -1,12 +1,664 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The pages. Thin: each view finds what it shows through `dashboards.selectors` (scoped by the
+permission layer the API uses), asks `accounts.permissions.can` before it writes, and calls the
+same services as the API. Parts of a page (a visit, a job, a result) are also answered alone,
+for htmx to swap in without a reload."""
 
-from tessera.dashboards.selectors import organization_summaries
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from mlcore.errors import InputError
+from tessera.accounts.models import ApiToken, Organization, Role
+from tessera.accounts.permissions import Capability, can
+from tessera.accounts.selectors import memberships_of, organization_of
+from tessera.accounts.services import issue_api_token, revoke_api_token
+from tessera.dashboards import selectors
+from tessera.dashboards.context_processors import SESSION_ORGANIZATION, current_membership
+from tessera.dashboards.forms import (
+    CorrectionForm,
+    EncounterForm,
+    LearningSessionForm,
+    PatientFilterForm,
+    TokenForm,
+    UploadForm,
+)
+from tessera.dashboards.imaging import dicom_png, heatmap_png
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
+from tessera.jobs.selectors import active_model_version, model_labels
+from tessera.jobs.services import (
+    AnalysisRefused,
+    promote_model_version,
+    record_feedback,
+    request_analysis,
+    retry_job,
+)
+from tessera.records.models import (
+    ENCOUNTER_MEDIA,
+    LEARNING_MEDIA,
+    Encounter,
+    LearningSession,
+    MediaAsset,
+    MediaKind,
+    Patient,
+    Student,
+)
+from tessera.records.services import add_media, create_encounter, create_learning_session
+from tessera.records.storage import content_store
+from tessera.records.uploads import UploadRejected
+
+PATIENTS_PER_PAGE = 50
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _require(request: HttpRequest, capability: Capability, organization: Organization) -> None:
+    if not can(user=request.user, capability=capability, organization=organization):
+        raise PermissionDenied(f"Your role in {organization.name} does not allow this.")
+
+
+def _visible_or_404(model, request: HttpRequest, pk):
+    return get_object_or_404(selectors.visible(model.objects.all(), user=request.user), pk=pk)
+
+
+# --- dashboards ----------------------------------------------------------------------------
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "dashboards/home.html", {"summaries": organization_summaries(user=request.user)}
+    current, _ = current_membership(request)
+    if current is None:
+        return render(request, "dashboards/no_organization.html")
+    if current.organization.kind == Organization.Kind.CLINIC:
+        return _clinic_dashboard(request, current)
+    return _school_dashboard(request, current)
+
+
+@login_required
+@require_POST
+def switch_organization(request: HttpRequest) -> HttpResponse:
+    membership = get_object_or_404(
+        memberships_of(user=request.user), organization_id=request.POST.get("organization")
     )
+    request.session[SESSION_ORGANIZATION] = membership.organization_id
+    return redirect("home")
+
+
+def _clinic_dashboard(request: HttpRequest, membership) -> HttpResponse:
+    organization = membership.organization
+    filters = PatientFilterForm(
+        request.GET or None, cohorts=selectors.cohorts_of(organization=organization)
+    )
+    chosen = filters.cleaned_data if filters.is_valid() else {}
+    patients = selectors.clinic_patients(
+        organization=organization, cohort=chosen.get("cohort"), status=chosen.get("status", "")
+    )
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    latest = selectors.results_by_id(patient.latest_result_id for patient in page)
+    rows = [(patient, latest.get(patient.latest_result_id)) for patient in page]
+    return render(
+        request,
+        "dashboards/clinic.html",
+        {
+            "organization": organization,
+            "filters": filters,
+            "page": page,
+            "rows": rows,
+            "counts": selectors.job_counts(organization=organization),
+            "query": _query_without_page(request),
+        },
+    )
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
+    organization = membership.organization
+    labels = _affect_labels(organization)
+    weeks = selectors.affect_by_week(
+        results=selectors.school_results(organization=organization), labels=labels
+    )
+    return render(
+        request,
+        "dashboards/school.html",
+        {
+            "organization": organization,
+            "chart": _stacked_bars(weeks, labels),
+            "weeks": weeks,
+            "labels": labels,
+            "attention": selectors.students_needing_attention(organization=organization),
+            "suggestions": selectors.latest_suggestions(organization=organization),
+            "students": Student.objects.filter(organization=organization).select_related("cohort"),
+        },
+    )
+
+
+def _affect_labels(organization: Organization) -> list[str]:
+    version = active_model_version(serves=organization.kind)
+    return model_labels(version=version)[1] if version else []
+
+
+# Colours a reader with red-green colour blindness can still tell apart (Okabe and Ito).
+CHART_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+
+
+def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36) -> dict:
+    """Geometry of an SVG stacked bar chart (one bar per week, one segment per label); the
+    template draws it, so the chart needs no script and no external library."""
+    tallest = max((week.total for week in weeks), default=0) or 1
+    bars = []
+    for index, week in enumerate(weeks):
+        top = height
+        segments = []
+        for colour, (label, count) in zip(CHART_COLOURS, week.counts.items(), strict=False):
+            size = round(height * count / tallest)
+            top -= size
+            if count:
+                segments.append(
+                    {"label": label, "count": count, "y": top, "height": size, "colour": colour}
+                )
+        bars.append({"x": 40 + index * (bar + 16), "week": week, "segments": segments})
+    return {
+        "bars": bars,
+        "width": 40 + len(weeks) * (bar + 16),
+        "height": height,
+        "bar": bar,
+        "tallest": tallest if tallest > 1 or any(w.total for w in weeks) else 0,
+        "legend": list(zip(labels, CHART_COLOURS, strict=False)),
+    }
+
+
+# --- a patient's or a student's page -------------------------------------------------------
+
+
+@login_required
+@require_GET
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _visible_or_404(Patient, request, pk)
+    visits = list(selectors.encounters_of(patient=patient))
+    return render(
+        request,
+        "dashboards/subject.html",
+        {
+            "subject": patient,
+            "is_patient": True,
+            "visits": [_visit_context(request, visit) for visit in visits],
+            "new_visit": EncounterForm(),
+            "can_write": can(
+                user=request.user, capability=Capability.WRITE, organization=patient.organization
+            ),
+        },
+    )
+
+
+@login_required
+@require_GET
+def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    student = _visible_or_404(Student, request, pk)
+    visits = list(selectors.sessions_of(student=student))
+    labels = _affect_labels(student.organization)
+    return render(
+        request,
+        "dashboards/subject.html",
+        {
+            "subject": student,
+            "is_patient": False,
+            "visits": [_visit_context(request, visit) for visit in visits],
+            "new_visit": LearningSessionForm(),
+            "affect_timeline": _affect_timeline(
+                selectors.affect_over_time(student=student), labels
+            ),
+            "can_write": can(
+                user=request.user, capability=Capability.WRITE, organization=student.organization
+            ),
+        },
+    )
+
+
+def _affect_timeline(results: list[AnalysisResult], labels: list[str]) -> dict:
+    """Geometry of an SVG dot chart: one dot per analysis, its row the suggested affect."""
+    step = 48
+    points = [
+        {
+            "x": 120 + index * step,
+            "y": 20 + labels.index(result.emotion_label) * 28,
+            "label": result.emotion_label,
+            "when": result.created_at,
+        }
+        for index, result in enumerate(results)
+        if result.emotion_label in labels
+    ]
+    return {
+        "points": points,
+        "rows": [{"label": label, "y": 20 + index * 28} for index, label in enumerate(labels)],
+        "width": 140 + max(len(points) - 1, 0) * step,
+        "height": 20 + len(labels) * 28,
+        "path": " ".join(f"{p['x']},{p['y']}" for p in points),
+    }
+
+
+@login_required
+@require_POST
+def new_encounter(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _visible_or_404(Patient, request, pk)
+    _require(request, Capability.WRITE, patient.organization)
+    form = EncounterForm(request.POST)
+    if form.is_valid():
+        create_encounter(patient=patient, clinician=request.user, **form.cleaned_data)
+        messages.success(request, "Encounter added: upload what you observed, then analyse.")
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect("patient", pk=patient.pk)
+
+
+@login_required
+@require_POST
+def new_learning_session(request: HttpRequest, pk: int) -> HttpResponse:
+    student = _visible_or_404(Student, request, pk)
+    _require(request, Capability.WRITE, student.organization)
+    form = LearningSessionForm(request.POST)
+    if form.is_valid():
+        create_learning_session(student=student, teacher=request.user, **form.cleaned_data)
+        messages.success(request, "Session added: upload the student's work, then analyse.")
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect("student", pk=student.pk)
+
+
+def _form_errors(form) -> str:
+    return " ".join(
+        f"{form.fields[field].label if field in form.fields else ''}: {' '.join(errors)}".lstrip(
+            ": "
+        )
+        for field, errors in form.errors.items()
+    )
+
+
+VISIT_MODELS = {"encounter": Encounter, "session": LearningSession}
+
+
+def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
+    if visit_kind not in VISIT_MODELS:
+        raise Http404
+    return _visible_or_404(VISIT_MODELS[visit_kind], request, pk)
+
+
+def _visit_context(request: HttpRequest, visit, forms: dict | None = None, **extra) -> dict:
+    is_encounter = isinstance(visit, Encounter)
+    kinds = ENCOUNTER_MEDIA if is_encounter else LEARNING_MEDIA
+    forms = forms or {}
+    media = list(visit.media.all())
+    store = content_store()
+    texts = selectors.notes_text(media, read=lambda asset: store.path(asset.sha256).read_bytes())
+    return {
+        "visit": visit,
+        "visit_kind": "encounter" if is_encounter else "session",
+        "media": [{"asset": asset, "text": texts.get(asset.pk)} for asset in media],
+        "upload_forms": [forms.get(kind) or UploadForm(kind=kind) for kind in kinds],
+        "jobs": [_job_context(request, job) for job in visit.jobs.all()],
+        "can_write": can(
+            user=request.user, capability=Capability.WRITE, organization=organization_of(visit)
+        ),
+        **extra,
+    }
+
+
+def _render_visit(request: HttpRequest, visit, *, status: int = 200, **context) -> HttpResponse:
+    visit = selectors.visit_with_history(visit)
+    if not _is_htmx(request):
+        subject = visit.patient if isinstance(visit, Encounter) else visit.student
+        for error in context.get("errors", []):
+            messages.error(request, error)
+        return redirect(subject_url(subject))
+    return render(
+        request,
+        "dashboards/parts/visit.html",
+        {"v": _visit_context(request, visit, **context)},
+        status=status,
+    )
+
+
+def subject_url(subject) -> str:
+    if isinstance(subject, Patient):
+        return reverse("patient", args=[subject.pk])
+    return reverse("student", args=[subject.pk])
+
+
+@login_required
+@require_POST
+def upload(request: HttpRequest, visit_kind: str, pk: int, kind: str) -> HttpResponse:
+    visit = _visit_or_404(request, visit_kind, pk)
+    _require(request, Capability.WRITE, organization_of(visit))
+    if kind not in MediaKind.values:
+        raise Http404
+    form = UploadForm(request.POST, request.FILES, kind=kind)
+    if form.is_valid():
+        file = form.cleaned_data["file"]
+        try:
+            add_media(
+                attached_to=visit,
+                kind=kind,
+                file=file,
+                filename=file.name,
+                declared_content_type=file.content_type or "",
+                uploaded_by=request.user,
+            )
+        except UploadRejected as rejection:
+            form.add_error("file", _sentence(str(rejection)))
+    if form.errors:
+        return _render_visit(
+            request,
+            visit,
+            status=422,
+            forms={MediaKind(kind): form},
+            errors=[e for errors in form.errors.values() for e in errors],
+        )
+    return _render_visit(request, visit, uploaded=MediaKind(kind).label)
+
+
+def _sentence(message: str) -> str:
+    message = message.strip()
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+@login_required
+@require_POST
+def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_kind, pk)
+    _require(request, Capability.WRITE, organization_of(visit))
+    try:
+        request_analysis(attached_to=visit, task=JobTask.ALL, requested_by=request.user)
+    except AnalysisRefused as refusal:
+        return _render_visit(
+            request,
+            visit,
+            status=422,
+            errors=[_sentence(str(refusal))],
+            analysis_error=_sentence(str(refusal)),
+        )
+    return _render_visit(request, visit)
+
+
+# --- jobs and results ----------------------------------------------------------------------
+
+
+def _job_context(request: HttpRequest, job: AnalysisJob) -> dict:
+    return {
+        "job": job,
+        "results": [_result_context(request, result) for result in job.results.all()],
+        "can_write": can(
+            user=request.user, capability=Capability.WRITE, organization=job.organization
+        ),
+    }
+
+
+def _result_context(request: HttpRequest, result: AnalysisResult, **extra) -> dict:
+    findings, affects = model_labels(version=result.model_version)
+    feedback = list(result.feedback.all())
+    return {
+        "result": result,
+        "diagnosis": sorted(result.diagnosis.items(), key=lambda item: -item[1]),
+        "emotion": sorted(result.emotion.items(), key=lambda item: -item[1]),
+        "contributions": sorted(result.contributions.items(), key=lambda item: -item[1]),
+        "feedback": feedback,
+        "judged_interventions": {
+            item.intervention: item.get_kind_display() for item in feedback if item.intervention
+        },
+        "correction": CorrectionForm(
+            findings=findings if result.diagnosis else [],
+            affects=affects,
+            initial={"findings": result.findings, "affect": ""},
+            prefix=f"result-{result.pk}",
+        ),
+        "image": next(
+            (asset for asset in result.job.media.all() if asset.kind == MediaKind.DICOM), None
+        )
+        if result.explanation
+        else None,
+        **extra,
+    }
+
+
+def _visible_job(request: HttpRequest, pk) -> AnalysisJob:
+    jobs = AnalysisJob.objects.select_related("model_version", "organization").prefetch_related(
+        "results__model_version", "results__feedback", "results__job__media"
+    )
+    return get_object_or_404(selectors.visible(jobs, user=request.user), pk=pk)
+
+
+@login_required
+@require_GET
+def job_status(request: HttpRequest, pk) -> HttpResponse:
+    """The job's card: progress while it runs (the card asks again each second), the result
+    when it is done."""
+    return render(
+        request,
+        "dashboards/parts/job.html",
+        {"j": _job_context(request, _visible_job(request, pk))},
+    )
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, pk) -> HttpResponse:
+    job = _visible_job(request, pk)
+    _require(request, Capability.WRITE, job.organization)
+    try:
+        retry_job(job=job, requested_by=request.user)
+    except AnalysisRefused as refusal:
+        messages.error(request, _sentence(str(refusal)))
+    return _render_visit(request, job.encounter or job.learning_session)
+
+
+@login_required
+@require_POST
+def feedback(request: HttpRequest, pk: int) -> HttpResponse:
+    result = get_object_or_404(
+        selectors.visible(
+            AnalysisResult.objects.select_related("model_version", "job__organization"),
+            user=request.user,
+        ),
+        pk=pk,
+    )
+    _require(request, Capability.WRITE, result.job.organization)
+    kind = request.POST.get("kind", "")
+    if kind not in Feedback.Kind.values:
+        return HttpResponse("Say whether you confirm, correct or judge a suggestion.", status=400)
+    findings, affects = model_labels(version=result.model_version)
+    correction = CorrectionForm(
+        request.POST,
+        findings=findings if result.diagnosis else [],
+        affects=affects,
+        prefix=f"result-{result.pk}",
+    )
+    error = ""
+    correcting = kind == Feedback.Kind.CORRECT
+    if correcting and not correction.is_valid():
+        error = _form_errors(correction)
+    else:
+        # Only a correction carries labels: a confirmation or a verdict on a suggestion says
+        # nothing about which findings are present.
+        chosen = correction.cleaned_data if correcting else {}
+        try:
+            record_feedback(
+                result=result,
+                kind=kind,
+                given_by=request.user,
+                diagnosis=chosen.get("findings") if "findings" in chosen else None,
+                emotion_label=chosen.get("affect", ""),
+                intervention=request.POST.get("intervention", ""),
+            )
+        except AnalysisRefused as refusal:
+            error = _sentence(str(refusal))
+    result = (
+        AnalysisResult.objects.select_related("model_version", "job")
+        .prefetch_related("feedback__given_by", "job__media")
+        .get(pk=result.pk)
+    )
+    context = _result_context(
+        request, result, feedback_error=error, recorded="" if error else Feedback.Kind(kind).label
+    )
+    if not _is_htmx(request):
+        messages.info(request, error or f"Recorded: {context['recorded']}.")
+        job = result.job
+        return redirect(
+            subject_url(
+                (job.encounter or job.learning_session).patient
+                if job.encounter_id
+                else job.learning_session.student
+            )
+        )
+    return render(
+        request,
+        "dashboards/parts/result.html",
+        {"r": context, "can_write": True},
+        status=422 if error else 200,
+    )
+
+
+# --- files and pictures --------------------------------------------------------------------
+
+
+def _visible_media(request: HttpRequest, pk: int) -> MediaAsset:
+    return _visible_or_404(MediaAsset, request, pk)
+
+
+@login_required
+@require_GET
+def media_file(request: HttpRequest, pk: int) -> FileResponse:
+    """The uploaded file, to whoever may read its organization's records; audio and text play
+    or show in the page, DICOM downloads."""
+    asset = _visible_media(request, pk)
+    return FileResponse(
+        content_store().path(asset.sha256).open("rb"),
+        as_attachment=asset.kind == MediaKind.DICOM,
+        filename=asset.original_filename or f"{asset.kind}-{asset.pk}",
+        content_type=asset.content_type,
+    )
+
+
+@login_required
+@require_GET
+@cache_control(private=True, max_age=3600)
+def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = _visible_media(request, pk)
+    if asset.kind != MediaKind.DICOM:
+        raise Http404
+    try:
+        picture = dicom_png(content_store().path(asset.sha256))
+    except InputError as error:
+        return HttpResponse(
+            f"This image cannot be shown: {error}", status=422, content_type="text/plain"
+        )
+    return HttpResponse(picture, content_type="image/png")
+
+
+@login_required
+@require_GET
+@cache_control(private=True, max_age=3600)
+def result_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
+    result = _visible_or_404(AnalysisResult, request, pk)
+    if not result.explanation.get("heatmap"):
+        raise Http404
+    return HttpResponse(heatmap_png(result.explanation["heatmap"]), content_type="image/png")
+
+
+# --- settings and models -------------------------------------------------------------------
+
+
+@login_required
+def account_settings(request: HttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        _, new_key = issue_api_token(user=request.user, name=form.cleaned_data["name"])
+        form = TokenForm()
+    return render(
+        request,
+        "dashboards/settings.html",
+        {
+            "form": form,
+            "new_key": new_key,
+            "tokens": ApiToken.objects.filter(user=request.user),
+            "memberships": memberships_of(user=request.user).order_by("organization__name"),
+        },
+        status=422 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    revoke_api_token(token=token)
+    messages.success(request, f"Token “{token.name}” revoked: it no longer opens the API.")
+    return redirect("settings")
+
+
+@login_required
+@require_GET
+def models_page(request: HttpRequest) -> HttpResponse:
+    roles = memberships_of(user=request.user).filter(role__in=[Role.ORG_ADMIN, Role.ANALYST])
+    if not roles.exists():
+        raise PermissionDenied("The model page is for analysts and organization admins.")
+    versions = list(selectors.model_versions_for(user=request.user))
+    for version in versions:
+        version.metric_tables = _metric_tables(version.metrics)
+    return render(
+        request,
+        "dashboards/models.html",
+        {
+            "versions": versions,
+            "promotable": set(
+                roles.filter(role=Role.ORG_ADMIN).values_list("organization__kind", flat=True)
+            ),
+        },
+    )
+
+
+def _metric_tables(metrics: dict) -> list[dict]:
+    """One table per task of `mlcore.evaluate`'s metrics: affect, and each finding."""
+    tasks = []
+    if "emotion" in metrics:
+        tasks.append(("Affect", metrics["emotion"]))
+    for finding, values in metrics.get("diagnosis", {}).get("per_label", {}).items():
+        tasks.append((f"Finding: {finding.replace('_', ' ')}", values))
+    return [
+        {
+            "title": title,
+            "metrics": values,
+            "rows": list(zip(values["labels"], values["confusion_matrix"], strict=True)),
+        }
+        for title, values in tasks
+        if "confusion_matrix" in values
+    ]
+
+
+@login_required
+@require_POST
+def promote(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(selectors.model_versions_for(user=request.user), pk=pk)
+    administers = memberships_of(user=request.user).filter(
+        role=Role.ORG_ADMIN, organization__kind=version.serves
+    )
+    if not administers.exists():
+        raise PermissionDenied("Only organization admins promote models.")
+    if version.status == ModelVersion.Status.REJECTED:
+        messages.error(request, f"{version.name} was rejected by its evaluation and cannot serve.")
+    else:
+        promote_model_version(version=version, promoted_by=request.user)
+        messages.success(
+            request, f"{version.name} now serves every {version.get_serves_display().lower()}."
+        )
+    return redirect("models")

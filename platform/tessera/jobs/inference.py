@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from django.conf import settings
 
@@ -87,7 +88,7 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
     outcomes = predict_fitting_memory(version, [features for _, features in ready])
     seconds = time.monotonic() - started
     retries = []
-    for (job, _), prediction in zip(ready, outcomes, strict=True):
+    for (job, features), prediction in zip(ready, outcomes, strict=True):
         if prediction is None:
             delay = release_for_retry(
                 job_id=job.pk,
@@ -101,10 +102,46 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
         complete_job(
             job_id=job.pk,
             worker=worker,
-            prediction=prediction.to_dict(),
+            prediction={
+                **prediction.to_dict(),
+                "explanation": explanation(job, features, prediction),
+            },
             timings={"inference": round(seconds, 4), "batch_cases": len(ready)},
         )
     return retries
+
+
+HEATMAP_CELLS = 32  # a heatmap is stored as at most this many cells a side
+
+
+def explanation(job: AnalysisJob, features: Features, prediction: Prediction) -> dict:
+    """A Grad-CAM heatmap over the image for the most probable finding, when the job asked for
+    a diagnosis and had an image; {} otherwise, or when it could not be drawn (the result
+    stands without it)."""
+    if features.image is None or not prediction.diagnosis or job.task not in ("diagnosis", "all"):
+        return {}
+    finding = max(prediction.diagnosis, key=prediction.diagnosis.get)
+    try:
+        heatmap = engine_for(job.model_version).explain(features, label=finding)
+    except (*OUT_OF_MEMORY, ValueError) as error:
+        logger.warning("job %s: no heatmap (%s)", job.pk, error)
+        return {}
+    return {"method": "grad-cam", "finding": finding, "heatmap": coarsen(heatmap, HEATMAP_CELLS)}
+
+
+def coarsen(heatmap: np.ndarray, cells: int) -> list[list[float]]:
+    """Block means of `heatmap` on a grid of at most `cells` by `cells`, rounded for storage."""
+    rows, columns = heatmap.shape
+    step_rows, step_columns = max(1, -(-rows // cells)), max(1, -(-columns // cells))
+    padded = np.pad(
+        heatmap,
+        ((0, -rows % step_rows), (0, -columns % step_columns)),
+        mode="edge",
+    )
+    blocks = padded.reshape(
+        padded.shape[0] // step_rows, step_rows, padded.shape[1] // step_columns, step_columns
+    ).mean(axis=(1, 3))
+    return np.round(blocks, 3).tolist()
 
 
 def predict_fitting_memory(

@@ -156,6 +156,14 @@ class AnalysisResult(models.Model):
     abstain = models.BooleanField(help_text="Too uncertain: a person must review.")
     tutoring = models.JSONField(default=list, blank=True)
     rationale = models.TextField(blank=True)
+    explanation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Where in the image the top finding came from: a Grad-CAM heatmap grid.",
+    )
+    urgency = models.FloatField(
+        default=0.0, help_text="The highest finding probability: dashboards sort by it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

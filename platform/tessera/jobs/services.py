@@ -456,6 +456,8 @@ def _result_fields(task: str, prediction: dict) -> dict:
         "uncertainty": prediction["uncertainty"],
         "abstain": prediction["abstain"],
         "rationale": prediction.get("rationale") or "",
+        "explanation": (prediction.get("explanation") or {}) if wants_diagnosis else {},
+        "urgency": max(prediction["diagnosis"].values(), default=0.0) if wants_diagnosis else 0.0,
     }
 
 

@@ -1,0 +1,27 @@
+"""Distributions over time: pure functions, fed by database aggregates."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class WeekCounts:
+    week: date  # the Monday that starts it
+    counts: dict[str, int]  # label → results, in the order of the labels asked for
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def weekly_distribution(
+    rows: Iterable[tuple[date, str, int]], *, labels: Sequence[str], weeks: Sequence[date]
+) -> list[WeekCounts]:
+    """(week, label, count) aggregates → one entry per week of `weeks` (empty weeks included, so
+    a chart shows the gap) with a count for every label of `labels` (others are left out)."""
+    table = {week: dict.fromkeys(labels, 0) for week in weeks}
+    for week, label, count in rows:
+        if week in table and label in table[week]:
+            table[week][label] += count
+    return [WeekCounts(week=week, counts=table[week]) for week in weeks]

@@ -1,0 +1,84 @@
+"""Where in the image a diagnosis came from: a Grad-CAM heatmap (MONAI's `GradCAM`) of one
+finding's logit, taken at the image encoder's last feature maps with the case's other
+modalities held as they are.
+
+The heatmap covers the preprocessed image, which is the whole original image resized (not
+cropped), so stretched over the original it lines up.
+"""
+
+import numpy as np
+import torch
+from monai.visualize import GradCAM
+from torch import nn
+
+from mlcore.data import Batch, Features, collate
+from mlcore.model import MultimodalModel
+
+# The last layer of each image network that still has a spatial layout.
+_FEATURE_LAYERS = {
+    "densenet": "encoders.image.network.features",
+    "densenet121": "encoders.image.network.features",
+    "resnet10": "encoders.image.network.layer4",
+    "resnet18": "encoders.image.network.layer4",
+}
+
+
+class _DiagnosisOfImage(nn.Module):
+    """The model as a function of the image alone: what Grad-CAM differentiates.
+
+    MONAI's GradCAM hooks its target layer for good, so the target is this wrapper's own
+    `feature_maps` (gone with the wrapper), fed from the encoder's feature layer by a hook that
+    is removed after each use. The clone lets the network's in-place ReLU run on the hooked
+    output.
+    """
+
+    def __init__(self, model: MultimodalModel, batch: Batch) -> None:
+        super().__init__()
+        self.model = model
+        self.batch = batch
+        self.feature_maps = nn.Identity()
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self.batch.image = image
+        layer = self.model.get_submodule(_FEATURE_LAYERS[self.model.config.image.arch])
+        handle = layer.register_forward_hook(
+            lambda _module, _inputs, output: self.feature_maps(output).clone()
+        )
+        try:
+            return self.model(self.batch).diagnosis
+        finally:
+            handle.remove()
+
+
+def diagnosis_heatmap(
+    model: MultimodalModel,
+    features: Features,
+    *,
+    label: str,
+    device: torch.device | str = "cpu",
+    pad_id: int = 0,
+) -> np.ndarray:
+    """An (H, W) float32 map in [0, 1] of how much each region of the case's image raised the
+    logit of `label`. Raises ValueError when the model makes no diagnoses, does not know `label`
+    or the case has no image."""
+    config = model.config
+    if model.diagnosis is None or config.image is None:
+        raise ValueError("this model makes no diagnosis from images")
+    if features.image is None:
+        raise ValueError("the case has no image to explain")
+    if config.image.spatial_dims != 2:
+        raise ValueError("heatmaps are drawn for 2D images only")
+    labels = config.tasks.diagnosis_labels
+    if label not in labels:
+        raise ValueError(f"unknown finding {label!r}")
+    batch = collate([features], config, pad_id=pad_id).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            cam = GradCAM(nn_module=_DiagnosisOfImage(model, batch), target_layers="feature_maps")
+            heatmap = cam(batch.image.clone(), class_idx=labels.index(label))
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+    return heatmap[0, 0].detach().float().cpu().numpy()

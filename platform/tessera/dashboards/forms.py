@@ -1,0 +1,102 @@
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from tessera.dashboards.selectors import PatientStatus
+from tessera.records.models import MediaKind
+
+# What each upload form accepts, for the browser's file picker and the hint under the field;
+# the server checks again (records.uploads), whatever the browser let through.
+UPLOAD_ACCEPT = {
+    MediaKind.DICOM: ".dcm,.dicom,application/dicom",
+    MediaKind.CLINICAL_NOTE: ".txt,.md,text/plain",
+    MediaKind.LEARNER_TEXT: ".txt,.md,text/plain",
+    MediaKind.SPEECH: "audio/*,.wav,.flac,.ogg,.mp3",
+    MediaKind.LEARNER_AUDIO: "audio/*,.wav,.flac,.ogg,.mp3",
+}
+UPLOAD_FORMATS = {
+    MediaKind.DICOM: "a DICOM file (.dcm)",
+    MediaKind.CLINICAL_NOTE: "plain text (.txt), UTF-8",
+    MediaKind.LEARNER_TEXT: "plain text (.txt), UTF-8",
+    MediaKind.SPEECH: "WAV, FLAC, OGG or MP3",
+    MediaKind.LEARNER_AUDIO: "WAV, FLAC, OGG or MP3",
+}
+
+
+def upload_limit(kind: str) -> int:
+    if kind in (MediaKind.CLINICAL_NOTE, MediaKind.LEARNER_TEXT):
+        return min(settings.TESSERA_MAX_UPLOAD_BYTES, settings.TESSERA_MAX_TEXT_BYTES)
+    return settings.TESSERA_MAX_UPLOAD_BYTES
+
+
+class UploadForm(forms.Form):
+    """One media kind's upload; the file itself is judged by `records.services.add_media`."""
+
+    file = forms.FileField(error_messages={"required": "Choose a file to upload."})
+
+    def __init__(self, *args, kind: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = MediaKind(kind)
+        self.max_bytes = upload_limit(kind)
+        self.fields["file"].label = self.kind.label
+        self.fields[
+            "file"
+        ].help_text = f"{UPLOAD_FORMATS[self.kind]}, up to {filesizeformat(self.max_bytes)}"
+        self.fields["file"].widget.attrs.update(
+            {"accept": UPLOAD_ACCEPT[self.kind], "data-max-bytes": self.max_bytes}
+        )
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+
+class EncounterForm(forms.Form):
+    occurred_at = forms.DateTimeField(
+        label="When", widget=DateTimeInput(format="%Y-%m-%dT%H:%M"), initial=timezone.localtime
+    )
+    reason = forms.CharField(label="Reason for the visit", max_length=200, required=False)
+
+
+class LearningSessionForm(forms.Form):
+    occurred_at = forms.DateTimeField(
+        label="When", widget=DateTimeInput(format="%Y-%m-%dT%H:%M"), initial=timezone.localtime
+    )
+    subject_area = forms.CharField(label="Subject", max_length=80)
+    title = forms.CharField(label="Title", max_length=200, required=False)
+
+
+class PatientFilterForm(forms.Form):
+    cohort = forms.TypedChoiceField(label="Ward", coerce=int, required=False, empty_value=None)
+    status = forms.ChoiceField(label="Status", choices=PatientStatus.CHOICES, required=False)
+
+    def __init__(self, *args, cohorts, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cohort"].choices = [("", "All wards")] + [(c.pk, c.name) for c in cohorts]
+
+
+class CorrectionForm(forms.Form):
+    """What the professional says is right instead: findings and/or the affect label."""
+
+    findings = forms.MultipleChoiceField(
+        label="Findings", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    affect = forms.ChoiceField(label="Affect", required=False)
+
+    def __init__(self, *args, findings: list[str], affects: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["findings"].choices = [(label, label.replace("_", " ")) for label in findings]
+        self.fields["affect"].choices = [("", "(unchanged)")] + [
+            (label, label.replace("_", " ")) for label in affects
+        ]
+        if not findings:
+            del self.fields["findings"]
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label="Token name",
+        max_length=100,
+        help_text="Say where it is used, e.g. 'Ward 3 PACS bridge'.",
+    )

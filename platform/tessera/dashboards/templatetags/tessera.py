@@ -1,0 +1,18 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def percent(value) -> int:
+    """A probability or weight in [0, 1] as a whole percentage."""
+    try:
+        return round(float(value) * 100)
+    except (TypeError, ValueError):
+        return 0
+
+
+@register.filter
+def label(value: str) -> str:
+    """A model label as words: 'suspicious_mass' → 'suspicious mass'."""
+    return str(value).replace("_", " ")

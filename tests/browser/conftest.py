@@ -1,0 +1,203 @@
+"""A live Tessera for the browser tests: `manage.py runserver` and a real worker on every queue,
+sharing a throwaway database and the demo models (trained small, once per session), driven by
+Playwright in Debian's Chromium. Skipped, with the reason, where Chromium is not installed
+(`.ci/run` installs it); Playwright's own browser download is never used."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.integration.processes import (
+    REPO,
+    manage,
+    pipeline_environment,
+    shell,
+    throwaway_database,
+    worker_process,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+PASSWORD = "correct-horse-42"
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)",
+        allow_module_level=True,
+    )
+
+SEED = """
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from tessera.accounts.services import create_organization, set_membership
+from tessera.jobs.demo_models import ensure_demo_models
+from tessera.records.services import (
+    create_encounter, create_learning_session, create_patient, create_student,
+)
+
+ensure_demo_models(cases=24, epochs=1, log=lambda message: None)
+users = get_user_model().objects
+clinic = create_organization(name="Riverside Clinic", slug="riverside", kind="clinic",
+                             jurisdiction="US")
+other = create_organization(name="Hilltop Clinic", slug="hilltop", kind="clinic",
+                            jurisdiction="US")
+school = create_organization(name="Oak School", slug="oak", kind="school", jurisdiction="US")
+for username, organization, role in (
+    ("doctor", clinic, "clinician"), ("outsider", other, "clinician"),
+    ("teacher", school, "teacher"),
+):
+    user = users.create_user(username=username, password={password!r}, first_name=username.title())
+    set_membership(user=user, organization=organization, role=role)
+patient = create_patient(organization=clinic, mrn="RC-1", full_name="Ada Lovelace")
+encounter = create_encounter(patient=patient, occurred_at=timezone.now(), reason="Chest pain")
+student = create_student(organization=school, student_number="S-1", full_name="Ben Okri")
+session = create_learning_session(student=student, occurred_at=timezone.now(),
+                                  subject_area="Mathematics", title="Fractions")
+print(patient.pk, encounter.pk, student.pk, session.pk)
+"""
+
+
+@dataclass
+class LivePlatform:
+    url: str
+    env: dict[str, str]
+    database_url: str
+    patient: int
+    encounter: int
+    student: int
+    session: int
+    files: Path
+
+    def sql(self, statement: str) -> list[tuple]:
+        from tests.integration.processes import query
+
+        return query(self.database_url, statement)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the web server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def live_platform(tmp_path_factory, dicom_bytes, wav_audio) -> Iterator[LivePlatform]:
+    root = tmp_path_factory.mktemp("browser")
+    files = root / "files"
+    files.mkdir()
+    (files / "ct.dcm").write_bytes(dicom_bytes)
+    (files / "broken.dcm").write_bytes(dicom_bytes[:600])
+    (files / "note.txt").write_text("Chest pain on exertion for two weeks; patient is worried.\n")
+    (files / "speech.wav").write_bytes(wav_audio)
+    (files / "essay.txt").write_text(
+        "I tried to add the fractions but I keep getting the wrong answer and I give up.\n"
+    )
+    (files / "answer.wav").write_bytes(wav_audio)
+    with throwaway_database(root) as database_url:
+        env = pipeline_environment(root, database_url, root / "models")
+        manage(env, "migrate", "--noinput")
+        ids = shell(env, SEED.format(password=PASSWORD), timeout=600).split()
+        patient, encounter, student, session = map(int, ids[-4:])
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = root / "web.log"
+        with log.open("a") as output:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "manage.py"),
+                    "runserver",
+                    "--noreload",
+                    f"127.0.0.1:{port}",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            with worker_process(env, root / "worker.log"):
+                _wait_until_up(url, server)
+                yield LivePlatform(
+                    url, env, database_url, patient, encounter, student, session, files
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_platform, request):
+    """A fresh browser context per test. Every request the page makes is recorded, and the test
+    fails if any went to a host other than the server; a full-page screenshot is saved under
+    tests/artifacts/ whatever the outcome."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda sent: requested.append(sent.url))
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    server = urlsplit(live_platform.url).netloc
+    strangers = {url for url in requested if urlsplit(url).netloc not in (server, "")}
+    assert not strangers, f"the page reached other hosts: {sorted(strangers)}"
+
+
+def snapshot(page, name: str) -> None:
+    """A full-page screenshot under tests/artifacts/ of a moment in the middle of a test."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, platform: LivePlatform, username: str) -> None:
+    page.goto(f"{platform.url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{platform.url}/")

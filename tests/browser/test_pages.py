@@ -1,0 +1,139 @@
+"""The clinician's and the teacher's whole loop in a real browser, against a live server with a
+real worker: sign in, upload, analyse, watch the result arrive without a reload, give feedback;
+and what a browser must not be able to open."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in, snapshot
+
+pytestmark = pytest.mark.browser
+ANALYSIS_SECONDS = 180
+
+
+def upload(page, label: str, path) -> None:
+    form = page.locator("form.upload").filter(has=page.get_by_label(label, exact=True))
+    form.get_by_label(label, exact=True).set_input_files(path)
+    form.get_by_role("button", name="Upload").click()
+    expect(page.get_by_text(f"{label} uploaded.")).to_be_visible()
+
+
+def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "doctor")
+    expect(page.get_by_role("heading", name="Patients of Riverside Clinic")).to_be_visible()
+    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
+
+    upload(page, "Medical image (DICOM)", platform.files / "ct.dcm")
+    upload(page, "Clinical note", platform.files / "note.txt")
+    upload(page, "Speech recording", platform.files / "speech.wav")
+    expect(page.locator("img.dicom")).to_be_visible()
+    expect(page.get_by_text("Chest pain on exertion")).to_be_visible()
+    expect(page.locator("audio")).to_have_count(1)
+
+    url_before = page.url
+    page.get_by_role("button", name="Analyse").click()
+    result = page.locator(".result")
+    expect(result).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
+    assert page.url == url_before  # the result arrived without a reload
+    expect(result.locator("dl.findings")).to_contain_text("suspicious mass")
+    expect(result.locator(".probability").first).to_have_text(re.compile(r"^\d{1,3}%$"))
+    heatmap = result.locator("img.heatmap")
+    expect(heatmap).to_be_visible()
+    assert heatmap.evaluate("image => image.complete && image.naturalWidth > 0")
+
+    result.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("Recorded: Confirmed.")).to_be_visible()
+    feedback = platform.sql(
+        "SELECT f.kind, u.username FROM jobs_feedback f JOIN auth_user u ON u.id = f.given_by_id"
+    )
+    assert feedback == [("confirm", "doctor")]
+
+
+def test_signing_out_ends_the_session(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "doctor")
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{platform.url}/patients/{platform.patient}/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+
+
+def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "teacher")
+    expect(page.get_by_role("heading", name="Class overview: Oak School")).to_be_visible()
+    page.get_by_role("link", name="Ben Okri").first.click()
+
+    upload(page, "Learner text", platform.files / "essay.txt")
+    upload(page, "Learner audio", platform.files / "answer.wav")
+    page.get_by_role("button", name="Analyse").click()
+    result = page.locator(".result")
+    expect(result).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
+    expect(result.get_by_role("heading", name="Tutoring suggestions")).to_be_visible()
+
+    result.get_by_role("button", name=re.compile("^Useful")).first.click()
+    expect(page.get_by_text("Recorded: Suggestion useful.")).to_be_visible()
+    feedback = platform.sql("SELECT kind, intervention FROM jobs_feedback WHERE kind = 'useful'")
+    assert len(feedback) == 1
+    assert feedback[0][1]  # the suggestion it is about
+    snapshot(page, "teacher-student-page")
+
+    page.goto(platform.url + "/")
+    expect(page.locator("svg.chart")).to_be_visible()  # the class's affect over the weeks
+
+
+def test_a_corrupt_dicom_is_refused_next_to_its_field(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "doctor")
+    page.goto(f"{platform.url}/patients/{platform.patient}/")
+    form = page.locator("form.upload").filter(has=page.get_by_label("Medical image (DICOM)"))
+    form.get_by_label("Medical image (DICOM)").set_input_files(platform.files / "broken.dcm")
+    form.get_by_role("button", name="Upload").click()
+    error = page.locator(f"#file-encounter-dicom-{platform.encounter}-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("DICOM")
+    field = page.locator(f"#file-encounter-dicom-{platform.encounter}")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    stored = platform.sql(
+        "SELECT count(*) FROM records_mediaasset WHERE original_filename = 'broken.dcm'"
+    )
+    assert stored == [(0,)]
+
+
+def test_a_teacher_cannot_open_a_patient(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "teacher")
+    response = page.goto(f"{platform.url}/patients/{platform.patient}/")
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+
+
+def test_another_clinics_clinician_cannot_open_the_patient(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "outsider")
+    response = page.goto(f"{platform.url}/patients/{platform.patient}/")
+    assert response.status == 404
+    expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+
+
+@pytest.mark.parametrize("path", ["/", "/patients/{patient}/", "/settings/"])
+def test_pages_fit_a_tablet_screen(chromium, live_platform, path):
+    context = chromium.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = context.new_page()
+    try:
+        sign_in(page, live_platform, "doctor")
+        page.goto(live_platform.url + path.format(patient=live_platform.patient))
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a tablet"
+        snapshot(
+            page, "tablet" + path.replace("/", "-").rstrip("-").replace("{patient}", "patient")
+        )
+    finally:
+        context.close()

@@ -1,0 +1,63 @@
+"""Grad-CAM heatmaps of a diagnosis over the image."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlcore.data import Preprocessor, read_manifest
+from mlcore.explain import diagnosis_heatmap
+from mlcore.model import build_model
+from tests.mlcore.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def model_and_cases(clinic_dataset):
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = build_model(config).eval()
+    preprocessor = Preprocessor(config)
+    cases = [preprocessor(case) for case in read_manifest(clinic_dataset)[:2]]
+    return model, cases, preprocessor.pad_id
+
+
+def test_a_heatmap_covers_the_image_in_the_unit_range(model_and_cases):
+    model, (case, _), pad_id = model_and_cases
+    label = model.config.tasks.diagnosis_labels[0]
+    heatmap = diagnosis_heatmap(model, case, label=label, pad_id=pad_id)
+    assert heatmap.shape == case.image.shape[1:]
+    assert heatmap.dtype == np.float32
+    assert heatmap.min() >= 0.0
+    assert heatmap.max() <= 1.0
+    assert heatmap.max() > heatmap.min()  # it points somewhere
+
+
+def test_the_heatmap_follows_the_image_and_is_repeatable(model_and_cases):
+    model, (first, second), pad_id = model_and_cases
+    label = model.config.tasks.diagnosis_labels[0]
+    once = diagnosis_heatmap(model, first, label=label, pad_id=pad_id)
+    again = diagnosis_heatmap(model, first, label=label, pad_id=pad_id)
+    other = diagnosis_heatmap(model, second, label=label, pad_id=pad_id)
+    np.testing.assert_array_equal(once, again)
+    assert not np.allclose(once, other)
+
+
+def test_explaining_leaves_the_model_as_it_was(model_and_cases):
+    model, (case, _), pad_id = model_and_cases
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    diagnosis_heatmap(model, case, label=model.config.tasks.diagnosis_labels[0], pad_id=pad_id)
+    assert not model.training
+    assert not any(module._forward_hooks or module._backward_hooks for module in model.modules())
+    assert all(parameter.grad is None for parameter in model.parameters())
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_what_cannot_be_explained_is_refused(model_and_cases):
+    model, (case, _), pad_id = model_and_cases
+    with pytest.raises(ValueError, match="unknown finding"):
+        diagnosis_heatmap(model, case, label="broken leg", pad_id=pad_id)
+    without_image = type(case)(**{**vars(case), "image": None})
+    with pytest.raises(ValueError, match="no image"):
+        diagnosis_heatmap(
+            model, without_image, label=model.config.tasks.diagnosis_labels[0], pad_id=pad_id
+        )

@@ -1,0 +1,575 @@
+"""The clinician's and the teacher's pages, through Django's test client: what each page shows,
+the whole upload → analyse → result → feedback loop (tasks run eagerly), and every rule of who
+may see and do what. The same flows run in a real browser in tests/browser."""
+
+import io
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image
+
+from tessera.accounts.models import ApiToken, Role
+from tessera.accounts.services import set_membership
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
+from tessera.jobs.services import register_model_version
+from tessera.records.models import MediaKind
+from tessera.records.services import (
+    add_media,
+    create_cohort,
+    create_learning_session,
+    create_patient,
+    create_student,
+)
+from tests.conftest import upload
+from tests.unit.conftest import WHEN
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def result_for(encounter, *, diagnosis: dict, abstain: bool = False, when=None):
+    """A finished analysis of `encounter` with the given probabilities, without running a model."""
+    version = ModelVersion.objects.get(status="active")
+    job = AnalysisJob.objects.create(
+        organization=encounter.patient.organization,
+        encounter=encounter,
+        task="all",
+        status=JobStatus.SUCCEEDED,
+        model_version=version,
+    )
+    result = AnalysisResult.objects.create(
+        job=job,
+        model_version=version,
+        diagnosis=diagnosis,
+        findings=[label for label, p in diagnosis.items() if p >= 0.5],
+        modalities_used=["image"],
+        contributions={"image": 1.0},
+        uncertainty=0.4,
+        abstain=abstain,
+        urgency=max(diagnosis.values()),
+    )
+    if when:
+        AnalysisResult.objects.filter(pk=result.pk).update(created_at=when)
+    return result
+
+
+# --- the clinician's dashboard -------------------------------------------------------------
+
+
+def test_patients_are_listed_most_urgent_first(client, clinic, people, clinic_model):
+    from tessera.records.services import create_encounter
+
+    calm, worrying, unsure = (
+        create_patient(organization=clinic, mrn=str(n), full_name=name)
+        for n, name in enumerate(("Calm Case", "Worrying Case", "Unsure Case"))
+    )
+    create_patient(organization=clinic, mrn="9", full_name="Aaron Never Analysed")
+    for patient, probability, abstain in (
+        (calm, 0.1, False),
+        (worrying, 0.93, False),
+        (unsure, 0.5, True),
+    ):
+        result_for(
+            create_encounter(patient=patient, occurred_at=WHEN),
+            diagnosis={"suspicious_mass": probability},
+            abstain=abstain,
+        )
+    text = page(signed_in(client, people["clinician"]).get(reverse("home")))
+    order = [
+        text.index(name)
+        for name in ("Worrying Case", "Unsure Case", "Calm Case", "Aaron Never Analysed")
+    ]
+    assert order == sorted(order)
+    assert "suspicious mass 93%" in text
+    assert text.count('<span class="badge review">Needs review</span>') == 1
+
+
+def test_the_dashboard_filters_by_ward_and_status(client, clinic, people, clinic_model):
+    from tessera.records.services import create_encounter
+
+    ward = create_cohort(organization=clinic, name="Ward 3")
+    inside = create_patient(organization=clinic, mrn="1", full_name="In Ward", cohort=ward)
+    create_patient(organization=clinic, mrn="2", full_name="Elsewhere")
+    result_for(
+        create_encounter(patient=inside, occurred_at=WHEN),
+        diagnosis={"suspicious_mass": 0.7},
+        abstain=True,
+    )
+    browser = signed_in(client, people["clinician"])
+    by_ward = page(browser.get(reverse("home"), {"cohort": ward.pk}))
+    assert "In Ward" in by_ward
+    assert "Elsewhere" not in by_ward
+    never = page(browser.get(reverse("home"), {"status": "none"}))
+    assert "Elsewhere" in never
+    assert "In Ward" not in never
+    review = page(browser.get(reverse("home"), {"status": "review"}))
+    assert "In Ward" in review
+    assert "Elsewhere" not in review
+
+
+def test_the_dashboard_counts_pending_and_failed_jobs(client, encounter, people, clinic_model):
+    for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED):
+        AnalysisJob.objects.create(
+            organization=encounter.patient.organization,
+            encounter=encounter,
+            task="all",
+            status=status,
+            model_version=clinic_model,
+            finished_at=timezone.now() if status == JobStatus.FAILED else None,
+        )
+    text = page(signed_in(client, people["clinician"]).get(reverse("home")))
+    assert "<dt>Analyses in progress</dt><dd>2</dd>" in text
+    assert '<dt>Failed this week</dt><dd class="danger">1</dd>' in text
+
+
+def test_another_clinics_patients_never_appear(client, clinic, other_clinic, people):
+    create_patient(organization=other_clinic, mrn="1", full_name="Someone Else's Patient")
+    create_patient(organization=clinic, mrn="1", full_name="Our Patient")
+    text = page(signed_in(client, people["clinician"]).get(reverse("home")))
+    assert "Our Patient" in text
+    assert "Someone Else" not in text
+
+
+def test_a_user_of_two_organizations_switches_between_them(client, clinic, school, people):
+    set_membership(user=people["clinician"], organization=school, role=Role.TEACHER)
+    create_student(organization=school, student_number="S1", full_name="Sam Student")
+    browser = signed_in(client, people["clinician"])
+    assert "Patients of Test Clinic" in page(browser.get(reverse("home")))
+    response = browser.post(reverse("switch_organization"), {"organization": school.pk})
+    assert response.status_code == 302
+    text = page(browser.get(reverse("home")))
+    assert "Class overview: Test School" in text
+    assert "Sam Student" in text
+
+
+def test_the_switcher_refuses_an_organization_you_do_not_belong_to(client, other_clinic, people):
+    response = signed_in(client, people["clinician"]).post(
+        reverse("switch_organization"), {"organization": other_clinic.pk}
+    )
+    assert response.status_code == 404
+
+
+# --- a patient's page: upload, analyse, watch, confirm ------------------------------------
+
+
+def test_a_clinician_uploads_analyses_and_confirms(
+    client,
+    clinic,
+    people,
+    clinic_model,
+    eager,
+    dicom_bytes,
+    wav_audio,
+    django_capture_on_commit_callbacks,
+):
+    from tessera.records.services import create_encounter
+
+    patient = create_patient(organization=clinic, mrn="P-1", full_name="Pat Example")
+    visit = create_encounter(patient=patient, occurred_at=WHEN, reason="Cough")
+    browser = signed_in(client, people["clinician"])
+    for kind, name, content in (
+        (MediaKind.DICOM, "ct.dcm", dicom_bytes),
+        (MediaKind.CLINICAL_NOTE, "note.txt", b"Persistent cough; patient feels anxious."),
+        (MediaKind.SPEECH, "speech.wav", wav_audio),
+    ):
+        file = io.BytesIO(content)
+        file.name = name
+        response = browser.post(
+            reverse("upload", args=["encounter", visit.pk, kind]), {"file": file}, **HTMX
+        )
+        assert response.status_code == 200, page(response)
+        assert f"{MediaKind(kind).label} uploaded." in page(response)
+    assert visit.media.count() == 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(reverse("analyse", args=["encounter", visit.pk]), **HTMX)
+    assert response.status_code == 200
+    job = AnalysisJob.objects.get(encounter=visit)
+    assert job.status == JobStatus.SUCCEEDED  # eager: the worker ran when the request committed
+    card = page(browser.get(reverse("job_status", args=[job.pk])))
+    assert "hx-trigger" not in card  # finished: the card stops asking
+    result = job.results.get()
+    assert result.explanation["method"] == "grad-cam"
+    assert f'src="{reverse("result_heatmap", args=[result.pk])}"' in card
+    assert "suspicious mass" in card
+
+    heatmap = browser.get(reverse("result_heatmap", args=[result.pk]))
+    assert heatmap["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(heatmap.content)).mode == "RGBA"
+
+    response = browser.post(reverse("feedback", args=[result.pk]), {"kind": "confirm"}, **HTMX)
+    assert response.status_code == 200
+    assert "Recorded: Confirmed." in page(response)
+    feedback = Feedback.objects.get(result=result)
+    assert (feedback.kind, feedback.given_by) == ("confirm", people["clinician"])
+    assert (feedback.diagnosis, feedback.emotion_label) == (None, "")  # labels only correct
+
+
+def test_a_correction_records_the_findings_the_clinician_chose(
+    client, encounter, people, clinic_model
+):
+    result = result_for(encounter, diagnosis={"suspicious_mass": 0.8})
+    prefix = f"result-{result.pk}"
+    response = signed_in(client, people["clinician"]).post(
+        reverse("feedback", args=[result.pk]),
+        {"kind": "correct", f"{prefix}-affect": "anxious"},
+        **HTMX,
+    )
+    assert response.status_code == 200, page(response)
+    feedback = Feedback.objects.get(result=result)
+    assert (feedback.kind, feedback.diagnosis, feedback.emotion_label) == (
+        "correct",
+        [],
+        "anxious",
+    )
+
+
+def test_a_correction_with_an_unknown_label_is_refused_in_words(
+    client, encounter, people, clinic_model
+):
+    result = result_for(encounter, diagnosis={"suspicious_mass": 0.8})
+    response = signed_in(client, people["clinician"]).post(
+        reverse("feedback", args=[result.pk]),
+        {"kind": "correct", f"result-{result.pk}-affect": "ecstatic"},
+        **HTMX,
+    )
+    assert response.status_code == 422
+    assert "Select a valid choice" in page(response)
+    assert not Feedback.objects.exists()
+
+
+def test_the_patient_page_shows_the_visit_and_its_files(client, encounter, people):
+    text = page(
+        signed_in(client, people["viewer"]).get(reverse("patient", args=[encounter.patient.pk]))
+    )
+    assert "Job Patient" in text
+    assert "Persistent cough, weight loss." in text  # the note, shown as text
+    dicom = encounter.media.get(kind=MediaKind.DICOM)
+    speech = encounter.media.get(kind=MediaKind.SPEECH)
+    assert f'src="{reverse("media_preview", args=[dicom.pk])}"' in text
+    assert f'<audio controls preload="none" src="{reverse("media_file", args=[speech.pk])}"' in text
+    assert "Upload" not in text  # a viewer reads, never writes
+    assert "Analyse</button>" not in text
+
+
+def test_a_dicom_preview_is_a_windowed_png(client, encounter, people):
+    dicom = encounter.media.get(kind=MediaKind.DICOM)
+    response = signed_in(client, people["viewer"]).get(reverse("media_preview", args=[dicom.pk]))
+    assert response["Content-Type"] == "image/png"
+    picture = Image.open(io.BytesIO(response.content))
+    assert picture.mode == "L"
+    assert picture.size == (dicom.metadata["columns"], dicom.metadata["rows"])
+    low, high = picture.getextrema()
+    assert high - low > 100  # windowed to the visible range, not a grey square
+
+
+def test_a_corrupt_dicom_is_refused_next_to_its_field(client, encounter, people, dicom_bytes):
+    damaged = io.BytesIO(dicom_bytes[:400])
+    damaged.name = "broken.dcm"
+    response = signed_in(client, people["clinician"]).post(
+        reverse("upload", args=["encounter", encounter.pk, MediaKind.DICOM]),
+        {"file": damaged},
+        **HTMX,
+    )
+    assert response.status_code == 422
+    text = page(response)
+    field = f"file-encounter-dicom-{encounter.pk}"
+    assert f'id="{field}-error" role="alert">DICOM' in text
+    assert f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"' in text
+    assert encounter.media.count() == 3
+
+
+def test_analysing_a_visit_without_files_says_why(client, clinic, people, clinic_model):
+    from tessera.records.services import create_encounter
+
+    patient = create_patient(organization=clinic, mrn="E", full_name="Empty")
+    visit = create_encounter(patient=patient, occurred_at=WHEN)
+    response = signed_in(client, people["clinician"]).post(
+        reverse("analyse", args=["encounter", visit.pk]), **HTMX
+    )
+    assert response.status_code == 422
+    assert "There is nothing to analyse yet: upload a file first." in page(response)
+    assert not AnalysisJob.objects.exists()
+
+
+def test_a_clinician_adds_an_encounter(client, clinic, people):
+    patient = create_patient(organization=clinic, mrn="N", full_name="New Visit")
+    response = signed_in(client, people["clinician"]).post(
+        reverse("new_encounter", args=[patient.pk]),
+        {"occurred_at": "2026-11-20T10:15", "reason": "Follow-up"},
+    )
+    assert response.status_code == 302
+    visit = patient.encounters.get()
+    assert (visit.reason, visit.clinician) == ("Follow-up", people["clinician"])
+
+
+# --- who may see and do what ---------------------------------------------------------------
+
+
+def test_nothing_of_a_clinic_opens_to_another_clinics_clinician(
+    client, encounter, people, clinic_model
+):
+    result = result_for(encounter, diagnosis={"suspicious_mass": 0.8})
+    result.explanation = {"heatmap": [[0.0, 1.0]]}
+    result.save()
+    dicom = encounter.media.get(kind=MediaKind.DICOM)
+    browser = signed_in(client, people["stranger"])
+    for url in (
+        reverse("patient", args=[encounter.patient.pk]),
+        reverse("media_file", args=[dicom.pk]),
+        reverse("media_preview", args=[dicom.pk]),
+        reverse("result_heatmap", args=[result.pk]),
+        reverse("job_status", args=[result.job.pk]),
+    ):
+        assert browser.get(url).status_code == 404, url
+    for url in (
+        reverse("upload", args=["encounter", encounter.pk, MediaKind.CLINICAL_NOTE]),
+        reverse("analyse", args=["encounter", encounter.pk]),
+        reverse("feedback", args=[result.pk]),
+        reverse("new_encounter", args=[encounter.patient.pk]),
+        reverse("job_retry", args=[result.job.pk]),
+    ):
+        assert browser.post(url, {"kind": "confirm", "file": upload(b"x")}).status_code == 404
+    assert encounter.media.count() == 3
+    assert not Feedback.objects.exists()
+
+
+def test_a_teacher_cannot_open_a_patient_page(client, encounter, school, make_user):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    response = signed_in(client, teacher).get(reverse("patient", args=[encounter.patient.pk]))
+    assert response.status_code == 404
+    assert "Job Patient" not in page(response)
+
+
+def test_a_viewer_may_read_but_not_write(client, encounter, people, clinic_model):
+    result = result_for(encounter, diagnosis={"suspicious_mass": 0.8})
+    browser = signed_in(client, people["viewer"])
+    assert (
+        browser.post(
+            reverse("upload", args=["encounter", encounter.pk, MediaKind.CLINICAL_NOTE]),
+            {"file": upload(b"A note.")},
+        ).status_code
+        == 403
+    )
+    assert browser.post(reverse("analyse", args=["encounter", encounter.pk])).status_code == 403
+    assert (
+        browser.post(reverse("feedback", args=[result.pk]), {"kind": "confirm"}).status_code == 403
+    )
+    assert encounter.media.count() == 3
+    assert AnalysisJob.objects.count() == 1
+    assert not Feedback.objects.exists()
+
+
+def test_files_are_served_only_to_the_signed_in(client, encounter):
+    dicom = encounter.media.get(kind=MediaKind.DICOM)
+    response = client.get(reverse("media_file", args=[dicom.pk]))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_a_form_post_without_csrf_is_refused(encounter, people):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(people["clinician"])
+    response = strict.post(
+        reverse("upload", args=["encounter", encounter.pk, MediaKind.CLINICAL_NOTE]),
+        {"file": upload(b"A note.")},
+    )
+    assert response.status_code == 403
+    assert encounter.media.count() == 3
+
+
+# --- the teacher's pages -------------------------------------------------------------------
+
+
+@pytest.fixture
+def school_model(db):
+    version = register_model_version(
+        name="school-v1", serves="school", bundle_path="school-v1", metrics={}
+    )
+    version.status = ModelVersion.Status.ACTIVE
+    version.save()
+    return version
+
+
+@pytest.fixture
+def school_labels(monkeypatch):
+    labels = ["engaged", "confused", "frustrated", "bored"]
+    monkeypatch.setattr("tessera.dashboards.views.model_labels", lambda *, version: ([], labels))
+    return labels
+
+
+def session_result(student, school_model, label, *, days_ago=0, tutoring=None):
+    session = create_learning_session(
+        student=student, occurred_at=timezone.now(), subject_area="Mathematics"
+    )
+    add_media(attached_to=session, kind=MediaKind.LEARNER_TEXT, file=upload(b"My essay."))
+    job = AnalysisJob.objects.create(
+        organization=student.organization,
+        learning_session=session,
+        task="all",
+        status=JobStatus.SUCCEEDED,
+        model_version=school_model,
+    )
+    result = AnalysisResult.objects.create(
+        job=job,
+        model_version=school_model,
+        emotion={label: 0.9},
+        emotion_label=label,
+        modalities_used=["text"],
+        contributions={"text": 1.0},
+        uncertainty=0.2,
+        abstain=False,
+        tutoring=tutoring
+        or [{"id": "worked-example", "title": "Show a worked example", "score": 0.8}],
+    )
+    AnalysisResult.objects.filter(pk=result.pk).update(
+        created_at=timezone.now() - timedelta(days=days_ago)
+    )
+    return result
+
+
+def test_the_class_overview_flags_persistent_frustration(
+    client, school, make_user, school_model, school_labels
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    struggling = create_student(organization=school, student_number="1", full_name="Struggling")
+    fine = create_student(organization=school, student_number="2", full_name="Mostly Fine")
+    for days_ago, label in ((0, "frustrated"), (3, "engaged"), (8, "confused")):
+        session_result(struggling, school_model, label, days_ago=days_ago)
+    for days_ago, label in ((0, "frustrated"), (3, "engaged"), (8, "engaged")):
+        session_result(fine, school_model, label, days_ago=days_ago)
+    text = page(signed_in(client, teacher).get(reverse("home")))
+    attention = text[text.index("Students needing attention") : text.index("Latest tutoring")]
+    assert "Struggling" in attention
+    assert "Mostly Fine" not in attention
+    assert '<svg class="chart"' in text
+    assert "Show a worked example" in text
+    # The chart's table, this week (the last row): two frustrated results.
+    table = text[text.index('<table id="affect-summary"') :]
+    table = table[: table.index("</table>")]
+    last_row = table[table.rindex('<tr><th scope="row">') :]
+    assert re.findall(r"<td>(\d+)</td>", last_row) == ["0", "0", "2", "0"]
+
+
+def test_a_teacher_marks_a_suggestion_useful(
+    client, school, make_user, school_model, school_labels
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    student = create_student(organization=school, student_number="1", full_name="Stu Dent")
+    result = session_result(student, school_model, "confused")
+    browser = signed_in(client, teacher)
+    text = page(browser.get(reverse("student", args=[student.pk])))
+    assert "Show a worked example" in text
+    assert "Affect over time" in text
+    response = browser.post(
+        reverse("feedback", args=[result.pk]),
+        {"kind": "useful", "intervention": "worked-example"},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    assert "Recorded: Suggestion useful." in page(response)
+    feedback = Feedback.objects.get()
+    assert (feedback.kind, feedback.intervention) == ("useful", "worked-example")
+
+
+def test_a_judgement_of_a_suggestion_never_offered_is_refused(
+    client, school, make_user, school_model, school_labels
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    student = create_student(organization=school, student_number="1", full_name="Stu Dent")
+    result = session_result(student, school_model, "confused")
+    response = signed_in(client, teacher).post(
+        reverse("feedback", args=[result.pk]),
+        {"kind": "useful", "intervention": "made-up"},
+        **HTMX,
+    )
+    assert response.status_code == 422
+    assert not Feedback.objects.exists()
+
+
+# --- settings and models -------------------------------------------------------------------
+
+
+def test_a_token_is_shown_once_and_can_be_revoked(client, people):
+    browser = signed_in(client, people["clinician"])
+    response = browser.post(reverse("settings"), {"name": "PACS bridge"})
+    text = page(response)
+    token = ApiToken.objects.get(user=people["clinician"])
+    key = text.split('<code class="secret" id="new-token">')[1].split("</code>")[0]
+    assert key.startswith(token.prefix)
+    assert key not in page(browser.get(reverse("settings")))
+    api = browser.__class__()
+    assert api.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    browser.post(reverse("revoke_token", args=[token.pk]))
+    assert api.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+
+
+def test_nobody_revokes_someone_elses_token(client, people):
+    from tessera.accounts.services import issue_api_token
+
+    token, _ = issue_api_token(user=people["admin"], name="Admin's")
+    response = signed_in(client, people["clinician"]).post(reverse("revoke_token", args=[token.pk]))
+    assert response.status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_the_model_page_shows_metrics_and_lets_admins_promote(client, people, clinic_model):
+    candidate = register_model_version(
+        name="clinic-v2",
+        serves="clinic",
+        bundle_path="clinic-v1",
+        metrics={
+            "score": 0.71,
+            "emotion": {
+                "n": 4,
+                "accuracy": 0.75,
+                "macro_f1": 0.7,
+                "auroc": None,
+                "ece": 0.1,
+                "labels": ["calm", "pain"],
+                "confusion_matrix": [[2, 1], [0, 1]],
+            },
+        },
+    )
+    analyst = page(signed_in(client, people["analyst"]).get(reverse("models")))
+    assert "clinic-v2" in analyst
+    assert '<th scope="row">calm</th><td>2</td><td>1</td>' in analyst
+    assert "Promote clinic-v2" not in analyst
+    assert client.post(reverse("promote", args=[candidate.pk])).status_code == 403
+    admin = signed_in(client, people["admin"])
+    assert "Promote clinic-v2" in page(admin.get(reverse("models")))
+    admin.post(reverse("promote", args=[candidate.pk]))
+    candidate.refresh_from_db()
+    clinic_model.refresh_from_db()
+    assert (candidate.status, clinic_model.status) == ("active", "retired")
+
+
+def test_clinicians_do_not_see_the_model_page(client, people):
+    assert signed_in(client, people["clinician"]).get(reverse("models")).status_code == 403
+
+
+def test_pages_link_no_other_host(client, encounter, people):
+    browser = signed_in(client, people["clinician"])
+    for url in (
+        reverse("home"),
+        reverse("patient", args=[encounter.patient.pk]),
+        reverse("settings"),
+    ):
+        text = page(browser.get(url))
+        assert "http://" not in text
+        assert "https://" not in text
