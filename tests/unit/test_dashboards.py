@@ -573,3 +573,38 @@ def test_pages_link_no_other_host(client, encounter, people):
         text = page(browser.get(url))
         assert "http://" not in text
         assert "https://" not in text
+
+
+def test_a_malformed_organization_choice_is_not_found(client, people):
+    response = signed_in(client, people["clinician"]).post(
+        reverse("switch_organization"), {"organization": "Robert'); DROP TABLE"}
+    )
+    assert response.status_code == 404
+
+
+def test_pages_read_the_same_number_of_times_however_long_the_history(
+    client, clinic, people, clinic_model, dicom_bytes
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tessera.records.services import create_encounter
+
+    patient = create_patient(organization=clinic, mrn="H", full_name="Long History")
+    browser = signed_in(client, people["clinician"])
+
+    def queries_with(visits: int) -> int:
+        while patient.encounters.count() < visits:
+            visit = create_encounter(patient=patient, occurred_at=WHEN)
+            add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"Note."))
+            add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
+            result = result_for(visit, diagnosis={"suspicious_mass": 0.6})
+            result.explanation = {"method": "grad-cam", "heatmap": [[0.5]]}
+            result.save()
+            result.job.media.set(visit.media.all())
+            Feedback.objects.create(result=result, kind="confirm", given_by=people["clinician"])
+        with CaptureQueriesContext(connection) as queries:
+            assert browser.get(reverse("patient", args=[patient.pk])).status_code == 200
+        return len(queries)
+
+    assert queries_with(1) == queries_with(4)

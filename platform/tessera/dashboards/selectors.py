@@ -205,7 +205,7 @@ def _jobs_with_results() -> Prefetch:
     return Prefetch(
         "jobs",
         queryset=AnalysisJob.objects.select_related("model_version").prefetch_related(
-            _results_with_feedback()
+            "media", _results_with_feedback()
         ),
     )
 

@@ -84,9 +84,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch_organization(request: HttpRequest) -> HttpResponse:
-    membership = get_object_or_404(
-        memberships_of(user=request.user), organization_id=request.POST.get("organization")
-    )
+    chosen = request.POST.get("organization", "")
+    if not chosen.isdigit():
+        raise Http404
+    membership = get_object_or_404(memberships_of(user=request.user), organization_id=chosen)
     request.session[SESSION_ORGANIZATION] = membership.organization_id
     return redirect("home")
 
@@ -174,7 +175,7 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
         "width": 40 + len(weeks) * (bar + 16),
         "height": height,
         "bar": bar,
-        "tallest": tallest if tallest > 1 or any(w.total for w in weeks) else 0,
+        "empty": not any(week.total for week in weeks),
         "legend": list(zip(labels, CHART_COLOURS, strict=False)),
     }
 
@@ -187,17 +188,18 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = _visible_or_404(Patient, request, pk)
     visits = list(selectors.encounters_of(patient=patient))
+    can_write = can(
+        user=request.user, capability=Capability.WRITE, organization=patient.organization
+    )
     return render(
         request,
         "dashboards/subject.html",
         {
             "subject": patient,
             "is_patient": True,
-            "visits": [_visit_context(request, visit) for visit in visits],
+            "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
             "new_visit": EncounterForm(),
-            "can_write": can(
-                user=request.user, capability=Capability.WRITE, organization=patient.organization
-            ),
+            "can_write": can_write,
         },
     )
 
@@ -207,6 +209,9 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
     student = _visible_or_404(Student, request, pk)
     visits = list(selectors.sessions_of(student=student))
+    can_write = can(
+        user=request.user, capability=Capability.WRITE, organization=student.organization
+    )
     labels = _affect_labels(student.organization)
     return render(
         request,
@@ -214,14 +219,12 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "subject": student,
             "is_patient": False,
-            "visits": [_visit_context(request, visit) for visit in visits],
+            "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
             "new_visit": LearningSessionForm(),
             "affect_timeline": _affect_timeline(
                 selectors.affect_over_time(student=student), labels
             ),
-            "can_write": can(
-                user=request.user, capability=Capability.WRITE, organization=student.organization
-            ),
+            "can_write": can_write,
         },
     )
 
@@ -277,11 +280,11 @@ def new_learning_session(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _form_errors(form) -> str:
+    """A form's errors in one line, each after the label of its field."""
     return " ".join(
-        f"{form.fields[field].label if field in form.fields else ''}: {' '.join(errors)}".lstrip(
-            ": "
-        )
-        for field, errors in form.errors.items()
+        f"{form.fields[name].label}: {error}" if name in form.fields else error
+        for name, errors in form.errors.items()
+        for error in errors
     )
 
 
@@ -294,7 +297,7 @@ def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
     return _visible_or_404(VISIT_MODELS[visit_kind], request, pk)
 
 
-def _visit_context(request: HttpRequest, visit, forms: dict | None = None, **extra) -> dict:
+def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra) -> dict:
     is_encounter = isinstance(visit, Encounter)
     kinds = ENCOUNTER_MEDIA if is_encounter else LEARNING_MEDIA
     forms = forms or {}
@@ -306,10 +309,8 @@ def _visit_context(request: HttpRequest, visit, forms: dict | None = None, **ext
         "visit_kind": "encounter" if is_encounter else "session",
         "media": [{"asset": asset, "text": texts.get(asset.pk)} for asset in media],
         "upload_forms": [forms.get(kind) or UploadForm(kind=kind) for kind in kinds],
-        "jobs": [_job_context(request, job) for job in visit.jobs.all()],
-        "can_write": can(
-            user=request.user, capability=Capability.WRITE, organization=organization_of(visit)
-        ),
+        "jobs": [_job_context(job, can_write=can_write) for job in visit.jobs.all()],
+        "can_write": can_write,
         **extra,
     }
 
@@ -324,7 +325,7 @@ def _render_visit(request: HttpRequest, visit, *, status: int = 200, **context) 
     return render(
         request,
         "dashboards/parts/visit.html",
-        {"v": _visit_context(request, visit, **context)},
+        {"v": _visit_context(visit, can_write=True, **context)},
         status=status,
     )
 
@@ -393,17 +394,16 @@ def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
 # --- jobs and results ----------------------------------------------------------------------
 
 
-def _job_context(request: HttpRequest, job: AnalysisJob) -> dict:
+def _job_context(job: AnalysisJob, *, can_write: bool) -> dict:
     return {
         "job": job,
-        "results": [_result_context(request, result) for result in job.results.all()],
-        "can_write": can(
-            user=request.user, capability=Capability.WRITE, organization=job.organization
-        ),
+        "results": [_result_context(result, job=job) for result in job.results.all()],
+        "can_write": can_write,
     }
 
 
-def _result_context(request: HttpRequest, result: AnalysisResult, **extra) -> dict:
+def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dict:
+    """What a result's card shows; `job` is the result's job with its media loaded."""
     findings, affects = model_labels(version=result.model_version)
     feedback = list(result.feedback.all())
     return {
@@ -421,9 +421,7 @@ def _result_context(request: HttpRequest, result: AnalysisResult, **extra) -> di
             initial={"findings": result.findings, "affect": ""},
             prefix=f"result-{result.pk}",
         ),
-        "image": next(
-            (asset for asset in result.job.media.all() if asset.kind == MediaKind.DICOM), None
-        )
+        "image": next((asset for asset in job.media.all() if asset.kind == MediaKind.DICOM), None)
         if result.explanation
         else None,
         **extra,
@@ -432,7 +430,7 @@ def _result_context(request: HttpRequest, result: AnalysisResult, **extra) -> di
 
 def _visible_job(request: HttpRequest, pk) -> AnalysisJob:
     jobs = AnalysisJob.objects.select_related("model_version", "organization").prefetch_related(
-        "results__model_version", "results__feedback", "results__job__media"
+        "media", "results__model_version", "results__feedback__given_by"
     )
     return get_object_or_404(selectors.visible(jobs, user=request.user), pk=pk)
 
@@ -442,10 +440,10 @@ def _visible_job(request: HttpRequest, pk) -> AnalysisJob:
 def job_status(request: HttpRequest, pk) -> HttpResponse:
     """The job's card: progress while it runs (the card asks again each second), the result
     when it is done."""
+    job = _visible_job(request, pk)
+    can_write = can(user=request.user, capability=Capability.WRITE, organization=job.organization)
     return render(
-        request,
-        "dashboards/parts/job.html",
-        {"j": _job_context(request, _visible_job(request, pk))},
+        request, "dashboards/parts/job.html", {"j": _job_context(job, can_write=can_write)}
     )
 
 
@@ -502,23 +500,22 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
         except AnalysisRefused as refusal:
             error = _sentence(str(refusal))
     result = (
-        AnalysisResult.objects.select_related("model_version", "job")
+        AnalysisResult.objects.select_related(
+            "model_version", "job__encounter__patient", "job__learning_session__student"
+        )
         .prefetch_related("feedback__given_by", "job__media")
         .get(pk=result.pk)
     )
     context = _result_context(
-        request, result, feedback_error=error, recorded="" if error else Feedback.Kind(kind).label
+        result,
+        job=result.job,
+        feedback_error=error,
+        recorded="" if error else Feedback.Kind(kind).label,
     )
     if not _is_htmx(request):
         messages.info(request, error or f"Recorded: {context['recorded']}.")
-        job = result.job
-        return redirect(
-            subject_url(
-                (job.encounter or job.learning_session).patient
-                if job.encounter_id
-                else job.learning_session.student
-            )
-        )
+        visit = result.job.encounter or result.job.learning_session
+        return redirect(subject_url(visit.patient if result.job.encounter_id else visit.student))
     return render(
         request,
         "dashboards/parts/result.html",
