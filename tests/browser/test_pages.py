@@ -137,3 +137,39 @@ def test_pages_fit_a_tablet_screen(chromium, live_platform, path):
         )
     finally:
         context.close()
+
+
+UNLABELLED = """() => [
+  ...[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+    .filter((field) => !(field.labels && field.labels.length) && !field.getAttribute("aria-label")
+                       && !field.textContent.trim())
+    .map((field) => field.outerHTML.slice(0, 120)),
+  ...[...document.querySelectorAll("img:not([alt])")].map((image) => image.outerHTML.slice(0, 120)),
+]"""
+
+
+@pytest.mark.parametrize(
+    ("username", "path"),
+    [
+        ("doctor", "/"),
+        ("doctor", "/patients/{patient}/"),
+        ("doctor", "/settings/"),
+        ("teacher", "/"),
+        ("teacher", "/students/{student}/"),
+    ],
+)
+def test_every_field_and_image_has_a_name_for_screen_readers(
+    chromium, live_platform, username, path
+):
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, live_platform, username)
+        page.goto(
+            live_platform.url
+            + path.format(patient=live_platform.patient, student=live_platform.student)
+        )
+        assert page.evaluate(UNLABELLED) == []
+        assert page.locator("h1").count() == 1
+    finally:
+        context.close()
