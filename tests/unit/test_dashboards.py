@@ -608,3 +608,34 @@ def test_pages_read_the_same_number_of_times_however_long_the_history(
         return len(queries)
 
     assert queries_with(1) == queries_with(4)
+
+
+def test_the_model_page_shows_how_professionals_judged_the_affect(
+    client, encounter, people, clinic_model, other_clinic
+):
+    from tessera.records.services import create_encounter
+
+    elsewhere = create_encounter(
+        patient=create_patient(organization=other_clinic, mrn="O", full_name="Other"),
+        occurred_at=WHEN,
+    )
+
+    def judged(suggested: str, kind: str, said: str = "", visit=encounter):
+        result = result_for(visit, diagnosis={"suspicious_mass": 0.3})
+        result.emotion_label = suggested
+        result.save()
+        Feedback.objects.create(
+            result=result, kind=kind, emotion_label=said, given_by=people["clinician"]
+        )
+
+    judged("anxious", "confirm")
+    judged("anxious", "confirm")
+    judged("anxious", "correct", said="pain")
+    judged("neutral", "correct")  # corrected findings only: says nothing of the affect
+    judged("neutral", "correct", said="pain", visit=elsewhere)  # another clinic's verdict
+    text = page(signed_in(client, people["analyst"]).get(reverse("models")))
+    section = text[text.index("Affect, as professionals judged it") :]
+    assert "3 confirmations or corrections in your organizations · agreement 67%" in section
+    anxious_row = section[section.index('<th scope="row">anxious</th>') :].split("</tr>")[0]
+    # said anxious: suggested anxious twice; precision of "anxious" 2/3, recall 2/2
+    assert re.findall(r"<td>([^<]*)</td>", anxious_row) == ["0", "2", "0", "0", "67%", "100%"]

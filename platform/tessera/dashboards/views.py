@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from analytics.queries import affect_agreement
 from mlcore.errors import InputError
 from tessera.accounts.models import ApiToken, Organization, Role
 from tessera.accounts.permissions import Capability, can
@@ -610,8 +611,10 @@ def models_page(request: HttpRequest) -> HttpResponse:
     if not roles.exists():
         raise PermissionDenied("The model page is for analysts and organization admins.")
     versions = list(selectors.model_versions_for(user=request.user))
+    organizations = Organization.objects.filter(pk__in=roles.values("organization_id"))
     for version in versions:
         version.metric_tables = _metric_tables(version.metrics)
+        version.agreement = _agreement(version, organizations)
     return render(
         request,
         "dashboards/models.html",
@@ -622,6 +625,26 @@ def models_page(request: HttpRequest) -> HttpResponse:
             ),
         },
     )
+
+
+def _agreement(version: ModelVersion, organizations) -> dict | None:
+    """How the version's affect suggestions fared with the professionals of `organizations`;
+    None before anyone confirmed or corrected one."""
+    try:
+        _, labels = model_labels(version=version)
+    except OSError:  # the bundle is not on this host: nothing to name the labels by
+        return None
+    matrix, metrics, share_right = affect_agreement(
+        version=version, organizations=organizations, labels=labels
+    )
+    if share_right is None:
+        return None
+    return {
+        "accuracy": share_right,
+        "verdicts": sum(map(sum, matrix)),
+        "labels": labels,
+        "rows": list(zip(labels, matrix, metrics, strict=True)),
+    }
 
 
 def _metric_tables(metrics: dict) -> list[dict]:
