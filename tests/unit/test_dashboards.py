@@ -15,7 +15,7 @@ from tessera.accounts.models import ApiToken, Role
 from tessera.accounts.services import set_membership
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import register_model_version
-from tessera.records.models import MediaKind
+from tessera.records.models import Encounter, MediaKind
 from tessera.records.services import (
     add_media,
     create_cohort,
@@ -39,30 +39,35 @@ def page(response) -> str:
     return response.content.decode()
 
 
-def result_for(encounter, *, diagnosis: dict, abstain: bool = False, when=None):
-    """A finished analysis of `encounter` with the given probabilities, without running a model."""
-    version = ModelVersion.objects.get(status="active")
+def finished_result(visit, version, **fields) -> AnalysisResult:
+    """A succeeded analysis of `visit` with the given fields, without running a model."""
+    is_encounter = isinstance(visit, Encounter)
     job = AnalysisJob.objects.create(
-        organization=encounter.patient.organization,
-        encounter=encounter,
+        organization=visit.patient.organization if is_encounter else visit.student.organization,
+        encounter=visit if is_encounter else None,
+        learning_session=None if is_encounter else visit,
         task="all",
         status=JobStatus.SUCCEEDED,
         model_version=version,
     )
-    result = AnalysisResult.objects.create(
-        job=job,
-        model_version=version,
+    defaults = {
+        "modalities_used": ["image"],
+        "contributions": {"image": 1.0},
+        "uncertainty": 0.4,
+        "abstain": False,
+    }
+    return AnalysisResult.objects.create(job=job, model_version=version, **{**defaults, **fields})
+
+
+def result_for(encounter, *, diagnosis: dict, abstain: bool = False) -> AnalysisResult:
+    return finished_result(
+        encounter,
+        ModelVersion.objects.get(status="active"),
         diagnosis=diagnosis,
         findings=[label for label, p in diagnosis.items() if p >= 0.5],
-        modalities_used=["image"],
-        contributions={"image": 1.0},
-        uncertainty=0.4,
         abstain=abstain,
         urgency=max(diagnosis.values()),
     )
-    if when:
-        AnalysisResult.objects.filter(pk=result.pk).update(created_at=when)
-    return result
 
 
 # --- the clinician's dashboard -------------------------------------------------------------
@@ -412,29 +417,19 @@ def school_labels(monkeypatch):
     return labels
 
 
-def session_result(student, school_model, label, *, days_ago=0, tutoring=None):
+def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResult:
     session = create_learning_session(
         student=student, occurred_at=timezone.now(), subject_area="Mathematics"
     )
     add_media(attached_to=session, kind=MediaKind.LEARNER_TEXT, file=upload(b"My essay."))
-    job = AnalysisJob.objects.create(
-        organization=student.organization,
-        learning_session=session,
-        task="all",
-        status=JobStatus.SUCCEEDED,
-        model_version=school_model,
-    )
-    result = AnalysisResult.objects.create(
-        job=job,
-        model_version=school_model,
+    result = finished_result(
+        session,
+        school_model,
         emotion={label: 0.9},
         emotion_label=label,
         modalities_used=["text"],
         contributions={"text": 1.0},
-        uncertainty=0.2,
-        abstain=False,
-        tutoring=tutoring
-        or [{"id": "worked-example", "title": "Show a worked example", "score": 0.8}],
+        tutoring=[{"id": "worked-example", "title": "Show a worked example", "score": 0.8}],
     )
     AnalysisResult.objects.filter(pk=result.pk).update(
         created_at=timezone.now() - timedelta(days=days_ago)

@@ -256,28 +256,36 @@ def _affect_timeline(results: list[AnalysisResult], labels: list[str]) -> dict:
 @require_POST
 def new_encounter(request: HttpRequest, pk: int) -> HttpResponse:
     patient = _visible_or_404(Patient, request, pk)
-    _require(request, Capability.WRITE, patient.organization)
-    form = EncounterForm(request.POST)
-    if form.is_valid():
-        create_encounter(patient=patient, clinician=request.user, **form.cleaned_data)
-        messages.success(request, "Encounter added: upload what you observed, then analyse.")
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect("patient", pk=patient.pk)
+    return _add_visit(
+        request,
+        patient,
+        EncounterForm(request.POST),
+        lambda fields: create_encounter(patient=patient, clinician=request.user, **fields),
+        done="Encounter added: upload what you observed, then analyse.",
+    )
 
 
 @login_required
 @require_POST
 def new_learning_session(request: HttpRequest, pk: int) -> HttpResponse:
     student = _visible_or_404(Student, request, pk)
-    _require(request, Capability.WRITE, student.organization)
-    form = LearningSessionForm(request.POST)
+    return _add_visit(
+        request,
+        student,
+        LearningSessionForm(request.POST),
+        lambda fields: create_learning_session(student=student, teacher=request.user, **fields),
+        done="Session added: upload the student's work, then analyse.",
+    )
+
+
+def _add_visit(request: HttpRequest, subject, form, create, *, done: str) -> HttpResponse:
+    _require(request, Capability.WRITE, subject.organization)
     if form.is_valid():
-        create_learning_session(student=student, teacher=request.user, **form.cleaned_data)
-        messages.success(request, "Session added: upload the student's work, then analyse.")
+        create(form.cleaned_data)
+        messages.success(request, done)
     else:
         messages.error(request, _form_errors(form))
-    return redirect("student", pk=student.pk)
+    return redirect(subject_url(subject))
 
 
 def _form_errors(form) -> str:
