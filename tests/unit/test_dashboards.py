@@ -65,6 +65,8 @@ def result_for(encounter, *, diagnosis: dict, abstain: bool = False) -> Analysis
         ModelVersion.objects.get(status="active"),
         diagnosis=diagnosis,
         findings=[label for label, p in diagnosis.items() if p >= 0.5],
+        emotion={"neutral": 0.1, "anxious": 0.6, "depressed_mood": 0.1, "pain": 0.2},
+        emotion_label="anxious",
         abstain=abstain,
         urgency=max(diagnosis.values()),
     )
@@ -634,3 +636,21 @@ def test_the_model_page_shows_how_professionals_judged_the_affect(
     anxious_row = section[section.index('<th scope="row">anxious</th>') :].split("</tr>")[0]
     # said anxious: suggested anxious twice; precision of "anxious" 2/3, recall 2/2
     assert re.findall(r"<td>([^<]*)</td>", anxious_row) == ["0", "2", "0", "0", "67%", "100%"]
+
+
+def test_pages_work_where_the_model_bundles_are_not_on_this_host(client, encounter, people):
+    elsewhere = register_model_version(
+        name="on-the-gpu-hosts", serves="clinic", bundle_path="not-here", metrics={}
+    )
+    finished_result(
+        encounter,
+        elsewhere,
+        diagnosis={"suspicious_mass": 0.7},
+        emotion={"neutral": 0.5, "pain": 0.5},
+        emotion_label="pain",
+    )
+    browser = signed_in(client, people["admin"])
+    text = page(browser.get(reverse("patient", args=[encounter.patient.pk])))
+    assert "suspicious mass" in text
+    assert '<option value="pain">pain</option>' in text  # the correction offers the labels
+    assert browser.get(reverse("models")).status_code == 200

@@ -147,8 +147,15 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
 
 
 def _affect_labels(organization: Organization) -> list[str]:
+    """The affect labels of the model serving the organization (none when its bundle is not
+    on this host: the charts then show no rows)."""
     version = active_model_version(serves=organization.kind)
-    return model_labels(version=version)[1] if version else []
+    if version is None:
+        return []
+    try:
+        return model_labels(version=version)[1]
+    except OSError:
+        return []
 
 
 # Colours a reader with red-green colour blindness can still tell apart (Okabe and Ito).
@@ -413,7 +420,6 @@ def _job_context(job: AnalysisJob, *, can_write: bool) -> dict:
 
 def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dict:
     """What a result's card shows; `job` is the result's job with its media loaded."""
-    findings, affects = model_labels(version=result.model_version)
     feedback = list(result.feedback.all())
     return {
         "result": result,
@@ -424,17 +430,25 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
         "judged_interventions": {
             item.intervention: item.get_kind_display() for item in feedback if item.intervention
         },
-        "correction": CorrectionForm(
-            findings=findings if result.diagnosis else [],
-            affects=affects,
-            initial={"findings": result.findings, "affect": ""},
-            prefix=f"result-{result.pk}",
-        ),
+        "correction": _correction_form(result),
         "image": next((asset for asset in job.media.all() if asset.kind == MediaKind.DICOM), None)
         if result.explanation
         else None,
         **extra,
     }
+
+
+def _correction_form(result: AnalysisResult, data=None) -> CorrectionForm:
+    """The labels to choose from are the result's own: it holds a probability for every
+    finding and affect label of its model (no need to read the bundle, which may live on the
+    workers' hosts only)."""
+    return CorrectionForm(
+        data,
+        findings=list(result.diagnosis),
+        affects=list(result.emotion),
+        initial={"findings": result.findings, "affect": ""},
+        prefix=f"result-{result.pk}",
+    )
 
 
 def _visible_job(request: HttpRequest, pk) -> AnalysisJob:
@@ -461,11 +475,13 @@ def job_status(request: HttpRequest, pk) -> HttpResponse:
 def retry(request: HttpRequest, pk) -> HttpResponse:
     job = _visible_job(request, pk)
     _require(request, Capability.WRITE, job.organization)
+    visit = job.encounter or job.learning_session
     try:
         retry_job(job=job, requested_by=request.user)
     except AnalysisRefused as refusal:
-        messages.error(request, _sentence(str(refusal)))
-    return _render_visit(request, job.encounter or job.learning_session)
+        reason = _sentence(str(refusal))
+        return _render_visit(request, visit, status=422, errors=[reason], analysis_error=reason)
+    return _render_visit(request, visit)
 
 
 @login_required
@@ -482,13 +498,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
     kind = request.POST.get("kind", "")
     if kind not in Feedback.Kind.values:
         return HttpResponse("Say whether you confirm, correct or judge a suggestion.", status=400)
-    findings, affects = model_labels(version=result.model_version)
-    correction = CorrectionForm(
-        request.POST,
-        findings=findings if result.diagnosis else [],
-        affects=affects,
-        prefix=f"result-{result.pk}",
-    )
+    correction = _correction_form(result, request.POST)
     error = ""
     correcting = kind == Feedback.Kind.CORRECT
     if correcting and not correction.is_valid():
