@@ -23,13 +23,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, throwaway_database
 
 SEED = """
 import json
@@ -108,20 +107,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-@contextmanager
-def throwaway_database(server: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"tessera_load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -162,7 +147,10 @@ def main() -> None:
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as scratch, throwaway_database(args.server) as database:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        throwaway_database(args.server, prefix="tessera_load") as database,
+    ):
         env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
