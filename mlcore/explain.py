@@ -82,3 +82,18 @@ def diagnosis_heatmap(
         model.train(was_training)
         model.zero_grad(set_to_none=True)
     return heatmap[0, 0].detach().float().cpu().numpy()
+
+
+def coarsen(heatmap: np.ndarray, *, cells: int) -> list[list[float]]:
+    """Block means of `heatmap` on a grid of at most `cells` by `cells`, rounded for storage."""
+    rows, columns = heatmap.shape
+    step_rows, step_columns = max(1, -(-rows // cells)), max(1, -(-columns // cells))
+    padded = np.pad(
+        heatmap,
+        ((0, -rows % step_rows), (0, -columns % step_columns)),
+        mode="edge",
+    )
+    blocks = padded.reshape(
+        padded.shape[0] // step_rows, step_rows, padded.shape[1] // step_columns, step_columns
+    ).mean(axis=(1, 3))
+    return np.round(blocks, 3).tolist()

@@ -1,13 +1,10 @@
 """A live Tessera for the browser tests: `manage.py runserver` and a real worker on every queue,
 sharing a throwaway database and the demo models (trained small, once per session), driven by
-Playwright in Debian's Chromium. Skipped, with the reason, where Chromium is not installed
-(`.ci/run` installs it); Playwright's own browser download is never used."""
+Playwright in Debian's Chromium (`.ci/run` installs it; Playwright's own browser download is
+never used)."""
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +14,19 @@ import pytest
 
 from tests.integration.processes import (
     REPO,
+    free_port,
     manage,
     pipeline_environment,
+    query,
     shell,
     throwaway_database,
+    wait_for_page,
     worker_process,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
 PASSWORD = "correct-horse-42"
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)",
-        allow_module_level=True,
-    )
 
 SEED = """
 from django.contrib.auth import get_user_model
@@ -77,29 +71,7 @@ class LivePlatform:
     files: Path
 
     def sql(self, statement: str) -> list[tuple]:
-        from tests.integration.processes import query
-
         return query(self.database_url, statement)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the web server exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +92,7 @@ def live_platform(tmp_path_factory, dicom_bytes, wav_audio) -> Iterator[LivePlat
         manage(env, "migrate", "--noinput")
         ids = shell(env, SEED.format(password=PASSWORD), timeout=600).split()
         patient, encounter, student, session = map(int, ids[-4:])
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = root / "web.log"
         with log.open("a") as output:
@@ -139,7 +111,7 @@ def live_platform(tmp_path_factory, dicom_bytes, wav_audio) -> Iterator[LivePlat
             )
         try:
             with worker_process(env, root / "worker.log"):
-                _wait_until_up(url, server)
+                wait_for_page(f"{url}/login/", seconds=120, server=server)
                 yield LivePlatform(
                     url, env, database_url, patient, encounter, student, session, files
                 )

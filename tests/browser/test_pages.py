@@ -7,9 +7,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in, snapshot
+from tests.browser.conftest import CHROMIUM, sign_in, snapshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
+]
 ANALYSIS_SECONDS = 180
 
 

@@ -2,8 +2,11 @@
 the test and its worker processes share, and the scripts that submit and await jobs."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +46,27 @@ def worker_process(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_page(url: str, *, seconds: float, server: subprocess.Popen | None = None) -> str:
+    """The body of `url` once it answers; fails after `seconds`, or as soon as `server` (the
+    process meant to answer) has exited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise AssertionError(f"the server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 @contextmanager

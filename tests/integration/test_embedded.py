@@ -4,33 +4,15 @@ on the embedded defaults; stopping it stops both."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.processes import REPO, free_port, wait_for_page
+
 pytestmark = pytest.mark.worker
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(url: str, deadline: float) -> str:
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer")
 
 
 def _alive(pid: int) -> bool:
@@ -48,7 +30,7 @@ def test_run_embedded_serves_the_login_page_and_runs_a_worker(tmp_path):
     }
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=REPO)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     with log.open("w") as output:
         server = subprocess.Popen(
@@ -59,7 +41,7 @@ def test_run_embedded_serves_the_login_page_and_runs_a_worker(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        page = _wait_for(f"http://127.0.0.1:{port}/login/", time.monotonic() + 60)
+        page = wait_for_page(f"http://127.0.0.1:{port}/login/", seconds=60)
         assert "<title>Sign in · Tessera</title>" in page
         ping = subprocess.run(
             [

@@ -61,3 +61,11 @@ def test_what_cannot_be_explained_is_refused(model_and_cases):
         diagnosis_heatmap(
             model, without_image, label=model.config.tasks.diagnosis_labels[0], pad_id=pad_id
         )
+
+
+def test_a_heatmap_is_coarsened_to_block_means():
+    from mlcore.explain import coarsen
+
+    heatmap = np.arange(16, dtype=np.float32).reshape(4, 4)
+    assert coarsen(heatmap, cells=2) == [[2.5, 4.5], [10.5, 12.5]]
+    assert np.array(coarsen(np.ones((64, 50)), cells=32)).shape == (32, 25)

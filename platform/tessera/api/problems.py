@@ -21,7 +21,7 @@ from tessera.records.uploads import UploadRejected
 PROBLEM_TYPE = "urn:tessera:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
-REFUSAL_STATUS = {"policy": 403, "no_model": 409, "not_retryable": 409}
+REFUSAL_STATUS = {"policy": 403, "no_model": 409, "not_retryable": 409, "rejected": 409}
 
 
 class Problem(exceptions.APIException):

@@ -422,12 +422,6 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
         version = self.get_object()
-        if version.status == ModelVersion.Status.REJECTED:
-            raise Problem(
-                "this version was rejected by its evaluation and cannot serve",
-                code="rejected",
-                status_code=409,
-            )
         promote_model_version(version=version, promoted_by=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=version.pk)).data)
 

@@ -24,6 +24,7 @@ from tessera.records.models import (
     Patient,
     Student,
 )
+from tessera.records.storage import content_store
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.PREPROCESSING, JobStatus.RUNNING)
 
@@ -237,10 +238,11 @@ def affect_over_time(*, student: Student) -> list[AnalysisResult]:
     )
 
 
-def notes_text(media: list[MediaAsset], *, read) -> dict[int, str]:
-    """The text of each note or learner text among `media`, read with `read(asset) -> bytes`."""
+def notes_text(media: list[MediaAsset]) -> dict[int, str]:
+    """The text of each note or learner text among `media`, read from the content store."""
+    store = content_store()
     return {
-        asset.pk: read(asset).decode("utf-8", errors="replace")
+        asset.pk: store.path(asset.sha256).read_bytes().decode("utf-8", errors="replace")
         for asset in media
         if asset.kind in (MediaAsset.Kind.CLINICAL_NOTE, MediaAsset.Kind.LEARNER_TEXT)
     }

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from analytics.queries import affect_agreement
 from mlcore.errors import InputError
 from tessera.accounts.models import ApiToken, Organization, Role
-from tessera.accounts.permissions import Capability, can
+from tessera.accounts.permissions import Capability, can, organizations_where
 from tessera.accounts.selectors import memberships_of, organization_of
 from tessera.accounts.services import issue_api_token, revoke_api_token
 from tessera.dashboards import selectors
@@ -318,8 +318,7 @@ def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra
     kinds = ENCOUNTER_MEDIA if is_encounter else LEARNING_MEDIA
     forms = forms or {}
     media = list(visit.media.all())
-    store = content_store()
-    texts = selectors.notes_text(media, read=lambda asset: store.path(asset.sha256).read_bytes())
+    texts = selectors.notes_text(media)
     return {
         "visit": visit,
         "visit_kind": "encounter" if is_encounter else "session",
@@ -331,17 +330,37 @@ def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra
     }
 
 
-def _render_visit(request: HttpRequest, visit, *, status: int = 200, **context) -> HttpResponse:
+def _render_visit(
+    request: HttpRequest,
+    visit,
+    *,
+    status: int = 200,
+    forms: dict | None = None,
+    analysis_error: str = "",
+    **context,
+) -> HttpResponse:
+    """The visit's card for htmx to swap in; without htmx, back to the subject's page with the
+    errors (of the upload `forms`, or why no analysis) as messages."""
     visit = selectors.visit_with_history(visit)
     if not _is_htmx(request):
         subject = visit.patient if isinstance(visit, Encounter) else visit.student
-        for error in context.get("errors", []):
+        upload_errors = [
+            error
+            for form in (forms or {}).values()
+            for errors in form.errors.values()
+            for error in errors
+        ]
+        for error in filter(None, [*upload_errors, analysis_error]):
             messages.error(request, error)
         return redirect(subject_url(subject))
     return render(
         request,
         "dashboards/parts/visit.html",
-        {"v": _visit_context(visit, can_write=True, **context)},
+        {
+            "v": _visit_context(
+                visit, can_write=True, forms=forms, analysis_error=analysis_error, **context
+            )
+        },
         status=status,
     )
 
@@ -379,7 +398,6 @@ def upload(request: HttpRequest, visit_kind: str, pk: int, kind: str) -> HttpRes
             visit,
             status=422,
             forms={MediaKind(kind): form},
-            errors=[e for errors in form.errors.values() for e in errors],
         )
     return _render_visit(request, visit, uploaded=MediaKind(kind).label)
 
@@ -401,7 +419,6 @@ def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
             request,
             visit,
             status=422,
-            errors=[_sentence(str(refusal))],
             analysis_error=_sentence(str(refusal)),
         )
     return _render_visit(request, visit)
@@ -427,15 +444,23 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
         "emotion": sorted(result.emotion.items(), key=lambda item: -item[1]),
         "contributions": sorted(result.contributions.items(), key=lambda item: -item[1]),
         "feedback": feedback,
-        "judged_interventions": {
-            item.intervention: item.get_kind_display() for item in feedback if item.intervention
-        },
+        "suggestions": _suggestions_with_verdicts(result, feedback),
         "correction": _correction_form(result),
         "image": next((asset for asset in job.media.all() if asset.kind == MediaKind.DICOM), None)
         if result.explanation
         else None,
         **extra,
     }
+
+
+def _suggestions_with_verdicts(result: AnalysisResult, feedback: list[Feedback]) -> list[dict]:
+    """The result's tutoring suggestions, each with the verdict already given on it, if any."""
+    verdicts = {
+        item.intervention: item.get_kind_display() for item in feedback if item.intervention
+    }
+    return [
+        {**suggestion, "verdict": verdicts.get(suggestion["id"])} for suggestion in result.tutoring
+    ]
 
 
 def _correction_form(result: AnalysisResult, data=None) -> CorrectionForm:
@@ -480,7 +505,7 @@ def retry(request: HttpRequest, pk) -> HttpResponse:
         retry_job(job=job, requested_by=request.user)
     except AnalysisRefused as refusal:
         reason = _sentence(str(refusal))
-        return _render_visit(request, visit, status=422, errors=[reason], analysis_error=reason)
+        return _render_visit(request, visit, status=422, analysis_error=reason)
     return _render_visit(request, visit)
 
 
@@ -639,7 +664,9 @@ def models_page(request: HttpRequest) -> HttpResponse:
         {
             "versions": versions,
             "promotable": set(
-                roles.filter(role=Role.ORG_ADMIN).values_list("organization__kind", flat=True)
+                organizations_where(
+                    user=request.user, capability=Capability.ADMINISTER
+                ).values_list("kind", flat=True)
             ),
         },
     )
@@ -687,15 +714,14 @@ def _metric_tables(metrics: dict) -> list[dict]:
 @require_POST
 def promote(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(selectors.model_versions_for(user=request.user), pk=pk)
-    administers = memberships_of(user=request.user).filter(
-        role=Role.ORG_ADMIN, organization__kind=version.serves
-    )
-    if not administers.exists():
+    administered = organizations_where(user=request.user, capability=Capability.ADMINISTER)
+    if not administered.filter(kind=version.serves).exists():
         raise PermissionDenied("Only organization admins promote models.")
-    if version.status == ModelVersion.Status.REJECTED:
-        messages.error(request, f"{version.name} was rejected by its evaluation and cannot serve.")
-    else:
+    try:
         promote_model_version(version=version, promoted_by=request.user)
+    except AnalysisRefused as refusal:
+        messages.error(request, f"{version.name}: {_sentence(str(refusal))}")
+    else:
         messages.success(
             request, f"{version.name} now serves every {version.get_serves_display().lower()}."
         )

@@ -14,13 +14,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from django.conf import settings
 
 from mlcore.data import Features
 from mlcore.engine import InferenceEngine, Prediction
 from mlcore.errors import InputError
+from mlcore.explain import coarsen
 from tessera.jobs import features as job_features
 from tessera.jobs.models import AnalysisJob, ModelVersion
 from tessera.jobs.services import (
@@ -126,22 +126,11 @@ def explanation(job: AnalysisJob, features: Features, prediction: Prediction) ->
     except (*OUT_OF_MEMORY, ValueError) as error:
         logger.warning("job %s: no heatmap (%s)", job.pk, error)
         return {}
-    return {"method": "grad-cam", "finding": finding, "heatmap": coarsen(heatmap, HEATMAP_CELLS)}
-
-
-def coarsen(heatmap: np.ndarray, cells: int) -> list[list[float]]:
-    """Block means of `heatmap` on a grid of at most `cells` by `cells`, rounded for storage."""
-    rows, columns = heatmap.shape
-    step_rows, step_columns = max(1, -(-rows // cells)), max(1, -(-columns // cells))
-    padded = np.pad(
-        heatmap,
-        ((0, -rows % step_rows), (0, -columns % step_columns)),
-        mode="edge",
-    )
-    blocks = padded.reshape(
-        padded.shape[0] // step_rows, step_rows, padded.shape[1] // step_columns, step_columns
-    ).mean(axis=(1, 3))
-    return np.round(blocks, 3).tolist()
+    return {
+        "method": "grad-cam",
+        "finding": finding,
+        "heatmap": coarsen(heatmap, cells=HEATMAP_CELLS),
+    }
 
 
 def predict_fitting_memory(

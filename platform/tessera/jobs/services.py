@@ -93,7 +93,12 @@ def json_safe(value):
 def promote_model_version(
     *, version: ModelVersion, promoted_by: AbstractBaseUser | None
 ) -> ModelVersion:
-    """Make `version` the one that serves its kind of organization; the previous one retires."""
+    """Make `version` the one that serves its kind of organization; the previous one retires.
+    Raises AnalysisRefused (code `rejected`) for a version its evaluation rejected."""
+    if version.status == ModelVersion.Status.REJECTED:
+        raise AnalysisRefused(
+            "this version was rejected by its evaluation and cannot serve", code="rejected"
+        )
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(
             serves=version.serves, status=ModelVersion.Status.ACTIVE

@@ -11,21 +11,26 @@ def urgency_of_existing_results(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_batching_retries_training_runs'),
+        ("jobs", "0002_batching_retries_training_runs"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='analysisresult',
-            name='explanation',
-            field=models.JSONField(blank=True, default=dict, help_text='Where in the image the top finding came from: a Grad-CAM heatmap grid.'),
+            model_name="analysisresult",
+            name="explanation",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="Where in the image the top finding came from: a Grad-CAM heatmap grid.",
+            ),
         ),
         migrations.AddField(
-            model_name='analysisresult',
-            name='urgency',
-            field=models.FloatField(default=0.0, help_text='The highest finding probability: dashboards sort by it.'),
+            model_name="analysisresult",
+            name="urgency",
+            field=models.FloatField(
+                default=0.0, help_text="The highest finding probability: dashboards sort by it."
+            ),
         ),
         migrations.RunPython(urgency_of_existing_results, migrations.RunPython.noop),
     ]
