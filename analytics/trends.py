@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 
 @dataclass(frozen=True)
@@ -25,3 +25,15 @@ def weekly_distribution(
         if week in table and label in table[week]:
             table[week][label] += count
     return [WeekCounts(week=week, counts=table[week]) for week in weeks]
+
+
+def mondays(*, weeks: int, until: date) -> list[date]:
+    """The Mondays that start the `weeks` weeks up to and including the one holding `until`."""
+    last = until - timedelta(days=until.weekday())
+    return [last - timedelta(weeks=back) for back in reversed(range(weeks))]
+
+
+def weeks_between(start: date, end: date) -> list[date]:
+    """The Mondays of every week that overlaps `start`…`end` (both included)."""
+    first = start - timedelta(days=start.weekday())
+    return mondays(weeks=(end - first).days // 7 + 1, until=end)

@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from datetime import date
 
 from _common import ROOT, throwaway_database
 
@@ -47,10 +48,11 @@ FROM records_{table} v
 """
 SUGGESTION = """'[{"id": "concept-check", "title": "Check the concept", "score": 0.5}]'"""
 RESULTS = """
-INSERT INTO jobs_analysisresult (job_id, model_version_id, diagnosis, findings, emotion,
+INSERT INTO jobs_analysisresult (job_id, organization_id, model_version_id, diagnosis, findings,
+    emotion,
     emotion_label, modalities_used, contributions, uncertainty, abstain, tutoring, rationale,
     explanation, urgency, created_at)
-SELECT j.id, j.model_version_id, {diagnosis}, '[]', '{{}}',
+SELECT j.id, %(organization)s, j.model_version_id, {diagnosis}, '[]', '{{}}',
        (%(affects)s::text[])[1 + floor(random() * 4)::int], '["text"]', '{{"text": 1.0}}',
        random(), random() < 0.1, {tutoring}, '', '{{}}', {urgency}, j.created_at
 FROM (SELECT id, model_version_id, created_at, random() AS p
@@ -68,6 +70,7 @@ def seed(*, subjects: int, results: int) -> dict:
     from django.db import connection
 
     from tessera.accounts.services import create_organization
+    from tessera.jobs.latest import rebuild_latest_analyses
     from tessera.jobs.models import ModelVersion
     from tessera.records.services import create_cohort
 
@@ -154,6 +157,11 @@ def seed(*, subjects: int, results: int) -> dict:
         cursor.execute("ANALYZE")
         cursor.execute("SELECT count(*) FROM jobs_analysisresult")
         (stored,) = cursor.fetchone()
+    # the rows the job services keep as jobs finish; the bulk insert went around them
+    for organization in (clinic, school):
+        rebuild_latest_analyses(organization=organization)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return {"clinic": clinic, "school": school, "versions": versions, "results": stored}
 
 
@@ -170,7 +178,8 @@ def median_ms(query: Callable[[], object], repeats: int) -> float:
 def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
     from django.core.paginator import Paginator
 
-    from analytics.queries import affect_agreement
+    from analytics.queries import affect_agreement, affect_by_week
+    from analytics.trends import mondays
     from tessera.accounts.models import Organization
     from tessera.dashboards import selectors
     from tessera.records.models import Patient
@@ -190,8 +199,10 @@ def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
         "patient page: visits, jobs, results": lambda: [
             (visit, list(visit.jobs.all())) for visit in selectors.encounters_of(patient=patient)
         ],
-        "teacher: affect per week (8 weeks)": lambda: selectors.affect_by_week(
-            results=selectors.school_results(organization=school), labels=SCHOOL_AFFECTS
+        "teacher: affect per week (8 weeks)": lambda: affect_by_week(
+            results=selectors.school_results(organization=school),
+            labels=SCHOOL_AFFECTS,
+            weeks=mondays(weeks=8, until=date.today()),
         ),
         "teacher: students needing attention": lambda: selectors.students_needing_attention(
             organization=school
@@ -203,6 +214,38 @@ def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
             labels=CLINIC_AFFECTS,
         ),
     }
+
+
+def report_timings(seeded: dict) -> list[tuple[str, float, int]]:
+    """Render a four-week cohort report of the whole school and one patient's report, as the
+    `reports` worker does (content gathered with aggregates, charts, PDF)."""
+    from datetime import timedelta
+
+    from tessera.records.models import Patient
+    from tessera.reports.models import Report
+    from tessera.reports.services import render_report
+
+    today = date.today()
+    patient = Patient.objects.filter(organization=seeded["clinic"]).order_by("pk").first()
+    asked = {
+        "report: whole school, last 4 weeks": {
+            "organization": seeded["school"],
+            "kind": "cohort",
+            "period_start": today - timedelta(weeks=4),
+        },
+        "report: one patient, all history": {
+            "organization": seeded["clinic"],
+            "kind": "patient",
+            "patient": patient,
+        },
+    }
+    timings = []
+    for name, fields in asked.items():
+        report = Report.objects.create(period_end=today, **fields)
+        start = time.perf_counter()
+        rendered = render_report(report_id=report.pk)
+        timings.append((name, time.perf_counter() - start, rendered.pages))
+    return timings
 
 
 def main() -> None:
@@ -240,6 +283,8 @@ def main() -> None:
             verdict = "ok" if ms <= BUDGET_MS else f"OVER the {BUDGET_MS} ms budget"
             print(f"  {name:<42} {ms:8.1f} ms  {verdict}")
         print(f"{over} of the dashboard queries over budget")
+        for name, seconds, pages in report_timings(seeded):
+            print(f"  {name:<42} {seconds * 1000:8.1f} ms  ({pages} pages)")
         from django.db import connections
 
         connections.close_all()

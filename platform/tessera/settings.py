@@ -53,12 +53,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "tessera.accounts",
     "tessera.records",
     "tessera.jobs",
     "tessera.dashboards",
     "tessera.api",
     "tessera.webhooks",
+    "tessera.reports",
 ]
 
 MIDDLEWARE = [
@@ -221,8 +223,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": TESSERA_SWEEP_EVERY,
         "options": {"queue": "cpu"},
     },
+    "republish-lost-reports": {
+        "task": "tessera.reports.sweep",
+        "schedule": TESSERA_SWEEP_EVERY,
+        "options": {"queue": "reports"},
+    },
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+# Beat keeps its schedule in the database (django-celery-beat): the sweepers above, and the
+# weekly reports organizations schedule, which an admin can see and pause in the admin site.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A report still `rendering` after this long lost its worker, and is rendered again.
+TESSERA_REPORT_STALE_AFTER = env.int("TESSERA_REPORT_STALE_AFTER", default=600)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

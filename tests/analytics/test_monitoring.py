@@ -1,10 +1,12 @@
 """Model monitoring functions against numbers worked out by hand."""
 
+import itertools
 import math
+from datetime import datetime, timedelta
 
 import pytest
 
-from analytics.attention import persistently_concerning
+from analytics.attention import concern_since, persistently_concerning
 from analytics.monitoring import (
     ClassMetrics,
     Summary,
@@ -101,6 +103,33 @@ def test_two_of_the_last_three_is_a_pattern_one_is_not():
     assert persistently_concerning(["frustrated", "engaged", "confused", "confused"])
     assert not persistently_concerning(["frustrated", "engaged", "engaged", "confused"])
     assert not persistently_concerning(["confused"])
+
+
+def test_concern_begins_at_the_second_concerning_label_of_the_last_three():
+    day = datetime(2026, 11, 2)
+    history = [
+        ("confused", day),
+        ("engaged", day - timedelta(1)),
+        ("frustrated", day - timedelta(2)),
+    ]
+    assert concern_since(history) == day - timedelta(2)
+    assert concern_since(history[:2]) is None
+    # the fourth label is older than the last three: it no longer counts
+    assert concern_since([*history[:2], ("bored", day - timedelta(2)), ("confused", day)]) is None
+
+
+def test_a_cutoff_compared_with_concern_since_agrees_with_counting_the_labels_after_it():
+    """What lets the database answer "needs attention since a cutoff" with one comparison:
+    checked for every history of up to five labels and every cutoff."""
+    labels = ["confused", "frustrated", "engaged", "bored"]
+    day = datetime(2026, 11, 2)
+    for length in range(6):
+        for chosen in itertools.product(labels, repeat=length):
+            history = [(label, day - timedelta(days=age)) for age, label in enumerate(chosen)]
+            since = concern_since(history)
+            for cutoff in (day - timedelta(days=age) for age in range(-1, length + 1)):
+                counted = persistently_concerning([label for label, at in history if at >= cutoff])
+                assert counted == (since is not None and since >= cutoff), (history, cutoff)
 
 
 def test_weeks_without_results_are_kept_and_unknown_labels_dropped():

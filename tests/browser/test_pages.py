@@ -3,6 +3,7 @@ real worker: sign in, upload, analyse, watch the result arrive without a reload,
 and what a browser must not be able to open."""
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -58,6 +59,24 @@ def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, liv
         "SELECT f.kind, u.username FROM jobs_feedback f JOIN auth_user u ON u.id = f.given_by_id"
     )
     assert feedback == [("confirm", "doctor")]
+
+
+def test_a_clinician_asks_for_a_patients_report_and_downloads_it(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "doctor")
+    page.goto(f"{platform.url}/patients/{platform.patient}/")
+    page.get_by_text("PDF report").click()
+    page.get_by_role("button", name="Create report").click()
+    expect(page.get_by_role("heading", name="Reports", exact=True).first).to_be_visible()
+    page.evaluate("window.stillTheSamePage = true")
+    link = page.get_by_role("link", name=re.compile("^Download PDF"))
+    expect(link).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)  # the worker rendered it
+    assert page.evaluate("window.stillTheSamePage === true"), "the list updated in place"
+    with page.expect_download() as download:
+        link.click()
+    saved = download.value.path()
+    assert Path(saved).read_bytes().startswith(b"%PDF")
+    assert download.value.suggested_filename.startswith("tessera-patient-")
 
 
 def test_signing_out_ends_the_session(browser_page, live_platform):
@@ -161,6 +180,7 @@ UNLABELLED = """() => [
         ("doctor", "/"),
         ("doctor", "/patients/{patient}/"),
         ("doctor", "/settings/"),
+        ("doctor", "/reports/"),
         ("teacher", "/"),
         ("teacher", "/students/{student}/"),
     ],

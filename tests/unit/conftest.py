@@ -12,7 +12,8 @@ from mlcore.synthetic import write_dataset
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.models import Role
 from tessera.celery import app as celery_app
-from tessera.jobs.services import promote_model_version, register_model_version
+from tessera.jobs.models import AnalysisJob, AnalysisResult
+from tessera.jobs.services import complete_job, promote_model_version, register_model_version
 from tessera.records.models import MediaKind
 from tessera.records.services import add_media, create_encounter, create_patient
 from tests.conftest import upload
@@ -80,3 +81,31 @@ def people(clinic, other_clinic, make_user):
         "viewer": make_user("viewer", organization=clinic, role=Role.VIEWER),
         "stranger": make_user("stranger", organization=other_clinic, role=Role.CLINICIAN),
     }
+
+
+def prediction(*, mass: float = 0.0, affect: str = "", abstain: bool = False) -> dict:
+    return {
+        "diagnosis": {"suspicious_mass": mass},
+        "findings": ["suspicious_mass"] if mass >= 0.5 else [],
+        "emotion": {affect: 1.0} if affect else {},
+        "emotion_label": affect or None,
+        "tutoring": [],
+        "modalities_used": ["text"],
+        "contributions": {"text": 1.0},
+        "uncertainty": 0.2,
+        "abstain": abstain,
+    }
+
+
+def finished(visit, version, **predicted) -> AnalysisResult:
+    """A job of `visit` run to its result through `complete_job`, as a worker ends one."""
+    is_encounter = hasattr(visit, "patient")
+    job = AnalysisJob.objects.create(
+        organization=(visit.patient if is_encounter else visit.student).organization,
+        encounter=visit if is_encounter else None,
+        learning_session=None if is_encounter else visit,
+        task="all",
+        status="running",
+        model_version=version,
+    )
+    return complete_job(job_id=job.pk, worker="gpu", prediction=prediction(**predicted))

@@ -20,6 +20,8 @@ from tessera.records.services import (
     create_patient,
     create_student,
 )
+from tessera.reports.models import Report, ReportStatus
+from tessera.reports.selectors import report_file
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, send_ping
 from tests.conftest import upload
@@ -70,6 +72,7 @@ class World:
     school: int
     student: int
     session: int
+    report: str
 
 
 @pytest.fixture
@@ -100,6 +103,16 @@ def world(people, clinic, school, make_user) -> World:
     )
     student = create_student(organization=school, student_number="S-1", full_name="Role Student")
     session = create_learning_session(student=student, occurred_at=WHEN, subject_area="maths")
+    report = Report.objects.create(
+        organization=clinic,
+        kind="patient",
+        patient=patient,
+        period_end=WHEN.date(),
+        status=ReportStatus.READY,
+        file_path="reports/role-walk.pdf",
+    )
+    report_file(report).parent.mkdir(parents=True, exist_ok=True)
+    report_file(report).write_bytes(b"%PDF-1.4 a report")
     return World(
         clinic=clinic.pk,
         patient=patient.pk,
@@ -116,6 +129,7 @@ def world(people, clinic, school, make_user) -> World:
         school=school.pk,
         student=student.pk,
         session=session.pk,
+        report=str(report.pk),
     )
 
 
@@ -182,6 +196,11 @@ ENDPOINTS = [
     ("post", "/api/v1/jobs/{queued_job}/cancel/", None, write(200)),
     ("post", "/api/v1/jobs/{failed_job}/retry/", None, write(202)),
     ("get", "/api/v1/results/{result}/", None, read()),
+    ("post", "/api/v1/patients/{patient}/reports/", lambda w: {}, write(202)),
+    ("post", "/api/v1/cohorts/{cohort}/reports/", lambda w: {}, write(202)),
+    ("post", "/api/v1/organizations/{clinic}/reports/", lambda w: {}, write(202)),
+    ("get", "/api/v1/reports/{report}/", None, read()),
+    ("get", "/api/v1/reports/{report}/download/", None, read()),
     ("post", "/api/v1/results/{result}/feedback/", lambda w: {"kind": "confirm"}, write(201)),
     # A model version serves every clinic: another clinic's members see it, and may not promote.
     ("get", "/api/v1/model-versions/{version}/", None, read() | {"stranger": 200}),
@@ -223,6 +242,7 @@ SCHOOL_ENDPOINTS = [
     ("patch", "/api/v1/students/{student}/", lambda w: {"grade": "7"}, 200, 404),
     ("patch", "/api/v1/learning-sessions/{session}/", lambda w: {"title": "Fractions"}, 200, 404),
     ("get", "/api/v1/learning-sessions/{session}/", None, 200, 404),
+    ("post", "/api/v1/students/{student}/reports/", lambda w: {}, 202, 404),
     (
         "post",
         "/api/v1/learning-sessions/",
@@ -300,3 +320,4 @@ def test_outsiders_changed_nothing(users, world):
     assert WebhookDelivery.objects.count() == 1
     assert AnalysisJob.objects.get(pk=world.queued_job).status == JobStatus.QUEUED
     assert Membership.objects.filter(pk=world.viewer_membership).exists()
+    assert Report.objects.count() == 1, "no report asked in an outsider's name"

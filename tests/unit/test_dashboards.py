@@ -13,6 +13,7 @@ from PIL import Image
 
 from tessera.accounts.models import ApiToken, Role
 from tessera.accounts.services import set_membership
+from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import register_model_version
 from tessera.records.models import Encounter, MediaKind
@@ -56,7 +57,9 @@ def finished_result(visit, version, **fields) -> AnalysisResult:
         "uncertainty": 0.4,
         "abstain": False,
     }
-    return AnalysisResult.objects.create(job=job, model_version=version, **{**defaults, **fields})
+    result = AnalysisResult.objects.create(job=job, model_version=version, **{**defaults, **fields})
+    refresh_latest_analysis(subject=subject_of(visit))  # what complete_job does
+    return result
 
 
 def result_for(encounter, *, diagnosis: dict, abstain: bool = False) -> AnalysisResult:
@@ -436,6 +439,7 @@ def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResul
     AnalysisResult.objects.filter(pk=result.pk).update(
         created_at=timezone.now() - timedelta(days=days_ago)
     )
+    refresh_latest_analysis(subject=student)
     return result
 
 
@@ -460,6 +464,28 @@ def test_the_class_overview_flags_persistent_frustration(
     table = table[: table.index("</table>")]
     last_row = table[table.rindex('<tr><th scope="row">') :]
     assert re.findall(r"<td>(\d+)</td>", last_row) == ["0", "0", "2", "0"]
+
+
+def test_the_class_overview_pages_its_students_and_counts_who_needs_attention(
+    client, school, make_user, school_model, school_labels, monkeypatch
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    for number in range(52):
+        create_student(organization=school, student_number=str(number), full_name=f"S{number:02}")
+    for name in ("Worried A", "Worried B"):
+        student = create_student(organization=school, student_number=name, full_name=name)
+        for label in ("confused", "frustrated"):
+            session_result(student, school_model, label)
+    monkeypatch.setattr("tessera.dashboards.views.ATTENTION_SHOWN", 1)
+    browser = signed_in(client, teacher)
+    first = page(browser.get(reverse("home")))
+    assert "Page 1 of 2" in first
+    assert "S49" in first
+    assert "S50" not in first
+    assert "2 students, the 1 most recent shown" in first
+    second = page(browser.get(reverse("home"), {"page": 2}))
+    assert "Page 2 of 2" in second
+    assert "S51" in second
 
 
 def test_a_teacher_marks_a_suggestion_useful(

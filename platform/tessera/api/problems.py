@@ -17,11 +17,18 @@ from rest_framework.views import exception_handler
 
 from tessera.jobs.services import AnalysisRefused
 from tessera.records.uploads import UploadRejected
+from tessera.reports.services import ReportRefused
 
 PROBLEM_TYPE = "urn:tessera:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
-REFUSAL_STATUS = {"policy": 403, "no_model": 409, "not_retryable": 409, "rejected": 409}
+REFUSAL_STATUS = {
+    "policy": 403,
+    "no_model": 409,
+    "not_retryable": 409,
+    "rejected": 409,
+    "duplicate": 409,
+}
 
 
 class Problem(exceptions.APIException):
@@ -78,7 +85,7 @@ def _translate(exc: Exception) -> Exception:
         return Problem(str(exc), code="too_many_fields", status_code=400)
     if isinstance(exc, UploadRejected):
         return Problem(exc.message, code=exc.code, status_code=UPLOAD_STATUS.get(exc.code, 400))
-    if isinstance(exc, AnalysisRefused):
+    if isinstance(exc, AnalysisRefused | ReportRefused):
         return Problem(exc.message, code=exc.code, status_code=REFUSAL_STATUS.get(exc.code, 400))
     if isinstance(exc, IntegrityError):
         return Problem(

@@ -3,6 +3,7 @@ is named in `writable` (never the organization of an existing record, a status, 
 staff flag). A referenced id must name an object the user can see, else it is refused as if it
 did not exist."""
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
@@ -19,6 +20,7 @@ from tessera.records.models import (
     Sex,
     Student,
 )
+from tessera.reports.models import Report, ReportStatus
 from tessera.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
 
@@ -380,3 +382,51 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "delivered_at",
         ]
         read_only_fields = fields
+
+
+class ReportRequestSerializer(serializers.Serializer):
+    period_start = serializers.DateField(
+        required=False, allow_null=True, help_text="First day covered; omit for all history."
+    )
+    period_end = serializers.DateField(required=False, help_text="Last day covered; default today.")
+
+    def validate(self, attrs: dict) -> dict:
+        start, end = attrs.get("period_start"), attrs.get("period_end")
+        if start and end and start > end:
+            raise serializers.ValidationError({"period_start": "the period starts after it ends"})
+        return attrs
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    model_versions = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "kind",
+            "organization",
+            "patient",
+            "student",
+            "cohort",
+            "period_start",
+            "period_end",
+            "status",
+            "error_message",
+            "pages",
+            "size_bytes",
+            "model_versions",
+            "download",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_download(self, report: Report) -> str | None:
+        """Where the PDF is, once it is ready."""
+        if report.status != ReportStatus.READY:
+            return None
+        return self.context["request"].build_absolute_uri(
+            reverse("api:report-download", kwargs={"pk": report.pk})
+        )

@@ -18,6 +18,7 @@ router.register("media", views.MediaViewSet, basename="media")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("results", views.ResultViewSet, basename="result")
 router.register("model-versions", views.ModelVersionViewSet, basename="modelversion")
+router.register("reports", views.ReportViewSet, basename="report")
 router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
 router.register("webhook-deliveries", views.WebhookDeliveryViewSet, basename="webhookdelivery")
 

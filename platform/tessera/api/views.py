@@ -42,6 +42,9 @@ from tessera.records.models import (
 )
 from tessera.records.services import add_media, create_encounter, create_learning_session
 from tessera.records.storage import content_store
+from tessera.reports.models import Report, ReportStatus
+from tessera.reports.selectors import report_file
+from tessera.reports.services import request_report
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, rotate_secret, send_ping
 
@@ -69,7 +72,35 @@ def save_changes(serializer) -> None:
     instance.save()
 
 
-class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+class ReportRequestMixin:
+    """`POST …/{id}/reports/`: a PDF report of this record (a patient, a student) or cohort (a
+    ward, a class, a whole organization), rendered asynchronously: 202 Accepted, then poll the
+    report's `Location` until its `download` link appears. Someone who cannot see the record
+    gets 404; a role that may not write, 403."""
+
+    def report_scope(self, obj) -> dict:
+        raise NotImplementedError
+
+    @extend_schema(
+        request=serializers.ReportRequestSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: serializers.ReportSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
+    @action(detail=True, methods=["post"])
+    def reports(self, request, pk=None):
+        scope = self.report_scope(self.get_object())
+        return idempotent(request, lambda: self._request_report(request, scope))
+
+    def _request_report(self, request, scope: dict) -> Response:
+        asked = serializers.ReportRequestSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        report = request_report(requested_by=request.user, **scope, **asked.validated_data)
+        body = serializers.ReportSerializer(report, context={"request": request}).data
+        location = reverse("api:report-detail", kwargs={"pk": report.pk})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class OrganizationViewSet(ReportRequestMixin, ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Organizations you belong to, with your role in each."""
 
     base_queryset = Organization.objects.all()
@@ -81,6 +112,9 @@ class OrganizationViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
             Membership.objects.filter(user=self.request.user).values_list("organization_id", "role")
         )
         return {**super().get_serializer_context(), "roles": roles}
+
+    def report_scope(self, organization: Organization) -> dict:
+        return {"organization": organization}
 
     @extend_schema(responses=serializers.MemberSerializer(many=True))
     @action(detail=True)
@@ -199,7 +233,7 @@ class _RecordViewSet(
         save_changes(serializer)
 
 
-class CohortViewSet(_RecordViewSet):
+class CohortViewSet(ReportRequestMixin, _RecordViewSet):
     """Wards of a clinic, classes of a school."""
 
     base_queryset = Cohort.objects.select_related("organization")
@@ -209,8 +243,11 @@ class CohortViewSet(_RecordViewSet):
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
 
+    def report_scope(self, cohort: Cohort) -> dict:
+        return {"organization": cohort.organization, "cohort": cohort}
 
-class PatientViewSet(_RecordViewSet):
+
+class PatientViewSet(ReportRequestMixin, _RecordViewSet):
     base_queryset = Patient.objects.select_related("organization", "cohort")
     serializer_class = serializers.PatientSerializer
     filterset_fields = ["organization", "cohort", "sex"]
@@ -218,14 +255,20 @@ class PatientViewSet(_RecordViewSet):
     ordering_fields = ["full_name", "created_at"]
     ordering = ["full_name"]
 
+    def report_scope(self, patient: Patient) -> dict:
+        return {"organization": patient.organization, "patient": patient}
 
-class StudentViewSet(_RecordViewSet):
+
+class StudentViewSet(ReportRequestMixin, _RecordViewSet):
     base_queryset = Student.objects.select_related("organization", "cohort")
     serializer_class = serializers.StudentSerializer
     filterset_fields = ["organization", "cohort", "grade"]
     search_fields = ["full_name", "student_number"]
     ordering_fields = ["full_name", "created_at"]
     ordering = ["full_name"]
+
+    def report_scope(self, student: Student) -> dict:
+        return {"organization": student.organization, "student": student}
 
 
 class EncounterViewSet(_RecordViewSet):
@@ -424,6 +467,37 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         version = self.get_object()
         promote_model_version(version=version, promoted_by=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=version.pk)).data)
+
+
+class ReportViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """PDF reports, newest first: their status, and the file once ready. Ask for one at
+    `POST /patients/{id}/reports/`, `/students/{id}/reports/`, `/cohorts/{id}/reports/` or
+    `/organizations/{id}/reports/`; the `report.ready` webhook tells when it is done."""
+
+    base_queryset = Report.objects.prefetch_related("model_versions")
+    serializer_class = serializers.ReportSerializer
+    filter_backends = LIST_BACKENDS
+    filterset_fields = ["kind", "status", "patient", "student", "cohort"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    @extend_schema(responses={(200, "application/pdf"): bytes, 409: PROBLEM})
+    @action(detail=True)
+    def download(self, request, pk=None):
+        report = self.get_object()
+        if report.status != ReportStatus.READY:
+            raise Problem(
+                f"this report is {report.get_status_display().lower()}, not ready"
+                + (f": {report.error_message}" if report.error_message else ""),
+                code="not_ready",
+                status_code=409,
+            )
+        return FileResponse(
+            report_file(report).open("rb"),
+            as_attachment=True,
+            filename=report.filename,
+            content_type="application/pdf",
+        )
 
 
 class WebhookSubscriptionViewSet(

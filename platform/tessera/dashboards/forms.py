@@ -100,3 +100,44 @@ class TokenForm(forms.Form):
         max_length=100,
         help_text="Say where it is used, e.g. 'Ward 3 PACS bridge'.",
     )
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ReportForm(forms.Form):
+    """The period a report covers: from the first analysis, up to today, unless narrowed."""
+
+    period_start = forms.DateField(
+        label="From", required=False, widget=DateInput, help_text="Empty: from the first analysis."
+    )
+    period_end = forms.DateField(
+        label="To", required=False, widget=DateInput, help_text="Empty: today."
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("period_start"), cleaned.get("period_end")
+        if start and start > (end or timezone.localdate()):
+            raise forms.ValidationError("The period starts after it ends.")
+        return cleaned
+
+
+class CohortReportForm(ReportForm):
+    """A report of one ward or class, or of the whole organization."""
+
+    cohort = forms.TypedChoiceField(label="Of", coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args, cohorts, whole: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cohort"].choices = [("", whole)] + [(c.pk, c.name) for c in cohorts]
+        self.order_fields(["cohort", "period_start", "period_end"])
+
+
+class ScheduleForm(forms.Form):
+    cohort = forms.TypedChoiceField(label="Of", coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args, cohorts, whole: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cohort"].choices = [("", whole)] + [(c.pk, c.name) for c in cohorts]

@@ -3,19 +3,24 @@ record a page shows comes through a queryset scoped by `accounts.permissions`, t
 uses too."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import TruncWeek
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
-from analytics.attention import CONCERNING_AFFECTS, persistently_concerning
-from analytics.trends import WeekCounts, weekly_distribution
+from analytics.attention import RECENT_WEEKS
 from tessera.accounts.models import Organization, Role
 from tessera.accounts.permissions import Capability, organizations_where
 from tessera.accounts.selectors import memberships_of, scoped_to
-from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
+from tessera.jobs.models import (
+    AnalysisJob,
+    AnalysisResult,
+    Feedback,
+    JobStatus,
+    LatestAnalysis,
+    ModelVersion,
+)
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -55,40 +60,57 @@ class PatientStatus:
     )
 
 
-def _latest_of_patient(queryset: QuerySet, field: str) -> Subquery:
-    return Subquery(queryset.order_by("-created_at").values(field)[:1])
-
-
 def clinic_patients(
     *, organization: Organization, cohort: int | None = None, status: str = ""
 ) -> QuerySet[Patient]:
     """The organization's patients, most urgent first: the highest finding probability of their
-    latest analysis; patients never analysed last. Each carries `latest_result_id`,
-    `urgency`, `abstained` and `latest_job_status`."""
-    results = AnalysisResult.objects.filter(job__encounter__patient=OuterRef("pk"))
-    jobs = AnalysisJob.objects.filter(encounter__patient=OuterRef("pk"))
+    latest analysis; patients never analysed last. Read from `LatestAnalysis`, so the sort and
+    the filters use indexes however many results there are."""
     patients = (
         Patient.objects.filter(organization=organization)
-        .select_related("cohort")
-        .annotate(
-            latest_result_id=_latest_of_patient(results, "pk"),
-            urgency=_latest_of_patient(results, "urgency"),
-            abstained=_latest_of_patient(results, "abstain"),
-            latest_job_status=_latest_of_patient(jobs, "status"),
-        )
-        .order_by(F("urgency").desc(nulls_last=True), "full_name")
+        .select_related("cohort", "latest_analysis")
+        .order_by(F("latest_analysis__urgency").desc(nulls_last=True), "full_name", "pk")
     )
     if cohort:
         patients = patients.filter(cohort_id=cohort)
     if status == PatientStatus.REVIEW:
-        patients = patients.filter(abstained=True)
+        patients = patients.filter(latest_analysis__abstained=True)
     elif status == PatientStatus.PENDING:
-        patients = patients.filter(latest_job_status__in=UNFINISHED)
+        patients = patients.filter(latest_analysis__job__status__in=UNFINISHED)
     elif status == PatientStatus.FAILED:
-        patients = patients.filter(latest_job_status=JobStatus.FAILED)
+        patients = patients.filter(latest_analysis__job__status=JobStatus.FAILED)
     elif status == PatientStatus.NONE:
-        patients = patients.filter(latest_job_status__isnull=True)
+        patients = patients.filter(latest_analysis__job__isnull=True)
     return patients
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    patient: Patient
+    result: AnalysisResult | None
+    job_status: str
+
+
+def patient_rows(patients: list[Patient]) -> list[PatientRow]:
+    """A page of `clinic_patients` with each one's latest result and job status: two queries
+    for the page, not one per patient."""
+    latest = [getattr(patient, "latest_analysis", None) for patient in patients]
+    results = AnalysisResult.objects.select_related("model_version").in_bulk(
+        [row.result_id for row in latest if row and row.result_id]
+    )
+    statuses = dict(
+        AnalysisJob.objects.filter(
+            pk__in=[row.job_id for row in latest if row and row.job_id]
+        ).values_list("pk", "status")
+    )
+    return [
+        PatientRow(
+            patient,
+            results.get(row.result_id) if row else None,
+            statuses.get(row.job_id, "") if row else "",
+        )
+        for patient, row in zip(patients, latest, strict=True)
+    ]
 
 
 def job_counts(*, organization: Organization) -> dict[str, int]:
@@ -99,12 +121,6 @@ def job_counts(*, organization: Organization) -> dict[str, int]:
         "pending": jobs.filter(status__in=UNFINISHED).count(),
         "failed": jobs.filter(status=JobStatus.FAILED, finished_at__gte=week_ago).count(),
     }
-
-
-def results_by_id(ids) -> dict[int, AnalysisResult]:
-    return AnalysisResult.objects.select_related("model_version").in_bulk(
-        [pk for pk in ids if pk is not None]
-    )
 
 
 def cohorts_of(*, organization: Organization) -> QuerySet[Cohort]:
@@ -120,73 +136,50 @@ class StudentAttention:
     recent_labels: list[str]
 
 
-def _week_starts(weeks: int) -> list[date]:
-    today = timezone.localdate()
-    this_monday = today - timedelta(days=today.weekday())
-    return [this_monday - timedelta(weeks=back) for back in reversed(range(weeks))]
-
-
-def affect_by_week(
-    *, results: QuerySet[AnalysisResult], labels: list[str], weeks: int = 8
-) -> list[WeekCounts]:
-    """How many results suggested each affect label, week by week (counted in the database)."""
-    starts = _week_starts(weeks)
-    rows = (
-        results.filter(created_at__date__gte=starts[0])
-        .exclude(emotion_label="")
-        .annotate(week=TruncWeek("created_at"))
-        .values("week", "emotion_label")
-        .annotate(count=Count("pk"))
-        .values_list("week", "emotion_label", "count")
-    )
-    return weekly_distribution(
-        ((_as_date(week), label, count) for week, label, count in rows),
-        labels=labels,
-        weeks=starts,
-    )
-
-
-def _as_date(value) -> date:
-    return value.date() if hasattr(value, "date") else value
-
-
 def school_results(*, organization: Organization) -> QuerySet[AnalysisResult]:
-    return AnalysisResult.objects.filter(job__organization=organization)
+    return AnalysisResult.objects.filter(organization=organization)
+
+
+def concerned_students(
+    *, organization: Organization, weeks: int = RECENT_WEEKS
+) -> QuerySet[LatestAnalysis]:
+    """Students whose analyses of the last `weeks` keep suggesting frustration or confusion
+    (`analytics.attention`), newest concern first."""
+    return (
+        LatestAnalysis.objects.filter(
+            organization=organization,
+            student__isnull=False,
+            concern_since__gte=timezone.now() - timedelta(weeks=weeks),
+        )
+        .select_related("student__cohort")
+        .order_by("-concern_since", "pk")
+    )
 
 
 def students_needing_attention(
-    *, organization: Organization, weeks: int = 4
-) -> list[StudentAttention]:
-    """Students whose recent analyses keep suggesting frustration or confusion."""
-    since = timezone.now() - timedelta(weeks=weeks)
-    recent = (
-        AnalysisResult.objects.filter(
-            job__organization=organization,
-            job__learning_session__isnull=False,
-            created_at__gte=since,
-        )
-        .exclude(emotion_label="")
-        .order_by("job__learning_session__student_id", "-created_at")
-        .values_list("job__learning_session__student_id", "emotion_label")
-    )
-    labels: dict[int, list[str]] = {}
-    for student_id, label in recent:
-        labels.setdefault(student_id, []).append(label)
-    flagged = {
-        student_id: latest_first
-        for student_id, latest_first in labels.items()
-        if persistently_concerning(latest_first, concerning=CONCERNING_AFFECTS)
-    }
-    students = Student.objects.filter(pk__in=flagged).select_related("cohort")
-    return [StudentAttention(student, flagged[student.pk]) for student in students]
+    *, organization: Organization, weeks: int = RECENT_WEEKS, limit: int = 20
+) -> tuple[int, list[StudentAttention]]:
+    """How many students need attention, and the `limit` whose concern is newest."""
+    flagged = concerned_students(organization=organization, weeks=weeks)
+    return flagged.count(), [
+        StudentAttention(latest.student, latest.recent_affects) for latest in flagged[:limit]
+    ]
 
 
 def latest_suggestions(*, organization: Organization, limit: int = 10) -> list[AnalysisResult]:
     return list(
-        AnalysisResult.objects.filter(job__organization=organization)
+        AnalysisResult.objects.filter(organization=organization)
         .exclude(tutoring=[])
         .select_related("job__learning_session__student", "model_version")
         .order_by("-created_at")[:limit]
+    )
+
+
+def students_of(*, organization: Organization) -> QuerySet[Student]:
+    return (
+        Student.objects.filter(organization=organization)
+        .select_related("cohort")
+        .order_by("full_name", "pk")
     )
 
 

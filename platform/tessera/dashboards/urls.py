@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tessera.dashboards import views
+from tessera.dashboards import report_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,4 +21,16 @@ urlpatterns = [
     path("results/<int:pk>/heatmap.png", views.result_heatmap, name="result_heatmap"),
     path("files/<int:pk>/", views.media_file, name="media_file"),
     path("files/<int:pk>/preview.png", views.media_preview, name="media_preview"),
+    path("reports/", report_views.reports_page, name="reports"),
+    path("reports/table/", report_views.report_rows, name="report_rows"),
+    path("reports/cohort/", report_views.cohort_report, name="cohort_report"),
+    path("reports/<uuid:pk>/download/", report_views.report_download, name="report_download"),
+    path("reports/schedules/", report_views.schedule_report, name="schedule_report"),
+    path(
+        "reports/schedules/<int:pk>/cancel/",
+        report_views.unschedule_report,
+        name="unschedule_report",
+    ),
+    path("patients/<int:pk>/report/", report_views.patient_report, name="patient_report"),
+    path("students/<int:pk>/report/", report_views.student_report, name="student_report"),
 ]

@@ -10,22 +10,26 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics.queries import affect_agreement
+from analytics.queries import affect_agreement, affect_by_week
+from analytics.trends import mondays
 from mlcore.errors import InputError
 from tessera.accounts.models import ApiToken, Organization, Role
 from tessera.accounts.permissions import Capability, can, organizations_where
 from tessera.accounts.selectors import memberships_of, organization_of
 from tessera.accounts.services import issue_api_token, revoke_api_token
 from tessera.dashboards import selectors
+from tessera.dashboards.access import form_errors, require, visible_or_404
 from tessera.dashboards.context_processors import SESSION_ORGANIZATION, current_membership
 from tessera.dashboards.forms import (
     CorrectionForm,
     EncounterForm,
     LearningSessionForm,
     PatientFilterForm,
+    ReportForm,
     TokenForm,
     UploadForm,
 )
@@ -53,20 +57,12 @@ from tessera.records.services import add_media, create_encounter, create_learnin
 from tessera.records.storage import content_store
 from tessera.records.uploads import UploadRejected
 
-PATIENTS_PER_PAGE = 50
+SUBJECTS_PER_PAGE = 50
+ATTENTION_SHOWN = 20  # the newest concerns; the count says how many more there are
 
 
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
-
-
-def _require(request: HttpRequest, capability: Capability, organization: Organization) -> None:
-    if not can(user=request.user, capability=capability, organization=organization):
-        raise PermissionDenied(f"Your role in {organization.name} does not allow this.")
-
-
-def _visible_or_404(model, request: HttpRequest, pk):
-    return get_object_or_404(selectors.visible(model.objects.all(), user=request.user), pk=pk)
 
 
 # --- dashboards ----------------------------------------------------------------------------
@@ -102,9 +98,8 @@ def _clinic_dashboard(request: HttpRequest, membership) -> HttpResponse:
     patients = selectors.clinic_patients(
         organization=organization, cohort=chosen.get("cohort"), status=chosen.get("status", "")
     )
-    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
-    latest = selectors.results_by_id(patient.latest_result_id for patient in page)
-    rows = [(patient, latest.get(patient.latest_result_id)) for patient in page]
+    page = Paginator(patients, SUBJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = selectors.patient_rows(list(page))
     return render(
         request,
         "dashboards/clinic.html",
@@ -128,8 +123,13 @@ def _query_without_page(request: HttpRequest) -> str:
 def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
     organization = membership.organization
     labels = _affect_labels(organization)
-    weeks = selectors.affect_by_week(
-        results=selectors.school_results(organization=organization), labels=labels
+    weeks = affect_by_week(
+        results=selectors.school_results(organization=organization),
+        labels=labels,
+        weeks=mondays(weeks=8, until=timezone.localdate()),
+    )
+    attention_count, attention = selectors.students_needing_attention(
+        organization=organization, limit=ATTENTION_SHOWN
     )
     return render(
         request,
@@ -139,9 +139,12 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
             "chart": _stacked_bars(weeks, labels),
             "weeks": weeks,
             "labels": labels,
-            "attention": selectors.students_needing_attention(organization=organization),
+            "attention": attention,
+            "attention_count": attention_count,
             "suggestions": selectors.latest_suggestions(organization=organization),
-            "students": Student.objects.filter(organization=organization).select_related("cohort"),
+            "students": Paginator(
+                selectors.students_of(organization=organization), SUBJECTS_PER_PAGE
+            ).get_page(request.GET.get("page")),
         },
     )
 
@@ -194,7 +197,7 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
 @login_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _visible_or_404(Patient, request, pk)
+    patient = visible_or_404(Patient, request, pk)
     visits = list(selectors.encounters_of(patient=patient))
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=patient.organization
@@ -207,6 +210,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "is_patient": True,
             "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
             "new_visit": EncounterForm(),
+            "report_form": ReportForm(),
             "can_write": can_write,
         },
     )
@@ -215,7 +219,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    student = _visible_or_404(Student, request, pk)
+    student = visible_or_404(Student, request, pk)
     visits = list(selectors.sessions_of(student=student))
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=student.organization
@@ -229,6 +233,7 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "is_patient": False,
             "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
             "new_visit": LearningSessionForm(),
+            "report_form": ReportForm(),
             "affect_timeline": _affect_timeline(
                 selectors.affect_over_time(student=student), labels
             ),
@@ -262,7 +267,7 @@ def _affect_timeline(results: list[AnalysisResult], labels: list[str]) -> dict:
 @login_required
 @require_POST
 def new_encounter(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _visible_or_404(Patient, request, pk)
+    patient = visible_or_404(Patient, request, pk)
     return _add_visit(
         request,
         patient,
@@ -275,7 +280,7 @@ def new_encounter(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def new_learning_session(request: HttpRequest, pk: int) -> HttpResponse:
-    student = _visible_or_404(Student, request, pk)
+    student = visible_or_404(Student, request, pk)
     return _add_visit(
         request,
         student,
@@ -286,22 +291,13 @@ def new_learning_session(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _add_visit(request: HttpRequest, subject, form, create, *, done: str) -> HttpResponse:
-    _require(request, Capability.WRITE, subject.organization)
+    require(request, Capability.WRITE, subject.organization)
     if form.is_valid():
         create(form.cleaned_data)
         messages.success(request, done)
     else:
-        messages.error(request, _form_errors(form))
+        messages.error(request, form_errors(form))
     return redirect(subject_url(subject))
-
-
-def _form_errors(form) -> str:
-    """A form's errors in one line, each after the label of its field."""
-    return " ".join(
-        f"{form.fields[name].label}: {error}" if name in form.fields else error
-        for name, errors in form.errors.items()
-        for error in errors
-    )
 
 
 VISIT_MODELS = {"encounter": Encounter, "session": LearningSession}
@@ -310,7 +306,7 @@ VISIT_MODELS = {"encounter": Encounter, "session": LearningSession}
 def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
     if visit_kind not in VISIT_MODELS:
         raise Http404
-    return _visible_or_404(VISIT_MODELS[visit_kind], request, pk)
+    return visible_or_404(VISIT_MODELS[visit_kind], request, pk)
 
 
 def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra) -> dict:
@@ -375,7 +371,7 @@ def subject_url(subject) -> str:
 @require_POST
 def upload(request: HttpRequest, visit_kind: str, pk: int, kind: str) -> HttpResponse:
     visit = _visit_or_404(request, visit_kind, pk)
-    _require(request, Capability.WRITE, organization_of(visit))
+    require(request, Capability.WRITE, organization_of(visit))
     if kind not in MediaKind.values:
         raise Http404
     form = UploadForm(request.POST, request.FILES, kind=kind)
@@ -411,7 +407,7 @@ def _sentence(message: str) -> str:
 @require_POST
 def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
     visit = _visit_or_404(request, visit_kind, pk)
-    _require(request, Capability.WRITE, organization_of(visit))
+    require(request, Capability.WRITE, organization_of(visit))
     try:
         request_analysis(attached_to=visit, task=JobTask.ALL, requested_by=request.user)
     except AnalysisRefused as refusal:
@@ -499,7 +495,7 @@ def job_status(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def retry(request: HttpRequest, pk) -> HttpResponse:
     job = _visible_job(request, pk)
-    _require(request, Capability.WRITE, job.organization)
+    require(request, Capability.WRITE, job.organization)
     visit = job.encounter or job.learning_session
     try:
         retry_job(job=job, requested_by=request.user)
@@ -519,7 +515,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    _require(request, Capability.WRITE, result.job.organization)
+    require(request, Capability.WRITE, result.job.organization)
     kind = request.POST.get("kind", "")
     if kind not in Feedback.Kind.values:
         return HttpResponse("Say whether you confirm, correct or judge a suggestion.", status=400)
@@ -527,7 +523,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
     error = ""
     correcting = kind == Feedback.Kind.CORRECT
     if correcting and not correction.is_valid():
-        error = _form_errors(correction)
+        error = form_errors(correction)
     else:
         # Only a correction carries labels: a confirmation or a verdict on a suggestion says
         # nothing about which findings are present.
@@ -572,7 +568,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _visible_media(request: HttpRequest, pk: int) -> MediaAsset:
-    return _visible_or_404(MediaAsset, request, pk)
+    return visible_or_404(MediaAsset, request, pk)
 
 
 @login_required
@@ -609,7 +605,7 @@ def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @cache_control(private=True, max_age=3600)
 def result_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
-    result = _visible_or_404(AnalysisResult, request, pk)
+    result = visible_or_404(AnalysisResult, request, pk)
     if not result.explanation.get("heatmap"):
         raise Http404
     return HttpResponse(heatmap_png(result.explanation["heatmap"]), content_type="image/png")

@@ -16,7 +16,7 @@ from django.db.models import Q
 
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
-from tessera.records.models import Encounter, LearningSession, MediaAsset
+from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
 
 
 class ModelVersion(models.Model):
@@ -140,9 +140,15 @@ class AnalysisJob(models.Model):
 
 
 class AnalysisResult(models.Model):
-    ORGANIZATION_LOOKUP = "job__organization"
+    ORGANIZATION_LOOKUP = "organization"
 
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="results")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The job's, kept here so that cohort queries read one indexed table.",
+    )
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="results"
     )
@@ -173,15 +179,90 @@ class AnalysisResult(models.Model):
                 fields=["job", "model_version"], name="one_result_per_job_and_model"
             )
         ]
+        indexes = [
+            # weekly affect counts read this index alone, without visiting the table
+            models.Index(
+                fields=["organization", "created_at"],
+                include=["emotion_label"],
+                name="result_org_created",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Result of {self.job}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.organization_id is None:
+            self.organization_id = self.job.organization_id
+        super().save(*args, **kwargs)
+
+
+class LatestAnalysis(models.Model):
+    """What the newest analyses of one patient or student say, kept up to date by the job
+    services whenever a job is requested or finishes, so that dashboards sort and filter
+    thousands of subjects with indexes instead of reading their results."""
+
+    ORGANIZATION_LOOKUP = "organization"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="latest_analysis"
+    )
+    student = models.OneToOneField(
+        Student, on_delete=models.CASCADE, null=True, blank=True, related_name="latest_analysis"
+    )
+    job = models.ForeignKey(
+        AnalysisJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The job requested last.",
+    )
+    result = models.ForeignKey(
+        AnalysisResult,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The newest result.",
+    )
+    urgency = models.FloatField(null=True, blank=True, help_text="The newest result's.")
+    abstained = models.BooleanField(null=True, blank=True, help_text="The newest result's.")
+    recent_affects = models.JSONField(
+        default=list, blank=True, help_text="The last affect labels suggested, newest first."
+    )
+    concern_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when the recent affects keep being concerning (analytics.attention).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "latest analyses"
+        indexes = [
+            models.Index(fields=["organization", "concern_since"], name="latest_concern"),
+            models.Index(fields=["organization", "abstained"], name="latest_abstained"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(patient__isnull=False, student__isnull=True)
+                    | Q(patient__isnull=True, student__isnull=False)
+                ),
+                name="latest_analysis_of_one_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Latest analysis of {self.patient or self.student}"
 
 
 class Feedback(models.Model):
     """A professional's verdict on a result: it becomes labelled data for the next model."""
 
-    ORGANIZATION_LOOKUP = "result__job__organization"
+    ORGANIZATION_LOOKUP = "result__organization"
 
     class Kind(models.TextChoices):
         CONFIRM = "confirm", "Confirmed"

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from tessera.accounts.policy import Analysis, OrganizationKind
 from tessera.accounts.selectors import organization_of
+from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import (
     FINISHED,
     AnalysisJob,
@@ -185,6 +186,7 @@ def request_analysis(
             requested_by=requested_by,
         )
         job.media.set(chosen)
+        refresh_latest_analysis(subject=subject_of(attached_to))
         transaction.on_commit(partial(publish, job_id=job.pk))
     return job
 
@@ -407,14 +409,23 @@ def complete_job(
     """Store the result (once per job and model version) and mark the job succeeded, adding
     `timings` to the job's; a job cancelled meanwhile keeps no result."""
     with transaction.atomic():
-        job = AnalysisJob.objects.select_for_update().get(pk=job_id)
+        job = (
+            AnalysisJob.objects.select_for_update(of=("self",))
+            .select_related("encounter__patient", "learning_session__student")
+            .get(pk=job_id)
+        )
         if job.status == JobStatus.CANCELLED:
             return None
-        result, _ = AnalysisResult.objects.get_or_create(
+        result, created = AnalysisResult.objects.get_or_create(
             job=job,
             model_version_id=job.model_version_id,
-            defaults=_result_fields(job.task, prediction),
+            defaults={
+                "organization_id": job.organization_id,
+                **_result_fields(job.task, prediction),
+            },
         )
+        if created:
+            refresh_latest_analysis(subject=subject_of(job.encounter or job.learning_session))
         if not job.is_finished:
             job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED

@@ -272,6 +272,8 @@ def _dicom_metadata(dataset: pydicom.Dataset, pixels: np.ndarray) -> dict:
         "pixel_spacing_mm": [float(v) for v in spacing] if spacing else None,
         "rescale_slope": number("RescaleSlope"),
         "rescale_intercept": number("RescaleIntercept"),
+        # stored pixel values, before rescaling: a change of scanner or protocol moves it
+        "mean_intensity": round(float(np.mean(pixels)), 3),
     }
 
 

@@ -1,5 +1,4 @@
 import socket
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -21,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int)
         parser.add_argument("--loglevel", default="info")
         parser.add_argument(
-            "--beat", action="store_true", help="Also run the periodic sweeper (one worker only)."
+            "--beat",
+            action="store_true",
+            help="Also run celery beat: the sweepers and scheduled reports (one worker only).",
         )
 
     def handle(
@@ -54,7 +55,5 @@ class Command(BaseCommand):
         if concurrency:
             argv.append(f"--concurrency={concurrency}")
         if beat:
-            schedule = Path(settings.CELERY_BEAT_SCHEDULE_FILENAME)
-            schedule.parent.mkdir(parents=True, exist_ok=True)
-            argv += ["--beat", f"--schedule={schedule}"]
+            argv += ["--beat", f"--scheduler={settings.CELERY_BEAT_SCHEDULER}"]
         app.worker_main(argv)

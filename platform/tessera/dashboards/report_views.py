@@ -1,0 +1,174 @@
+"""The pages of reports: ask for a patient's, a student's or a cohort's PDF, watch it render
+(the table polls itself while a report is unfinished), download it, and schedule weekly cohort
+reports. Scoped and checked like every page: someone who may not see a record gets 404."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from tessera.accounts.models import Organization
+from tessera.accounts.permissions import Capability, can
+from tessera.dashboards import selectors
+from tessera.dashboards.access import form_errors, require, visible_or_404
+from tessera.dashboards.context_processors import current_membership
+from tessera.dashboards.forms import CohortReportForm, ReportForm, ScheduleForm
+from tessera.records.models import Patient, Student
+from tessera.reports.models import Report, ReportStatus
+from tessera.reports.selectors import report_file, reports_of, schedules_of
+from tessera.reports.services import (
+    ReportRefused,
+    cancel_schedule,
+    request_report,
+    schedule_weekly_report,
+)
+
+REPORTS_PER_PAGE = 25
+
+
+def _current_organization(request: HttpRequest) -> Organization:
+    membership, _ = current_membership(request)
+    if membership is None:
+        raise Http404
+    return membership.organization
+
+
+def _whole(organization: Organization) -> str:
+    return f"All of {organization.name}"
+
+
+def _table(request: HttpRequest, organization: Organization) -> dict:
+    """A page of the organization's reports; the table polls itself while one is unfinished."""
+    page = Paginator(reports_of(organization=organization), REPORTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return {"page": page, "polling": any(not report.is_finished for report in page)}
+
+
+@login_required
+@require_GET
+def reports_page(request: HttpRequest) -> HttpResponse:
+    organization = _current_organization(request)
+    cohorts = selectors.cohorts_of(organization=organization)
+    can_write = can(user=request.user, capability=Capability.WRITE, organization=organization)
+    return render(
+        request,
+        "dashboards/reports.html",
+        {
+            "organization": organization,
+            **_table(request, organization),
+            "can_write": can_write,
+            "cohort_form": CohortReportForm(cohorts=cohorts, whole=_whole(organization)),
+            "schedule_form": ScheduleForm(cohorts=cohorts, whole=_whole(organization)),
+            "schedules": schedules_of(organization=organization),
+        },
+    )
+
+
+@login_required
+@require_GET
+def report_rows(request: HttpRequest) -> HttpResponse:
+    """The table alone, which the page asks for every two seconds while a report renders."""
+    organization = _current_organization(request)
+    return render(request, "dashboards/parts/reports_table.html", _table(request, organization))
+
+
+def _asked(request: HttpRequest, form, organization: Organization, **scope) -> HttpResponse:
+    require(request, Capability.WRITE, organization)
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("reports")
+    try:
+        request_report(
+            organization=organization,
+            requested_by=request.user,
+            period_start=form.cleaned_data.get("period_start"),
+            period_end=form.cleaned_data.get("period_end"),
+            **scope,
+        )
+    except ReportRefused as refused:
+        messages.error(request, f"No report: {refused.message}.")
+        return redirect("reports")
+    messages.success(request, "The report is being prepared: it appears below when ready.")
+    return redirect("reports")
+
+
+@login_required
+@require_POST
+def patient_report(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = visible_or_404(Patient, request, pk)
+    return _asked(request, ReportForm(request.POST), patient.organization, patient=patient)
+
+
+@login_required
+@require_POST
+def student_report(request: HttpRequest, pk: int) -> HttpResponse:
+    student = visible_or_404(Student, request, pk)
+    return _asked(request, ReportForm(request.POST), student.organization, student=student)
+
+
+@login_required
+@require_POST
+def cohort_report(request: HttpRequest) -> HttpResponse:
+    organization = _current_organization(request)
+    cohorts = selectors.cohorts_of(organization=organization)
+    form = CohortReportForm(request.POST, cohorts=cohorts, whole=_whole(organization))
+    if not form.is_valid():
+        return _asked(request, form, organization)
+    chosen = form.cleaned_data["cohort"]
+    cohort = get_object_or_404(cohorts, pk=chosen) if chosen else None
+    return _asked(request, form, organization, cohort=cohort)
+
+
+@login_required
+@require_GET
+def report_download(request: HttpRequest, pk) -> FileResponse:
+    report = get_object_or_404(
+        selectors.visible(Report.objects.all(), user=request.user),
+        pk=pk,
+        status=ReportStatus.READY,
+    )
+    return FileResponse(
+        report_file(report).open("rb"),
+        as_attachment=True,
+        filename=report.filename,
+        content_type="application/pdf",
+    )
+
+
+@login_required
+@require_POST
+def schedule_report(request: HttpRequest) -> HttpResponse:
+    organization = _current_organization(request)
+    require(request, Capability.WRITE, organization)
+    cohorts = selectors.cohorts_of(organization=organization)
+    form = ScheduleForm(request.POST, cohorts=cohorts, whole=_whole(organization))
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("reports")
+    chosen = form.cleaned_data["cohort"]
+    try:
+        schedule_weekly_report(
+            organization=organization,
+            requested_by=request.user,
+            cohort=get_object_or_404(cohorts, pk=chosen) if chosen else None,
+        )
+    except ReportRefused as refused:
+        messages.error(request, f"Not scheduled: {refused.message}.")
+        return redirect("reports")
+    messages.success(request, "Scheduled: a report every Monday morning, covering the week before.")
+    return redirect(reverse("reports") + "#schedules-heading")
+
+
+@login_required
+@require_POST
+def unschedule_report(request: HttpRequest, pk: int) -> HttpResponse:
+    organization = _current_organization(request)
+    require(request, Capability.WRITE, organization)
+    schedule = get_object_or_404(schedules_of(organization=organization), pk=pk)
+    cancel_schedule(schedule=schedule)
+    messages.success(request, "The weekly report is no longer scheduled.")
+    return redirect("reports")

@@ -1,0 +1,113 @@
+"""Keeps `LatestAnalysis` true: one row per analysed patient or student, recomputed from their
+jobs and results whenever a job of theirs is requested or finishes (`refresh_latest_analysis`),
+or for a whole organization at once after a bulk import (`rebuild_latest_analyses`)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import transaction
+
+from analytics.attention import WINDOW, concern_since
+from tessera.accounts.models import Organization
+from tessera.jobs.models import AnalysisJob, AnalysisResult, LatestAnalysis
+from tessera.records.models import Encounter, LearningSession, Patient, Student
+
+# subject model → (LatestAnalysis field, path from a job to the subject)
+SUBJECTS = {
+    Patient: ("patient", "encounter__patient"),
+    Student: ("student", "learning_session__student"),
+}
+
+
+class ResultFacts(NamedTuple):
+    pk: int
+    urgency: float
+    abstain: bool
+    emotion_label: str
+    created_at: datetime
+
+
+FACTS = ResultFacts._fields
+
+
+def subject_of(visit: Encounter | LearningSession) -> Patient | Student:
+    return visit.patient if isinstance(visit, Encounter) else visit.student
+
+
+def _summary(job_id, newest_first: Sequence[ResultFacts]) -> dict:
+    newest = newest_first[0] if newest_first else None
+    affects = [
+        (facts.emotion_label, facts.created_at) for facts in newest_first if facts.emotion_label
+    ]
+    return {
+        "job_id": job_id,
+        "result_id": newest.pk if newest else None,
+        "urgency": newest.urgency if newest else None,
+        "abstained": newest.abstain if newest else None,
+        "recent_affects": [label for label, _ in affects[:WINDOW]],
+        "concern_since": concern_since(affects),
+    }
+
+
+def refresh_latest_analysis(*, subject: Patient | Student) -> LatestAnalysis:
+    """Recompute `subject`'s row. The subject is locked first, so two workers finishing jobs of
+    the same subject take turns, and the second sees the first one's result."""
+    field, path = SUBJECTS[type(subject)]
+    with transaction.atomic():
+        list(type(subject).objects.select_for_update().filter(pk=subject.pk).values_list("pk"))
+        job_id = (
+            AnalysisJob.objects.filter(**{path: subject})
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        results = (
+            AnalysisResult.objects.filter(**{f"job__{path}": subject})
+            .order_by("-created_at", "-pk")
+            .values_list(*FACTS)
+        )
+        latest, _ = LatestAnalysis.objects.update_or_create(
+            **{field: subject},
+            defaults={
+                "organization_id": subject.organization_id,
+                **_summary(job_id, [ResultFacts(*row) for row in results]),
+            },
+        )
+    return latest
+
+
+def rebuild_latest_analyses(*, organization: Organization) -> int:
+    """Recompute the rows of every subject of `organization` from two ordered scans (one of
+    jobs, one of results), for rows written around the services; returns how many."""
+    rows = []
+    with transaction.atomic():
+        LatestAnalysis.objects.filter(organization=organization).delete()
+        for field, path in SUBJECTS.values():
+            newest_job = {}
+            jobs = (
+                AnalysisJob.objects.filter(organization=organization, **{f"{path}__isnull": False})
+                .order_by(path, "-created_at", "-pk")
+                .values_list(path, "pk")
+            )
+            for subject_id, job_id in jobs.iterator(chunk_size=10_000):
+                newest_job.setdefault(subject_id, job_id)
+            results: dict[int, list[ResultFacts]] = {}
+            ordered = (
+                AnalysisResult.objects.filter(organization=organization)
+                .filter(**{f"job__{path}__isnull": False})
+                .order_by(f"job__{path}", "-created_at", "-pk")
+                .values_list(f"job__{path}", *FACTS)
+            )
+            for subject_id, *facts in ordered.iterator(chunk_size=10_000):
+                results.setdefault(subject_id, []).append(ResultFacts(*facts))
+            rows += [
+                LatestAnalysis(
+                    organization=organization,
+                    **{f"{field}_id": subject_id},
+                    **_summary(job_id, results.get(subject_id, [])),
+                )
+                for subject_id, job_id in newest_job.items()
+            ]
+        LatestAnalysis.objects.bulk_create(rows, batch_size=5_000)
+    return len(rows)

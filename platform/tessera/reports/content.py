@@ -1,0 +1,523 @@
+"""What a report says, gathered from the database (aggregates for cohorts: a ward's report reads
+counts, not rows) into a `ReportContent` that `reports.pdf` lays out."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from analytics.attention import CONCERNING_AFFECTS, RECENT_WEEKS
+from analytics.monitoring import largest_gap
+from analytics.queries import (
+    affect_agreement,
+    affect_by_week,
+    finding_counts,
+    input_drift,
+    local_midnight,
+    prediction_drift,
+    rate_by_group,
+)
+from analytics.trends import weekly_distribution, weeks_between
+from tessera.accounts.models import Organization
+from tessera.accounts.policy import OrganizationKind
+from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
+from tessera.records.models import Encounter, MediaAsset, Patient, Student
+from tessera.reports import charts
+from tessera.reports.models import Report, ReportKind
+
+NOTICE = (
+    "Every result in this report is a suggestion made by a machine-learning model. It is not a "
+    "diagnosis or an assessment: a qualified professional must review and confirm it before it "
+    "informs any decision."
+)
+MOST_ANALYSES_LISTED = 60
+MOST_EXPLAINED = 10
+MOST_STUDENTS_LISTED = 40
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class ReportContent:
+    title: str
+    organization: str
+    about: str
+    period: str
+    generated: str
+    facts: list[tuple[str, str]]
+    charts: list[Chart] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    explanations: list[tuple[str, str]] = field(default_factory=list)
+    model_versions: list[ModelVersion] = field(default_factory=list)
+    notice: str = NOTICE
+
+
+def words(label: str) -> str:
+    return label.replace("_", " ")
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{round(value * 100)}%"
+
+
+def report_content(report: Report) -> ReportContent:
+    if report.kind == ReportKind.COHORT:
+        return cohort_content(report)
+    return subject_content(report)
+
+
+def _period_bounds(report: Report, first: date | None) -> tuple[date, date]:
+    start = report.period_start or first or report.period_end
+    return start, report.period_end
+
+
+def _in_period(results: QuerySet[AnalysisResult], start: date, end: date) -> QuerySet:
+    return results.filter(
+        created_at__gte=local_midnight(start), created_at__lt=local_midnight(end + timedelta(1))
+    )
+
+
+def _header(report: Report, *, title: str, about: str, start: date, end: date) -> dict:
+    person = report.requested_by
+    requested = (person.get_full_name() or person.get_username()) if person else "a schedule"
+    return {
+        "title": title,
+        "organization": report.organization.name,
+        "about": about,
+        "period": f"{start:%d %b %Y} to {end:%d %b %Y}",
+        "generated": f"{timezone.localtime():%d %b %Y, %H:%M} for {requested}",
+    }
+
+
+def _versions(results: QuerySet[AnalysisResult]) -> list[ModelVersion]:
+    ids = results.order_by().values_list("model_version", flat=True).distinct()
+    return list(ModelVersion.objects.filter(pk__in=list(ids)).order_by("created_at"))
+
+
+def _labels_of(results: QuerySet[AnalysisResult], versions: list[ModelVersion]):
+    """The finding and affect labels the versions predict, read from one result of each (the
+    bundles may live on other hosts)."""
+    findings: list[str] = []
+    affects: list[str] = []
+    for version in versions:
+        sample = results.filter(model_version=version)
+        diagnosed = sample.exclude(diagnosis={}).values_list("diagnosis", flat=True).first()
+        felt = sample.exclude(emotion={}).values_list("emotion", flat=True).first()
+        findings += [label for label in diagnosed or {} if label not in findings]
+        affects += [label for label in felt or {} if label not in affects]
+    suggested = results.exclude(emotion_label="").order_by().values_list("emotion_label", flat=True)
+    affects += sorted(set(suggested.distinct()) - set(affects))
+    return findings, affects
+
+
+# --- one patient or student ----------------------------------------------------------------
+
+
+def _verdict(result: AnalysisResult) -> str:
+    verdicts = list(result.feedback.all())
+    if not verdicts:
+        return "not reviewed"
+    latest = verdicts[0]
+    if latest.kind == Feedback.Kind.CORRECT:
+        corrected = ", ".join(words(label) for label in latest.diagnosis or []) or words(
+            latest.emotion_label
+        )
+        return f"corrected: {corrected or 'none'}"
+    return latest.get_kind_display().lower()
+
+
+def subject_content(report: Report) -> ReportContent:
+    subject = report.subject
+    is_patient = isinstance(subject, Patient)
+    path = "job__encounter__patient" if is_patient else "job__learning_session__student"
+    all_results = AnalysisResult.objects.filter(**{path: subject})
+    first = all_results.order_by("created_at").values_list("created_at", flat=True).first()
+    start, end = _period_bounds(report, timezone.localdate(first) if first else None)
+    results = list(
+        _in_period(all_results, start, end)
+        .select_related("model_version", "job__encounter", "job__learning_session")
+        .prefetch_related(Prefetch("feedback", queryset=Feedback.objects.order_by("-created_at")))
+        .order_by("created_at")
+    )
+    versions = sorted({r.model_version for r in results}, key=lambda v: v.created_at)
+    identifier = f"MRN {subject.mrn}" if is_patient else f"student no. {subject.student_number}"
+    extra = "" if is_patient or not subject.grade else f", grade {subject.grade}"
+    content = ReportContent(
+        **_header(
+            report,
+            title="Patient report" if is_patient else "Student report",
+            about=f"{subject.full_name} ({identifier}{extra})",
+            start=start,
+            end=end,
+        ),
+        facts=[
+            ("Analyses in the period", str(len(results))),
+            (
+                "Flagged for review (the model was unsure)",
+                str(sum(result.abstain for result in results)),
+            ),
+            ("Reviewed by a professional", str(sum(bool(r.feedback.all()) for r in results))),
+        ],
+        model_versions=versions,
+    )
+    if is_patient:
+        _patient_sections(content, results)
+    else:
+        _student_sections(content, results, start, end)
+    content.explanations = [_explained(result) for result in results[-MOST_EXPLAINED:]]
+    return content
+
+
+def _visit_name(result: AnalysisResult) -> str:
+    visit = result.job.encounter or result.job.learning_session
+    if isinstance(visit, Encounter):
+        return visit.reason or "encounter"
+    return visit.title or words(visit.subject_area) or "session"
+
+
+def _patient_sections(content: ReportContent, results: list[AnalysisResult]) -> None:
+    labels = [label for r in results for label in r.diagnosis]
+    labels = list(dict.fromkeys(labels))
+    if results and labels:
+        content.charts.append(
+            Chart(
+                "Finding probabilities over time",
+                charts.probabilities_over_time(
+                    [r.created_at for r in results],
+                    {
+                        words(label): [r.diagnosis.get(label, 0.0) for r in results]
+                        for label in labels
+                    },
+                    title="Finding probability at each analysis (dashed: 50%)",
+                ),
+            )
+        )
+    content.tables.append(
+        Table(
+            "Analyses",
+            ["Date", "Visit", "Findings", "Affect", "Review", "Model", "Professional"],
+            [
+                [
+                    f"{timezone.localtime(r.created_at):%d %b %Y}",
+                    _visit_name(r),
+                    ", ".join(
+                        f"{words(label)} {percent(p)}"
+                        for label, p in sorted(r.diagnosis.items(), key=lambda item: -item[1])
+                    )
+                    or "—",
+                    words(r.emotion_label) or "—",
+                    "needs review" if r.abstain else "",
+                    r.model_version.name,
+                    _verdict(r),
+                ]
+                for r in results[-MOST_ANALYSES_LISTED:]
+            ],
+            note=_listed_note(len(results)),
+        )
+    )
+
+
+def _student_sections(
+    content: ReportContent, results: list[AnalysisResult], start: date, end: date
+) -> None:
+    labels = list(dict.fromkeys(label for r in results for label in r.emotion))
+    weeks = weeks_between(start, end)[-26:]
+    distribution = weekly_distribution(
+        (
+            (_monday_of(timezone.localdate(r.created_at)), r.emotion_label, 1)
+            for r in results
+            if r.emotion_label
+        ),
+        labels=labels,
+        weeks=weeks,
+    )
+    if results and labels:
+        content.charts.append(_affect_chart(distribution, labels))
+    content.tables.append(
+        Table(
+            "Analyses",
+            ["Date", "Session", "Affect", "Suggestion", "Review", "Model", "Professional"],
+            [
+                [
+                    f"{timezone.localtime(r.created_at):%d %b %Y}",
+                    _visit_name(r),
+                    f"{words(r.emotion_label)} {percent(r.emotion.get(r.emotion_label))}"
+                    if r.emotion_label
+                    else "—",
+                    r.tutoring[0]["title"] if r.tutoring else "—",
+                    "needs review" if r.abstain else "",
+                    r.model_version.name,
+                    _verdict(r),
+                ]
+                for r in results[-MOST_ANALYSES_LISTED:]
+            ],
+            note=_listed_note(len(results)),
+        )
+    )
+
+
+def _affect_chart(distribution: list, labels: list[str]) -> Chart:
+    return Chart(
+        "Affect week by week",
+        charts.stacked_weeks(
+            distribution, [words(label) for label in labels], title="Affect suggested, per week"
+        ),
+    )
+
+
+def _monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _listed_note(total: int) -> str:
+    if total > MOST_ANALYSES_LISTED:
+        return f"The latest {MOST_ANALYSES_LISTED} of {total} analyses."
+    return ""
+
+
+def _explained(result: AnalysisResult) -> tuple[str, str]:
+    used = ", ".join(
+        f"{modality} {percent(weight)}"
+        for modality, weight in sorted(result.contributions.items(), key=lambda item: -item[1])
+    )
+    parts = [f"What it rested on: {used or 'nothing recorded'}."]
+    parts.append(f"Uncertainty (entropy): {result.uncertainty:.2f}.")
+    if result.rationale:
+        parts.append(f"Rationale: {result.rationale}")
+    if result.tutoring:
+        parts.append(
+            "Suggestions: "
+            + "; ".join(
+                f"{item['title']} ({percent(item.get('score'))})" for item in result.tutoring[:3]
+            )
+            + "."
+        )
+    return (
+        f"{timezone.localtime(result.created_at):%d %b %Y, %H:%M}: {_visit_name(result)}",
+        " ".join(parts),
+    )
+
+
+# --- a cohort --------------------------------------------------------------------------------
+
+
+def cohort_content(report: Report) -> ReportContent:
+    organization: Organization = report.organization
+    is_clinic = organization.kind == OrganizationKind.CLINIC
+    subject = "job__encounter__patient" if is_clinic else "job__learning_session__student"
+    results = AnalysisResult.objects.filter(organization=organization)
+    subjects = (Patient if is_clinic else Student).objects.filter(organization=organization)
+    media = MediaAsset.objects.filter(organization=organization)
+    if report.cohort_id:
+        results = results.filter(**{f"{subject}__cohort": report.cohort_id})
+        subjects = subjects.filter(cohort=report.cohort_id)
+        visit = "encounter__patient" if is_clinic else "learning_session__student"
+        media = media.filter(**{f"{visit}__cohort": report.cohort_id})
+    first = results.order_by("created_at").values_list("created_at", flat=True).first()
+    start, end = _period_bounds(report, timezone.localdate(first) if first else None)
+    in_period = _in_period(results, start, end)
+    length = (end - start).days + 1
+    before = _in_period(results, start - timedelta(length), start - timedelta(1))
+    versions = _versions(in_period)
+    finding_labels, affect_labels = _labels_of(in_period, versions)
+    totals = in_period.aggregate(
+        analyses=Count("pk"),
+        analysed=Count(subject, distinct=True),
+        review=Count("pk", filter=Q(abstain=True)),
+    )
+    scope = report.cohort.name if report.cohort else f"all of {organization.name}"
+    count = subjects.count()
+    kind_word = ("patient" if is_clinic else "student") + ("" if count == 1 else "s")
+    content = ReportContent(
+        **_header(
+            report,
+            title=f"{'Ward' if is_clinic else 'Class'} report"
+            if report.cohort
+            else "Cohort report",
+            about=f"{scope} ({count} {kind_word})",
+            start=start,
+            end=end,
+        ),
+        facts=[
+            ("Analyses in the period", str(totals["analyses"])),
+            (f"{'Patients' if is_clinic else 'Students'} analysed", str(totals["analysed"])),
+            ("Flagged for review (the model was unsure)", str(totals["review"])),
+        ],
+        model_versions=versions,
+    )
+    weeks = weeks_between(start, end)[-26:]
+    if affect_labels:
+        distribution = affect_by_week(results=in_period, labels=affect_labels, weeks=weeks)
+        content.charts.append(_affect_chart(distribution, affect_labels))
+        content.tables.append(
+            Table(
+                "Affect per week",
+                ["Week of", *[words(label) for label in affect_labels]],
+                [
+                    [f"{week.week:%d %b}", *[str(n) for n in week.counts.values()]]
+                    for week in distribution
+                ],
+            )
+        )
+    if is_clinic and finding_labels:
+        found = finding_counts(in_period, labels=finding_labels)
+        content.charts.append(
+            Chart(
+                "Findings",
+                charts.bars(
+                    {words(label): n for label, n in found.items()},
+                    title="Analyses with each finding (probability ≥ 50%)",
+                    unit="analyses",
+                ),
+            )
+        )
+    if not is_clinic:
+        _attention_table(content, organization, report)
+    content.tables += _monitoring(
+        Period(
+            organization=organization,
+            subject=subject,
+            results=in_period,
+            results_before=before,
+            media=_created_between(media, start, end),
+            media_before=_created_between(media, start - timedelta(length), start - timedelta(1)),
+            versions=versions,
+            affect_labels=affect_labels,
+        )
+    )
+    return content
+
+
+def _created_between(media: QuerySet[MediaAsset], start: date, end: date) -> QuerySet:
+    return media.filter(
+        created_at__gte=local_midnight(start), created_at__lt=local_midnight(end + timedelta(1))
+    )
+
+
+@dataclass(frozen=True)
+class Period:
+    """A cohort's results and inputs in a report's period, and in as long a time before it."""
+
+    organization: Organization
+    subject: str  # the path from a result to its patient or student
+    results: QuerySet[AnalysisResult]
+    results_before: QuerySet[AnalysisResult]
+    media: QuerySet[MediaAsset]
+    media_before: QuerySet[MediaAsset]
+    versions: list[ModelVersion]
+    affect_labels: list[str]
+
+
+def _attention_table(content: ReportContent, organization: Organization, report: Report) -> None:
+    flagged = LatestAnalysis.objects.filter(
+        organization=organization,
+        student__isnull=False,
+        concern_since__gte=timezone.now() - timedelta(weeks=RECENT_WEEKS),
+    ).select_related("student")
+    if report.cohort_id:
+        flagged = flagged.filter(student__cohort=report.cohort_id)
+    flagged = flagged.order_by("-concern_since")
+    count = flagged.count()
+    content.tables.append(
+        Table(
+            "Students needing attention",
+            ["Student", "Latest affects", "Since"],
+            [
+                [
+                    latest.student.full_name,
+                    ", ".join(words(label) for label in latest.recent_affects),
+                    f"{timezone.localtime(latest.concern_since):%d %b %Y}",
+                ]
+                for latest in flagged[:MOST_STUDENTS_LISTED]
+            ],
+            note=(
+                "Frustration or confusion in at least two of their last three analyses"
+                + (
+                    f"; the {MOST_STUDENTS_LISTED} most recent of {count}."
+                    if count > MOST_STUDENTS_LISTED
+                    else "."
+                )
+            ),
+        )
+    )
+
+
+def _monitoring(period: Period) -> list[Table]:
+    """Drift of suggestions and inputs against the period before, agreement with the
+    professionals' verdicts, and the largest gaps between subgroups."""
+    rows = []
+    drift = prediction_drift(
+        before=period.results_before, after=period.results, labels=period.affect_labels
+    )
+    if drift is not None:
+        rows.append(
+            ["Affect suggested vs the period before (PSI)", f"{drift:.3f}", _drift_word(drift)]
+        )
+    for moved in input_drift(before=period.media_before, after=period.media):
+        rows.append(
+            [
+                f"{moved.name.capitalize()}: mean {moved.before.mean:.1f} → {moved.after.mean:.1f}",
+                f"{moved.shift:+.2f} SD",
+                "a shift worth a look" if abs(moved.shift) >= 0.5 else "stable",
+            ]
+        )
+    for version in period.versions if period.affect_labels else []:
+        _, _, agreed = affect_agreement(
+            version=version,
+            organizations=Organization.objects.filter(pk=period.organization.pk),
+            labels=period.affect_labels,
+            within=period.results,
+        )
+        if agreed is not None:
+            rows.append(
+                [
+                    f"Affect agreement with professionals ({version.name})",
+                    percent(agreed),
+                    "from their confirmations and corrections",
+                ]
+            )
+    subgroups = [("sex", "sex", Q(abstain=True), "Flagged-for-review rate")]
+    if period.subject.endswith("student"):
+        concerning = Q(emotion_label__in=sorted(CONCERNING_AFFECTS))
+        subgroups.append(("grade", "grade", concerning, "Frustration/confusion rate"))
+    for name, fact, condition, measure in subgroups:
+        gap = largest_gap(
+            rate_by_group(period.results, group=f"{period.subject}__{fact}", condition=condition)
+        )
+        if gap:
+            rows.append(
+                [
+                    f"{measure} by {name}: largest gap",
+                    f"{round(gap.size * 100)} points",
+                    f"highest: {gap.best}, lowest: {gap.worst}",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        Table(
+            "Model monitoring",
+            ["Measure", "Value", "Reading"],
+            rows,
+            note="Drift compares this period with as long a time before it.",
+        )
+    ]
+
+
+def _drift_word(psi: float) -> str:
+    if psi < 0.1:
+        return "stable"
+    return "a shift worth a look" if psi < 0.25 else "a real drift"

@@ -1,0 +1,27 @@
+"""Reads of reports, for the pages and the API."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from tessera.accounts.models import Organization
+from tessera.reports.models import Report, ReportSchedule
+
+
+def report_file(report: Report) -> Path:
+    return Path(settings.MEDIA_ROOT) / report.file_path
+
+
+def reports_of(*, organization: Organization) -> QuerySet[Report]:
+    return (
+        Report.objects.filter(organization=organization)
+        .select_related("patient", "student", "cohort", "requested_by")
+        .prefetch_related("model_versions")
+    )
+
+
+def schedules_of(*, organization: Organization) -> QuerySet[ReportSchedule]:
+    return ReportSchedule.objects.filter(organization=organization).select_related(
+        "cohort", "periodic_task"
+    )

@@ -1,0 +1,242 @@
+"""Writes for reports: requests (checked against the organization and the period), rendering
+on the `reports` queue, the sweeper that re-publishes lost ones, and weekly schedules.
+
+A report moves queued → rendering → ready | failed by conditional updates, so a message
+delivered twice renders it once; the file is written beside its final name and renamed into
+place, so a download never reads half a PDF."""
+
+import json
+import logging
+import os
+import tempfile
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from tessera.accounts.models import Organization
+from tessera.accounts.policy import OrganizationKind
+from tessera.records.models import Cohort, Patient, Student
+from tessera.reports.models import Report, ReportKind, ReportSchedule, ReportStatus
+from tessera.webhooks.models import Event
+from tessera.webhooks.services import emit
+
+logger = logging.getLogger(__name__)
+REPORTS_DIR = "reports"
+WEEKLY_TASK = "tessera.reports.weekly"
+
+
+class ReportRefused(Exception):
+    """A report that cannot be made as asked; the message says why, for the person asking."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def request_report(
+    *,
+    organization: Organization,
+    requested_by: AbstractBaseUser | None,
+    patient: Patient | None = None,
+    student: Student | None = None,
+    cohort: Cohort | None = None,
+    period_start: date | None = None,
+    period_end: date | None = None,
+    schedule: ReportSchedule | None = None,
+) -> Report:
+    """Queue a report of one patient, one student, or else a cohort (`cohort`, or the whole
+    organization when None), and publish it once the transaction commits. Raises ReportRefused,
+    writing nothing, when the subject or cohort is not the organization's or the period is
+    backwards."""
+    if patient and student:
+        raise ReportRefused("a report is about one patient or one student", code="two_subjects")
+    subject = patient or student
+    if subject is not None and subject.organization_id != organization.pk:
+        raise ReportRefused("that record belongs to another organization", code="foreign")
+    if cohort is not None and (subject is not None or cohort.organization_id != organization.pk):
+        raise ReportRefused("choose either a record or one of your cohorts", code="foreign")
+    if patient and organization.kind != OrganizationKind.CLINIC:
+        raise ReportRefused("patient reports are for clinics", code="wrong_kind")
+    if student and organization.kind != OrganizationKind.SCHOOL:
+        raise ReportRefused("student reports are for schools", code="wrong_kind")
+    period_end = period_end or timezone.localdate()
+    if period_start and period_start > period_end:
+        raise ReportRefused("the period starts after it ends", code="bad_period")
+    kind = ReportKind.PATIENT if patient else ReportKind.STUDENT if student else ReportKind.COHORT
+    with transaction.atomic():
+        report = Report.objects.create(
+            organization=organization,
+            kind=kind,
+            patient=patient,
+            student=student,
+            cohort=cohort,
+            period_start=period_start,
+            period_end=period_end,
+            requested_by=requested_by,
+            schedule=schedule,
+        )
+        transaction.on_commit(partial(publish, report_id=report.pk))
+    return report
+
+
+def publish(*, report_id) -> None:
+    from tessera.reports.tasks import render  # the task module imports these services
+
+    render.apply_async(args=[str(report_id)], queue="reports")
+
+
+def claim(*, report_id) -> bool:
+    """Take a queued report, or one whose renderer died, for rendering."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.TESSERA_REPORT_STALE_AFTER)
+    return bool(
+        Report.objects.filter(pk=report_id)
+        .filter(
+            Q(status=ReportStatus.QUEUED) | Q(status=ReportStatus.RENDERING, started_at__lt=stale)
+        )
+        .update(status=ReportStatus.RENDERING, started_at=now)
+    )
+
+
+def render_report(*, report_id) -> Report | None:
+    """Render a claimed report to its PDF and mark it ready (announcing `report.ready`), or
+    failed with the reason; returns None when it was not this caller's to render."""
+    from tessera.reports.content import report_content  # matplotlib & ReportLab: workers only
+    from tessera.reports.pdf import render_pdf
+
+    if not claim(report_id=report_id):
+        return None
+    report = Report.objects.select_related(
+        "organization", "patient", "student", "cohort", "requested_by"
+    ).get(pk=report_id)
+    try:
+        content = report_content(report)
+        pdf, pages = render_pdf(content)
+    except Exception as error:  # any flaw in one report must fail it, not the worker
+        logger.exception("report %s could not be rendered", report_id)
+        Report.objects.filter(pk=report_id, status=ReportStatus.RENDERING).update(
+            status=ReportStatus.FAILED,
+            error_message=f"The report could not be rendered ({type(error).__name__}).",
+            finished_at=timezone.now(),
+        )
+        return Report.objects.get(pk=report_id)
+    relative = f"{REPORTS_DIR}/{report.pk}.pdf"
+    _write_atomically(Path(settings.MEDIA_ROOT) / relative, pdf)
+    with transaction.atomic():
+        finished = Report.objects.filter(pk=report_id, status=ReportStatus.RENDERING).update(
+            status=ReportStatus.READY,
+            file_path=relative,
+            size_bytes=len(pdf),
+            pages=pages,
+            error_message="",
+            finished_at=timezone.now(),
+        )
+        if finished:
+            report.model_versions.set(content.model_versions)
+            emit(
+                organization_id=report.organization_id,
+                event=Event.REPORT_READY,
+                data={"report": str(report.pk), "kind": report.kind, "pages": pages},
+            )
+    report.refresh_from_db()
+    return report
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def sweep_reports(*, publish_grace: timedelta) -> int:
+    """Re-publish reports whose message was lost (queued past the grace period) or whose
+    renderer died (rendering past the stale limit); returns how many."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.TESSERA_REPORT_STALE_AFTER)
+    lost = Report.objects.filter(
+        Q(status=ReportStatus.QUEUED, created_at__lt=now - publish_grace)
+        | Q(status=ReportStatus.RENDERING, started_at__lt=stale)
+    ).values_list("pk", flat=True)
+    ids = list(lost[:500])
+    for report_id in ids:
+        publish(report_id=report_id)
+    return len(ids)
+
+
+# --- weekly schedules ----------------------------------------------------------------------
+
+
+def schedule_weekly_report(
+    *,
+    organization: Organization,
+    requested_by: AbstractBaseUser | None,
+    cohort: Cohort | None = None,
+) -> ReportSchedule:
+    """A cohort report every Monday at 06:00 covering the week before, run by celery beat from
+    the database (so an admin sees and can pause it among the periodic tasks)."""
+    if cohort is not None and cohort.organization_id != organization.pk:
+        raise ReportRefused("that cohort belongs to another organization", code="foreign")
+    if ReportSchedule.objects.filter(organization=organization, cohort=cohort).exists():
+        raise ReportRefused("that weekly report is already scheduled", code="duplicate")
+    monday_morning, _ = CrontabSchedule.objects.get_or_create(
+        minute="0",
+        hour="6",
+        day_of_week="1",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=settings.TIME_ZONE,
+    )
+    with transaction.atomic():
+        scope = f"cohort {cohort.pk}" if cohort else "whole organization"
+        task = PeriodicTask.objects.create(
+            name=f"Weekly report: organization {organization.pk}, {scope}",
+            task=WEEKLY_TASK,
+            crontab=monday_morning,
+            queue="reports",
+        )
+        schedule = ReportSchedule.objects.create(
+            organization=organization, cohort=cohort, periodic_task=task, requested_by=requested_by
+        )
+        task.kwargs = json.dumps({"schedule_id": schedule.pk})
+        task.save(update_fields=["kwargs"])
+    return schedule
+
+
+def cancel_schedule(*, schedule: ReportSchedule) -> None:
+    schedule.periodic_task.delete()  # cascades to the schedule
+
+
+def request_scheduled_report(*, schedule_id: int, today: date | None = None) -> Report | None:
+    """What beat runs each Monday: the cohort's report for the seven days before `today`."""
+    schedule = (
+        ReportSchedule.objects.select_related("organization", "cohort", "requested_by")
+        .filter(pk=schedule_id)
+        .first()
+    )
+    if schedule is None:
+        return None  # cancelled since beat read its schedule
+    today = today or timezone.localdate()
+    return request_report(
+        organization=schedule.organization,
+        requested_by=schedule.requested_by,
+        cohort=schedule.cohort,
+        period_start=today - timedelta(days=7),
+        period_end=today - timedelta(days=1),
+        schedule=schedule,
+    )
