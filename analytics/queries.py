@@ -3,18 +3,32 @@
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Avg, Case, Count, F, FloatField, Q, QuerySet, StdDev, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    StdDev,
+    Sum,
+    TextField,
+    When,
+)
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Floor
 from django.utils import timezone
 
 from analytics.monitoring import (
     ClassMetrics,
+    ReliabilityBin,
     Summary,
     accuracy,
     confusion_matrix,
     per_class,
     population_stability_index,
+    reliability_curve,
     standardized_shift,
 )
 from analytics.trends import WeekCounts, weekly_distribution
@@ -93,6 +107,51 @@ def affect_agreement(
     return matrix, per_class(matrix, labels=labels), accuracy(matrix)
 
 
+def findings_calibration(
+    *,
+    version: ModelVersion,
+    organizations: QuerySet[Organization],
+    labels: list[str],
+    within: QuerySet[AnalysisResult] | None = None,
+    bins: int = 10,
+) -> list[ReliabilityBin]:
+    """The reliability curve of the version's finding probabilities against what professionals
+    said: each verdict on a result is one prediction per finding. A confirmation makes the
+    findings suggested (probability at least 0.5) the true ones; a correction names them. The
+    probabilities are binned and counted in the database."""
+    verdicts = Feedback.objects.filter(
+        result__model_version=version,
+        result__organization__in=organizations,
+        kind__in=[Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT],
+    ).exclude(kind=Feedback.Kind.CORRECT, diagnosis__isnull=True)
+    if within is not None:
+        verdicts = verdicts.filter(result__in=within)
+    counts = []
+    for label in labels:
+        # from the results' side: a JSON key is read from the model's own field
+        probability = Cast(KT(f"diagnosis__{label}"), FloatField())
+        named = Cast("feedback__diagnosis", TextField())  # a JSON list as text, on any database
+        truly = Q(feedback__kind=Feedback.Kind.CONFIRM, **{f"diagnosis__{label}__gte": 0.5}) | Q(
+            feedback__kind=Feedback.Kind.CORRECT, named__contains=f'"{label}"'
+        )
+        counts += (
+            AnalysisResult.objects.filter(
+                feedback__in=verdicts, **{f"diagnosis__{label}__isnull": False}
+            )
+            .annotate(probability=probability, named=named)
+            .annotate(bin=Floor(F("probability") * bins))
+            .order_by()
+            .values("bin")
+            .annotate(
+                count=Count("feedback"),
+                confidence=Sum("probability"),
+                right=Count("feedback", filter=truly),
+            )
+            .values_list("bin", "count", "confidence", "right")
+        )
+    return reliability_curve(counts, bin_count=bins)
+
+
 def label_counts(results: QuerySet[AnalysisResult], *, labels: list[str]) -> list[int]:
     """How many of `results` suggested each affect label, in the order of `labels`."""
     counted = dict(
@@ -135,7 +194,7 @@ def media_summary(media: QuerySet[MediaAsset], *, fact: str) -> Summary | None:
     image), aggregated in the database; None when no medium has it."""
     value = Cast(KT(f"metadata__{fact}"), FloatField())
     stats = media.filter(**{f"metadata__{fact}__isnull": False}).aggregate(
-        count=Count("pk"), mean=Avg(value), std=StdDev(value)
+        count=Count("pk"), mean=Avg(value), std=StdDev(value, sample=True)
     )
     if not stats["count"]:
         return None

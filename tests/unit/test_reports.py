@@ -327,3 +327,30 @@ def test_the_sweeper_republishes_lost_reports(patient_with_history, monkeypatch)
     Report.objects.filter(pk=report.pk).update(created_at=report.created_at - timedelta(hours=1))
     assert sweep_reports(publish_grace=timedelta(minutes=1)) == 1
     assert published == [report.pk]
+
+
+def test_a_clinic_report_counts_findings_and_checks_calibration_against_verdicts(
+    patient_with_history, people, clinic_model, django_capture_on_commit_callbacks
+):
+    client = client_for(people["admin"])
+    organization = patient_with_history.organization
+    with django_capture_on_commit_callbacks(execute=False):
+        asked = client.post(f"/api/v1/organizations/{organization.pk}/reports/", {})
+    assert asked.status_code == 202, asked.content
+    report = rendered(Report.objects.get(pk=asked.json()["id"]), django_capture_on_commit_callbacks)
+    assert report.status == ReportStatus.READY, report.error_message
+    download = client.get(f"/api/v1/reports/{report.pk}/download/")
+    text = " ".join(
+        pdf_text(b"".join(download.streaming_content), ARTIFACTS / "clinic-report.png").split()
+    )
+    for expected in (
+        "Cohort report",
+        "all of Test Clinic (1 patient)",
+        "Flagged for review (the model was unsure) 1",
+        "Findings",
+        # one confirmed suggestion at 91%: a gap of 0.09 between probability and truth
+        f"Finding calibration against verdicts ({clinic_model.name}): ECE 0.090",
+        NOTICE,
+    ):
+        assert expected in text, expected
+    assert "Jane Doe-Report" not in text, "a cohort report names no patient"

@@ -8,11 +8,12 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from analytics.attention import CONCERNING_AFFECTS, RECENT_WEEKS
-from analytics.monitoring import largest_gap
+from analytics.monitoring import expected_calibration_error, largest_gap
 from analytics.queries import (
     affect_agreement,
     affect_by_week,
     finding_counts,
+    findings_calibration,
     input_drift,
     local_midnight,
     prediction_drift,
@@ -396,6 +397,7 @@ def cohort_content(report: Report) -> ReportContent:
             media_before=_created_between(media, start - timedelta(length), start - timedelta(1)),
             versions=versions,
             affect_labels=affect_labels,
+            finding_labels=finding_labels,
         )
     )
     return content
@@ -419,6 +421,7 @@ class Period:
     media_before: QuerySet[MediaAsset]
     versions: list[ModelVersion]
     affect_labels: list[str]
+    finding_labels: list[str]
 
 
 def _attention_table(content: ReportContent, organization: Organization, report: Report) -> None:
@@ -487,6 +490,21 @@ def _monitoring(period: Period) -> list[Table]:
                     f"Affect agreement with professionals ({version.name})",
                     percent(agreed),
                     "from their confirmations and corrections",
+                ]
+            )
+    for version in period.versions if period.finding_labels else []:
+        curve = findings_calibration(
+            version=version,
+            organizations=Organization.objects.filter(pk=period.organization.pk),
+            labels=period.finding_labels,
+            within=period.results,
+        )
+        if curve:
+            rows.append(
+                [
+                    f"Finding calibration against verdicts ({version.name}): ECE",
+                    f"{expected_calibration_error(curve):.3f}",
+                    f"over {sum(b.count for b in curve)} judged findings",
                 ]
             )
     subgroups = [("sex", "sex", Q(abstain=True), "Flagged-for-review rate")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -120,6 +120,8 @@ def render_report(*, report_id) -> Report | None:
     try:
         content = report_content(report)
         pdf, pages = render_pdf(content)
+    except (OperationalError, InterfaceError):
+        raise  # the database went away: the task retries; the sweeper takes over a stale claim
     except Exception as error:  # any flaw in one report must fail it, not the worker
         logger.exception("report %s could not be rendered", report_id)
         Report.objects.filter(pk=report_id, status=ReportStatus.RENDERING).update(
