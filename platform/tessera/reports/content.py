@@ -85,8 +85,9 @@ def _period_bounds(report: Report, first: date | None) -> tuple[date, date]:
     return start, report.period_end
 
 
-def _in_period(results: QuerySet[AnalysisResult], start: date, end: date) -> QuerySet:
-    return results.filter(
+def _in_period(rows: QuerySet, start: date, end: date) -> QuerySet:
+    """The rows created from the first day's local midnight to the end of the last day."""
+    return rows.filter(
         created_at__gte=local_midnight(start), created_at__lt=local_midnight(end + timedelta(1))
     )
 
@@ -190,8 +191,7 @@ def _visit_name(result: AnalysisResult) -> str:
 
 
 def _patient_sections(content: ReportContent, results: list[AnalysisResult]) -> None:
-    labels = [label for r in results for label in r.diagnosis]
-    labels = list(dict.fromkeys(labels))
+    labels = list(dict.fromkeys(label for r in results for label in r.diagnosis))
     if results and labels:
         content.charts.append(
             Chart(
@@ -393,20 +393,14 @@ def cohort_content(report: Report) -> ReportContent:
             subject=subject,
             results=in_period,
             results_before=before,
-            media=_created_between(media, start, end),
-            media_before=_created_between(media, start - timedelta(length), start - timedelta(1)),
+            media=_in_period(media, start, end),
+            media_before=_in_period(media, start - timedelta(length), start - timedelta(1)),
             versions=versions,
             affect_labels=affect_labels,
             finding_labels=finding_labels,
         )
     )
     return content
-
-
-def _created_between(media: QuerySet[MediaAsset], start: date, end: date) -> QuerySet:
-    return media.filter(
-        created_at__gte=local_midnight(start), created_at__lt=local_midnight(end + timedelta(1))
-    )
 
 
 @dataclass(frozen=True)
