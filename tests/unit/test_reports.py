@@ -65,6 +65,14 @@ def rendered(report: Report, django_capture_on_commit_callbacks) -> Report:
         return render_report(report_id=report.pk)
 
 
+def rendered_text(client, asked, django_capture_on_commit_callbacks, artifact: str) -> str:
+    """Render the report an API request asked for, download it, and read its words."""
+    report = rendered(Report.objects.get(pk=asked.json()["id"]), django_capture_on_commit_callbacks)
+    assert report.status == ReportStatus.READY, report.error_message
+    download = client.get(f"/api/v1/reports/{report.pk}/download/")
+    return " ".join(pdf_text(b"".join(download.streaming_content), ARTIFACTS / artifact).split())
+
+
 @pytest.fixture
 def patient_with_history(clinic, clinic_model, people):
     patient = create_patient(organization=clinic, mrn="MRN-77", full_name="Jane Doe-Report")
@@ -174,12 +182,7 @@ def test_a_class_report_counts_affects_and_names_who_needs_attention(
             {"period_start": str(date.today() - timedelta(days=30))},
         )
     assert asked.status_code == 202, asked.content
-    report = rendered(Report.objects.get(pk=asked.json()["id"]), django_capture_on_commit_callbacks)
-    assert report.status == ReportStatus.READY, report.error_message
-    download = client.get(f"/api/v1/reports/{report.pk}/download/")
-    text = " ".join(
-        pdf_text(b"".join(download.streaming_content), ARTIFACTS / "class-report.png").split()
-    )
+    text = rendered_text(client, asked, django_capture_on_commit_callbacks, "class-report.png")
     for expected in (
         "Class report",
         "Year 7 Blue (2 students)",
@@ -337,12 +340,7 @@ def test_a_clinic_report_counts_findings_and_checks_calibration_against_verdicts
     with django_capture_on_commit_callbacks(execute=False):
         asked = client.post(f"/api/v1/organizations/{organization.pk}/reports/", {})
     assert asked.status_code == 202, asked.content
-    report = rendered(Report.objects.get(pk=asked.json()["id"]), django_capture_on_commit_callbacks)
-    assert report.status == ReportStatus.READY, report.error_message
-    download = client.get(f"/api/v1/reports/{report.pk}/download/")
-    text = " ".join(
-        pdf_text(b"".join(download.streaming_content), ARTIFACTS / "clinic-report.png").split()
-    )
+    text = rendered_text(client, asked, django_capture_on_commit_callbacks, "clinic-report.png")
     for expected in (
         "Cohort report",
         "all of Test Clinic (1 patient)",

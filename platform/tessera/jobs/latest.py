@@ -35,11 +35,10 @@ def subject_of(visit: Encounter | LearningSession) -> Patient | Student:
     return visit.patient if isinstance(visit, Encounter) else visit.student
 
 
-def _summary(job_id, newest_first: Sequence[ResultFacts]) -> dict:
-    newest = newest_first[0] if newest_first else None
-    affects = [
-        (facts.emotion_label, facts.created_at) for facts in newest_first if facts.emotion_label
-    ]
+def _summary(job_id, newest: ResultFacts | None, labelled: Sequence[ResultFacts]) -> dict:
+    """The row's fields from the newest job, the newest result and the newest results that
+    suggested an affect (newest first, at least the last WINDOW of them)."""
+    affects = [(facts.emotion_label, facts.created_at) for facts in labelled]
     return {
         "job_id": job_id,
         "result_id": newest.pk if newest else None,
@@ -51,8 +50,10 @@ def _summary(job_id, newest_first: Sequence[ResultFacts]) -> dict:
 
 
 def refresh_latest_analysis(*, subject: Patient | Student) -> LatestAnalysis:
-    """Recompute `subject`'s row. The subject is locked first, so two workers finishing jobs of
-    the same subject take turns, and the second sees the first one's result."""
+    """Recompute `subject`'s row from their newest job, newest result and last labelled
+    results (a few indexed rows, however long their history). The subject is locked first, so
+    two workers finishing jobs of the same subject take turns, and the second sees the first
+    one's result."""
     field, path = SUBJECTS[type(subject)]
     with transaction.atomic():
         list(type(subject).objects.select_for_update().filter(pk=subject.pk).values_list("pk"))
@@ -62,16 +63,22 @@ def refresh_latest_analysis(*, subject: Patient | Student) -> LatestAnalysis:
             .values_list("pk", flat=True)
             .first()
         )
-        results = (
+        newest_first = (
             AnalysisResult.objects.filter(**{f"job__{path}": subject})
             .order_by("-created_at", "-pk")
             .values_list(*FACTS)
         )
+        newest = newest_first.first()
+        labelled = newest_first.exclude(emotion_label="")[:WINDOW]
         latest, _ = LatestAnalysis.objects.update_or_create(
             **{field: subject},
             defaults={
                 "organization_id": subject.organization_id,
-                **_summary(job_id, [ResultFacts(*row) for row in results]),
+                **_summary(
+                    job_id,
+                    ResultFacts(*newest) if newest else None,
+                    [ResultFacts(*row) for row in labelled],
+                ),
             },
         )
     return latest
@@ -101,13 +108,15 @@ def rebuild_latest_analyses(*, organization: Organization) -> int:
             )
             for subject_id, *facts in ordered.iterator(chunk_size=10_000):
                 results.setdefault(subject_id, []).append(ResultFacts(*facts))
-            rows += [
-                LatestAnalysis(
-                    organization=organization,
-                    **{f"{field}_id": subject_id},
-                    **_summary(job_id, results.get(subject_id, [])),
+            for subject_id, job_id in newest_job.items():
+                history = results.get(subject_id, [])
+                labelled = [facts for facts in history if facts.emotion_label]
+                rows.append(
+                    LatestAnalysis(
+                        organization=organization,
+                        **{f"{field}_id": subject_id},
+                        **_summary(job_id, history[0] if history else None, labelled),
+                    )
                 )
-                for subject_id, job_id in newest_job.items()
-            ]
         LatestAnalysis.objects.bulk_create(rows, batch_size=5_000)
     return len(rows)

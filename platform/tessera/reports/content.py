@@ -22,6 +22,7 @@ from analytics.queries import (
 from analytics.trends import weekly_distribution, weeks_between
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
+from tessera.jobs.latest import SUBJECTS
 from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
 from tessera.records.models import Encounter, MediaAsset, Patient, Student
 from tessera.reports import charts
@@ -80,9 +81,17 @@ def report_content(report: Report) -> ReportContent:
     return subject_content(report)
 
 
-def _period_bounds(report: Report, first: date | None) -> tuple[date, date]:
-    start = report.period_start or first or report.period_end
-    return start, report.period_end
+def _result_to(subject_model: type[Patient] | type[Student]) -> str:
+    """The path from a result to its patient or student."""
+    return f"job__{SUBJECTS[subject_model][1]}"
+
+
+def _period_bounds(report: Report, results: QuerySet[AnalysisResult]) -> tuple[date, date]:
+    """The report's days; with no start asked for, from the day of the first of `results`."""
+    if report.period_start:
+        return report.period_start, report.period_end
+    first = results.order_by("created_at").values_list("created_at", flat=True).first()
+    return (timezone.localdate(first) if first else report.period_end), report.period_end
 
 
 def _in_period(rows: QuerySet, start: date, end: date) -> QuerySet:
@@ -144,10 +153,8 @@ def _verdict(result: AnalysisResult) -> str:
 def subject_content(report: Report) -> ReportContent:
     subject = report.subject
     is_patient = isinstance(subject, Patient)
-    path = "job__encounter__patient" if is_patient else "job__learning_session__student"
-    all_results = AnalysisResult.objects.filter(**{path: subject})
-    first = all_results.order_by("created_at").values_list("created_at", flat=True).first()
-    start, end = _period_bounds(report, timezone.localdate(first) if first else None)
+    all_results = AnalysisResult.objects.filter(**{_result_to(type(subject)): subject})
+    start, end = _period_bounds(report, all_results)
     results = list(
         _in_period(all_results, start, end)
         .select_related("model_version", "job__encounter", "job__learning_session")
@@ -318,7 +325,7 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
 def cohort_content(report: Report) -> ReportContent:
     organization: Organization = report.organization
     is_clinic = organization.kind == OrganizationKind.CLINIC
-    subject = "job__encounter__patient" if is_clinic else "job__learning_session__student"
+    subject = _result_to(Patient if is_clinic else Student)
     results = AnalysisResult.objects.filter(organization=organization)
     subjects = (Patient if is_clinic else Student).objects.filter(organization=organization)
     media = MediaAsset.objects.filter(organization=organization)
@@ -327,8 +334,7 @@ def cohort_content(report: Report) -> ReportContent:
         subjects = subjects.filter(cohort=report.cohort_id)
         visit = "encounter__patient" if is_clinic else "learning_session__student"
         media = media.filter(**{f"{visit}__cohort": report.cohort_id})
-    first = results.order_by("created_at").values_list("created_at", flat=True).first()
-    start, end = _period_bounds(report, timezone.localdate(first) if first else None)
+    start, end = _period_bounds(report, results)
     in_period = _in_period(results, start, end)
     length = (end - start).days + 1
     before = _in_period(results, start - timedelta(length), start - timedelta(1))

@@ -3,15 +3,14 @@ on the `reports` queue, the sweeper that re-publishes lost ones, and weekly sche
 
 A report moves queued → rendering → ready | failed by conditional updates, so a message
 delivered twice renders it once; the file is written beside its final name and renamed into
-place, so a download never reads half a PDF."""
+place (the content store of media), so a download never reads half a PDF."""
 
+import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
 from datetime import date, timedelta
 from functools import partial
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,12 +22,12 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.models import Cohort, Patient, Student
+from tessera.records.storage import content_store
 from tessera.reports.models import Report, ReportKind, ReportSchedule, ReportStatus
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
 logger = logging.getLogger(__name__)
-REPORTS_DIR = "reports"
 WEEKLY_TASK = "tessera.reports.weekly"
 
 
@@ -93,15 +92,18 @@ def publish(*, report_id) -> None:
     render.apply_async(args=[str(report_id)], queue="reports")
 
 
+def _abandoned(now) -> Q:
+    """Rendering for longer than a live renderer takes: its worker died."""
+    stale = now - timedelta(seconds=settings.TESSERA_REPORT_STALE_AFTER)
+    return Q(status=ReportStatus.RENDERING, started_at__lt=stale)
+
+
 def claim(*, report_id) -> bool:
     """Take a queued report, or one whose renderer died, for rendering."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.TESSERA_REPORT_STALE_AFTER)
     return bool(
         Report.objects.filter(pk=report_id)
-        .filter(
-            Q(status=ReportStatus.QUEUED) | Q(status=ReportStatus.RENDERING, started_at__lt=stale)
-        )
+        .filter(Q(status=ReportStatus.QUEUED) | _abandoned(now))
         .update(status=ReportStatus.RENDERING, started_at=now)
     )
 
@@ -130,8 +132,10 @@ def render_report(*, report_id) -> Report | None:
             finished_at=timezone.now(),
         )
         return Report.objects.get(pk=report_id)
-    relative = f"{REPORTS_DIR}/{report.pk}.pdf"
-    _write_atomically(Path(settings.MEDIA_ROOT) / relative, pdf)
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    store = content_store()  # written beside its address, renamed into place once checked
+    store.save(io.BytesIO(pdf), sha256=sha256)
+    relative = store.relative_path(sha256)
     with transaction.atomic():
         finished = Report.objects.filter(pk=report_id, status=ReportStatus.RENDERING).update(
             status=ReportStatus.READY,
@@ -152,28 +156,12 @@ def render_report(*, report_id) -> Report | None:
     return report
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def sweep_reports(*, publish_grace: timedelta) -> int:
     """Re-publish reports whose message was lost (queued past the grace period) or whose
     renderer died (rendering past the stale limit); returns how many."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.TESSERA_REPORT_STALE_AFTER)
     lost = Report.objects.filter(
-        Q(status=ReportStatus.QUEUED, created_at__lt=now - publish_grace)
-        | Q(status=ReportStatus.RENDERING, started_at__lt=stale)
+        Q(status=ReportStatus.QUEUED, created_at__lt=now - publish_grace) | _abandoned(now)
     ).values_list("pk", flat=True)
     ids = list(lost[:500])
     for report_id in ids:
