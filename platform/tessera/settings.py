@@ -150,6 +150,9 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))).resolve
 TESSERA_MAX_UPLOAD_BYTES = env.int("TESSERA_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
 TESSERA_MAX_TEXT_BYTES = env.int("TESSERA_MAX_TEXT_BYTES", default=2 * 1024 * 1024)
 TESSERA_MAX_AUDIO_SECONDS = env.float("TESSERA_MAX_AUDIO_SECONDS", default=30 * 60)
+# DICOM is de-identified on ingest (records.deidentify): this key derives each patient's date
+# shift and the stand-in UIDs. Changing it changes them for files uploaded afterwards.
+TESSERA_DEIDENTIFICATION_KEY = env.str("TESSERA_DEIDENTIFICATION_KEY", default=SECRET_KEY)
 # Django spools uploads above this size to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # A request body larger than the largest upload (plus room for its form fields) is refused

@@ -1,6 +1,9 @@
 """The Django admin, as an organization admin uses it: only their organization's rows, choices
 and objects; uploads through the validation service; nothing of another organization."""
 
+import io
+
+import pydicom
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -208,7 +211,9 @@ def test_an_upload_in_the_admin_is_validated_and_stored(
     asset = MediaAsset.objects.get()
     assert asset.uploaded_by == org_admin
     assert asset.metadata["modality"] == "CT"
-    assert (media_root / asset.storage_path).read_bytes() == dicom_bytes
+    stored = pydicom.dcmread(media_root / asset.storage_path)
+    assert stored.PatientName != "Test^Patient", "de-identified on the way in"
+    assert stored.PixelData == pydicom.dcmread(io.BytesIO(dicom_bytes)).PixelData
 
 
 def test_memberships_of_other_organizations_are_invisible(

@@ -84,10 +84,11 @@ def test_media_is_stored_content_addressed_with_its_metadata(
         filename="ct.dcm",
         uploaded_by=clinician,
     )
-    digest = hashlib.sha256(dicom_bytes).hexdigest()
+    kept = (media_root / asset.storage_path).read_bytes()
+    digest = hashlib.sha256(kept).hexdigest()
     assert asset.sha256 == digest
     assert asset.storage_path == f"{digest[:2]}/{digest[2:4]}/{digest}"
-    assert (media_root / asset.storage_path).read_bytes() == dicom_bytes
+    assert kept != dicom_bytes, "DICOM is stored de-identified"
     assert asset.organization == encounter.patient.organization
     assert asset.metadata["modality"] == "CT"
     assert asset.uploaded_by == clinician
@@ -141,18 +142,18 @@ def test_deleting_a_patient_is_explicit_and_removes_their_files(
 ):
     patient = create_patient(organization=clinic, mrn="Z", full_name="To Delete")
     visit = create_encounter(patient=patient, occurred_at=WHEN)
-    add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))
+    add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
     kept = create_encounter(
         patient=create_patient(organization=clinic, mrn="K", full_name="Kept"), occurred_at=WHEN
     )
-    add_media(attached_to=kept, kind=MediaKind.DICOM, file=upload(dicom_bytes))
-    add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))  # shared content
+    add_media(attached_to=kept, kind=MediaKind.SPEECH, file=upload(wav_audio))
+    add_media(attached_to=visit, kind=MediaKind.SPEECH, file=upload(wav_audio))  # shared content
 
     patient.delete()
 
     assert MediaAsset.objects.count() == 1
     remaining = stored_files(media_root)
-    assert [path.name for path in remaining] == [hashlib.sha256(dicom_bytes).hexdigest()]
+    assert [path.name for path in remaining] == [hashlib.sha256(wav_audio).hexdigest()]
 
 
 def test_an_organization_with_records_cannot_be_deleted_by_accident(clinic):

@@ -1,5 +1,8 @@
 """Writes for records: subjects, visits and sessions, and media uploads."""
 
+import dataclasses
+import hashlib
+import io
 from datetime import date, datetime
 from typing import BinaryIO
 
@@ -8,6 +11,7 @@ from django.db import transaction
 
 from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
+from tessera.records.deidentify import METHOD, deidentify_dicom
 from tessera.records.models import (
     ENCOUNTER_MEDIA,
     Cohort,
@@ -20,7 +24,7 @@ from tessera.records.models import (
     Student,
 )
 from tessera.records.storage import content_store
-from tessera.records.uploads import UploadRejected, validate_upload
+from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
 
 
 def create_cohort(*, organization: Organization, name: str, description: str = "") -> Cohort:
@@ -134,6 +138,8 @@ def add_media(
     upload = validate_upload(
         kind=kind, file=file, filename=filename, declared_content_type=declared_content_type
     )
+    if kind == MediaKind.DICOM:
+        upload, file = _deidentified(upload, file, patient=attached_to.patient)
     store = content_store()
     newly_stored = store.save(file, sha256=upload.sha256)
     try:
@@ -155,3 +161,22 @@ def add_media(
         if newly_stored and not MediaAsset.objects.filter(sha256=upload.sha256).exists():
             store.delete(upload.sha256)
         raise
+
+
+def _deidentified(
+    upload: ValidatedUpload, file: BinaryIO, *, patient: Patient
+) -> tuple[ValidatedUpload, BinaryIO]:
+    """The validated DICOM upload as it will be stored: de-identified, under its new hash. The
+    original bytes are never written anywhere."""
+    cleaned = deidentify_dicom(file, pseudonym=str(patient.pseudonym))
+    metadata = {
+        **upload.metadata,
+        "deidentification": {"method": METHOD, "review": cleaned.review_reasons},
+    }
+    stored = dataclasses.replace(
+        upload,
+        sha256=hashlib.sha256(cleaned.content).hexdigest(),
+        size_bytes=len(cleaned.content),
+        metadata=metadata,
+    )
+    return stored, io.BytesIO(cleaned.content)
