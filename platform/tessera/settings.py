@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "tessera.api",
     "tessera.webhooks",
     "tessera.reports",
+    "tessera.audit",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tessera.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -292,6 +294,10 @@ TESSERA_FEATURE_CACHE = Path(
 ).resolve()
 
 # --- Security -------------------------------------------------------------------------------
+# How many reverse proxies of ours stand in front of the web server. 0: the connection's peer is
+# the client, and X-Forwarded-For is ignored (a client can write anything there). Used for the
+# audit log's addresses and the login lockout.
+TESSERA_TRUSTED_PROXIES = env.int("TESSERA_TRUSTED_PROXIES", default=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION

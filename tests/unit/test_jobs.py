@@ -95,6 +95,7 @@ def test_a_damaged_stored_file_fails_the_job_clearly_without_retrying(
     assert job.status == JobStatus.FAILED
     assert job.error_code == "bad_input"
     assert "DICOM" in job.error_message
+    assert "checksum" in job.error_message
     assert job.attempts == 1
     assert not job.results.exists()
 

@@ -7,6 +7,7 @@ from rest_framework import permissions
 from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, can
 from tessera.accounts.selectors import organization_of, organizations_of, scoped_to
+from tessera.audit import services as audit
 
 
 class RoleInOrganization(permissions.BasePermission):
@@ -33,6 +34,19 @@ class ScopedViewMixin:
         return scoped_to(
             self.base_queryset.all(), organizations=organizations_of(user=self.request.user)
         )
+
+    def get_object(self):
+        obj = super().get_object()
+        if self.request.method in permissions.SAFE_METHODS and audit.is_audited(type(obj)):
+            action = audit.Action.DOWNLOAD if self.action == "download" else audit.Action.VIEW
+            audit.record(obj, action=action)
+        return obj
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None and audit.is_audited(queryset.model):
+            audit.record_each(page, action=audit.Action.LIST)
+        return page
 
     def check_write(self, organization: Organization) -> None:
         """For a create: the parent named in the body is visible (the serializer checked); may

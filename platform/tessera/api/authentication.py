@@ -5,6 +5,7 @@ from rest_framework import authentication, exceptions, throttling
 
 from tessera.accounts.models import ApiToken
 from tessera.accounts.services import authenticate_api_token
+from tessera.audit.context import bind_user
 
 SCHEMES = ("token", "bearer")
 
@@ -23,6 +24,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "this token is unknown, revoked or its user is inactive"
             )
+        bind_user(token.user)
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -1,6 +1,8 @@
 """REST endpoints under /api/v1/: thin, each one scoping its queryset to the user's
 organizations and calling the services that the pages and the admin call too."""
 
+import logging
+
 from django.db.models import Prefetch
 from django.http import FileResponse
 from django.urls import reverse
@@ -41,7 +43,7 @@ from tessera.records.models import (
     Student,
 )
 from tessera.records.services import add_media, create_encounter, create_learning_session
-from tessera.records.storage import content_store
+from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
 from tessera.reports.services import request_report
@@ -56,6 +58,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     required=False,
     description="Retrying with the same key returns the first response, creating nothing new.",
 )
+
+logger = logging.getLogger(__name__)
 
 
 def administered_by(request):
@@ -345,8 +349,18 @@ class MediaViewSet(
     @action(detail=True)
     def download(self, request, pk=None):
         asset = self.get_object()
+        try:
+            content = content_store().open(asset.sha256)
+        except StoredContentCorrupted as error:
+            logger.error("stored media %s failed its integrity check", asset.pk)
+            raise Problem(
+                "this file is damaged: its content no longer matches the checksum taken at "
+                "upload, so it was not sent; tell the organization's administrator",
+                code="damaged",
+                status_code=500,
+            ) from error
         return FileResponse(
-            content_store().path(asset.sha256).open("rb"),
+            content,
             as_attachment=True,
             filename=asset.original_filename or f"{asset.kind}-{asset.pk}",
             content_type=asset.content_type,

@@ -2,12 +2,21 @@
 records someone may not see answered 404 and writes their role does not allow answered 403."""
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
 from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, can
 from tessera.dashboards import selectors
+from tessera.dashboards.context_processors import current_membership
+
+
+def current_organization(request: HttpRequest) -> Organization:
+    """The organization the user is working in (404 when they belong to none)."""
+    membership, _ = current_membership(request)
+    if membership is None:
+        raise Http404
+    return membership.organization
 
 
 def require(request: HttpRequest, capability: Capability, organization: Organization) -> None:

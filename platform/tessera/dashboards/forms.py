@@ -3,6 +3,8 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from tessera.audit.models import AuditEvent
+from tessera.audit.services import OBJECT_TYPES
 from tessera.dashboards.selectors import PatientStatus
 from tessera.records.models import MediaKind
 
@@ -141,3 +143,33 @@ class ScheduleForm(forms.Form):
     def __init__(self, *args, cohorts, whole: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["cohort"].choices = [("", whole)] + [(c.pk, c.name) for c in cohorts]
+
+
+class AuditFilterForm(forms.Form):
+    """Narrows the access log; every field optional, dates inclusive."""
+
+    actor = forms.CharField(label="User", required=False, max_length=150)
+    action = forms.ChoiceField(
+        required=False, choices=[("", "Any action"), *AuditEvent.Action.choices]
+    )
+    object_type = forms.ChoiceField(
+        label="Record",
+        required=False,
+        choices=[("", "Any record")]
+        + [(name, name.replace("_", " ").capitalize()) for name in OBJECT_TYPES.values()],
+    )
+    subject = forms.RegexField(
+        label="Person",
+        required=False,
+        regex=r"^(patient|student):\d+$",
+        help_text="patient:12 or student:7 — one person's whole trail.",
+        error_messages={"invalid": "Write patient:<id> or student:<id>."},
+    )
+    since = forms.DateField(label="From", required=False, widget=DateInput)
+    until = forms.DateField(label="To", required=False, widget=DateInput)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise forms.ValidationError("The end date is before the start date.")
+        return data

@@ -5,16 +5,16 @@ reports. Scoped and checked like every page: someone who may not see a record ge
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, can
+from tessera.audit import services as audit
 from tessera.dashboards import selectors
-from tessera.dashboards.access import form_errors, require, visible_or_404
-from tessera.dashboards.context_processors import current_membership
+from tessera.dashboards.access import current_organization, form_errors, require, visible_or_404
 from tessera.dashboards.forms import CohortReportForm, ReportForm, ScheduleForm
 from tessera.records.models import Patient, Student
 from tessera.reports.models import Report, ReportStatus
@@ -27,13 +27,6 @@ from tessera.reports.services import (
 )
 
 REPORTS_PER_PAGE = 25
-
-
-def _current_organization(request: HttpRequest) -> Organization:
-    membership, _ = current_membership(request)
-    if membership is None:
-        raise Http404
-    return membership.organization
 
 
 def _whole(organization: Organization) -> str:
@@ -51,7 +44,7 @@ def _table(request: HttpRequest, organization: Organization) -> dict:
 @login_required
 @require_GET
 def reports_page(request: HttpRequest) -> HttpResponse:
-    organization = _current_organization(request)
+    organization = current_organization(request)
     cohorts = selectors.cohorts_of(organization=organization)
     can_write = can(user=request.user, capability=Capability.WRITE, organization=organization)
     return render(
@@ -72,7 +65,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def report_rows(request: HttpRequest) -> HttpResponse:
     """The table alone, which the page asks for every two seconds while a report renders."""
-    organization = _current_organization(request)
+    organization = current_organization(request)
     return render(request, "dashboards/parts/reports_table.html", _table(request, organization))
 
 
@@ -113,7 +106,7 @@ def student_report(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def cohort_report(request: HttpRequest) -> HttpResponse:
-    organization = _current_organization(request)
+    organization = current_organization(request)
     cohorts = selectors.cohorts_of(organization=organization)
     form = CohortReportForm(request.POST, cohorts=cohorts, whole=_whole(organization))
     if not form.is_valid():
@@ -131,6 +124,7 @@ def report_download(request: HttpRequest, pk) -> FileResponse:
         pk=pk,
         status=ReportStatus.READY,
     )
+    audit.record(report, action=audit.Action.DOWNLOAD)
     return FileResponse(
         report_file(report).open("rb"),
         as_attachment=True,
@@ -142,7 +136,7 @@ def report_download(request: HttpRequest, pk) -> FileResponse:
 @login_required
 @require_POST
 def schedule_report(request: HttpRequest) -> HttpResponse:
-    organization = _current_organization(request)
+    organization = current_organization(request)
     require(request, Capability.WRITE, organization)
     cohorts = selectors.cohorts_of(organization=organization)
     form = ScheduleForm(request.POST, cohorts=cohorts, whole=_whole(organization))
@@ -166,7 +160,7 @@ def schedule_report(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def unschedule_report(request: HttpRequest, pk: int) -> HttpResponse:
-    organization = _current_organization(request)
+    organization = current_organization(request)
     require(request, Capability.WRITE, organization)
     schedule = get_object_or_404(schedules_of(organization=organization), pk=pk)
     cancel_schedule(schedule=schedule)

@@ -29,7 +29,7 @@ from tessera.records.models import (
     Patient,
     Student,
 )
-from tessera.records.storage import content_store
+from tessera.records.storage import StoredContentCorrupted, content_store
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.PREPROCESSING, JobStatus.RUNNING)
 
@@ -231,14 +231,25 @@ def affect_over_time(*, student: Student) -> list[AnalysisResult]:
     )
 
 
+DAMAGED_TEXT = (
+    "[This file is damaged: its content no longer matches the checksum taken at upload. "
+    "Please tell your administrator.]"
+)
+
+
 def notes_text(media: list[MediaAsset]) -> dict[int, str]:
     """The text of each note or learner text among `media`, read from the content store."""
     store = content_store()
-    return {
-        asset.pk: store.path(asset.sha256).read_bytes().decode("utf-8", errors="replace")
-        for asset in media
-        if asset.kind in (MediaAsset.Kind.CLINICAL_NOTE, MediaAsset.Kind.LEARNER_TEXT)
-    }
+    texts = {}
+    for asset in media:
+        if asset.kind not in (MediaAsset.Kind.CLINICAL_NOTE, MediaAsset.Kind.LEARNER_TEXT):
+            continue
+        try:
+            with store.open(asset.sha256) as stored:
+                texts[asset.pk] = stored.read().decode("utf-8", errors="replace")
+        except StoredContentCorrupted:
+            texts[asset.pk] = DAMAGED_TEXT
+    return texts
 
 
 # --- models --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tessera.dashboards import report_views, views
+from tessera.dashboards import audit_views, report_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,6 +21,8 @@ urlpatterns = [
     path("results/<int:pk>/heatmap.png", views.result_heatmap, name="result_heatmap"),
     path("files/<int:pk>/", views.media_file, name="media_file"),
     path("files/<int:pk>/preview.png", views.media_preview, name="media_preview"),
+    path("audit/", audit_views.audit_page, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("reports/", report_views.reports_page, name="reports"),
     path("reports/table/", report_views.report_rows, name="report_rows"),
     path("reports/cohort/", report_views.cohort_report, name="cohort_report"),

@@ -3,6 +3,8 @@ permission layer the API uses), asks `accounts.permissions.can` before it writes
 same services as the API. Parts of a page (a visit, a job, a result) are also answered alone,
 for htmx to swap in without a reload."""
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -21,6 +23,7 @@ from tessera.accounts.models import ApiToken, Organization, Role
 from tessera.accounts.permissions import Capability, can, organizations_where
 from tessera.accounts.selectors import memberships_of, organization_of
 from tessera.accounts.services import issue_api_token, revoke_api_token
+from tessera.audit import services as audit
 from tessera.dashboards import selectors
 from tessera.dashboards.access import form_errors, require, visible_or_404
 from tessera.dashboards.context_processors import SESSION_ORGANIZATION, current_membership
@@ -54,8 +57,10 @@ from tessera.records.models import (
     Student,
 )
 from tessera.records.services import add_media, create_encounter, create_learning_session
-from tessera.records.storage import content_store
+from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected
+
+logger = logging.getLogger(__name__)
 
 SUBJECTS_PER_PAGE = 50
 ATTENTION_SHOWN = 20  # the newest concerns; the count says how many more there are
@@ -100,6 +105,7 @@ def _clinic_dashboard(request: HttpRequest, membership) -> HttpResponse:
     )
     page = Paginator(patients, SUBJECTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = selectors.patient_rows(list(page))
+    audit.record_each(page, action=audit.Action.LIST)
     return render(
         request,
         "dashboards/clinic.html",
@@ -131,6 +137,9 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
     attention_count, attention = selectors.students_needing_attention(
         organization=organization, limit=ATTENTION_SHOWN
     )
+    students = Paginator(selectors.students_of(organization=organization), SUBJECTS_PER_PAGE)
+    page = students.get_page(request.GET.get("page"))
+    audit.record_each(page, action=audit.Action.LIST)
     return render(
         request,
         "dashboards/school.html",
@@ -142,9 +151,7 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
             "attention": attention,
             "attention_count": attention_count,
             "suggestions": selectors.latest_suggestions(organization=organization),
-            "students": Paginator(
-                selectors.students_of(organization=organization), SUBJECTS_PER_PAGE
-            ).get_page(request.GET.get("page")),
+            "students": page,
         },
     )
 
@@ -198,6 +205,7 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = visible_or_404(Patient, request, pk)
+    audit.record(patient, action=audit.Action.VIEW)
     visits = list(selectors.encounters_of(patient=patient))
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=patient.organization
@@ -220,6 +228,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
     student = visible_or_404(Student, request, pk)
+    audit.record(student, action=audit.Action.VIEW)
     visits = list(selectors.sessions_of(student=student))
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=student.organization
@@ -577,8 +586,13 @@ def media_file(request: HttpRequest, pk: int) -> FileResponse:
     """The uploaded file, to whoever may read its organization's records; audio and text play
     or show in the page, DICOM downloads."""
     asset = _visible_media(request, pk)
+    try:
+        content = content_store().open(asset.sha256)
+    except StoredContentCorrupted:
+        return _damaged(asset)
+    audit.record(asset, action=audit.Action.DOWNLOAD)
     return FileResponse(
-        content_store().path(asset.sha256).open("rb"),
+        content,
         as_attachment=asset.kind == MediaKind.DICOM,
         filename=asset.original_filename or f"{asset.kind}-{asset.pk}",
         content_type=asset.content_type,
@@ -593,12 +607,25 @@ def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
     if asset.kind != MediaKind.DICOM:
         raise Http404
     try:
-        picture = dicom_png(content_store().path(asset.sha256))
+        picture = dicom_png(content_store().verified_path(asset.sha256))
+    except StoredContentCorrupted:
+        return _damaged(asset)
     except InputError as error:
         return HttpResponse(
             f"This image cannot be shown: {error}", status=422, content_type="text/plain"
         )
+    audit.record(asset, action=audit.Action.VIEW)
     return HttpResponse(picture, content_type="image/png")
+
+
+def _damaged(asset: MediaAsset) -> HttpResponse:
+    logger.error("stored media %s failed its integrity check", asset.pk)
+    return HttpResponse(
+        "This file is damaged: its content no longer matches the checksum taken at upload. "
+        "It was not sent. Please tell your administrator.",
+        status=500,
+        content_type="text/plain",
+    )
 
 
 @login_required

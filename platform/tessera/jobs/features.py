@@ -13,9 +13,11 @@ from django.conf import settings
 
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor
+from mlcore.errors import InputError
+from tessera.audit import services as audit
 from tessera.jobs.models import AnalysisJob
 from tessera.records.models import MODALITY_OF
-from tessera.records.storage import content_store
+from tessera.records.storage import StoredContentCorrupted, content_store
 
 
 @lru_cache(maxsize=8)
@@ -28,8 +30,18 @@ def files_by_modality(job: AnalysisJob) -> dict[str, Path]:
     store = content_store()
     newest = {}
     for asset in job.media.order_by("created_at"):
-        newest[MODALITY_OF[asset.kind]] = store.path(asset.sha256)
-    return newest
+        newest[MODALITY_OF[asset.kind]] = asset
+    paths = {}
+    for modality, asset in newest.items():
+        try:
+            paths[modality] = store.verified_path(asset.sha256)
+        except StoredContentCorrupted as error:
+            raise InputError(
+                f"the stored file ({asset.get_kind_display()}) is damaged: its content no "
+                "longer matches the checksum taken at upload; upload it again"
+            ) from error
+        audit.record(asset, action=audit.Action.VIEW)
+    return paths
 
 
 def case_for(job: AnalysisJob) -> Case:

@@ -14,6 +14,11 @@ class StoredContentMismatch(Exception):
     """The bytes written do not hash to the expected sha256 (the source changed under us)."""
 
 
+class StoredContentCorrupted(Exception):
+    """A stored file is missing or no longer hashes to its name: damaged on disk, or tampered
+    with. Never served or analysed as if it were the upload."""
+
+
 class ContentStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -27,6 +32,25 @@ class ContentStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The stored file, opened for reading after its content was checked against its hash.
+        Raises StoredContentCorrupted."""
+        try:
+            handle = self.path(sha256).open("rb")
+        except FileNotFoundError as error:
+            raise StoredContentCorrupted(f"stored file {sha256} is missing") from error
+        if hashlib.file_digest(handle, "sha256").hexdigest() != sha256:
+            handle.close()
+            raise StoredContentCorrupted(f"stored file {sha256} does not match its checksum")
+        handle.seek(0)
+        return handle
+
+    def verified_path(self, sha256: str) -> Path:
+        """Where the stored file is, once its content checked out (for readers that take a
+        path). Raises StoredContentCorrupted."""
+        self.open(sha256).close()
+        return self.path(sha256)
 
     def save(self, file: BinaryIO, *, sha256: str) -> bool:
         """Store `file` under `sha256`; return False when that content was already stored.

@@ -22,6 +22,7 @@ from analytics.queries import (
 from analytics.trends import weekly_distribution, weeks_between
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
+from tessera.audit import services as audit
 from tessera.jobs.latest import SUBJECTS
 from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
 from tessera.records.models import Encounter, MediaAsset, Patient, Student
@@ -152,6 +153,7 @@ def _verdict(result: AnalysisResult) -> str:
 
 def subject_content(report: Report) -> ReportContent:
     subject = report.subject
+    audit.record(subject, action=audit.Action.VIEW)
     is_patient = isinstance(subject, Patient)
     all_results = AnalysisResult.objects.filter(**{_result_to(type(subject)): subject})
     start, end = _period_bounds(report, all_results)
@@ -434,6 +436,8 @@ def _attention_table(content: ReportContent, organization: Organization, report:
         flagged = flagged.filter(student__cohort=report.cohort_id)
     flagged = flagged.order_by("-concern_since")
     count = flagged.count()
+    listed = list(flagged[:MOST_STUDENTS_LISTED])
+    audit.record_each([latest.student for latest in listed], action=audit.Action.VIEW)
     content.tables.append(
         Table(
             "Students needing attention",
@@ -444,7 +448,7 @@ def _attention_table(content: ReportContent, organization: Organization, report:
                     ", ".join(words(label) for label in latest.recent_affects),
                     f"{timezone.localtime(latest.concern_since):%d %b %Y}",
                 ]
-                for latest in flagged[:MOST_STUDENTS_LISTED]
+                for latest in listed
             ],
             note=(
                 "Frustration or confusion in at least two of their last three analyses"
