@@ -1,6 +1,7 @@
 """Shared fixtures: isolated media storage, organizations, users and generated test files."""
 
 import io
+import logging
 from datetime import date
 
 import numpy as np
@@ -10,6 +11,32 @@ from django.contrib.auth import get_user_model
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes, synthetic_voice, wav_bytes
 from tessera.accounts.models import Organization, Role
 from tessera.accounts.services import create_organization, set_membership
+
+# A patient's name that tests seed (test_security) and that no log line of the whole run may
+# carry: logs leave the building (aggregators, support tickets), records must not.
+PHI_CANARY = "Quillon Marrowfield-Esterhaze"
+
+
+class _PhiWatch(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        if PHI_CANARY.lower() in line.lower():
+            self.leaks.append(line[:500])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_never_carry_phi():
+    """Fails the run (an error after its last test) if any log record named the canary."""
+    watch = _PhiWatch()
+    logging.getLogger().addHandler(watch)
+    yield watch
+    logging.getLogger().removeHandler(watch)
+    assert not watch.leaks, f"a log line carried a patient's name: {watch.leaks}"
 
 
 @pytest.fixture(autouse=True)

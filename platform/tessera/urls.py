@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
@@ -11,6 +11,17 @@ admin.site.site_title = "Tessera admin"
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Changing the password ends every other session of the user (Django's session auth hash).
+    path(
+        "settings/password/",
+        auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("password_change_done")),
+        name="password_change",
+    ),
+    path(
+        "settings/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tessera.api.urls")),
     path("", include("tessera.dashboards.urls")),

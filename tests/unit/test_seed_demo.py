@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 from django.db.models import Count
+from django.urls import reverse
 
 from tessera.accounts.models import Membership, Organization, Role
 from tessera.demo import DEMO_PASSWORD, PATIENT_COUNT, STUDENT_COUNT
@@ -40,7 +41,8 @@ def test_seed_demo_creates_every_role_and_the_records(capsys, client):
         MediaKind.LEARNER_TEXT: STUDENT_COUNT,
         MediaKind.LEARNER_AUDIO: STUDENT_COUNT,
     }
-    assert client.login(username="dr-okafor", password=DEMO_PASSWORD)
+    signed_in = client.post(reverse("login"), {"username": "dr-okafor", "password": DEMO_PASSWORD})
+    assert signed_in.status_code == 302, "the demo password signs in"
     assert Membership.objects.filter(user__username="analyst").count() == 2
 
 

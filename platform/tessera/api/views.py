@@ -141,6 +141,7 @@ class TokenViewSet(
     serializer_class = serializers.TokenSerializer
     permission_classes = [permissions.IsAuthenticated]
     ordering = ["-created_at"]
+    queryset = ApiToken.objects.none()  # for the schema: the model, hence the id's type
 
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)
