@@ -145,13 +145,21 @@ def chromium():
 @pytest.fixture
 def browser_page(chromium, live_platform, request):
     """A fresh browser context per test. Every request the page makes is recorded, and the test
-    fails if any went to a host other than the server; a full-page screenshot is saved under
+    fails if any went to a host other than the server, or if the Content-Security-Policy blocked
+    anything (the pages must work under it); a full-page screenshot is saved under
     tests/artifacts/ whatever the outcome."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda sent: requested.append(sent.url))
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
@@ -159,6 +167,7 @@ def browser_page(chromium, live_platform, request):
     server = urlsplit(live_platform.url).netloc
     strangers = {url for url in requested if urlsplit(url).netloc not in (server, "")}
     assert not strangers, f"the page reached other hosts: {sorted(strangers)}"
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 def snapshot(page, name: str) -> None:
