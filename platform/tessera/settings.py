@@ -177,6 +177,9 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))).resolve
 TESSERA_MAX_UPLOAD_BYTES = env.int("TESSERA_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
 TESSERA_MAX_TEXT_BYTES = env.int("TESSERA_MAX_TEXT_BYTES", default=2 * 1024 * 1024)
 TESSERA_MAX_AUDIO_SECONDS = env.float("TESSERA_MAX_AUDIO_SECONDS", default=30 * 60)
+# A zipped DICOM series: at most this many entries, unpacking to at most this many bytes.
+TESSERA_ZIP_MAX_ENTRIES = env.int("TESSERA_ZIP_MAX_ENTRIES", default=2000)
+TESSERA_ZIP_MAX_TOTAL_BYTES = env.int("TESSERA_ZIP_MAX_TOTAL_BYTES", default=512 * 1024 * 1024)
 # DICOM is de-identified on ingest (records.deidentify): this key derives each patient's date
 # shift and the stand-in UIDs. Changing it changes them for files uploaded afterwards.
 TESSERA_DEIDENTIFICATION_KEY = env.str("TESSERA_DEIDENTIFICATION_KEY", default=SECRET_KEY)

@@ -2,7 +2,9 @@
 teacher of a school: who gets 2xx, who 403 (a member whose role may not), who 404 (an object of
 an organization they do not belong to), and who 400 (a create that names such an object)."""
 
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 
 import pytest
@@ -27,10 +29,12 @@ from tessera.webhooks.services import create_subscription, send_ping
 from tests.conftest import upload
 from tests.unit.api import client_for
 from tests.unit.conftest import WHEN
+from tests.unit.test_archives import slice_bytes
 
 pytestmark = pytest.mark.django_db
 CLINIC_ROLES = ["admin", "clinician", "analyst", "viewer"]
 OUTSIDERS = ["stranger", "teacher"]
+SERIES_SLICE = slice_bytes(1)
 
 
 def allowed(*, who: list[str], ok: int, denied: int, outsider: int) -> dict[str, int]:
@@ -141,6 +145,16 @@ def note_upload(world: World) -> dict:
     }
 
 
+def series_upload(world: World) -> dict:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("slice-1.dcm", SERIES_SLICE)
+    return {
+        "encounter": world.visit,
+        "file": SimpleUploadedFile("s.zip", archive.getvalue(), content_type="application/zip"),
+    }
+
+
 # (method, path, body from the world, expected status by role)
 ENDPOINTS = [
     ("get", "/api/v1/organizations/{clinic}/", None, read()),
@@ -186,6 +200,7 @@ ENDPOINTS = [
     ("get", "/api/v1/media/{note}/", None, read()),
     ("get", "/api/v1/media/{note}/download/", None, read()),
     ("post", "/api/v1/media/", note_upload, write(201, creates=True)),
+    ("post", "/api/v1/media/series/", series_upload, write(201, creates=True)),
     ("get", "/api/v1/jobs/{queued_job}/", None, read()),
     (
         "post",

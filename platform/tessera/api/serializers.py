@@ -236,6 +236,18 @@ class MediaUploadSerializer(serializers.Serializer):
         return attrs
 
 
+class SeriesUploadSerializer(serializers.Serializer):
+    encounter = VisibleRelatedField(Encounter)
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="A zip of DICOM files (one series or study)."
+    )
+
+
+class SeriesSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    media = MediaSerializer(many=True)
+
+
 class JobSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
     result = serializers.SerializerMethodField()

@@ -42,7 +42,12 @@ from tessera.records.models import (
     Patient,
     Student,
 )
-from tessera.records.services import add_media, create_encounter, create_learning_session
+from tessera.records.services import (
+    add_dicom_series,
+    add_media,
+    create_encounter,
+    create_learning_session,
+)
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
@@ -344,6 +349,32 @@ class MediaViewSet(
             uploaded_by=request.user,
         )
         body = serializers.MediaSerializer(asset, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.SeriesUploadSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: serializers.SeriesSerializer, 400: PROBLEM, 413: PROBLEM},
+    )
+    @action(detail=False, methods=["post"])
+    def series(self, request):
+        """A zipped DICOM series: every image stored (validated, de-identified), or none."""
+        return idempotent(request, lambda: self._upload_series(request))
+
+    def _upload_series(self, request) -> Response:
+        upload = serializers.SeriesUploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        encounter = upload.validated_data["encounter"]
+        self.check_write(organization_of(encounter))
+        media = add_dicom_series(
+            encounter=encounter, archive=upload.validated_data["file"], uploaded_by=request.user
+        )
+        body = {
+            "count": len(media),
+            "media": serializers.MediaSerializer(
+                media, many=True, context={"request": request}
+            ).data,
+        }
         return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})

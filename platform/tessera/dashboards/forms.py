@@ -11,14 +11,14 @@ from tessera.records.models import MediaKind
 # What each upload form accepts, for the browser's file picker and the hint under the field;
 # the server checks again (records.uploads), whatever the browser let through.
 UPLOAD_ACCEPT = {
-    MediaKind.DICOM: ".dcm,.dicom,application/dicom",
+    MediaKind.DICOM: ".dcm,.dicom,application/dicom,.zip,application/zip",
     MediaKind.CLINICAL_NOTE: ".txt,.md,text/plain",
     MediaKind.LEARNER_TEXT: ".txt,.md,text/plain",
     MediaKind.SPEECH: "audio/*,.wav,.flac,.ogg,.mp3",
     MediaKind.LEARNER_AUDIO: "audio/*,.wav,.flac,.ogg,.mp3",
 }
 UPLOAD_FORMATS = {
-    MediaKind.DICOM: "a DICOM file (.dcm)",
+    MediaKind.DICOM: "a DICOM file (.dcm), or a zip of a series",
     MediaKind.CLINICAL_NOTE: "plain text (.txt), UTF-8",
     MediaKind.LEARNER_TEXT: "plain text (.txt), UTF-8",
     MediaKind.SPEECH: "WAV, FLAC, OGG or MP3",

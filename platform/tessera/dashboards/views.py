@@ -46,6 +46,7 @@ from tessera.jobs.services import (
     request_analysis,
     retry_job,
 )
+from tessera.records.archives import is_zip
 from tessera.records.models import (
     ENCOUNTER_MEDIA,
     LEARNING_MEDIA,
@@ -56,7 +57,12 @@ from tessera.records.models import (
     Patient,
     Student,
 )
-from tessera.records.services import add_media, create_encounter, create_learning_session
+from tessera.records.services import (
+    add_dicom_series,
+    add_media,
+    create_encounter,
+    create_learning_session,
+)
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected
 
@@ -387,14 +393,17 @@ def upload(request: HttpRequest, visit_kind: str, pk: int, kind: str) -> HttpRes
     if form.is_valid():
         file = form.cleaned_data["file"]
         try:
-            add_media(
-                attached_to=visit,
-                kind=kind,
-                file=file,
-                filename=file.name,
-                declared_content_type=file.content_type or "",
-                uploaded_by=request.user,
-            )
+            if kind == MediaKind.DICOM and is_zip(file):
+                add_dicom_series(encounter=visit, archive=file, uploaded_by=request.user)
+            else:
+                add_media(
+                    attached_to=visit,
+                    kind=kind,
+                    file=file,
+                    filename=file.name,
+                    declared_content_type=file.content_type or "",
+                    uploaded_by=request.user,
+                )
         except UploadRejected as rejection:
             form.add_error("file", _sentence(str(rejection)))
     if form.errors:

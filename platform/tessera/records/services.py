@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import io
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import BinaryIO
 
@@ -11,6 +12,7 @@ from django.db import transaction
 
 from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
+from tessera.records.archives import dicom_entries
 from tessera.records.deidentify import METHOD, deidentify_dicom
 from tessera.records.models import (
     ENCOUNTER_MEDIA,
@@ -140,27 +142,81 @@ def add_media(
     )
     if kind == MediaKind.DICOM:
         upload, file = _deidentified(upload, file, patient=attached_to.patient)
-    store = content_store()
-    newly_stored = store.save(file, sha256=upload.sha256)
-    try:
+    with _storing() as store:
+        store(upload, file)
         with transaction.atomic():
-            return MediaAsset.objects.create(
-                organization=organization_of(attached_to),
-                encounter=attached_to if belongs_to_encounter else None,
-                learning_session=None if belongs_to_encounter else attached_to,
-                kind=kind,
-                sha256=upload.sha256,
-                size_bytes=upload.size_bytes,
-                content_type=upload.content_type,
-                original_filename=upload.original_filename,
-                metadata=upload.metadata,
-                storage_path=store.relative_path(upload.sha256),
-                uploaded_by=uploaded_by,
-            )
+            return _media_row(attached_to, upload, uploaded_by=uploaded_by)
+
+
+def add_dicom_series(
+    *,
+    encounter: Encounter,
+    archive: BinaryIO,
+    uploaded_by: AbstractBaseUser | None = None,
+) -> list[MediaAsset]:
+    """Store every image of a zipped DICOM series (archives.dicom_entries says what is safe),
+    each validated and de-identified like a single upload — all of them, or none: one bad
+    entry refuses the archive, naming the entry, with nothing written."""
+    if not isinstance(encounter, Encounter):
+        raise UploadRejected("medical images belong to a patient encounter", code="wrong_subject")
+    prepared = []
+    for entry in dicom_entries(archive):
+        try:
+            upload = validate_upload(kind=MediaKind.DICOM, file=entry.content, filename=entry.name)
+            prepared.append(_deidentified(upload, entry.content, patient=encounter.patient))
+        except UploadRejected as rejection:
+            raise UploadRejected(
+                f"{entry.name}: {rejection.message}", code=rejection.code
+            ) from rejection
+    with _storing() as store:
+        for upload, content in prepared:
+            store(upload, content)
+        with transaction.atomic():
+            return [
+                _media_row(encounter, upload, uploaded_by=uploaded_by) for upload, _ in prepared
+            ]
+
+
+@contextmanager
+def _storing():
+    """Yields a function that stores content-addressed files; if the block fails, the files it
+    stored first (and no other row refers to) are removed again."""
+    store = content_store()
+    stored: list[str] = []
+
+    def save(upload: ValidatedUpload, file: BinaryIO) -> None:
+        if store.save(file, sha256=upload.sha256):
+            stored.append(upload.sha256)
+
+    try:
+        yield save
     except BaseException:
-        if newly_stored and not MediaAsset.objects.filter(sha256=upload.sha256).exists():
-            store.delete(upload.sha256)
+        for sha256 in stored:
+            if not MediaAsset.objects.filter(sha256=sha256).exists():
+                store.delete(sha256)
         raise
+
+
+def _media_row(
+    attached_to: Encounter | LearningSession,
+    upload: ValidatedUpload,
+    *,
+    uploaded_by: AbstractBaseUser | None,
+) -> MediaAsset:
+    belongs_to_encounter = isinstance(attached_to, Encounter)
+    return MediaAsset.objects.create(
+        organization=organization_of(attached_to),
+        encounter=attached_to if belongs_to_encounter else None,
+        learning_session=None if belongs_to_encounter else attached_to,
+        kind=upload.kind,
+        sha256=upload.sha256,
+        size_bytes=upload.size_bytes,
+        content_type=upload.content_type,
+        original_filename=upload.original_filename,
+        metadata=upload.metadata,
+        storage_path=content_store().relative_path(upload.sha256),
+        uploaded_by=uploaded_by,
+    )
 
 
 def _deidentified(
