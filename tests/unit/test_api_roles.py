@@ -212,6 +212,8 @@ ENDPOINTS = [
     ("post", "/api/v1/jobs/{failed_job}/retry/", None, write(202)),
     ("get", "/api/v1/results/{result}/", None, read()),
     ("post", "/api/v1/patients/{patient}/reports/", lambda w: {}, write(202)),
+    ("get", "/api/v1/patients/{patient}/export/", None, administer(200)),
+    ("post", "/api/v1/patients/{patient}/erase/", lambda w: {"confirm": "R-1"}, administer(200)),
     ("post", "/api/v1/cohorts/{cohort}/reports/", lambda w: {}, write(202)),
     ("post", "/api/v1/organizations/{clinic}/reports/", lambda w: {}, write(202)),
     ("get", "/api/v1/reports/{report}/", None, read()),
@@ -258,6 +260,8 @@ SCHOOL_ENDPOINTS = [
     ("patch", "/api/v1/learning-sessions/{session}/", lambda w: {"title": "Fractions"}, 200, 404),
     ("get", "/api/v1/learning-sessions/{session}/", None, 200, 404),
     ("post", "/api/v1/students/{student}/reports/", lambda w: {}, 202, 404),
+    ("get", "/api/v1/students/{student}/export/", None, 403, 404),  # the admins' to answer
+    ("post", "/api/v1/students/{student}/erase/", lambda w: {"confirm": "S-1"}, 403, 404),
     (
         "post",
         "/api/v1/learning-sessions/",

@@ -248,6 +248,16 @@ class SeriesSerializer(serializers.Serializer):
     media = MediaSerializer(many=True)
 
 
+class EraseSerializer(serializers.Serializer):
+    confirm = serializers.CharField(
+        max_length=64, help_text="The person's MRN or student number, as a deliberate act."
+    )
+
+
+class ErasedSerializer(serializers.Serializer):
+    erased = serializers.DictField(child=serializers.IntegerField())
+
+
 class JobSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
     result = serializers.SerializerMethodField()

@@ -4,7 +4,7 @@ organizations and calling the services that the pages and the admin call too."""
 import logging
 
 from django.db.models import Prefetch
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from tessera.accounts.models import ApiToken, Membership, Organization
-from tessera.accounts.permissions import Capability, organizations_where
+from tessera.accounts.permissions import Capability, can, organizations_where
 from tessera.accounts.selectors import organization_of, organizations_of
 from tessera.accounts.services import (
     add_member,
@@ -34,6 +34,7 @@ from tessera.jobs.services import (
     request_analysis,
     retry_job,
 )
+from tessera.privacy.services import erase_subject, export_filename, export_subject
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -107,6 +108,53 @@ class ReportRequestMixin:
         body = serializers.ReportSerializer(report, context={"request": request}).data
         location = reverse("api:report-detail", kwargs={"pk": report.pk})
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class SubjectRequestMixin:
+    """Data-subject requests, for the organization's admins: `GET …/{id}/export/` (a zip of
+    everything held about the person) and `POST …/{id}/erase/` with `confirm` set to their MRN
+    or student number (everything deleted; the access log keeps the trail)."""
+
+    identifier, identifier_label = "mrn", "MRN"
+
+    def _administered(self):
+        subject = self.get_object()
+        if not can(
+            user=self.request.user,
+            capability=Capability.ADMINISTER,
+            organization=subject.organization,
+        ):
+            self.permission_denied(
+                self.request, message="only the organization's admins handle data-subject requests"
+            )
+        return subject
+
+    @extend_schema(responses={(200, "application/zip"): bytes, 403: PROBLEM, 404: PROBLEM})
+    @action(detail=True)
+    def export(self, request, pk=None):
+        subject = self._administered()
+        response = HttpResponse(export_subject(subject=subject), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{export_filename(subject)}"'
+        return response
+
+    @extend_schema(
+        request=serializers.EraseSerializer,
+        responses={200: serializers.ErasedSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
+    @action(detail=True, methods=["post"])
+    def erase(self, request, pk=None):
+        subject = self._administered()
+        asked = serializers.EraseSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        expected = getattr(subject, self.identifier)
+        if asked.validated_data["confirm"] != expected:
+            raise Problem(
+                f"nothing was erased: to erase this person, set confirm to their "
+                f"{self.identifier_label}",
+                code="not_confirmed",
+            )
+        erased = erase_subject(subject=subject, erased_by=request.user)
+        return Response({"erased": erased})
 
 
 class OrganizationViewSet(ReportRequestMixin, ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
@@ -257,7 +305,7 @@ class CohortViewSet(ReportRequestMixin, _RecordViewSet):
         return {"organization": cohort.organization, "cohort": cohort}
 
 
-class PatientViewSet(ReportRequestMixin, _RecordViewSet):
+class PatientViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     base_queryset = Patient.objects.select_related("organization", "cohort")
     serializer_class = serializers.PatientSerializer
     filterset_fields = ["organization", "cohort", "sex"]
@@ -269,7 +317,8 @@ class PatientViewSet(ReportRequestMixin, _RecordViewSet):
         return {"organization": patient.organization, "patient": patient}
 
 
-class StudentViewSet(ReportRequestMixin, _RecordViewSet):
+class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
+    identifier, identifier_label = "student_number", "student number"
     base_queryset = Student.objects.select_related("organization", "cohort")
     serializer_class = serializers.StudentSerializer
     filterset_fields = ["organization", "cohort", "grade"]

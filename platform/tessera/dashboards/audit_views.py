@@ -1,19 +1,22 @@
-"""The access log of the current organization, for its admins: filter it on the page, take it
-away as CSV (for a student, the FERPA record of disclosures)."""
+"""Privacy pages for organization admins: the access log (filter it, take it away as CSV — for
+a student, the FERPA record of disclosures) and data-subject requests (export, erase)."""
 
 import csv
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from tessera.accounts.permissions import Capability
 from tessera.audit.selectors import events_of
-from tessera.dashboards.access import current_organization, require
+from tessera.dashboards.access import current_organization, require, visible_or_404
 from tessera.dashboards.forms import AuditFilterForm
+from tessera.privacy.services import erase_subject, export_filename, export_subject
+from tessera.records.models import Patient, Student
 
 EVENTS_PER_PAGE = 100
 CSV_COLUMNS = [
@@ -79,3 +82,51 @@ def _cell(value) -> str:
     text = value.isoformat() if hasattr(value, "isoformat") else str(value or "")
     # A spreadsheet would run a cell that starts like a formula (CSV injection).
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _export(request: HttpRequest, model, pk: int) -> HttpResponse:
+    subject = visible_or_404(model, request, pk)
+    require(request, Capability.ADMINISTER, subject.organization)
+    response = HttpResponse(export_subject(subject=subject), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(subject)}"'
+    return response
+
+
+def _erase(request: HttpRequest, model, pk: int, identifier: str) -> HttpResponse:
+    subject = visible_or_404(model, request, pk)
+    require(request, Capability.ADMINISTER, subject.organization)
+    if request.POST.get("confirm", "").strip() != getattr(subject, identifier):
+        messages.error(request, "Nothing was erased: the number typed did not match theirs.")
+        return redirect(request.path.removesuffix("erase/"))
+    name = subject.full_name
+    erased = erase_subject(subject=subject, erased_by=request.user)
+    messages.success(
+        request,
+        f"{name} was erased: {erased['visits']} visits, {erased['files']} files, "
+        f"{erased['analyses']} analyses and {erased['reports']} reports.",
+    )
+    return redirect("home")
+
+
+@login_required
+@require_GET
+def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
+    return _export(request, Patient, pk)
+
+
+@login_required
+@require_GET
+def student_export(request: HttpRequest, pk: int) -> HttpResponse:
+    return _export(request, Student, pk)
+
+
+@login_required
+@require_POST
+def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
+    return _erase(request, Patient, pk, "mrn")
+
+
+@login_required
+@require_POST
+def student_erase(request: HttpRequest, pk: int) -> HttpResponse:
+    return _erase(request, Student, pk, "student_number")

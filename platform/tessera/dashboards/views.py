@@ -226,6 +226,11 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "new_visit": EncounterForm(),
             "report_form": ReportForm(),
             "can_write": can_write,
+            "can_administer": can(
+                user=request.user,
+                capability=Capability.ADMINISTER,
+                organization=patient.organization,
+            ),
         },
     )
 
@@ -253,6 +258,11 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 selectors.affect_over_time(student=student), labels
             ),
             "can_write": can_write,
+            "can_administer": can(
+                user=request.user,
+                capability=Capability.ADMINISTER,
+                organization=student.organization,
+            ),
         },
     )
 

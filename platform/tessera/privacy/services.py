@@ -1,0 +1,175 @@
+"""Data-subject requests (GDPR Art. 15 and 17, FERPA inspection): everything held about one
+patient or student, exported as a zip; or erased — record, visits, files, analyses, reports and
+cached features — leaving only the access log, which names them by id and records the erasure."""
+
+import io
+import json
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from tessera.audit import services as audit
+from tessera.audit.models import AuditEvent
+from tessera.jobs.models import AnalysisJob
+from tessera.records.models import MediaAsset, Patient, Student
+from tessera.records.storage import StoredContentCorrupted, content_store
+from tessera.reports.models import Report
+
+Subject = Patient | Student
+EXPORT_FORMAT = "tessera-subject-export/1"
+
+
+def export_subject(*, subject: Subject) -> bytes:
+    """A zip: `subject.json` (the record, each visit with its files' facts, analyses and
+    verdicts, reports, and the access log of this person) and the files themselves under
+    `files/` and `reports/`. Logged as an export."""
+    media = _media_of(subject)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        files = {asset.pk: _add_file(archive, asset) for asset in media}
+        reports = [_report(archive, report) for report in subject.reports.order_by("created_at")]
+        document = {
+            "format": EXPORT_FORMAT,
+            "exported_at": timezone.now(),
+            "organization": subject.organization.name,
+            "subject": _record(subject),
+            "visits": [_visit(visit, media, files) for visit in _visits_of(subject)],
+            "reports": reports,
+            "access_log": list(
+                AuditEvent.objects.filter(subject=audit.facts_of(subject)[1])
+                .order_by("at", "pk")
+                .values("at", "actor_name", "channel", "action", "object_type", "object_id")
+            ),
+        }
+        archive.writestr(
+            "subject.json", json.dumps(document, cls=DjangoJSONEncoder, indent=2, default=str)
+        )
+    audit.record(subject, action=audit.Action.EXPORT)
+    return buffer.getvalue()
+
+
+def export_filename(subject: Subject) -> str:
+    """Names the person by pseudonym, never by name: file names travel (downloads folders,
+    mail attachments)."""
+    kind = "patient" if isinstance(subject, Patient) else "student"
+    return f"tessera-{kind}-{subject.pseudonym}-{timezone.localdate():%Y%m%d}.zip"
+
+
+def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> dict[str, int]:
+    """Delete the person and everything of theirs, and their files once the deletion commits
+    (a stored file another record shares stays). Returns what was erased, by kind."""
+    from tessera.jobs.features import cache_key  # torch & co: not in every web process
+
+    media = _media_of(subject)
+    jobs = AnalysisJob.objects.filter(**{_job_path(subject): subject}).select_related(
+        "model_version", "learning_session"
+    )
+    cached = [Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz" for job in jobs]
+    reports = list(subject.reports.exclude(file_path=""))
+    counts = {
+        "visits": len(_visits_of(subject)),
+        "files": len(media),
+        "analyses": jobs.count(),
+        "reports": subject.reports.count(),
+    }
+    with transaction.atomic():
+        subject.delete()  # cascades; each audited row's deletion is logged by the audit signals
+        transaction.on_commit(lambda: _remove_files(cached, reports))
+    return counts
+
+
+def _remove_files(cached: list[Path], reports: list[Report]) -> None:
+    for path in cached:
+        path.unlink(missing_ok=True)
+    for report in reports:
+        if not Report.objects.filter(file_path=report.file_path).exists():
+            (Path(settings.MEDIA_ROOT) / report.file_path).unlink(missing_ok=True)
+
+
+def _visits_of(subject: Subject) -> list:
+    if isinstance(subject, Patient):
+        return list(subject.encounters.order_by("occurred_at"))
+    return list(subject.learning_sessions.order_by("occurred_at"))
+
+
+def _job_path(subject: Subject) -> str:
+    return "encounter__patient" if isinstance(subject, Patient) else "learning_session__student"
+
+
+def _media_of(subject: Subject) -> list[MediaAsset]:
+    if isinstance(subject, Patient):
+        return list(MediaAsset.objects.filter(encounter__patient=subject).order_by("pk"))
+    return list(MediaAsset.objects.filter(learning_session__student=subject).order_by("pk"))
+
+
+def _record(obj) -> dict:
+    """Every column of the row (foreign keys as ids)."""
+    return {field.attname: field.value_from_object(obj) for field in obj._meta.concrete_fields}
+
+
+def _visit(visit, media: list[MediaAsset], files: dict[int, str | None]) -> dict:
+    own = [asset for asset in media if visit.pk in (asset.encounter_id, asset.learning_session_id)]
+    return _record(visit) | {
+        "files": [
+            {
+                "id": asset.pk,
+                "kind": asset.kind,
+                "original_filename": asset.original_filename,
+                "content_type": asset.content_type,
+                "size_bytes": asset.size_bytes,
+                "sha256": asset.sha256,
+                "metadata": asset.metadata,
+                "uploaded_at": asset.created_at,
+                "in_this_export": files[asset.pk],
+            }
+            for asset in own
+        ],
+        "analyses": [
+            {
+                **_record(job),
+                "results": [
+                    {
+                        **_record(result),
+                        "model_version": result.model_version.name,
+                        "feedback": [_record(verdict) for verdict in result.feedback.all()],
+                    }
+                    for result in job.results.select_related("model_version")
+                ],
+            }
+            for job in visit.jobs.order_by("created_at")
+        ],
+    }
+
+
+def _add_file(archive: zipfile.ZipFile, asset: MediaAsset) -> str | None:
+    """The file under files/, or None when the stored copy failed its integrity check."""
+    name = PurePosixPath(asset.original_filename or asset.kind).name or asset.kind
+    path = f"files/{asset.pk}-{name}"
+    try:
+        with content_store().open(asset.sha256) as stored:
+            archive.writestr(path, stored.read())
+    except StoredContentCorrupted:
+        return None
+    return path
+
+
+def _report(archive: zipfile.ZipFile, report: Report) -> dict:
+    entry = {
+        "id": str(report.id),
+        "kind": report.kind,
+        "status": report.status,
+        "period_start": report.period_start,
+        "period_end": report.period_end,
+        "created_at": report.created_at,
+        "in_this_export": None,
+    }
+    stored = Path(settings.MEDIA_ROOT) / report.file_path
+    if report.file_path and stored.is_file():
+        entry["in_this_export"] = f"reports/{report.id}.pdf"
+        archive.write(stored, entry["in_this_export"])
+    return entry
