@@ -11,12 +11,14 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from tessera.accounts.models import Role
+from tessera.audit.context import Actor, Channel, acting_as
 from tessera.audit.models import AppendOnly, AuditEvent
-from tessera.jobs.features import files_by_modality
 from tessera.jobs.services import request_analysis
 from tessera.records.models import MediaKind
 from tessera.records.services import add_media, create_encounter, create_patient
 from tessera.records.storage import content_store
+from tessera.reports.content import report_content
+from tessera.reports.services import request_report
 from tests.conftest import upload
 from tests.unit.api import assert_problem, client_for
 
@@ -95,26 +97,25 @@ def test_api_reads_lists_and_writes_are_logged_with_the_token_user(clinician, pa
     ]
 
 
-def test_what_a_task_reads_is_logged_under_the_tasks_name(patient, note, clinic_model):
-    from tessera.audit.context import Actor, Channel, acting_as
-
-    job = request_analysis(attached_to=note.encounter, task="diagnosis")
-    worker = Actor(name="task tessera.jobs.run", channel=Channel.TASK, via="tessera.jobs.run")
-    with acting_as(worker):
-        files_by_modality(job)
-    [read] = events(channel="task", object_type="media")
-    assert (read.actor_name, read.action, read.object_id) == (
-        "task tessera.jobs.run",
-        "view",
-        str(note.pk),
+def test_what_a_celery_task_reads_and_writes_is_logged_under_its_name(
+    note, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs as a worker would
+        job = request_analysis(attached_to=note.encounter, task="diagnosis")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    by_tasks = events(channel="task")
+    assert {(e.action, e.object_type) for e in by_tasks} >= {
+        ("view", "media"),
+        ("create", "result"),
+    }
+    assert all(e.actor_name.startswith("task tessera.jobs.") for e in by_tasks)
+    assert all(
+        e.actor is None and e.subject == f"patient:{note.encounter.patient_id}" for e in by_tasks
     )
 
 
 def test_what_a_report_reads_is_logged_under_the_renderer(patient, clinician):
-    from tessera.audit.context import Actor, Channel, acting_as
-    from tessera.reports.content import report_content
-    from tessera.reports.services import request_report
-
     report = request_report(
         organization=patient.organization, requested_by=clinician, patient=patient
     )
