@@ -51,7 +51,8 @@ def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, liv
     expect(result.locator(".probability").first).to_have_text(re.compile(r"^\d{1,3}%$"))
     heatmap = result.locator("img.heatmap")
     expect(heatmap).to_be_visible()
-    assert heatmap.evaluate("image => image.complete && image.naturalWidth > 0")
+    expect(heatmap).to_have_js_property("complete", True)  # visible can come before loaded
+    assert heatmap.evaluate("image => image.naturalWidth > 0")
 
     result.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Recorded: Confirmed.")).to_be_visible()

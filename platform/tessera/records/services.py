@@ -222,8 +222,9 @@ def _media_row(
 def _deidentified(
     upload: ValidatedUpload, file: BinaryIO, *, patient: Patient
 ) -> tuple[ValidatedUpload, BinaryIO]:
-    """The validated DICOM upload as it will be stored: de-identified, under its new hash. The
-    original bytes are never written anywhere."""
+    """The validated DICOM upload as it will be stored: de-identified, under its new hash. Tessera
+    never stores the original (an upload over FILE_UPLOAD_MAX_MEMORY_SIZE does pass through
+    Django's temporary upload file, removed when the request ends)."""
     cleaned = deidentify_dicom(file, pseudonym=str(patient.pseudonym))
     metadata = {
         **upload.metadata,
