@@ -115,5 +115,18 @@ def wav_audio() -> bytes:
     return wav_bytes(synthetic_voice(high_arousal=True, rng=np.random.default_rng(3), seconds=2.0))
 
 
+def slice_bytes(number: int) -> bytes:
+    """A small CT slice of one patient, distinct per `number` (for series and zips)."""
+    return ct_dicom_bytes(
+        chest_ct_slice(lesion=number == 2, rng=np.random.default_rng(number), size=32),
+        patient_name="Series^Patient",
+        patient_id="S-1",
+        birth_date=date(1970, 1, 1),
+        sex="male",
+        study_date=date(2026, 10, 1),
+        uid_seed=f"series-{number}",
+    )
+
+
 def upload(content: bytes) -> io.BytesIO:
     return io.BytesIO(content)

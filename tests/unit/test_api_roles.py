@@ -26,10 +26,9 @@ from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, send_ping
-from tests.conftest import upload
+from tests.conftest import slice_bytes, upload
 from tests.unit.api import client_for
 from tests.unit.conftest import WHEN
-from tests.unit.test_archives import slice_bytes
 
 pytestmark = pytest.mark.django_db
 CLINIC_ROLES = ["admin", "clinician", "analyst", "viewer"]

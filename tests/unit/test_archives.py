@@ -5,33 +5,19 @@ image each refuse the whole archive with nothing written."""
 import io
 import stat
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-import numpy as np
 import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
 from tessera.records.models import MediaAsset
 from tessera.records.services import create_encounter, create_patient
-from tests.conftest import stored_files
+from tests.conftest import slice_bytes, stored_files
 from tests.unit.api import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def slice_bytes(number: int) -> bytes:
-    return ct_dicom_bytes(
-        chest_ct_slice(lesion=number == 2, rng=np.random.default_rng(number), size=32),
-        patient_name="Series^Patient",
-        patient_id="S-1",
-        birth_date=date(1970, 1, 1),
-        sex="male",
-        study_date=date(2026, 10, 1),
-        uid_seed=f"series-{number}",
-    )
 
 
 def zipped(entries: dict[str, bytes], *, symlinks: tuple[str, ...] = ()) -> bytes:

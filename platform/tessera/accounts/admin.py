@@ -40,6 +40,19 @@ class PermissionsFromMay:
         return self._may(request, obj)
 
 
+class HistoryAdmin(admin.ModelAdmin):
+    """A history: shown, never added to, changed or deleted through the admin."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
     """Admin whose rows, choices and permissions stop at the user's administered organizations."""
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from tessera.accounts.admin import OrganizationScopedAdmin
+from tessera.accounts.admin import HistoryAdmin, OrganizationScopedAdmin
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, ModelVersion, TrainingRun
 
 
@@ -15,21 +15,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(HistoryAdmin):
     """What each training run learned from, what it decided and who asked: a history, never
     edited (runs are requested with `manage.py train_from_feedback`)."""
 
     list_display = ["pk", "serves", "status", "cases", "base_version", "candidate", "created_at"]
     list_filter = ["serves", "status"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ResultInline(admin.StackedInline):

@@ -40,7 +40,7 @@ def files_by_modality(job: AnalysisJob) -> dict[str, Path]:
                 f"the stored file ({asset.get_kind_display()}) is damaged: its content no "
                 "longer matches the checksum taken at upload; upload it again"
             ) from error
-        audit.record(asset, action=audit.Action.VIEW)
+    audit.record_each(newest.values(), action=audit.Action.VIEW)
     return paths
 
 

@@ -11,14 +11,17 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tessera.audit import services as audit
 from tessera.audit.models import AuditEvent
+from tessera.jobs.latest import SUBJECTS
 from tessera.jobs.models import AnalysisJob
 from tessera.records.models import MediaAsset, Patient, Student
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report
+from tessera.reports.selectors import report_file
 
 Subject = Patient | Student
 EXPORT_FORMAT = "tessera-subject-export/1"
@@ -28,7 +31,7 @@ def export_subject(*, subject: Subject) -> bytes:
     """A zip: `subject.json` (the record, each visit with its files' facts, analyses and
     verdicts, reports, and the access log of this person) and the files themselves under
     `files/` and `reports/`. Logged as an export."""
-    media = _media_of(subject)
+    media = list(_media(subject))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         files = {asset.pk: _add_file(archive, asset) for asset in media}
@@ -38,7 +41,7 @@ def export_subject(*, subject: Subject) -> bytes:
             "exported_at": timezone.now(),
             "organization": subject.organization.name,
             "subject": _record(subject),
-            "visits": [_visit(visit, media, files) for visit in _visits_of(subject)],
+            "visits": [_visit(visit, media, files) for visit in _visits(subject)],
             "reports": reports,
             "access_log": list(
                 AuditEvent.objects.filter(subject=audit.facts_of(subject)[1])
@@ -65,17 +68,18 @@ def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> di
     (a stored file another record shares stays). Returns what was erased, by kind."""
     from tessera.jobs.features import cache_key  # torch & co: not in every web process
 
-    media = _media_of(subject)
-    jobs = AnalysisJob.objects.filter(**{_job_path(subject): subject}).select_related(
-        "model_version", "learning_session"
+    jobs = list(
+        AnalysisJob.objects.filter(**{SUBJECTS[type(subject)][1]: subject}).select_related(
+            "model_version", "learning_session"
+        )
     )
     cached = [Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz" for job in jobs]
-    reports = list(subject.reports.exclude(file_path=""))
+    reports = list(subject.reports.all())
     counts = {
-        "visits": len(_visits_of(subject)),
-        "files": len(media),
-        "analyses": jobs.count(),
-        "reports": subject.reports.count(),
+        "visits": _visits(subject).count(),
+        "files": _media(subject).count(),
+        "analyses": len(jobs),
+        "reports": len(reports),
     }
     with transaction.atomic():
         subject.delete()  # cascades; each audited row's deletion is logged by the audit signals
@@ -87,24 +91,18 @@ def _remove_files(cached: list[Path], reports: list[Report]) -> None:
     for path in cached:
         path.unlink(missing_ok=True)
     for report in reports:
-        if not Report.objects.filter(file_path=report.file_path).exists():
-            (Path(settings.MEDIA_ROOT) / report.file_path).unlink(missing_ok=True)
+        if report.file_path and not Report.objects.filter(file_path=report.file_path).exists():
+            report_file(report).unlink(missing_ok=True)
 
 
-def _visits_of(subject: Subject) -> list:
-    if isinstance(subject, Patient):
-        return list(subject.encounters.order_by("occurred_at"))
-    return list(subject.learning_sessions.order_by("occurred_at"))
+def _visits(subject: Subject) -> QuerySet:
+    visits = subject.encounters if isinstance(subject, Patient) else subject.learning_sessions
+    return visits.order_by("occurred_at")
 
 
-def _job_path(subject: Subject) -> str:
-    return "encounter__patient" if isinstance(subject, Patient) else "learning_session__student"
-
-
-def _media_of(subject: Subject) -> list[MediaAsset]:
-    if isinstance(subject, Patient):
-        return list(MediaAsset.objects.filter(encounter__patient=subject).order_by("pk"))
-    return list(MediaAsset.objects.filter(learning_session__student=subject).order_by("pk"))
+def _media(subject: Subject) -> QuerySet[MediaAsset]:
+    visit = "encounter__patient" if isinstance(subject, Patient) else "learning_session__student"
+    return MediaAsset.objects.filter(**{visit: subject}).order_by("pk")
 
 
 def _record(obj) -> dict:
@@ -168,8 +166,7 @@ def _report(archive: zipfile.ZipFile, report: Report) -> dict:
         "created_at": report.created_at,
         "in_this_export": None,
     }
-    stored = Path(settings.MEDIA_ROOT) / report.file_path
-    if report.file_path and stored.is_file():
+    if report.file_path and report_file(report).is_file():
         entry["in_this_export"] = f"reports/{report.id}.pdf"
-        archive.write(stored, entry["in_this_export"])
+        archive.write(report_file(report), entry["in_this_export"])
     return entry

@@ -128,22 +128,16 @@ def _apply_profile(dataset: Dataset) -> None:
     )
 
 
-def _walk(dataset: Dataset):
-    """Every data element, inside sequences too."""
-    for element in list(dataset):
-        yield dataset, element
-        if element.VR == "SQ" and isinstance(element.value, Sequence):
-            for item in element.value:
-                yield from _walk(item)
-
-
 def _shift_dates(dataset: Dataset, *, days: int) -> None:
     offset = timedelta(days=days)
-    for _, element in _walk(dataset):
+
+    def shift(_, element) -> None:
         if element.VR == "DA" and element.value:
             element.value = _shifted(element.value, offset, _shift_date)
         elif element.VR == "DT" and element.value:
             element.value = _shifted(element.value, offset, _shift_datetime)
+
+    dataset.walk(shift)  # into sequences too
 
 
 def _shifted(value, offset: timedelta, shift):
@@ -170,12 +164,14 @@ def _shift_datetime(value: str, offset: timedelta) -> str:
 
 
 def _remap_uids(dataset: Dataset) -> None:
-    for _, element in _walk(dataset):
+    def remap(_, element) -> None:
         if element.VR == "UI" and element.value:
             if isinstance(element.value, str):
                 element.value = _remap(element.value)
             else:
                 element.value = [_remap(uid) for uid in element.value]
+
+    dataset.walk(remap)
     meta = dataset.file_meta
     if "SOPInstanceUID" in dataset:
         meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
