@@ -32,9 +32,9 @@ from mlcore.io.audio import HOP_LENGTH
 @dataclass
 class Case:
     id: str = ""
-    image: str | None = None
+    image: str | bytes | None = None  # a path, or a DICOM file's bytes
     text: str | None = None  # the text itself
-    audio: str | None = None
+    audio: str | bytes | None = None  # a path, or the file's bytes
     subject: str | None = None
     diagnosis: list[str] | None = None
     emotion: str | None = None

@@ -5,6 +5,7 @@ librosa's first feature call in a process compiles numba kernels (seconds); call
 before a worker takes jobs.
 """
 
+import io
 from pathlib import Path
 
 import librosa
@@ -18,10 +19,12 @@ HOP_LENGTH = 256
 N_FFT = 1024
 
 
-def read_audio(source: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 samples at `sample_rate`, silence trimmed from both ends."""
+def read_audio(source: str | Path | bytes, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 samples at `sample_rate`, silence trimmed from both ends. `source` is a
+    path or the file's bytes."""
+    readable = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
-        samples, rate = soundfile.read(str(source), dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(readable, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
         raise InputError(f"audio could not be decoded: {error}") from error
     if samples.size == 0:

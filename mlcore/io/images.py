@@ -16,9 +16,12 @@ from mlcore.io.dicom import read_dicom
 _PLAIN_IMAGES = {".png", ".jpg", ".jpeg"}
 
 
-def read_image(path: str | Path, *, volume: bool = False) -> np.ndarray:
-    """Float32 pixels in [0, 1]: (H, W), or (D, H, W) for volumes."""
-    path = Path(path)
+def read_image(source: str | Path | bytes, *, volume: bool = False) -> np.ndarray:
+    """Float32 pixels in [0, 1]: (H, W), or (D, H, W) for volumes. `source` is a path, or a
+    DICOM file's bytes (for callers that keep files elsewhere than on disk in the clear)."""
+    if isinstance(source, bytes):
+        return read_dicom(source, volume=volume)
+    path = Path(source)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     name = path.name.lower()

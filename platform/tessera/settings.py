@@ -9,6 +9,7 @@ DEBUG on or the embedded SECRET_KEY.
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "tessera.accounts",
     "tessera.records",
     "tessera.jobs",
@@ -75,10 +78,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "tessera.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tessera.accounts.sessions.SessionLifetimeMiddleware",
+    "tessera.accounts.two_factor.TwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it answers a locked-out login
 ]
 
@@ -140,6 +145,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "tessera.audit.context.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Two-factor sign-in (accounts.two_factor): the name authenticator apps show for the account.
+OTP_TOTP_ISSUER = env.str("TESSERA_TWO_FACTOR_ISSUER", default="Tessera")
 # Sessions end after TESSERA_SESSION_IDLE_SECONDS without a request, and in any case
 # TESSERA_SESSION_MAX_SECONDS after sign-in (accounts.sessions); signing out,
 # changing the password and deactivation end them too (Django's session auth hash).
@@ -183,8 +190,25 @@ TESSERA_ZIP_MAX_TOTAL_BYTES = env.int("TESSERA_ZIP_MAX_TOTAL_BYTES", default=512
 # DICOM is de-identified on ingest (records.deidentify): this key derives each patient's date
 # shift and the stand-in UIDs. Changing it changes them for files uploaded afterwards.
 TESSERA_DEIDENTIFICATION_KEY = env.str("TESSERA_DEIDENTIFICATION_KEY", default=SECRET_KEY)
-# Django spools uploads above this size to a temporary file instead of memory.
+# Media of an organization that turns on encryption at rest is stored as Fernet tokens under
+# the first of these keys (comma-separated, each from `Fernet.generate_key()`); every key listed
+# still decrypts, so a new key goes first and `manage.py sync_media_encryption` re-encrypts.
+TESSERA_MEDIA_ENCRYPTION_KEYS = env.list("TESSERA_MEDIA_ENCRYPTION_KEYS", default=[])
+for _key in TESSERA_MEDIA_ENCRYPTION_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            "TESSERA_MEDIA_ENCRYPTION_KEYS holds a key that is not a Fernet key (32 url-safe "
+            "base64-encoded bytes, as `Fernet.generate_key()` makes)"
+        ) from error
+# Django spools uploads above this size to a temporary file instead of memory, except DICOM
+# and zipped series: their originals stay in memory until de-identified (records.upload_handlers).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "tessera.records.upload_handlers.OriginalsInMemoryUploadHandler",
+]
 # A request body larger than the largest upload (plus room for its form fields) is refused
 # from its Content-Length before it is read; a body without files may hold at most 1 MiB.
 TESSERA_MAX_REQUEST_BYTES = TESSERA_MAX_UPLOAD_BYTES + 1024 * 1024

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
+from tessera.accounts import views as account_views
+
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
 
@@ -11,6 +13,8 @@ admin.site.site_title = "Tessera admin"
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/verify/", account_views.verify, name="two_factor_verify"),
+    path("settings/two-factor/", account_views.setup, name="two_factor"),
     # Changing the password ends every other session of the user (Django's session auth hash).
     path(
         "settings/password/",

@@ -46,6 +46,7 @@ other = create_organization(name="Hilltop Clinic", slug="hilltop", kind="clinic"
 school = create_organization(name="Oak School", slug="oak", kind="school", jurisdiction="US")
 for username, organization, role in (
     ("doctor", clinic, "clinician"), ("outsider", other, "clinician"),
+    ("careful", clinic, "clinician"),
     ("teacher", school, "teacher"),
 ):
     user = users.create_user(username=username, password={password!r}, first_name=username.title())

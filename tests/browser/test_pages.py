@@ -3,12 +3,14 @@ real worker: sign in, upload, analyse, watch the result arrive without a reload,
 and what a browser must not be able to open."""
 
 import re
+from base64 import b32decode
 from pathlib import Path
 
 import pytest
+from django_otp.oath import totp
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, sign_in, snapshot
+from tests.browser.conftest import CHROMIUM, PASSWORD, sign_in, snapshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -87,6 +89,34 @@ def test_signing_out_ends_the_session(browser_page, live_platform):
     page.goto(f"{platform.url}/patients/{platform.patient}/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+
+
+def test_a_clinician_turns_on_two_factor_sign_in_and_then_needs_the_code(
+    browser_page, live_platform
+):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "careful")
+    page.goto(f"{platform.url}/settings/")
+    page.get_by_role("link", name="Set it up").click()
+    expect(page.locator(".qr-code svg")).to_be_visible()
+    secret = page.locator("#two-factor-secret").inner_text().replace(" ", "")
+    key = b32decode(secret + "=" * (-len(secret) % 8))
+    page.get_by_label("6-digit code from your authenticator app").fill(f"{totp(key):06d}")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_text("Two-factor sign-in is on")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{platform.url}/login/")
+    page.get_by_label("Username").fill("careful")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    page.goto(f"{platform.url}/patients/{platform.patient}/")
+    expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+    page.get_by_label("6-digit code from your authenticator app").fill(f"{totp(key, drift=1):06d}")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{platform.url}/patients/{platform.patient}/")
+    expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
 
 
 def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page, live_platform):

@@ -139,6 +139,29 @@ def test_audio_is_resampled_to_16k_mono_and_trimmed(tmp_path):
     assert 0.95 < len(samples) / 16_000 < 1.3
 
 
+def test_files_read_from_bytes_as_from_disk(tmp_path):
+    """Callers that keep files encrypted hand over bytes: the same pixels and samples."""
+    scan = ct_dicom_bytes(
+        chest_ct_slice(lesion=True, rng=np.random.default_rng(1), size=32),
+        patient_name="Bytes^Case",
+        patient_id="B-1",
+        birth_date=date(1980, 1, 1),
+        sex="female",
+        study_date=date(2026, 1, 1),
+        uid_seed="bytes",
+    )
+    (tmp_path / "scan.dcm").write_bytes(scan)
+    assert np.array_equal(read_image(scan), read_image(tmp_path / "scan.dcm"))
+    tone = (0.3 * np.sin(np.arange(16_000) / 5)).astype(np.float32)
+    soundfile.write(tmp_path / "clip.wav", tone, 16_000)
+    clip = (tmp_path / "clip.wav").read_bytes()
+    assert np.array_equal(read_audio(clip), read_audio(tmp_path / "clip.wav"))
+    with pytest.raises(InputError):
+        read_audio(clip[:30])
+    with pytest.raises(InputError):
+        read_image(b"not a dicom at all")
+
+
 def test_audio_features_have_fixed_shapes():
     samples = fixed_length(
         np.random.default_rng(0).normal(0, 0.1, 10_000).astype(np.float32), seconds=2.0

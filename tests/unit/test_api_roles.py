@@ -198,6 +198,7 @@ ENDPOINTS = [
     ("patch", "/api/v1/encounters/{visit}/", lambda w: {"reason": "follow-up"}, write(200)),
     ("get", "/api/v1/media/{note}/", None, read()),
     ("get", "/api/v1/media/{note}/download/", None, read()),
+    ("get", "/api/v1/media/{note}/original/", None, administer(404)),  # none kept for a note
     ("post", "/api/v1/media/", note_upload, write(201, creates=True)),
     ("post", "/api/v1/media/series/", series_upload, write(201, creates=True)),
     ("get", "/api/v1/jobs/{queued_job}/", None, read()),

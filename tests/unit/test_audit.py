@@ -21,6 +21,7 @@ from tessera.reports.content import report_content
 from tessera.reports.services import request_report
 from tests.conftest import upload
 from tests.unit.api import assert_problem, client_for
+from tests.unit.conftest import finished
 
 pytestmark = pytest.mark.django_db
 
@@ -237,3 +238,13 @@ def test_a_stored_file_that_no_longer_matches_its_checksum_is_never_served(clien
     shown = client.get(reverse("patient", args=[note.encounter.patient_id])).content
     assert b"This file is damaged" in shown
     assert b"tampered" not in shown
+
+
+def test_a_verdict_on_a_result_is_logged_as_the_patients_data(clinician, note, clinic_model):
+    result = finished(note.encounter, clinic_model, mass=0.9)
+    client_for(clinician).post(
+        f"/api/v1/results/{result.pk}/feedback/", {"kind": "confirm"}, format="json"
+    )
+    [event] = events(object_type="feedback", action="create")
+    assert event.actor == clinician
+    assert event.subject == f"patient:{note.encounter.patient_id}"

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tessera.accounts.models import ApiToken, Role
 from tessera.accounts.services import set_membership
+from tessera.audit.models import AuditEvent
 from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import register_model_version
@@ -457,6 +458,12 @@ def test_the_class_overview_flags_persistent_frustration(
     attention = text[text.index("Students needing attention") : text.index("Latest tutoring")]
     assert "Struggling" in attention
     assert "Mostly Fine" not in attention
+    listed = AuditEvent.objects.filter(action="list", object_type="student", actor=teacher)
+    assert listed.filter(object_id=str(struggling.pk)).count() == 2, "class list and attention"
+    assert listed.filter(object_id=str(fine.pk)).count() == 1, "class list only"
+    assert (
+        AuditEvent.objects.filter(action="list", object_type="result", actor=teacher).count() == 6
+    )
     assert '<svg class="chart"' in text
     assert "Show a worked example" in text
     # The chart's table, this week (the last row): two frustrated results.

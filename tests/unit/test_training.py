@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from mlcore.data import read_manifest
 from mlcore.synthetic import write_dataset
 from tessera.jobs import training
 from tessera.jobs.models import AnalysisResult, ModelVersion, TrainingRun
@@ -67,11 +66,8 @@ def reviewed(
     return doctor
 
 
-def test_the_feedback_manifest_labels_each_case_by_the_latest_verdict(
-    reviewed, labelled_cases, tmp_path
-):
-    manifest = training.write_feedback_manifest(serves="clinic", directory=tmp_path)
-    cases = {case.id: case for case in read_manifest(manifest)}
+def test_the_feedback_cases_are_labelled_by_the_latest_verdict(reviewed, labelled_cases):
+    cases = {case.id: case for case in training.feedback_cases(serves="clinic")}
     assert len(cases) == CASES
     for result in AnalysisResult.objects.select_related("job"):
         case = cases[str(result.job_id)]
@@ -84,12 +80,7 @@ def test_the_feedback_manifest_labels_each_case_by_the_latest_verdict(
 
     corrected = AnalysisResult.objects.filter(feedback__kind="correct").first()
     record_feedback(result=corrected, kind="correct", given_by=None, emotion_label="pain")
-    cases = {
-        c.id: c
-        for c in read_manifest(
-            training.write_feedback_manifest(serves="clinic", directory=tmp_path)
-        )
-    }
+    cases = {c.id: c for c in training.feedback_cases(serves="clinic")}
     latest = cases[str(corrected.job_id)]
     assert (latest.diagnosis, latest.emotion) == (None, "pain"), "only what was corrected"
 

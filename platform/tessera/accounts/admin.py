@@ -12,6 +12,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserCreationForm
 from django.db.models import Q
 
+from tessera.accounts import two_factor
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import Analysis
 from tessera.accounts.selectors import administered_organizations, organization_of, scoped_to
@@ -89,7 +90,16 @@ class OrganizationForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = ["name", "slug", "kind", "jurisdiction", "allowed_analyses"]
+        fields = [
+            "name",
+            "slug",
+            "kind",
+            "jurisdiction",
+            "allowed_analyses",
+            "require_two_factor_for_clinicians",
+            "encrypt_media",
+            "keep_dicom_originals",
+        ]
 
 
 @admin.register(Organization)
@@ -197,6 +207,18 @@ class OrganizationUserAdmin(PermissionsFromMay, UserAdmin):
         if not (request.user.is_staff and self._administered(request).exists()):
             return False
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    actions = ["reset_two_factor"]
+
+    @admin.action(description="Reset two-factor sign-in (lost phone)", permissions=["change"])
+    def reset_two_factor(self, request, queryset) -> None:
+        for user in queryset:
+            two_factor.remove_device(user)
+        self.message_user(
+            request,
+            f"Two-factor sign-in reset for {queryset.count()} user(s): they set up their app "
+            "again at their next sign-in where it is required.",
+        )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser  # others deactivate: history stays attributable

@@ -29,6 +29,25 @@ class Organization(models.Model):
         blank=True,
         help_text="Analyses this organization allows. Analyses the law forbids are refused.",
     )
+    encrypt_media = models.BooleanField(
+        "encrypt media at rest",
+        default=False,
+        help_text="Store uploaded files encrypted (Fernet, with the server's "
+        "TESSERA_MEDIA_ENCRYPTION_KEYS). Files stored before are encrypted by "
+        "`manage.py sync_media_encryption`.",
+    )
+    keep_dicom_originals = models.BooleanField(
+        "keep original DICOM files",
+        default=False,
+        help_text="Keep each DICOM file as uploaded, before de-identification, encrypted; only "
+        "organization admins can download it. Needs encryption at rest.",
+    )
+    require_two_factor_for_clinicians = models.BooleanField(
+        "clinicians must use two-factor sign-in",
+        default=False,
+        help_text="Clinicians must set up an authenticator app and enter its code at sign-in "
+        "before they can open any record.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -43,6 +62,20 @@ class Organization(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
+        if self.encrypt_media and not settings.TESSERA_MEDIA_ENCRYPTION_KEYS:
+            raise ValidationError(
+                {
+                    "encrypt_media": "This server has no encryption key: set "
+                    "TESSERA_MEDIA_ENCRYPTION_KEYS first (see the README)."
+                }
+            )
+        if self.keep_dicom_originals and not self.encrypt_media:
+            raise ValidationError(
+                {
+                    "keep_dicom_originals": "Originals hold identifiable data and are only "
+                    "kept encrypted: turn on encryption at rest too."
+                }
+            )
         unknown = sorted(set(self.allowed_analyses) - set(Analysis.values))
         if unknown:
             raise ValidationError({"allowed_analyses": f"Unknown analyses: {', '.join(unknown)}."})

@@ -38,7 +38,8 @@ class ScopedViewMixin:
     def get_object(self):
         obj = super().get_object()
         if self.request.method in permissions.SAFE_METHODS and audit.is_audited(type(obj)):
-            action = audit.Action.DOWNLOAD if self.action == "download" else audit.Action.VIEW
+            downloads = self.action in ("download", "original")
+            action = audit.Action.DOWNLOAD if downloads else audit.Action.VIEW
             audit.record(obj, action=action)
         return obj
 

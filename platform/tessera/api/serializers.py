@@ -203,6 +203,10 @@ class LearningSessionSerializer(serializers.ModelSerializer):
 
 class MediaSerializer(serializers.ModelSerializer):
     download = serializers.HyperlinkedIdentityField(view_name="api:media-download")
+    original_kept = serializers.SerializerMethodField(
+        help_text="The DICOM file as uploaded is kept (encrypted); admins get it from "
+        "`…/original/`."
+    )
 
     class Meta:
         model = MediaAsset
@@ -216,10 +220,15 @@ class MediaSerializer(serializers.ModelSerializer):
             "size_bytes",
             "sha256",
             "metadata",
+            "encrypted",
+            "original_kept",
             "created_at",
             "download",
         ]
         read_only_fields = fields
+
+    def get_original_kept(self, asset: MediaAsset) -> bool:
+        return bool(asset.original_sha256)
 
 
 class MediaUploadSerializer(serializers.Serializer):

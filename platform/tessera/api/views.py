@@ -430,8 +430,33 @@ class MediaViewSet(
     @action(detail=True)
     def download(self, request, pk=None):
         asset = self.get_object()
+        return self._file(asset, lambda: content_store().open_media(asset))
+
+    @extend_schema(responses={(200, "application/dicom"): bytes, 403: PROBLEM, 404: PROBLEM})
+    @action(detail=True)
+    def original(self, request, pk=None):
+        """The DICOM file as uploaded, before de-identification: kept (encrypted) only where
+        the organization opts in, and given only to its admins."""
+        asset = self.get_object()
+        if not can(
+            user=request.user, capability=Capability.ADMINISTER, organization=asset.organization
+        ):
+            self.permission_denied(
+                request, message="only the organization's admins may download original files"
+            )
+        if not asset.original_sha256:
+            raise Problem(
+                "no original is kept for this file: the organization did not keep originals "
+                "when it was uploaded",
+                code="no_original",
+                status_code=404,
+            )
+        store = content_store()
+        return self._file(asset, lambda: store.open(asset.original_sha256, encrypted=True))
+
+    def _file(self, asset: MediaAsset, open_content) -> FileResponse:
         try:
-            content = content_store().open(asset.sha256)
+            content = open_content()
         except StoredContentCorrupted as error:
             logger.error("stored media %s failed its integrity check", asset.pk)
             raise Problem(

@@ -7,7 +7,7 @@ from django.db.models import Model
 
 from tessera.audit.context import Actor, current_actor
 from tessera.audit.models import AuditEvent
-from tessera.jobs.models import AnalysisResult
+from tessera.jobs.models import AnalysisResult, Feedback
 from tessera.records.models import (
     Encounter,
     LearningSession,
@@ -27,6 +27,7 @@ OBJECT_TYPES: dict[type[Model], str] = {
     LearningSession: "learning_session",
     MediaAsset: "media",
     AnalysisResult: "result",
+    Feedback: "feedback",
     Report: "report",
 }
 
@@ -41,6 +42,10 @@ SUBJECT_PATHS: dict[type[Model], dict[str, str]] = {
     AnalysisResult: {
         "patient": "job__encounter__patient",
         "student": "job__learning_session__student",
+    },
+    Feedback: {
+        "patient": "result__job__encounter__patient",
+        "student": "result__job__learning_session__student",
     },
     Report: {"patient": "patient", "student": "student"},
 }

@@ -2,7 +2,6 @@
 windowed as the model saw it, and a Grad-CAM heatmap as a translucent overlay."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -12,9 +11,9 @@ from mlcore.io.dicom import read_dicom
 PREVIEW_SIDE = 512  # pixels: sharp at the page's size, small enough to send at once
 
 
-def dicom_png(path: Path) -> bytes:
+def dicom_png(content: bytes) -> bytes:
     """The image of a DICOM file (its window, or its full range) as a greyscale PNG."""
-    pixels = read_dicom(path)
+    pixels = read_dicom(content)
     image = Image.fromarray(np.round(pixels * 255).astype(np.uint8), mode="L")
     image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     return _png(image)

@@ -245,8 +245,7 @@ def notes_text(media: list[MediaAsset]) -> dict[int, str]:
         if asset.kind not in (MediaAsset.Kind.CLINICAL_NOTE, MediaAsset.Kind.LEARNER_TEXT):
             continue
         try:
-            with store.open(asset.sha256) as stored:
-                texts[asset.pk] = stored.read().decode("utf-8", errors="replace")
+            texts[asset.pk] = store.read_media(asset).decode("utf-8", errors="replace")
         except StoredContentCorrupted:
             texts[asset.pk] = DAMAGED_TEXT
     return texts

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from analytics.queries import affect_agreement, affect_by_week
 from analytics.trends import mondays
 from mlcore.errors import InputError
+from tessera.accounts import two_factor
 from tessera.accounts.models import ApiToken, Organization, Role
 from tessera.accounts.permissions import Capability, can, organizations_where
 from tessera.accounts.selectors import memberships_of, organization_of
@@ -145,7 +146,10 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
     )
     students = Paginator(selectors.students_of(organization=organization), SUBJECTS_PER_PAGE)
     page = students.get_page(request.GET.get("page"))
+    suggestions = selectors.latest_suggestions(organization=organization)
     audit.record_each(page, action=audit.Action.LIST)
+    audit.record_each([item.student for item in attention], action=audit.Action.LIST)
+    audit.record_each(suggestions, action=audit.Action.LIST)
     return render(
         request,
         "dashboards/school.html",
@@ -156,7 +160,7 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
             "labels": labels,
             "attention": attention,
             "attention_count": attention_count,
-            "suggestions": selectors.latest_suggestions(organization=organization),
+            "suggestions": suggestions,
             "students": page,
         },
     )
@@ -606,7 +610,7 @@ def media_file(request: HttpRequest, pk: int) -> FileResponse:
     or show in the page, DICOM downloads."""
     asset = _visible_media(request, pk)
     try:
-        content = content_store().open(asset.sha256)
+        content = content_store().open_media(asset)
     except StoredContentCorrupted:
         return _damaged(asset)
     audit.record(asset, action=audit.Action.DOWNLOAD)
@@ -626,7 +630,7 @@ def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
     if asset.kind != MediaKind.DICOM:
         raise Http404
     try:
-        picture = dicom_png(content_store().verified_path(asset.sha256))
+        picture = dicom_png(content_store().read_media(asset))
     except StoredContentCorrupted:
         return _damaged(asset)
     except InputError as error:
@@ -675,6 +679,8 @@ def account_settings(request: HttpRequest) -> HttpResponse:
             "new_key": new_key,
             "tokens": ApiToken.objects.filter(user=request.user),
             "memberships": memberships_of(user=request.user).order_by("organization__name"),
+            "two_factor_active": two_factor.confirmed_device(request.user) is not None,
+            "two_factor_required": two_factor.required_for(request.user),
         },
         status=422 if form.errors else 200,
     )

@@ -25,32 +25,33 @@ def _preprocessor(bundle_dir: Path) -> Preprocessor:
     return Preprocessor(ModelConfig.load(bundle_dir / "config.json"))
 
 
-def files_by_modality(job: AnalysisJob) -> dict[str, Path]:
-    """Where the newest file of each modality among the job's media is stored."""
+def contents_by_modality(job: AnalysisJob) -> dict[str, bytes]:
+    """The newest file of each modality among the job's media, read from the content store
+    (checked, and decrypted where the organization encrypts media at rest)."""
     store = content_store()
     newest = {}
     for asset in job.media.order_by("created_at"):
         newest[MODALITY_OF[asset.kind]] = asset
-    paths = {}
+    contents = {}
     for modality, asset in newest.items():
         try:
-            paths[modality] = store.verified_path(asset.sha256)
+            contents[modality] = store.read_media(asset)
         except StoredContentCorrupted as error:
             raise InputError(
                 f"the stored file ({asset.get_kind_display()}) is damaged: its content no "
                 "longer matches the checksum taken at upload; upload it again"
             ) from error
     audit.record_each(newest.values(), action=audit.Action.VIEW)
-    return paths
+    return contents
 
 
 def case_for(job: AnalysisJob) -> Case:
-    files = files_by_modality(job)
+    files = contents_by_modality(job)
     return Case(
         id=str(job.pk),
-        image=str(files["image"]) if "image" in files else None,
-        text=files["text"].read_text(encoding="utf-8-sig") if "text" in files else None,
-        audio=str(files["audio"]) if "audio" in files else None,
+        image=files.get("image"),
+        text=files["text"].decode("utf-8-sig") if "text" in files else None,
+        audio=files.get("audio"),
         subject=job.learning_session.subject_area if job.learning_session_id else None,
     )
 
@@ -65,7 +66,12 @@ def cache_key(job: AnalysisJob) -> str:
 
 
 def prepare(job: AnalysisJob) -> Features:
-    """Features for `job`: from the cache, or decoded now and cached. Raises InputError."""
+    """Features for `job`: from the cache, or decoded now and cached. Raises InputError.
+
+    Features of encrypted media are never cached: the cache would hold their content (as
+    arrays) in the clear."""
+    if job.media.filter(encrypted=True).exists():
+        return _preprocessor(job.model_version.bundle_dir)(case_for(job))
     path = Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz"
     if path.is_file():
         return _load(path)

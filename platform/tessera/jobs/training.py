@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlcore.data import Case, Features, Preprocessor, manifest_hash, read_manifest
+from mlcore.data import Case, Features, Preprocessor
 from mlcore.device import select_device
 from mlcore.errors import ConfigError, InputError
 from mlcore.model import MultimodalModel
@@ -114,8 +114,7 @@ def _train_and_decide(run: TrainingRun) -> None:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     name = f"{run.serves}-{stamp}-run{run.pk}"
     bundle_dir = Path(settings.MLCORE_MODELS_DIR) / name
-    manifest = write_feedback_manifest(serves=run.serves, directory=bundle_dir / "data")
-    cases = read_manifest(manifest)
+    cases = feedback_cases(serves=run.serves)
     train_cases, validation_cases, test_cases = split(cases)
     run.cases = len(cases)
     device = select_device(settings.MLCORE_DEVICE)
@@ -133,7 +132,7 @@ def _train_and_decide(run: TrainingRun) -> None:
         ),
         start_from=base.model,
     )
-    result.model.config.training_data_hash = manifest_hash(manifest)
+    result.model.config.training_data_hash = training_data_hash(cases)
     # Fine-tuned from the base, the candidate reads its inputs the same way: decode them once.
     preprocessor = Preprocessor(base.config)
     test_features = preprocess(test_cases, preprocessor)
@@ -176,24 +175,28 @@ def _train_and_decide(run: TrainingRun) -> None:
     logger.info("training run %s: %s", run.pk, run.message)
 
 
-def write_feedback_manifest(*, serves: str, directory: Path) -> Path:
-    """An mlcore manifest of the labelled results; files are named where the content store
-    keeps them (read only, never copied)."""
-    lines = []
+def feedback_cases(*, serves: str) -> list[Case]:
+    """The labelled results as mlcore cases, with their files' content read (checked, and
+    decrypted where needed) from the content store."""
+    cases = []
     for result, verdict in labelled_results(serves=serves):
-        job = result.job
-        entry: dict = {"id": str(job.pk)}
-        entry.update(
-            {modality: str(path) for modality, path in job_features.files_by_modality(job).items()}
-        )
-        if job.learning_session_id:
-            entry["subject"] = job.learning_session.subject_area
-        entry.update(labels_from(result, verdict))
-        lines.append(json.dumps(entry))
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = directory / "manifest.jsonl"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest
+        labels = labels_from(result, verdict)
+        case = job_features.case_for(result.job)
+        case.diagnosis, case.emotion = labels.get("diagnosis"), labels.get("emotion")
+        cases.append(case)
+    return cases
+
+
+def training_data_hash(cases: list[Case]) -> str:
+    """sha256 over every case's labels and content: identifies the training data."""
+    digest = hashlib.sha256()
+    for case in sorted(cases, key=lambda case: case.id):
+        labels = {"id": case.id, "diagnosis": case.diagnosis, "emotion": case.emotion}
+        digest.update(json.dumps(labels, sort_keys=True).encode())
+        for content in (case.image, case.text, case.audio, case.subject):
+            content = content.encode() if isinstance(content, str) else content or b""
+            digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()
 
 
 def labels_from(result: AnalysisResult, verdict: Feedback) -> dict:

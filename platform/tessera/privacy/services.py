@@ -34,7 +34,13 @@ def export_subject(*, subject: Subject) -> bytes:
     media = list(_media(subject))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        files = {asset.pk: _add_file(archive, asset) for asset in media}
+        files = {
+            asset.pk: {
+                "in_this_export": _add_file(archive, asset),
+                "original_in_this_export": _add_original(archive, asset),
+            }
+            for asset in media
+        }
         reports = [_report(archive, report) for report in subject.reports.order_by("created_at")]
         document = {
             "format": EXPORT_FORMAT,
@@ -110,7 +116,7 @@ def _record(obj) -> dict:
     return {field.attname: field.value_from_object(obj) for field in obj._meta.concrete_fields}
 
 
-def _visit(visit, media: list[MediaAsset], files: dict[int, str | None]) -> dict:
+def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
     own = [asset for asset in media if visit.pk in (asset.encounter_id, asset.learning_session_id)]
     return _record(visit) | {
         "files": [
@@ -123,7 +129,7 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, str | None]) -> dict
                 "sha256": asset.sha256,
                 "metadata": asset.metadata,
                 "uploaded_at": asset.created_at,
-                "in_this_export": files[asset.pk],
+                **files[asset.pk],
             }
             for asset in own
         ],
@@ -146,14 +152,29 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, str | None]) -> dict
 
 def _add_file(archive: zipfile.ZipFile, asset: MediaAsset) -> str | None:
     """The file under files/, or None when the stored copy failed its integrity check."""
-    name = PurePosixPath(asset.original_filename or asset.kind).name or asset.kind
-    path = f"files/{asset.pk}-{name}"
+    path = f"files/{asset.pk}-{_file_name(asset)}"
     try:
-        with content_store().open(asset.sha256) as stored:
-            archive.writestr(path, stored.read())
+        archive.writestr(path, content_store().read_media(asset))
     except StoredContentCorrupted:
         return None
     return path
+
+
+def _add_original(archive: zipfile.ZipFile, asset: MediaAsset) -> str | None:
+    """The DICOM file as uploaded, where the organization keeps originals, under originals/."""
+    if not asset.original_sha256:
+        return None
+    path = f"originals/{asset.pk}-{_file_name(asset)}"
+    try:
+        with content_store().open(asset.original_sha256, encrypted=True) as original:
+            archive.writestr(path, original.read())
+    except StoredContentCorrupted:
+        return None
+    return path
+
+
+def _file_name(asset: MediaAsset) -> str:
+    return PurePosixPath(asset.original_filename or asset.kind).name or asset.kind
 
 
 def _report(archive: zipfile.ZipFile, report: Report) -> dict:

@@ -208,6 +208,17 @@ class MediaAsset(models.Model):
     storage_path = models.CharField(
         max_length=200, editable=False, help_text="Relative to MEDIA_ROOT."
     )
+    encrypted = models.BooleanField(
+        default=False, editable=False, help_text="Stored as Fernet tokens (encryption at rest)."
+    )
+    original_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="The DICOM file as uploaded, before de-identification, kept encrypted when "
+        "the organization opts in; empty otherwise.",
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

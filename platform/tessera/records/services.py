@@ -3,7 +3,6 @@
 import dataclasses
 import hashlib
 import io
-from contextlib import contextmanager
 from datetime import date, datetime
 from typing import BinaryIO
 
@@ -25,7 +24,8 @@ from tessera.records.models import (
     Sex,
     Student,
 )
-from tessera.records.storage import content_store
+from tessera.records.selectors import stored_content_in_use
+from tessera.records.storage import ContentStore, StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
 
 
@@ -140,12 +140,8 @@ def add_media(
     upload = validate_upload(
         kind=kind, file=file, filename=filename, declared_content_type=declared_content_type
     )
-    if kind == MediaKind.DICOM:
-        upload, file = _deidentified(upload, file, patient=attached_to.patient)
-    with _storing() as store:
-        store(upload, file)
-        with transaction.atomic():
-            return _media_row(attached_to, upload, uploaded_by=uploaded_by)
+    [asset] = _store(attached_to, [_staged(attached_to, upload, file)], uploaded_by=uploaded_by)
+    return asset
 
 
 def add_dicom_series(
@@ -159,51 +155,81 @@ def add_dicom_series(
     entry refuses the archive, naming the entry, with nothing written."""
     if not isinstance(encounter, Encounter):
         raise UploadRejected("medical images belong to a patient encounter", code="wrong_subject")
-    prepared = []
+    staged = []
     for entry in dicom_entries(archive):
         try:
             upload = validate_upload(kind=MediaKind.DICOM, file=entry.content, filename=entry.name)
-            prepared.append(_deidentified(upload, entry.content, patient=encounter.patient))
+            staged.append(_staged(encounter, upload, entry.content))
         except UploadRejected as rejection:
             raise UploadRejected(
                 f"{entry.name}: {rejection.message}", code=rejection.code
             ) from rejection
-    with _storing() as store:
-        for upload, content in prepared:
-            store(upload, content)
-        with transaction.atomic():
-            return [
-                _media_row(encounter, upload, uploaded_by=uploaded_by) for upload, _ in prepared
-            ]
+    return _store(encounter, staged, uploaded_by=uploaded_by)
 
 
-@contextmanager
-def _storing():
-    """Yields a function that stores content-addressed files; if the block fails, the files it
+@dataclasses.dataclass(frozen=True)
+class _Staged:
+    """A validated upload as it will be stored, and the original when that is kept too."""
+
+    upload: ValidatedUpload
+    content: BinaryIO
+    original_sha256: str = ""
+    original_content: BinaryIO | None = None
+
+
+def _staged(
+    attached_to: Encounter | LearningSession, upload: ValidatedUpload, file: BinaryIO
+) -> _Staged:
+    if upload.kind != MediaKind.DICOM:
+        return _Staged(upload, file)
+    cleaned, content = _deidentified(upload, file, patient=attached_to.patient)
+    if organization_of(attached_to).keep_dicom_originals:
+        return _Staged(cleaned, content, original_sha256=upload.sha256, original_content=file)
+    return _Staged(cleaned, content)
+
+
+def _store(
+    attached_to: Encounter | LearningSession,
+    staged: list[_Staged],
+    *,
+    uploaded_by: AbstractBaseUser | None,
+) -> list[MediaAsset]:
+    """Writes the files, then their rows in one transaction; if anything fails, the files it
     stored first (and no other row refers to) are removed again."""
     store = content_store()
-    stored: list[str] = []
+    encrypted = organization_of(attached_to).encrypt_media
+    stored: list[tuple[str, bool]] = []
 
-    def save(upload: ValidatedUpload, file: BinaryIO) -> None:
-        if store.save(file, sha256=upload.sha256):
-            stored.append(upload.sha256)
+    def save(sha256: str, content: BinaryIO, *, encrypted: bool) -> None:
+        if store.save(content, sha256=sha256, encrypted=encrypted):
+            stored.append((sha256, encrypted))
 
     try:
-        yield save
+        for item in staged:
+            save(item.upload.sha256, item.content, encrypted=encrypted)
+            if item.original_sha256:  # identifiable: never kept in the clear
+                save(item.original_sha256, item.original_content, encrypted=True)
+        with transaction.atomic():
+            return [
+                _media_row(attached_to, item, encrypted=encrypted, uploaded_by=uploaded_by)
+                for item in staged
+            ]
     except BaseException:
-        for sha256 in stored:
-            if not MediaAsset.objects.filter(sha256=sha256).exists():
-                store.delete(sha256)
+        for sha256, was_encrypted in stored:
+            if not stored_content_in_use(sha256, encrypted=was_encrypted):
+                store.delete(sha256, encrypted=was_encrypted)
         raise
 
 
 def _media_row(
     attached_to: Encounter | LearningSession,
-    upload: ValidatedUpload,
+    staged: _Staged,
     *,
+    encrypted: bool,
     uploaded_by: AbstractBaseUser | None,
 ) -> MediaAsset:
     belongs_to_encounter = isinstance(attached_to, Encounter)
+    upload = staged.upload
     return MediaAsset.objects.create(
         organization=organization_of(attached_to),
         encounter=attached_to if belongs_to_encounter else None,
@@ -214,7 +240,9 @@ def _media_row(
         content_type=upload.content_type,
         original_filename=upload.original_filename,
         metadata=upload.metadata,
-        storage_path=content_store().relative_path(upload.sha256),
+        storage_path=content_store().relative_path(upload.sha256, encrypted=encrypted),
+        encrypted=encrypted,
+        original_sha256=staged.original_sha256,
         uploaded_by=uploaded_by,
     )
 
@@ -223,8 +251,8 @@ def _deidentified(
     upload: ValidatedUpload, file: BinaryIO, *, patient: Patient
 ) -> tuple[ValidatedUpload, BinaryIO]:
     """The validated DICOM upload as it will be stored: de-identified, under its new hash. Tessera
-    never stores the original (an upload over FILE_UPLOAD_MAX_MEMORY_SIZE does pass through
-    Django's temporary upload file, removed when the request ends)."""
+    stores the original only where the organization opts in, and then encrypted (and uploads
+    reach it from memory: records.upload_handlers)."""
     cleaned = deidentify_dicom(file, pseudonym=str(patient.pseudonym))
     metadata = {
         **upload.metadata,
@@ -237,3 +265,50 @@ def _deidentified(
         metadata=metadata,
     )
     return stored, io.BytesIO(cleaned.content)
+
+
+@dataclasses.dataclass
+class EncryptionSync:
+    encrypted: int = 0
+    decrypted: int = 0
+    rotated: int = 0
+    damaged: list[int] = dataclasses.field(default_factory=list)
+
+
+def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
+    """Bring every stored file in line with its organization's encryption setting: encrypt the
+    files of organizations that turned encryption on, decrypt those of organizations that turned
+    it off, and with `rotate` re-encrypt the rest (and every kept original) under the first key.
+    A damaged file is left as it is and reported by media id."""
+    store = content_store()
+    done = EncryptionSync()
+    for asset in MediaAsset.objects.select_related("organization").order_by("pk").iterator():
+        wanted = asset.organization.encrypt_media
+        try:
+            if asset.encrypted != wanted:
+                _restore(store, asset, encrypted=wanted)
+                if wanted:
+                    done.encrypted += 1
+                else:
+                    done.decrypted += 1
+            elif rotate and asset.encrypted:
+                store.rotate(asset.sha256)
+                done.rotated += 1
+            if rotate and asset.original_sha256:
+                store.rotate(asset.original_sha256)
+        except StoredContentCorrupted:
+            done.damaged.append(asset.pk)
+    return done
+
+
+def _restore(store: ContentStore, asset: MediaAsset, *, encrypted: bool) -> None:
+    """Store the asset's content in the other form, point its row there, then remove the old
+    form once nothing refers to it."""
+    was_encrypted = asset.encrypted
+    with store.open_media(asset) as content:
+        store.save(content, sha256=asset.sha256, encrypted=encrypted)
+    asset.encrypted = encrypted
+    asset.storage_path = store.relative_path(asset.sha256, encrypted=encrypted)
+    asset.save(update_fields=["encrypted", "storage_path"])
+    if not stored_content_in_use(asset.sha256, encrypted=was_encrypted):
+        store.delete(asset.sha256, encrypted=was_encrypted)

@@ -1,13 +1,25 @@
 """Content-addressed media storage: a file's path is its sha256, so identical uploads are stored
-once and a stored file can always be checked against its name."""
+once and a stored file can always be checked against its name.
+
+A file of an organization that encrypts media at rest is stored as Fernet tokens (one per
+chunk, one per line) under its plaintext's address plus ENCRYPTED_SUFFIX; readers get the
+plaintext back, checked against the same sha256, and never see the difference."""
 
 import hashlib
+import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+ENCRYPTED_SUFFIX = ".fernet"
+# Fernet has no streaming mode; chunks keep memory bounded while encrypting a large upload.
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class StoredContentMismatch(Exception):
@@ -15,62 +27,92 @@ class StoredContentMismatch(Exception):
 
 
 class StoredContentCorrupted(Exception):
-    """A stored file is missing or no longer hashes to its name: damaged on disk, or tampered
-    with. Never served or analysed as if it were the upload."""
+    """A stored file is missing, no longer hashes to its name or cannot be decrypted: damaged
+    on disk, or tampered with. Never served or analysed as if it were the upload."""
+
+
+class StoredMedia(Protocol):
+    sha256: str
+    encrypted: bool
 
 
 class ContentStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keys: list[str] = ()) -> None:
         self.root = Path(root)
+        self._keys = list(keys)
+
+    @property
+    def can_encrypt(self) -> bool:
+        return bool(self._keys)
+
+    @property
+    def _cipher(self) -> MultiFernet:
+        """The first key encrypts; every key decrypts (so a new key can be put first and the
+        files re-encrypted at leisure)."""
+        if not self._keys:
+            raise ImproperlyConfigured(
+                "this organization keeps its media encrypted, but TESSERA_MEDIA_ENCRYPTION_KEYS "
+                "is not set on this server"
+            )
+        return MultiFernet([Fernet(key) for key in self._keys])
 
     @staticmethod
-    def relative_path(sha256: str) -> str:
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    def relative_path(sha256: str, *, encrypted: bool = False) -> str:
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{ENCRYPTED_SUFFIX if encrypted else ''}"
 
-    def path(self, sha256: str) -> Path:
-        return self.root / self.relative_path(sha256)
+    def path(self, sha256: str, *, encrypted: bool = False) -> Path:
+        return self.root / self.relative_path(sha256, encrypted=encrypted)
 
-    def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+    def exists(self, sha256: str, *, encrypted: bool = False) -> bool:
+        return self.path(sha256, encrypted=encrypted).is_file()
 
-    def open(self, sha256: str) -> BinaryIO:
-        """The stored file, opened for reading after its content was checked against its hash.
-        Raises StoredContentCorrupted."""
+    def open(self, sha256: str, *, encrypted: bool = False) -> BinaryIO:
+        """The stored file's content, opened for reading after it was checked against its hash
+        (decrypted first, in memory, when it is stored encrypted). Raises
+        StoredContentCorrupted."""
         try:
-            handle = self.path(sha256).open("rb")
+            handle = self.path(sha256, encrypted=encrypted).open("rb")
         except FileNotFoundError as error:
             raise StoredContentCorrupted(f"stored file {sha256} is missing") from error
+        if encrypted:
+            with handle:
+                handle = self._decrypted(handle, sha256=sha256)
         if hashlib.file_digest(handle, "sha256").hexdigest() != sha256:
             handle.close()
             raise StoredContentCorrupted(f"stored file {sha256} does not match its checksum")
         handle.seek(0)
         return handle
 
-    def verified_path(self, sha256: str) -> Path:
-        """Where the stored file is, once its content checked out (for readers that take a
-        path). Raises StoredContentCorrupted."""
-        self.open(sha256).close()
-        return self.path(sha256)
+    def open_media(self, media: StoredMedia) -> BinaryIO:
+        """A media asset's content (see `open`). Raises StoredContentCorrupted."""
+        return self.open(media.sha256, encrypted=media.encrypted)
 
-    def save(self, file: BinaryIO, *, sha256: str) -> bool:
-        """Store `file` under `sha256`; return False when that content was already stored.
+    def read_media(self, media: StoredMedia) -> bytes:
+        """All of a media asset's content, checked. Raises StoredContentCorrupted."""
+        with self.open_media(media) as stored:
+            return stored.read()
+
+    def save(self, file: BinaryIO, *, sha256: str, encrypted: bool = False) -> bool:
+        """Store `file` under `sha256` (as Fernet tokens when `encrypted`); return False when
+        that content was already stored in that form.
 
         The bytes go to a temporary file beside the target and are renamed into place only
         after their hash checks out, so a crash never leaves a half-written file under a
         content address.
         """
-        target = self.path(sha256)
+        target = self.path(sha256, encrypted=encrypted)
         if target.is_file():
             return False
+        cipher = self._cipher if encrypted else None
         target.parent.mkdir(parents=True, exist_ok=True)
         file.seek(0)
         digest = hashlib.sha256()
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(handle, "wb") as out:
-                while chunk := file.read(1024 * 1024):
+                while chunk := file.read(CHUNK_BYTES):
                     digest.update(chunk)
-                    out.write(chunk)
+                    out.write(cipher.encrypt(chunk) + b"\n" if cipher else chunk)
                 out.flush()
                 os.fsync(out.fileno())
             if digest.hexdigest() != sha256:
@@ -83,9 +125,45 @@ class ContentStore:
             file.seek(0)
         return True
 
-    def delete(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
+    def rotate(self, sha256: str) -> None:
+        """Re-encrypt a stored encrypted file under the first key (after a new key was put
+        first), replacing it only once every token decrypted."""
+        source = self.path(sha256, encrypted=True)
+        handle, temporary = tempfile.mkstemp(dir=source.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(handle, "wb") as out, source.open("rb") as stored:
+                for token in _lines(stored):
+                    out.write(self._cipher.rotate(token) + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, source)
+        except InvalidToken as error:
+            raise StoredContentCorrupted(f"stored file {sha256} cannot be decrypted") from error
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+
+    def delete(self, sha256: str, *, encrypted: bool = False) -> None:
+        self.path(sha256, encrypted=encrypted).unlink(missing_ok=True)
+
+    def _decrypted(self, handle: BinaryIO, *, sha256: str) -> BinaryIO:
+        plaintext = io.BytesIO()
+        try:
+            for token in _lines(handle):
+                plaintext.write(self._cipher.decrypt(token))
+        except InvalidToken as error:
+            raise StoredContentCorrupted(
+                f"stored file {sha256} cannot be decrypted with this server's keys: it was "
+                "damaged, or the key it was encrypted with is no longer configured"
+            ) from error
+        plaintext.seek(0)
+        return plaintext
+
+
+def _lines(handle: BinaryIO) -> Iterator[bytes]:
+    for line in handle:
+        if line.strip():
+            yield line.strip()
 
 
 def content_store() -> ContentStore:
-    return ContentStore(settings.MEDIA_ROOT)
+    return ContentStore(settings.MEDIA_ROOT, keys=settings.TESSERA_MEDIA_ENCRYPTION_KEYS)
