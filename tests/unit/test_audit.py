@@ -248,3 +248,24 @@ def test_a_verdict_on_a_result_is_logged_as_the_patients_data(clinician, note, c
     [event] = events(object_type="feedback", action="create")
     assert event.actor == clinician
     assert event.subject == f"patient:{note.encounter.patient_id}"
+
+
+def test_a_patient_page_logs_the_notes_and_results_it_shows(client, clinician, note, clinic_model):
+    result = finished(note.encounter, clinic_model, mass=0.9)
+    client.force_login(clinician)
+    before = AuditEvent.objects.latest("pk").pk
+    client.get(reverse("patient", args=[note.encounter.patient_id]))
+    shown = {
+        (event.object_type, event.object_id)
+        for event in AuditEvent.objects.filter(pk__gt=before, action="view", actor=clinician)
+    }
+    assert shown == {
+        ("patient", str(note.encounter.patient_id)),
+        ("media", str(note.pk)),
+        ("result", str(result.pk)),
+    }
+
+    before = AuditEvent.objects.latest("pk").pk
+    client.get(reverse("job_status", args=[result.job_id]))
+    [event] = AuditEvent.objects.filter(pk__gt=before)
+    assert (event.object_type, event.object_id) == ("result", str(result.pk))

@@ -220,13 +220,15 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=patient.organization
     )
+    shown = [_visit_context(visit, can_write=can_write) for visit in visits]
+    _log_shown(shown)
     return render(
         request,
         "dashboards/subject.html",
         {
             "subject": patient,
             "is_patient": True,
-            "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
+            "visits": shown,
             "new_visit": EncounterForm(),
             "report_form": ReportForm(),
             "can_write": can_write,
@@ -249,13 +251,15 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
         user=request.user, capability=Capability.WRITE, organization=student.organization
     )
     labels = _affect_labels(student.organization)
+    shown = [_visit_context(visit, can_write=can_write) for visit in visits]
+    _log_shown(shown)
     return render(
         request,
         "dashboards/subject.html",
         {
             "subject": student,
             "is_patient": False,
-            "visits": [_visit_context(visit, can_write=can_write) for visit in visits],
+            "visits": shown,
             "new_visit": LearningSessionForm(),
             "report_form": ReportForm(),
             "affect_timeline": _affect_timeline(
@@ -378,15 +382,23 @@ def _render_visit(
         for error in filter(None, [*upload_errors, analysis_error]):
             messages.error(request, error)
         return redirect(subject_url(subject))
-    return render(
-        request,
-        "dashboards/parts/visit.html",
-        {
-            "v": _visit_context(
-                visit, can_write=True, forms=forms, analysis_error=analysis_error, **context
-            )
-        },
-        status=status,
+    card = _visit_context(
+        visit, can_write=True, forms=forms, analysis_error=analysis_error, **context
+    )
+    _log_shown([card])
+    return render(request, "dashboards/parts/visit.html", {"v": card}, status=status)
+
+
+def _log_shown(visits: list[dict]) -> None:
+    """Log what the visits' cards show besides the person: each note's text and each result
+    (files shown as previews or players are logged when the browser fetches them)."""
+    audit.record_each(
+        [item["asset"] for visit in visits for item in visit["media"] if item["text"] is not None],
+        action=audit.Action.VIEW,
+    )
+    audit.record_each(
+        [shown["result"] for visit in visits for job in visit["jobs"] for shown in job["results"]],
+        action=audit.Action.VIEW,
     )
 
 
@@ -518,9 +530,9 @@ def job_status(request: HttpRequest, pk) -> HttpResponse:
     when it is done."""
     job = _visible_job(request, pk)
     can_write = can(user=request.user, capability=Capability.WRITE, organization=job.organization)
-    return render(
-        request, "dashboards/parts/job.html", {"j": _job_context(job, can_write=can_write)}
-    )
+    shown = _job_context(job, can_write=can_write)
+    audit.record_each([result["result"] for result in shown["results"]], action=audit.Action.VIEW)
+    return render(request, "dashboards/parts/job.html", {"j": shown})
 
 
 @login_required
@@ -658,6 +670,7 @@ def result_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
     result = visible_or_404(AnalysisResult, request, pk)
     if not result.explanation.get("heatmap"):
         raise Http404
+    audit.record(result, action=audit.Action.VIEW)
     return HttpResponse(heatmap_png(result.explanation["heatmap"]), content_type="image/png")
 
 
