@@ -25,6 +25,7 @@ from mlcore.io import (
     read_text,
 )
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
+from tests.conftest import slice_bytes
 
 CORPUS = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -141,15 +142,7 @@ def test_audio_is_resampled_to_16k_mono_and_trimmed(tmp_path):
 
 def test_files_read_from_bytes_as_from_disk(tmp_path):
     """Callers that keep files encrypted hand over bytes: the same pixels and samples."""
-    scan = ct_dicom_bytes(
-        chest_ct_slice(lesion=True, rng=np.random.default_rng(1), size=32),
-        patient_name="Bytes^Case",
-        patient_id="B-1",
-        birth_date=date(1980, 1, 1),
-        sex="female",
-        study_date=date(2026, 1, 1),
-        uid_seed="bytes",
-    )
+    scan = slice_bytes(1)
     (tmp_path / "scan.dcm").write_bytes(scan)
     assert np.array_equal(read_image(scan), read_image(tmp_path / "scan.dcm"))
     tone = (0.3 * np.sin(np.arange(16_000) / 5)).astype(np.float32)

@@ -10,6 +10,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -41,11 +42,7 @@ class ContentStore:
         self.root = Path(root)
         self._keys = list(keys)
 
-    @property
-    def can_encrypt(self) -> bool:
-        return bool(self._keys)
-
-    @property
+    @cached_property
     def _cipher(self) -> MultiFernet:
         """The first key encrypts; every key decrypts (so a new key can be put first and the
         files re-encrypted at leisure)."""
@@ -129,10 +126,12 @@ class ContentStore:
         """Re-encrypt a stored encrypted file under the first key (after a new key was put
         first), replacing it only once every token decrypted."""
         source = self.path(sha256, encrypted=True)
+        if not source.is_file():
+            raise StoredContentCorrupted(f"stored file {sha256} is missing")
         handle, temporary = tempfile.mkstemp(dir=source.parent, prefix=".incoming-")
         try:
             with os.fdopen(handle, "wb") as out, source.open("rb") as stored:
-                for token in _lines(stored):
+                for token in _tokens(stored):
                     out.write(self._cipher.rotate(token) + b"\n")
                 out.flush()
                 os.fsync(out.fileno())
@@ -148,7 +147,7 @@ class ContentStore:
     def _decrypted(self, handle: BinaryIO, *, sha256: str) -> BinaryIO:
         plaintext = io.BytesIO()
         try:
-            for token in _lines(handle):
+            for token in _tokens(handle):
                 plaintext.write(self._cipher.decrypt(token))
         except InvalidToken as error:
             raise StoredContentCorrupted(
@@ -159,10 +158,8 @@ class ContentStore:
         return plaintext
 
 
-def _lines(handle: BinaryIO) -> Iterator[bytes]:
-    for line in handle:
-        if line.strip():
-            yield line.strip()
+def _tokens(handle: BinaryIO) -> Iterator[bytes]:
+    return filter(None, (line.strip() for line in handle))
 
 
 def content_store() -> ContentStore:
