@@ -1,7 +1,9 @@
 """Inference throughput of mlcore's engine, measured in one run:
 
 - one-by-one vs batched (batch 16): cases per second and their ratio;
-- on CPU, fp32 vs int8 (torchao dynamic quantisation): cases per second and top-1 agreement.
+- on CPU, fp32 vs int8 (torchao dynamic quantisation): cases per second and top-1 agreement;
+- where the time goes: seconds in each encoder and the fusion, one-by-one and batched (a
+  separate pass, timed with forward hooks), which shows what batching can and cannot win.
 
 Usage: .venv/bin/python bench/inference.py [--cases 128] [--epochs 4] [--device cpu|cuda]
     [--text-source DIR --random-text-weights]
@@ -12,6 +14,7 @@ that has the tokenizer but not the weights: the same work, so the same speed.
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from _common import timed
@@ -95,6 +98,7 @@ def main() -> None:
             for a, b in zip(singles, batched, strict=True)
             for label in a.emotion
         )
+        parts = time_in_parts(engine, features)
         int8_line = ""
         if engine.device.type == "cpu":  # int8 dynamic quantisation is a CPU optimisation
             quantized = InferenceEngine(bundle, device="cpu", batch_size=16, quantize=True)
@@ -120,6 +124,41 @@ def main() -> None:
     print(f"batched / one-by-one: {speedup:.2f}x   (max |prob diff| {worst:.2e})")
     if int8_line:
         print(int8_line)
+    print("seconds in each part (one-by-one / batched = ratio):")
+    for name, (single, batch) in parts.items():
+        print(f"  {name:<8} {single:6.2f} / {batch:5.2f} = {single / batch:4.2f}x")
+
+
+def time_in_parts(engine: InferenceEngine, features: list) -> dict[str, tuple[float, float]]:
+    """Seconds spent in each encoder and in the fusion over `features`, one-by-one and batched."""
+    model = engine.model
+    parts = {**model.encoders, "fusion": model.fusion}
+    spent = dict.fromkeys(parts, 0.0)
+    started: dict[str, float] = {}
+
+    def before(name):
+        return lambda module, inputs: started.__setitem__(name, time.perf_counter())
+
+    def after(name):
+        def add(module, inputs, output):
+            spent[name] += time.perf_counter() - started[name]
+
+        return add
+
+    handles = []
+    for name, module in parts.items():
+        handles.append(module.register_forward_pre_hook(before(name)))
+        handles.append(module.register_forward_hook(after(name)))
+    try:
+        for feature in features:
+            engine.predict_features([feature])
+        single = dict(spent)
+        spent.update(dict.fromkeys(parts, 0.0))
+        engine.predict_features(features)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (single[name], spent[name]) for name in parts}
 
 
 if __name__ == "__main__":

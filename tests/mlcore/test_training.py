@@ -82,6 +82,22 @@ def test_batched_and_one_by_one_predictions_agree(bundle, cases):
                 assert abs(value - getattr(alone, task)[label]) < 1e-4, (task, label)
 
 
+def test_int8_weights_answer_like_fp32(bundle, cases):
+    from torchao.quantization import Int8Tensor
+
+    full = InferenceEngine(bundle, device="cpu")
+    small = InferenceEngine(bundle, device="cpu", quantize=True)
+    assert isinstance(small.model.encoders["text"].projection.weight, Int8Tensor)
+    features = [full.prepare(case) for case in cases[1]]
+    pairs = list(
+        zip(full.predict_features(features), small.predict_features(features), strict=True)
+    )
+    for fp32, int8 in pairs:
+        for label, probability in fp32.emotion.items():
+            assert abs(probability - int8.emotion[label]) < 0.05, label
+    assert sum(a.emotion_label == b.emotion_label for a, b in pairs) >= 0.9 * len(pairs)
+
+
 def test_predictions_say_what_they_used(bundle, cases):
     engine = InferenceEngine(bundle, device="cpu")
     case = cases[1][0]
