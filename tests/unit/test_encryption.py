@@ -4,8 +4,12 @@ each DICOM original (encrypted, for its admins only). Without the opt-in, the or
 written to disk, not even as a temporary upload file."""
 
 import io
+import os
+import subprocess
+import sys
 import zipfile
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,3 +290,16 @@ def test_a_large_dicom_upload_never_passes_through_a_temporary_file(
     assert scan.metadata["rows"] == 256, "every chunk arrived"
     speech = MediaAsset.objects.get(original_filename="big.wav")
     assert content_store().read_media(speech) == wav_audio
+
+
+def test_a_malformed_key_stops_the_server_from_starting():
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": "platform:.", "TESSERA_MEDIA_ENCRYPTION_KEYS": "secret"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert started.returncode != 0
+    assert "TESSERA_MEDIA_ENCRYPTION_KEYS holds a key that is not a Fernet key" in started.stderr
