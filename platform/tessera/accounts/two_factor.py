@@ -8,12 +8,15 @@ wait) and refuses a code already used.
 """
 
 from base64 import b32encode
+from dataclasses import dataclass
 
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -28,15 +31,36 @@ from tessera.api.problems import API_PREFIX, plain_problem_response
 DEVICE_NAME = "Authenticator app"
 
 
+@dataclass(frozen=True)
+class Standing:
+    active: bool  # the user has a confirmed authenticator app
+    required: bool  # an organization requires one of them
+
+
+def standing(user: AbstractBaseUser) -> Standing:
+    """Where `user` stands with two-factor sign-in, in one query (the middleware asks on every
+    request of a session not yet verified)."""
+    active, required = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            active=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            required=Exists(
+                Membership.objects.filter(
+                    user=OuterRef("pk"),
+                    role=Role.CLINICIAN,
+                    organization__require_two_factor_for_clinicians=True,
+                )
+            ),
+        )
+        .values_list("active", "required")
+        .get()
+    )
+    return Standing(active=active, required=required)
+
+
 def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
-
-
-def required_for(user: AbstractBaseUser) -> bool:
-    """Whether an organization requires `user` to sign in with a second factor."""
-    return Membership.objects.filter(
-        user=user, role=Role.CLINICIAN, organization__require_two_factor_for_clinicians=True
-    ).exists()
 
 
 def pending_device(user: AbstractBaseUser) -> TOTPDevice:
@@ -113,9 +137,10 @@ class TwoFactorMiddleware:
             or request.path in (reverse("login"), reverse("logout"))
         ):
             return self.get_response(request)
-        if confirmed_device(user) is not None:
+        now = standing(user)
+        if now.active:
             page, what = "two_factor_verify", "enter the code of your authenticator app"
-        elif required_for(user):
+        elif now.required:
             page, what = "two_factor", "set up an authenticator app"
         else:
             return self.get_response(request)

@@ -32,7 +32,7 @@ WRONG_CODE = (
 @login_required
 def verify(request: HttpRequest) -> HttpResponse:
     next_url = two_factor.safe_next(request)
-    if request.user.is_verified() or two_factor.confirmed_device(request.user) is None:
+    if request.user.is_verified() or not two_factor.standing(request.user).active:
         return redirect(next_url)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -52,9 +52,9 @@ def setup(request: HttpRequest) -> HttpResponse:
     """Set up (or replace) the authenticator app; turn it off where no organization requires
     it. Replacing or removing needs a verified session, like every other page."""
     user = request.user
-    required = two_factor.required_for(user)
+    now = two_factor.standing(user)
     if request.method == "POST" and request.POST.get("action") == "remove":
-        if required or not user.is_verified():
+        if now.required or not user.is_verified():
             messages.error(request, "Your organization requires two-factor sign-in.")
         else:
             two_factor.remove_device(user)
@@ -74,8 +74,8 @@ def setup(request: HttpRequest) -> HttpResponse:
             "form": form,
             "qr_code": two_factor.qr_code_svg(device),
             "secret": two_factor.secret_for_typing(device),
-            "required": required,
-            "active": two_factor.confirmed_device(user) is not None,
+            "required": now.required,
+            "active": now.active,
             "next": two_factor.safe_next(request, default=""),
         },
         status=422 if form.errors else 200,

@@ -17,9 +17,14 @@ class RoleInOrganization(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
     def has_object_permission(self, request, view, obj) -> bool:
-        if request.method in permissions.SAFE_METHODS:
+        refusal = getattr(view, "admin_actions", {}).get(view.action)
+        if refusal is not None:
+            self.message = refusal
+            capability = Capability.ADMINISTER
+        elif request.method in permissions.SAFE_METHODS:
             return True  # visible means readable: the queryset is already scoped
-        capability = getattr(view, "write_capability", Capability.WRITE)
+        else:
+            capability = getattr(view, "write_capability", Capability.WRITE)
         return can(user=request.user, capability=capability, organization=organization_of(obj))
 
 
@@ -28,6 +33,8 @@ class ScopedViewMixin:
 
     permission_classes = [RoleInOrganization]
     write_capability = Capability.WRITE
+    # Actions only the organization's admins may take, reads included: action -> why refused.
+    admin_actions: dict[str, str] = {}
     base_queryset = None
 
     def get_queryset(self):

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from tessera.accounts.models import ApiToken, Membership, Organization
-from tessera.accounts.permissions import Capability, can, organizations_where
+from tessera.accounts.permissions import Capability, organizations_where
 from tessera.accounts.selectors import organization_of, organizations_of
 from tessera.accounts.services import (
     add_member,
@@ -34,7 +34,13 @@ from tessera.jobs.services import (
     request_analysis,
     retry_job,
 )
-from tessera.privacy.services import erase_subject, export_filename, export_subject
+from tessera.privacy.services import (
+    confirming_number,
+    erase_subject,
+    erasure_confirmed,
+    export_filename,
+    export_subject,
+)
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -115,24 +121,14 @@ class SubjectRequestMixin:
     everything held about the person) and `POST …/{id}/erase/` with `confirm` set to their MRN
     or student number (everything deleted; the access log keeps the trail)."""
 
-    identifier, identifier_label = "mrn", "MRN"
-
-    def _administered(self):
-        subject = self.get_object()
-        if not can(
-            user=self.request.user,
-            capability=Capability.ADMINISTER,
-            organization=subject.organization,
-        ):
-            self.permission_denied(
-                self.request, message="only the organization's admins handle data-subject requests"
-            )
-        return subject
+    admin_actions = dict.fromkeys(
+        ("export", "erase"), "only the organization's admins handle data-subject requests"
+    )
 
     @extend_schema(responses={(200, "application/zip"): bytes, 403: PROBLEM, 404: PROBLEM})
     @action(detail=True)
     def export(self, request, pk=None):
-        subject = self._administered()
+        subject = self.get_object()
         response = HttpResponse(export_subject(subject=subject), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{export_filename(subject)}"'
         return response
@@ -143,14 +139,13 @@ class SubjectRequestMixin:
     )
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
-        subject = self._administered()
+        subject = self.get_object()
         asked = serializers.EraseSerializer(data=request.data)
         asked.is_valid(raise_exception=True)
-        expected = getattr(subject, self.identifier)
-        if asked.validated_data["confirm"] != expected:
+        if not erasure_confirmed(subject, asked.validated_data["confirm"]):
             raise Problem(
                 f"nothing was erased: to erase this person, set confirm to their "
-                f"{self.identifier_label}",
+                f"{confirming_number(subject)}",
                 code="not_confirmed",
             )
         erased = erase_subject(subject=subject, erased_by=request.user)
@@ -318,7 +313,6 @@ class PatientViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
 
 
 class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
-    identifier, identifier_label = "student_number", "student number"
     base_queryset = Student.objects.select_related("organization", "cohort")
     serializer_class = serializers.StudentSerializer
     filterset_fields = ["organization", "cohort", "grade"]
@@ -369,6 +363,7 @@ class MediaViewSet(
 
     base_queryset = MediaAsset.objects.all()
     serializer_class = serializers.MediaSerializer
+    admin_actions = {"original": "only the organization's admins may download original files"}
     filter_backends = LIST_BACKENDS
     filterset_fields = ["kind", "encounter", "learning_session"]
     ordering_fields = ["created_at"]
@@ -438,12 +433,6 @@ class MediaViewSet(
         """The DICOM file as uploaded, before de-identification: kept (encrypted) only where
         the organization opts in, and given only to its admins."""
         asset = self.get_object()
-        if not can(
-            user=request.user, capability=Capability.ADMINISTER, organization=asset.organization
-        ):
-            self.permission_denied(
-                request, message="only the organization's admins may download original files"
-            )
         if not asset.original_sha256:
             raise Problem(
                 "no original is kept for this file: the organization did not keep originals "
@@ -451,8 +440,7 @@ class MediaViewSet(
                 code="no_original",
                 status_code=404,
             )
-        store = content_store()
-        return self._file(asset, lambda: store.open(asset.original_sha256, encrypted=True))
+        return self._file(asset, lambda: content_store().open_original(asset))
 
     def _file(self, asset: MediaAsset, open_content) -> FileResponse:
         try:

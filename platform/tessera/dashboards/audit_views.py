@@ -15,7 +15,12 @@ from tessera.accounts.permissions import Capability
 from tessera.audit.selectors import events_of
 from tessera.dashboards.access import current_organization, require, visible_or_404
 from tessera.dashboards.forms import AuditFilterForm
-from tessera.privacy.services import erase_subject, export_filename, export_subject
+from tessera.privacy.services import (
+    erase_subject,
+    erasure_confirmed,
+    export_filename,
+    export_subject,
+)
 from tessera.records.models import Patient, Student
 
 EVENTS_PER_PAGE = 100
@@ -92,10 +97,10 @@ def _export(request: HttpRequest, model, pk: int) -> HttpResponse:
     return response
 
 
-def _erase(request: HttpRequest, model, pk: int, identifier: str) -> HttpResponse:
+def _erase(request: HttpRequest, model, pk: int) -> HttpResponse:
     subject = visible_or_404(model, request, pk)
     require(request, Capability.ADMINISTER, subject.organization)
-    if request.POST.get("confirm", "").strip() != getattr(subject, identifier):
+    if not erasure_confirmed(subject, request.POST.get("confirm", "")):
         messages.error(request, "Nothing was erased: the number typed did not match theirs.")
         return redirect(request.path.removesuffix("erase/"))
     name = subject.full_name
@@ -123,10 +128,10 @@ def student_export(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
-    return _erase(request, Patient, pk, "mrn")
+    return _erase(request, Patient, pk)
 
 
 @login_required
 @require_POST
 def student_erase(request: HttpRequest, pk: int) -> HttpResponse:
-    return _erase(request, Student, pk, "student_number")
+    return _erase(request, Student, pk)

@@ -396,9 +396,13 @@ def _log_shown(visits: list[dict]) -> None:
         [item["asset"] for visit in visits for item in visit["media"] if item["text"] is not None],
         action=audit.Action.VIEW,
     )
+    _log_results([job for visit in visits for job in visit["jobs"]])
+
+
+def _log_results(jobs: list[dict]) -> None:
+    """Log the results the jobs' cards show."""
     audit.record_each(
-        [shown["result"] for visit in visits for job in visit["jobs"] for shown in job["results"]],
-        action=audit.Action.VIEW,
+        [shown["result"] for job in jobs for shown in job["results"]], action=audit.Action.VIEW
     )
 
 
@@ -530,9 +534,9 @@ def job_status(request: HttpRequest, pk) -> HttpResponse:
     when it is done."""
     job = _visible_job(request, pk)
     can_write = can(user=request.user, capability=Capability.WRITE, organization=job.organization)
-    shown = _job_context(job, can_write=can_write)
-    audit.record_each([result["result"] for result in shown["results"]], action=audit.Action.VIEW)
-    return render(request, "dashboards/parts/job.html", {"j": shown})
+    card = _job_context(job, can_write=can_write)
+    _log_results([card])
+    return render(request, "dashboards/parts/job.html", {"j": card})
 
 
 @login_required
@@ -692,8 +696,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
             "new_key": new_key,
             "tokens": ApiToken.objects.filter(user=request.user),
             "memberships": memberships_of(user=request.user).order_by("organization__name"),
-            "two_factor_active": two_factor.confirmed_device(request.user) is not None,
-            "two_factor_required": two_factor.required_for(request.user),
+            "two_factor": two_factor.standing(request.user),
         },
         status=422 if form.errors else 200,
     )

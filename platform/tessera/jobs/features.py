@@ -65,6 +65,10 @@ def cache_key(job: AnalysisJob) -> str:
     return digest.hexdigest()
 
 
+def cache_path(job: AnalysisJob) -> Path:
+    return Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz"
+
+
 def prepare(job: AnalysisJob) -> Features:
     """Features for `job`: from the cache, or decoded now and cached. Raises InputError.
 
@@ -72,7 +76,7 @@ def prepare(job: AnalysisJob) -> Features:
     arrays) in the clear."""
     if job.media.filter(encrypted=True).exists():
         return _preprocessor(job.model_version.bundle_dir)(case_for(job))
-    path = Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz"
+    path = cache_path(job)
     if path.is_file():
         return _load(path)
     features = _preprocessor(job.model_version.bundle_dir)(case_for(job))

@@ -7,7 +7,6 @@ import json
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -69,17 +68,29 @@ def export_filename(subject: Subject) -> str:
     return f"tessera-{kind}-{subject.pseudonym}-{timezone.localdate():%Y%m%d}.zip"
 
 
+# Erasure is confirmed by typing the person's number back: (field, what people call it).
+CONFIRMING_NUMBER = {Patient: ("mrn", "MRN"), Student: ("student_number", "student number")}
+
+
+def confirming_number(subject: Subject) -> str:
+    return CONFIRMING_NUMBER[type(subject)][1]
+
+
+def erasure_confirmed(subject: Subject, typed: str) -> bool:
+    return typed.strip() == getattr(subject, CONFIRMING_NUMBER[type(subject)][0])
+
+
 def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> dict[str, int]:
     """Delete the person and everything of theirs, and their files once the deletion commits
     (a stored file another record shares stays). Returns what was erased, by kind."""
-    from tessera.jobs.features import cache_key  # torch & co: not in every web process
+    from tessera.jobs.features import cache_path  # torch & co: not in every web process
 
     jobs = list(
         AnalysisJob.objects.filter(**{SUBJECTS[type(subject)][1]: subject}).select_related(
             "model_version", "learning_session"
         )
     )
-    cached = [Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz" for job in jobs]
+    cached = [cache_path(job) for job in jobs]
     reports = list(subject.reports.all())
     counts = {
         "visits": _visits(subject).count(),
@@ -166,7 +177,7 @@ def _add_original(archive: zipfile.ZipFile, asset: MediaAsset) -> str | None:
         return None
     path = f"originals/{asset.pk}-{_file_name(asset)}"
     try:
-        with content_store().open(asset.original_sha256, encrypted=True) as original:
+        with content_store().open_original(asset) as original:
             archive.writestr(path, original.read())
     except StoredContentCorrupted:
         return None

@@ -286,7 +286,7 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
         wanted = asset.organization.encrypt_media
         try:
             if asset.encrypted != wanted:
-                _restore(store, asset, encrypted=wanted)
+                _convert(store, asset, encrypted=wanted)
                 if wanted:
                     done.encrypted += 1
                 else:
@@ -301,7 +301,7 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
     return done
 
 
-def _restore(store: ContentStore, asset: MediaAsset, *, encrypted: bool) -> None:
+def _convert(store: ContentStore, asset: MediaAsset, *, encrypted: bool) -> None:
     """Store the asset's content in the other form, point its row there, then remove the old
     form once nothing refers to it."""
     was_encrypted = asset.encrypted

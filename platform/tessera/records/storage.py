@@ -35,6 +35,7 @@ class StoredContentCorrupted(Exception):
 class StoredMedia(Protocol):
     sha256: str
     encrypted: bool
+    original_sha256: str
 
 
 class ContentStore:
@@ -83,6 +84,11 @@ class ContentStore:
     def open_media(self, media: StoredMedia) -> BinaryIO:
         """A media asset's content (see `open`). Raises StoredContentCorrupted."""
         return self.open(media.sha256, encrypted=media.encrypted)
+
+    def open_original(self, media: StoredMedia) -> BinaryIO:
+        """The DICOM file as uploaded, kept (always encrypted) where the organization opts in.
+        Raises StoredContentCorrupted."""
+        return self.open(media.original_sha256, encrypted=True)
 
     def read_media(self, media: StoredMedia) -> bytes:
         """All of a media asset's content, checked. Raises StoredContentCorrupted."""
