@@ -19,8 +19,9 @@ QUEUE_NAMES = ("cpu", "gpu", "reports")
 
 # Task options: a lost database connection is transient, so the task retries with exponential
 # backoff (services make a retried task safe to run again); bad input is never retried.
+DATABASE_GONE = (OperationalError, InterfaceError)
 RETRY_WHEN_DATABASE_GONE = {
-    "autoretry_for": (OperationalError, InterfaceError),
+    "autoretry_for": DATABASE_GONE,
     "retry_backoff": True,
     "retry_backoff_max": 300,
     "retry_jitter": True,

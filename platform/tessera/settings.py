@@ -84,7 +84,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tessera.accounts.sessions.SessionLifetimeMiddleware",
     "tessera.accounts.two_factor.TwoFactorMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: it answers a locked-out login
+    "axes.middleware.AxesMiddleware",  # it answers a locked-out login
+    "tessera.api.problems.ApiErrorMiddleware",  # last: an API view's unhandled exception
 ]
 
 ROOT_URLCONF = "tessera.urls"
@@ -252,6 +253,8 @@ TESSERA_JOB_PUBLISH_GRACE = env.int("TESSERA_JOB_PUBLISH_GRACE", default=30)
 # A worker renews its job's lease every third of this while it works (a heartbeat).
 TESSERA_JOB_LEASE_SECONDS = env.int("TESSERA_JOB_LEASE_SECONDS", default=60)
 TESSERA_JOB_STALE_AFTER = env.int("TESSERA_JOB_STALE_AFTER", default=300)
+# No job is preprocessing or running longer than this after it started: the sweeper fails it.
+TESSERA_JOB_MAX_SECONDS = env.int("TESSERA_JOB_MAX_SECONDS", default=30 * 60)
 TESSERA_SWEEP_EVERY = env.float("TESSERA_SWEEP_EVERY", default=60.0)
 # Micro-batching on the GPU queue: up to N cases per forward pass, waiting at most T ms for them.
 TESSERA_BATCH_MAX_CASES = env.int("TESSERA_BATCH_MAX_CASES", default=16)
@@ -304,6 +307,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tessera.api.problems.problem_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "tessera.api.parsers.JSONParser",  # refuses JSON nested too deep to parse safely
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "tessera.api.authentication.TokenRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
@@ -329,6 +337,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tessera.api.schema.add_problem_responses",
+        "tessera.api.schema.blank_or_valid",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MediaKindEnum": "tessera.records.models.MediaKind",

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, reverse_lazy
+from django.urls import include, path, re_path, reverse_lazy
 
 from tessera.accounts import views as account_views
+from tessera.api.problems import unknown_endpoint
 
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
@@ -28,5 +29,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tessera.api.urls")),
+    re_path(r"^api/", unknown_endpoint),
     path("", include("tessera.dashboards.urls")),
 ]

@@ -43,7 +43,7 @@ clinic = create_organization(name="Riverside Clinic", slug="riverside", kind="cl
                              jurisdiction="US")
 other = create_organization(name="Hilltop Clinic", slug="hilltop", kind="clinic",
                             jurisdiction="US")
-school = create_organization(name="Oak School", slug="oak", kind="school", jurisdiction="US")
+school = create_organization(name="Oak School", slug="oak", kind="school", jurisdiction="EU")
 for username, organization, role in (
     ("doctor", clinic, "clinician"), ("outsider", other, "clinician"),
     ("careful", clinic, "clinician"),

@@ -120,6 +120,7 @@ def test_a_clinician_turns_on_two_factor_sign_in_and_then_needs_the_code(
 
 
 def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page, live_platform):
+    """Oak School is in the EU: the recording is left out of the analysis, which says why."""
     page, platform = browser_page, live_platform
     sign_in(page, platform, "teacher")
     expect(page.get_by_role("heading", name="Class overview: Oak School")).to_be_visible()
@@ -131,6 +132,10 @@ def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page
     result = page.locator(".result")
     expect(result).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
     expect(result.get_by_role("heading", name="Tutoring suggestions")).to_be_visible()
+    expect(result.get_by_role("heading", name=re.compile("^Affect: "))).to_be_visible()
+    expect(result.locator(".left-out")).to_have_text(
+        re.compile(r"^The recording was left out: Emotion inference from voice .*Art\. 5\(1\)\(f\)")
+    )
 
     result.get_by_role("button", name=re.compile("^Useful")).first.click()
     expect(page.get_by_text("Recorded: Suggestion useful.")).to_be_visible()
@@ -152,7 +157,15 @@ def test_a_corrupt_dicom_is_refused_next_to_its_field(browser_page, live_platfor
     form.get_by_role("button", name="Upload").click()
     error = page.locator(f"#file-encounter-dicom-{platform.encounter}-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("DICOM")
+    expect(error).to_have_text(
+        "The file says it is an image (CT Image), but the image data is missing from it; "
+        "upload the complete file."
+    )
+    technical = form.locator("details.technical-detail")
+    expect(technical.get_by_text("Technical detail")).to_be_visible()
+    expect(technical.get_by_text("without Pixel Data (7FE0,0010)")).to_be_hidden()  # folded
+    technical.get_by_text("Technical detail").click()
+    expect(technical.get_by_text("without Pixel Data (7FE0,0010)")).to_be_visible()
     field = page.locator(f"#file-encounter-dicom-{platform.encounter}")
     expect(field).to_have_attribute("aria-invalid", "true")
     stored = platform.sql(

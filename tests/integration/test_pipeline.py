@@ -220,6 +220,54 @@ def test_a_worker_killed_mid_job_loses_no_job_and_duplicates_none(tmp_path, pipe
         assert attempts >= 2, "the killed worker's job was taken over"
 
 
+BREAK_THE_ACTIVE_MODEL = """
+import json, shutil
+from pathlib import Path
+from django.conf import settings
+from tessera.jobs.services import promote_model_version, register_model_version
+models = Path(settings.MLCORE_MODELS_DIR)
+shutil.rmtree(models / "tiny-broken", ignore_errors=True)
+shutil.copytree(models / "tiny", models / "tiny-broken")
+config = json.loads((models / "tiny-broken" / "config.json").read_text())
+config["fusion"]["dim"] *= 2  # the weights no longer fit the model the config describes
+(models / "tiny-broken" / "config.json").write_text(json.dumps(config))
+version = register_model_version(
+    name="tiny-broken", serves="clinic", bundle_path="tiny-broken", metrics={}
+)
+promote_model_version(version=version, promoted_by=None)
+"""
+
+ENDED = """
+from tessera.jobs.models import AnalysisJob
+for job in AnalysisJob.objects.all():
+    print(job.pk, job.model_version.name, (job.finished_at - job.started_at).total_seconds())
+"""
+
+
+def test_a_broken_bundle_fails_its_jobs_clearly_while_a_healthy_model_keeps_flowing(
+    tmp_path, pipeline, media_files
+):
+    env = pipeline.env(TESSERA_JOB_MAX_SECONDS="120", TESSERA_SWEEP_EVERY="1")
+    healthy = submit(env, media_files, JOBS)  # requested while "tiny" served
+    shell(env, BREAK_THE_ACTIVE_MODEL)
+    broken = submit(env, media_files, JOBS, prefix="broken-")
+    log = tmp_path / "worker.log"
+    with worker_process(env, log, beat=True):
+        outcomes = wait_for_jobs(env, seconds=180)
+    for job in broken:
+        failed = outcomes.pop(job)
+        assert (failed.status, failed.results, failed.error_code) == (
+            "failed",
+            0,
+            "model_unavailable",
+        ), (failed, log.read_text()[-3000:])
+        assert failed.error.startswith("The model 'tiny-broken' could not be loaded")
+    assert_each_succeeded_once(outcomes, log, expected=len(healthy))
+    for line in shell(env, ENDED).splitlines():
+        _, version, seconds = line.split()
+        assert float(seconds) < 120, f"a job of {version} ran past its maximum duration"
+
+
 @pytest.mark.redis
 @needs_redis
 def test_jobs_survive_a_broker_that_loses_its_messages(tmp_path, pipeline, media_files):

@@ -5,13 +5,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlcore.config import FusionConfig
+from mlcore.config import FusionConfig, TaskConfig
 from mlcore.data import read_manifest
+from mlcore.heads import InterventionLibrary
 from mlcore.registry import save_bundle
-from mlcore.synthetic import write_dataset
+from mlcore.synthetic import SCHOOL_AFFECTS, write_dataset
+from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.models import Role
 from tessera.celery import app as celery_app
+from tessera.jobs.demo_models import INTERVENTIONS
 from tessera.jobs.models import AnalysisJob, AnalysisResult
 from tessera.jobs.services import complete_job, promote_model_version, register_model_version
 from tessera.records.models import MediaKind
@@ -36,6 +39,41 @@ def bundle_dir(tmp_path_factory):
     )
     save_bundle(root / "clinic-v1", result.model, metrics=result.metrics)
     return root / "clinic-v1"
+
+
+@pytest.fixture(scope="module")
+def school_bundle_dir(tmp_path_factory):
+    """A tiny school model: learner text and audio → affect and tutoring suggestions."""
+    root = tmp_path_factory.mktemp("school-models")
+    cases = read_manifest(
+        write_dataset(root / "data", kind="school", cases=24, seed=3, voice_seconds=2.0)
+    )
+    config = tiny_config(
+        modalities=["text", "audio"],
+        tasks=TaskConfig(
+            emotion_labels=list(SCHOOL_AFFECTS),
+            tutoring_library=str(INTERVENTIONS),
+            subjects=list(TOPICS),
+        ),
+    )
+    result = train(
+        config,
+        cases[:16],
+        cases[16:],
+        TrainingConfig(epochs=1, batch_size=8, progress=False),
+        library=InterventionLibrary.load(INTERVENTIONS),
+    )
+    save_bundle(root / "school-v1", result.model, metrics=result.metrics)
+    return root / "school-v1"
+
+
+@pytest.fixture
+def trained_school_model(school_bundle_dir, settings):
+    settings.MLCORE_MODELS_DIR = school_bundle_dir.parent
+    version = register_model_version(
+        name="school-v1", serves="school", bundle_path="school-v1", metrics={}
+    )
+    return promote_model_version(version=version, promoted_by=None)
 
 
 @pytest.fixture

@@ -221,6 +221,38 @@ def test_a_refused_analysis_says_why(people, visit, django_capture_on_commit_cal
     assert "upload a file first" in body["detail"]
 
 
+def test_an_eu_school_analysis_over_the_api_runs_without_the_recording(
+    school, make_user, trained_school_model, eager, wav_audio, django_capture_on_commit_callbacks
+):
+    from tessera.records.services import create_learning_session, create_student
+
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    student = create_student(organization=school, student_number="S-1", full_name="Eu Pupil")
+    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="English")
+    add_media(attached_to=session, kind=MediaKind.LEARNER_AUDIO, file=upload(wav_audio))
+    client = client_for(teacher)
+    only_a_recording = client.post("/api/v1/jobs/", {"learning_session": session.pk})
+    body = assert_problem(only_a_recording, 403, "policy")
+    assert body["detail"].startswith(
+        "Nothing in this learning session may be analysed: its recording may not be used."
+    )
+    add_media(
+        attached_to=session, kind=MediaKind.LEARNER_TEXT, file=upload(b"I gave up on the poem.")
+    )
+    for task in ("all", "tutoring"):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/api/v1/jobs/", {"learning_session": session.pk, "task": task})
+        assert response.status_code == 202, response.content
+        job = client.get(response["Location"]).json()
+        assert job["status"] == "succeeded", job
+        assert set(job["left_out"]) == {"audio"}
+        assert "Art. 5(1)(f)" in job["left_out"]["audio"]
+        result = client.get(f"/api/v1/results/{job['result']}/").json()
+        assert result["left_out"] == job["left_out"]
+        assert result["modalities_used"] == ["text"]
+        assert result["tutoring"]
+
+
 LIST_ENDPOINTS = [
     "organizations",
     "patients",
@@ -376,12 +408,12 @@ def test_every_list_answers_every_role_with_only_their_organizations(
     organizations = client_for(people["stranger"]).get("/api/v1/organizations/").json()
     assert clinic.pk not in [item["id"] for item in organizations["results"]]
     members = client_for(people["viewer"]).get(f"/api/v1/organizations/{clinic.pk}/members/")
-    assert {member["username"] for member in members.json()} == {
+    assert [member["username"] for member in members.json()["results"]] == [
         "admin",
-        "clinician",
         "analyst",
+        "clinician",
         "viewer",
-    }
+    ], "in pages like every list, by username"
     assert (
         client_for(people["stranger"])
         .get(f"/api/v1/organizations/{clinic.pk}/members/")

@@ -297,7 +297,11 @@ def test_a_corrupt_dicom_is_refused_next_to_its_field(client, encounter, people,
     assert response.status_code == 422
     text = page(response)
     field = f"file-encounter-dicom-{encounter.pk}"
-    assert f'id="{field}-error" role="alert">DICOM' in text
+    assert (
+        f'id="{field}-error" role="alert">The DICOM file holds no image: it may be cut short, '
+        "or not be an image at all; Tessera analyses images such as CT, MR or X-ray.<" in text
+    )
+    assert '<details class="technical-detail"><summary>Technical detail</summary>' in text
     assert f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"' in text
     assert encounter.media.count() == 3
 

@@ -17,6 +17,8 @@ from tessera.jobs.services import (
     claim_for_inference,
     claim_for_preprocessing,
     hand_to_inference,
+    promote_model_version,
+    register_model_version,
     request_analysis,
 )
 from tessera.records.models import MediaKind
@@ -204,3 +206,104 @@ def test_the_worker_holding_a_job_may_claim_it_again_at_no_cost(
     assert claim_for_inference(job_id=job.pk, worker="gpu-1")
     assert not claim_for_inference(job_id=job.pk, worker="gpu-2")
     assert AnalysisJob.objects.get(pk=job.pk).attempts == 1
+
+
+def test_a_bundle_that_cannot_load_fails_its_jobs_at_once_and_other_models_flow(
+    encounter,
+    clinic_model,
+    eager,
+    settings,
+    republished,
+    django_capture_on_commit_callbacks,
+    bundle_dir,
+):
+    settings.TESSERA_BATCH_MAX_CASES, settings.TESSERA_BATCH_WAIT_MS = 8, 0
+    healthy = waiting_for_inference(encounter, 2, django_capture_on_commit_callbacks)
+    broken_version = _break_the_active_model(bundle_dir, settings)
+    broken = waiting_for_inference(encounter, 2, django_capture_on_commit_callbacks)
+    assert AnalysisJob.objects.get(pk=broken[0]).model_version == broken_version
+
+    for job_id in broken + healthy:
+        tasks.infer_job(job_id)
+    for job_id in broken:
+        job = AnalysisJob.objects.get(pk=job_id)
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "model_unavailable")
+        assert job.error_message.startswith("The model 'clinic-broken' could not be loaded")
+        assert "promote a working model version" in job.error_message
+        assert (job.lease_owner, job.lease_expires_at) == ("", None), "no lease left to renew"
+    assert statuses(healthy) == [JobStatus.SUCCEEDED] * 2
+    assert republished == [], "a broken bundle is not retried in a loop"
+
+
+def _break_the_active_model(bundle_dir, settings):
+    import json
+    import shutil
+
+    broken = bundle_dir.parent / "clinic-broken"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(bundle_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["fusion"]["dim"] *= 2  # the weights no longer fit the model the config describes
+    (broken / "config.json").write_text(json.dumps(config))
+    version = register_model_version(
+        name="clinic-broken", serves="clinic", bundle_path="clinic-broken", metrics={}
+    )
+    return promote_model_version(version=version, promoted_by=None)
+
+
+def test_a_bundle_unreadable_at_preprocessing_fails_the_job_with_model_unavailable(
+    encounter, clinic_model, eager, settings, bundle_dir, django_capture_on_commit_callbacks
+):
+    import shutil
+
+    unreadable = bundle_dir.parent / "clinic-unreadable"
+    shutil.rmtree(unreadable, ignore_errors=True)
+    unreadable.mkdir()
+    (unreadable / "config.json").write_text("{not json")
+    version = register_model_version(
+        name="clinic-unreadable", serves="clinic", bundle_path="clinic-unreadable", metrics={}
+    )
+    promote_model_version(version=version, promoted_by=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = request_analysis(attached_to=encounter, task="all")
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "model_unavailable")
+    assert "'clinic-unreadable' could not be loaded" in job.error_message
+
+
+def test_an_unexpected_error_in_a_batch_backs_off_then_fails_with_a_sentence(
+    encounter,
+    clinic_model,
+    eager,
+    settings,
+    monkeypatch,
+    republished,
+    django_capture_on_commit_callbacks,
+):
+    settings.TESSERA_BATCH_MAX_CASES, settings.TESSERA_BATCH_WAIT_MS = 8, 0
+    ids = waiting_for_inference(encounter, 2, django_capture_on_commit_callbacks)
+
+    def crash(engine, features):
+        raise RuntimeError("index 7 is out of bounds for dimension 0")
+
+    monkeypatch.setattr(InferenceEngine, "predict_features", crash)
+    tasks.infer_job(ids[0])
+    for job_id in ids:
+        job = AnalysisJob.objects.get(pk=job_id)
+        assert (job.status, job.stage, job.error_code) == (
+            JobStatus.RUNNING,
+            "waiting to retry",
+            "inference_error",
+        )
+        assert (job.lease_owner, job.lease_expires_at) == ("", None)
+    assert sorted(job_id for job_id, _ in republished) == sorted(ids)
+
+    for _ in range(2):
+        AnalysisJob.objects.filter(pk__in=ids).update(retry_after=timezone.now())
+        tasks.infer_job(ids[0])
+    for job_id in ids:
+        job = AnalysisJob.objects.get(pk=job_id)
+        assert (job.status, job.attempts) == (JobStatus.FAILED, 3)
+        assert job.error_code == "inference_error"
+        assert job.error_message.startswith("the analysis stopped on an unexpected error")
+        assert "index 7" not in job.error_message, "the technical reason is for the log"

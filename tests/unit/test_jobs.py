@@ -2,6 +2,7 @@
 preprocessing and inference tasks, idempotent results, cancellation, retries and feedback.
 (Real worker processes, brokers and failures are tested in tests/integration.)"""
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -19,6 +20,7 @@ from tessera.jobs.services import (
     promote_model_version,
     record_feedback,
     register_model_version,
+    renew_leases,
     request_analysis,
     retry_job,
 )
@@ -100,17 +102,70 @@ def test_a_damaged_stored_file_fails_the_job_clearly_without_retrying(
     assert not job.results.exists()
 
 
-def test_an_eu_school_may_not_analyse_emotion_in_voice(school, make_user, wav_audio):
+AI_ACT = r"Art\. 5\(1\)\(f\)"
+
+
+@pytest.fixture
+def eu_session(school, wav_audio):
     student = create_student(organization=school, student_number="S-9", full_name="Voice Pupil")
-    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="English")
+    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="Mathematics")
     add_media(attached_to=session, kind=MediaKind.LEARNER_AUDIO, file=upload(wav_audio))
     add_media(
         attached_to=session, kind=MediaKind.LEARNER_TEXT, file=upload(b"I kept getting it wrong.")
     )
-    for task in ("emotion", "tutoring", "all"):
-        with pytest.raises(AnalysisRefused, match=r"Art\. 5\(1\)\(f\)"):
+    return session
+
+
+@pytest.mark.parametrize("task", ["all", "tutoring", "emotion"])
+def test_an_eu_school_analyses_a_session_without_its_recording_and_says_why(
+    eu_session, trained_school_model, eager, django_capture_on_commit_callbacks, task
+):
+    job = run(eu_session, django_capture_on_commit_callbacks, task=task)
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert set(job.left_out) == {"audio"}
+    assert re.search(AI_ACT, job.left_out["audio"])
+    assert [asset.kind for asset in job.media.all()] == [MediaKind.LEARNER_TEXT]
+    result = job.results.get()
+    assert result.modalities_used == ["text"]
+    assert set(result.contributions) <= {"text"}
+    assert result.left_out == job.left_out
+    assert result.left_out_notes[0].startswith("The recording was left out: Emotion inference")
+    assert bool(result.emotion) == (task != "tutoring")  # affect from the text
+    assert bool(result.tutoring) == (task != "emotion")
+
+
+def test_a_session_with_only_a_recording_is_refused_with_its_own_sentence(
+    school, trained_school_model, wav_audio
+):
+    student = create_student(organization=school, student_number="S-8", full_name="Only Voice")
+    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="Mathematics")
+    add_media(attached_to=session, kind=MediaKind.LEARNER_AUDIO, file=upload(wav_audio))
+    for task in ("all", "tutoring", "emotion"):
+        with pytest.raises(AnalysisRefused) as refused:
             request_analysis(attached_to=session, task=task)
+        assert refused.value.code == "policy"
+        assert refused.value.message.startswith(
+            "Nothing in this learning session may be analysed: its recording may not be used."
+        )
+        assert re.search(AI_ACT, refused.value.message)
     assert not AnalysisJob.objects.exists()
+
+
+def test_asking_explicitly_for_the_recording_of_an_eu_pupil_is_still_refused(
+    eu_session, trained_school_model
+):
+    recording = eu_session.media.get(kind=MediaKind.LEARNER_AUDIO)
+    for task in ("emotion", "tutoring", "all"):
+        with pytest.raises(AnalysisRefused, match=AI_ACT):
+            request_analysis(attached_to=eu_session, task=task, media=[recording])
+    assert not AnalysisJob.objects.exists()
+
+
+def test_a_clinic_leaves_out_nothing(encounter, clinic_model, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = request_analysis(attached_to=encounter, task="all")
+    assert job.left_out == {}
+    assert job.media.count() == 3
 
 
 def test_requests_are_refused_clearly(encounter, clinic, school, make_user):
@@ -277,9 +332,18 @@ def test_the_sweeper_publishes_lost_and_abandoned_jobs_and_gives_up_on_exhausted
     exhausted = make(
         status=JobStatus.PREPROCESSING, attempts=3, lease_owner="cpu-2", lease_expires_at=expired
     )
+    overran = make(
+        status=JobStatus.RUNNING,
+        attempts=1,
+        lease_owner="gpu-3",
+        lease_expires_at=later,  # its heartbeat still beats, for work that never ends
+        started_at=long_ago,
+    )
 
     outcome = sweep_stale_jobs(
-        publish_grace=timedelta(seconds=30), stale_after=timedelta(minutes=5)
+        publish_grace=timedelta(seconds=30),
+        stale_after=timedelta(minutes=5),
+        max_duration=timedelta(minutes=30),
     )
 
     assert set(published) == {
@@ -289,11 +353,15 @@ def test_the_sweeper_publishes_lost_and_abandoned_jobs_and_gives_up_on_exhausted
         (gpu_worker_died.pk, "infer"),
         (waiting_long.pk, "infer"),
     }
-    assert outcome == {"republished": 5, "failed": 1}
+    assert outcome == {"republished": 5, "failed": 1, "timed_out": 1}
     exhausted.refresh_from_db()
     assert exhausted.status == JobStatus.FAILED
     assert exhausted.error_code == "gave_up"
     assert "stopped after 3 attempts" in exhausted.error_message
+    overran.refresh_from_db()
+    assert (overran.status, overran.error_code) == (JobStatus.FAILED, "timed_out")
+    assert "longer than the 30 minutes an analysis may take" in overran.error_message
+    assert not renew_leases(job_ids=[overran.pk], worker="gpu-3"), "its lease is not renewed"
     for untouched in (just_created, fresh_message, still_working, waiting_briefly):
         untouched.refresh_from_db()
         assert untouched.status in (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -344,7 +412,11 @@ def test_a_job_taken_back_from_a_dead_worker_still_ends_with_one_result(
     AnalysisJob.objects.filter(pk=job.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    sweep_stale_jobs(publish_grace=timedelta(seconds=30), stale_after=timedelta(minutes=5))
+    sweep_stale_jobs(
+        publish_grace=timedelta(seconds=30),
+        stale_after=timedelta(minutes=5),
+        max_duration=timedelta(minutes=30),
+    )
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempts == 2

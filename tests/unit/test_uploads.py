@@ -4,6 +4,7 @@ technical metadata; nothing is stored for a rejected upload."""
 import hashlib
 import io
 import pathlib
+import re
 import struct
 import warnings
 
@@ -36,18 +37,17 @@ def test_an_empty_file_is_rejected(kind):
 def test_a_png_renamed_dcm_is_not_dicom():
     rejected = rejection(MediaKind.DICOM, PNG_HEADER, filename="scan.dcm")
     assert rejected.code == "not_dicom"
-    assert (
-        rejected.message == "file is not DICOM: missing DICM preamble (it looks like a PNG image)"
-    )
+    assert rejected.message == "file is not a DICOM file (it looks like a PNG image)"
+    assert "'DICM'" in rejected.technical_detail
 
 
 def test_a_dicom_truncated_in_its_pixel_data_is_rejected(dicom_bytes):
     rejected = rejection(MediaKind.DICOM, dicom_bytes[:-1000])
     assert rejected.code == "dicom_truncated"
     expected = 64 * 64 * 2
-    assert (
-        rejected.message
-        == f"DICOM pixel data is truncated: {expected - 1000} of {expected} bytes present"
+    assert rejected.message == (
+        f"the image data in this file is cut short: {expected - 1000} of {expected} bytes are "
+        "there; upload the whole file"
     )
 
 
@@ -126,7 +126,11 @@ def test_a_dicom_without_an_image_names_what_it_is():
     corpus = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
     rejected = rejection(MediaKind.DICOM, (corpus / "rtplan.dcm").read_bytes())
     assert rejected.code == "dicom_no_image"
-    assert rejected.message.startswith("DICOM file has no image: it is a 'RT Plan Storage' object")
+    assert rejected.message == (
+        "the DICOM file holds no image (it holds: RT Plan); Tessera analyses images such as CT, "
+        "MR or X-ray"
+    )
+    assert rejected.technical_detail.startswith("SOP class RT Plan Storage (1.2.840.10008.")
 
 
 def test_a_png_uploaded_as_speech_says_what_it_is():
@@ -169,7 +173,9 @@ def test_a_truncated_flac_is_rejected():
     flac = _audio("FLAC", "PCM_16", seconds=2.0)
     rejected = rejection(MediaKind.LEARNER_AUDIO, flac[: len(flac) // 2])
     assert rejected.code in {"audio_damaged", "audio_truncated"}
-    assert rejected.message.startswith(("FLAC audio could not be decoded", "audio is truncated"))
+    assert rejected.message.startswith(
+        ("the FLAC audio in this file is damaged and cannot be played", "audio is truncated")
+    )
 
 
 def test_a_truncated_mp3_is_rejected():
@@ -312,10 +318,76 @@ def test_the_corpus_count_matches_what_the_decoders_can_read():
 
 def test_pixel_truncation_in_the_corpus_gets_the_truncation_message():
     rejected = rejection(MediaKind.DICOM, (PYDICOM_CORPUS / "MR_truncated.dcm").read_bytes())
-    assert rejected.message == "DICOM pixel data is truncated: 8130 of 8192 bytes present"
+    assert rejected.message == (
+        "the image data in this file is cut short: 8130 of 8192 bytes are there; upload the "
+        "whole file"
+    )
 
 
 def test_struct_packing_helper_matches_header_layout(wav_audio):
     # The WAV walk reads the fmt chunk at offset 20: keep the fixture honest about that layout.
     assert wav_audio[12:16] == b"fmt "
     assert struct.unpack("<I", wav_audio[24:28])[0] == 16000
+
+
+# Each message leads with what is wrong in plain words; what the decoder said goes apart.
+PLAIN_WORDS = {
+    "badVR.dcm": (
+        "dicom_damaged",
+        "the image data in this file is damaged and cannot be read",
+        "invalid literal for int() with base 10: '1A'",
+    ),
+    "JPEG-lossy.dcm": (
+        "dicom_damaged",
+        "the image data in this file is damaged and cannot be read",
+        "libjpeg error code '-1038'",
+    ),
+    "meta_missing_tsyntax.dcm": (
+        "dicom_damaged",
+        "the DICOM file does not say how its image is encoded, so the image cannot be read",
+        "'Transfer Syntax UID'",
+    ),
+    "nested_priv_SQ.dcm": (
+        "dicom_damaged",
+        "the image in this DICOM file cannot be read: facts the image needs (such as its bit "
+        "depth) are missing from the file",
+        "'Bits Allocated'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_WORDS))
+def test_decoder_internals_stay_out_of_the_message(name):
+    code, message, technical = PLAIN_WORDS[name]
+    rejected = rejection(MediaKind.DICOM, (PYDICOM_CORPUS / name).read_bytes())
+    assert (rejected.code, rejected.message) == (code, message)
+    assert technical in rejected.technical_detail
+    assert not rejected.technical_detail.endswith(("…", " …")), "whole, not cut mid-word"
+
+
+def test_an_image_object_without_its_pixels_does_not_contradict_itself(dicom_bytes):
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes))
+    del dataset.PixelData
+    stripped = io.BytesIO()
+    dataset.save_as(stripped)
+    rejected = rejection(MediaKind.DICOM, stripped.getvalue())
+    assert rejected.code == "dicom_no_image"
+    assert rejected.message == (
+        "the file says it is an image (CT Image), but the image data is missing from it; "
+        "upload the complete file"
+    )
+
+
+def _refused_corpus():
+    return [
+        path for path in _corpus() if not (_decodes(path) and path.read_bytes()[128:132] == b"DICM")
+    ]
+
+
+@pytest.mark.parametrize("path", _refused_corpus(), ids=lambda path: path.name)
+def test_no_refusal_leads_with_a_library_or_is_cut_off(path):
+    with pytest.raises(UploadRejected) as caught:
+        validate_upload(kind=MediaKind.DICOM, file=upload(path.read_bytes()), filename=path.name)
+    message = caught.value.message
+    assert not re.search(r"pylibjpeg|pillow|libjpeg|invalid literal|Error|\(\d{4},", message)
+    assert message[-1].isalnum() or message[-1] == ")", message

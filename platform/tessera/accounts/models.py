@@ -4,6 +4,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from tessera.accounts.policy import Analysis, OrganizationKind, default_policy, prohibition
+from tessera.text import printable_name
 
 jurisdiction_code = RegexValidator(
     r"^[A-Z]{2}$", "Use a two-letter code such as EU, US or GB (capital letters)."
@@ -16,7 +17,7 @@ class Organization(models.Model):
     Kind = OrganizationKind
     ORGANIZATION_LOOKUP = "pk"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[printable_name])
     slug = models.SlugField(max_length=80, unique=True)
     kind = models.CharField(max_length=16, choices=OrganizationKind.choices)
     jurisdiction = models.CharField(
@@ -146,7 +147,11 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'HIS bridge'.")
+    name = models.CharField(
+        max_length=100,
+        validators=[printable_name],
+        help_text="What the token is for, e.g. 'HIS bridge'.",
+    )
     prefix = models.CharField(max_length=12, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

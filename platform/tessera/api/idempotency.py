@@ -5,6 +5,7 @@ first to commit, then gets its response; the same key on a different request is 
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
@@ -15,6 +16,9 @@ from tessera.api.models import IdempotentRequest
 from tessera.api.problems import Problem
 
 HEADER = "Idempotency-Key"
+# 1 to 255 printable ASCII characters (what an HTTP header carries unchanged); the schema
+# publishes the same rule.
+KEY_PATTERN = r"^[ -~]{1,255}$"
 
 
 def fingerprint(request: Request) -> str:
@@ -44,9 +48,9 @@ def idempotent(request: Request, create: Callable[[], Response]) -> Response:
     key = request.headers.get(HEADER)
     if key is None:
         return create()
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not re.fullmatch(KEY_PATTERN, key):
         raise Problem(
-            f"{HEADER} must be 1 to 255 printable characters",
+            f"{HEADER} must be 1 to 255 printable ASCII characters",
             code="idempotency_key",
             status_code=400,
         )

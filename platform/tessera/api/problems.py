@@ -1,6 +1,8 @@
 """Every error as RFC 9457 `application/problem+json`: type, title, status, detail, and the
 field errors of a validation problem under `errors`."""
 
+import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from django.conf import settings
@@ -10,7 +12,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.defaultfilters import filesizeformat
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -19,6 +23,7 @@ from tessera.jobs.services import AnalysisRefused
 from tessera.records.uploads import UploadRejected
 from tessera.reports.services import ReportRefused
 
+logger = logging.getLogger("django.request")
 PROBLEM_TYPE = "urn:tessera:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
@@ -32,11 +37,15 @@ REFUSAL_STATUS = {
 
 
 class Problem(exceptions.APIException):
-    """A domain error: `code` names it (in `type`), `detail` is written for a person."""
+    """A domain error: `code` names it (in `type`), `detail` is written for a person, and
+    `technical_detail` (when there is one) is what a library reported, for an engineer."""
 
-    def __init__(self, detail: str, *, code: str, status_code: int = 400) -> None:
+    def __init__(
+        self, detail: str, *, code: str, status_code: int = 400, technical_detail: str = ""
+    ) -> None:
         super().__init__(detail=detail, code=code)
         self.status_code = status_code
+        self.technical_detail = technical_detail
 
 
 def problem_body(
@@ -84,7 +93,12 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         return Problem(str(exc), code="too_many_fields", status_code=400)
     if isinstance(exc, UploadRejected):
-        return Problem(exc.message, code=exc.code, status_code=UPLOAD_STATUS.get(exc.code, 400))
+        return Problem(
+            exc.message,
+            code=exc.code,
+            status_code=UPLOAD_STATUS.get(exc.code, 400),
+            technical_detail=exc.technical_detail,
+        )
     if isinstance(exc, AnalysisRefused | ReportRefused):
         return Problem(exc.message, code=exc.code, status_code=REFUSAL_STATUS.get(exc.code, 400))
     if isinstance(exc, IntegrityError):
@@ -115,10 +129,12 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        technical = getattr(exc, "technical_detail", "")
         problem = problem_response(
             status_code=response.status_code,
             code=code if isinstance(code, str) else "error",
             detail=str(response.data.get("detail", "")) if isinstance(response.data, dict) else "",
+            **({"technical_detail": technical} if technical else {}),
         )
     for name, value in headers.items():
         problem[name] = value
@@ -136,22 +152,61 @@ def _summary(errors: dict) -> str:
 API_PREFIX = "/api/"
 
 
+@csrf_exempt  # it changes nothing: a POST to an unknown URL gets its 404, not a CSRF page
+def unknown_endpoint(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """An /api/ URL that matches no route: a problem, whatever DEBUG says (Django's debug 404
+    page would list every route)."""
+    detail = "no such endpoint or object; see /api/v1/docs/"
+    if not request.path.endswith("/") and _is_endpoint(f"{request.path}/"):
+        detail = f"no such endpoint: API paths end with a slash ({request.path}/)"
+    return plain_problem_response(status_code=404, code="not_found", detail=detail)
+
+
+def _is_endpoint(path: str) -> bool:
+    try:
+        return resolve(path).func is not unknown_endpoint
+    except Resolver404:
+        return False
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """A URL that matches no route: under /api/ a problem, like every other API error."""
     if request.path.startswith(API_PREFIX):
-        return plain_problem_response(
-            status_code=404,
-            code="not_found",
-            detail="no such endpoint or object; see /api/v1/docs/",
-        )
+        return unknown_endpoint(request)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
-        return plain_problem_response(
-            status_code=500,
-            code="error",
-            detail="something went wrong on our side; the error was logged",
-        )
+        return internal_error_response()
     return defaults.server_error(request)
+
+
+def internal_error_response() -> HttpResponse:
+    return plain_problem_response(
+        status_code=500,
+        code="error",
+        detail="something went wrong on our side; the error was logged",
+    )
+
+
+class ApiErrorMiddleware:
+    """An exception no view handled, under /api/: a logged 500 problem, whatever DEBUG says
+    (Django's debug page would show settings and code to an API client)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIX):
+            return None
+        logger.error(
+            "Internal Server Error: %s",
+            request.path,
+            exc_info=exception,
+            extra={"status_code": 500},
+        )
+        return internal_error_response()

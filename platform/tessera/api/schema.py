@@ -1,5 +1,6 @@
 """OpenAPI post-processing: every operation documents the problems it can answer with, in the
-one shape they all share (RFC 9457), so a generated client knows what to expect."""
+one shape they all share (RFC 9457), so a generated client knows what to expect; and a text
+field that may be blank says so in a way that a blank value satisfies."""
 
 PROBLEM = {
     "type": "object",
@@ -9,6 +10,10 @@ PROBLEM = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
+        "technical_detail": {
+            "type": "string",
+            "description": "What a decoder or library reported, for the integration engineer.",
+        },
         "errors": {"type": "object", "additionalProperties": True},
     },
     "required": ["type", "title", "status", "detail"],
@@ -43,4 +48,19 @@ def add_problem_responses(result: dict, generator, request, public) -> dict:
             for code, response in responses.items():
                 if code.startswith(("4", "5")):
                     response["content"] = content
+    return result
+
+
+BLANK = {"type": "string", "maxLength": 0}
+
+
+def blank_or_valid(result: dict, generator, request, public) -> dict:
+    """drf-spectacular writes a blank-allowed text field that has a pattern as `oneOf` [the
+    pattern, blank]; when the pattern also accepts "" (a name may be blank), "" satisfies both
+    and so breaks `oneOf`. Either one will do: `anyOf`."""
+    for component in result.get("components", {}).get("schemas", {}).values():
+        for field in component.get("properties", {}).values():
+            alternatives = field.get("oneOf")
+            if alternatives and BLANK in alternatives and len(alternatives) == 2:
+                field["anyOf"] = field.pop("oneOf")
     return result

@@ -3,6 +3,8 @@ is named in `writable` (never the organization of an existing record, a status, 
 staff flag). A referenced id must name an object the user can see, else it is refused as if it
 did not exist."""
 
+import re
+
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -41,9 +43,10 @@ class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
         return scoped_to(self.model.objects.all(), organizations=organizations_of(user=user))
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not str(data).isdigit():
+        if isinstance(data, bool) or not re.fullmatch(r"-?\d+", str(data)):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        found = self.get_queryset().filter(pk=int(data)).first()
+        pk = int(data)
+        found = self.get_queryset().filter(pk=pk).first() if 0 < pk < 2**63 else None
         if found is None:
             self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
         return found
@@ -79,7 +82,26 @@ class MemberRoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class _InOneOrganizationSerializer(serializers.ModelSerializer):
+class FormNulls:
+    """A form body (multipart, urlencoded) has no null: `null` in a field that may be null
+    means null there, as it does in JSON. (DRF reads an empty form value of such a field as
+    null already.)"""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):  # a QueryDict: the body was a form
+            nulls = [
+                name
+                for name, field in self.fields.items()
+                if field.allow_null and data.get(name) == "null"
+            ]
+            if nulls:
+                data = data.copy()
+                for name in nulls:
+                    data[name] = ""
+        return super().to_internal_value(data)
+
+
+class _InOneOrganizationSerializer(FormNulls, serializers.ModelSerializer):
     """Created in one of the user's organizations, and never moved to another."""
 
     organization = VisibleRelatedField(Organization)
@@ -267,8 +289,18 @@ class ErasedSerializer(serializers.Serializer):
     erased = serializers.DictField(child=serializers.IntegerField())
 
 
+def left_out_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Input (image, text, audio) → why the law or the organization's policy kept "
+        "it out of the analysis.",
+    )
+
+
 class JobSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
+    left_out = left_out_field()
     result = serializers.SerializerMethodField()
 
     class Meta:
@@ -285,6 +317,7 @@ class JobSerializer(serializers.ModelSerializer):
             "encounter",
             "learning_session",
             "media",
+            "left_out",
             "model_version",
             "result",
             "created_at",
@@ -314,6 +347,7 @@ class JobRequestSerializer(serializers.Serializer):
 
 class ResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
+    left_out = left_out_field()
 
     class Meta:
         model = AnalysisResult
@@ -327,6 +361,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "emotion",
             "tutoring",
             "modalities_used",
+            "left_out",
             "contributions",
             "uncertainty",
             "abstain",
@@ -349,7 +384,9 @@ class FeedbackSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    promoted_by = serializers.CharField(source="promoted_by.username", default=None)
+    promoted_by = serializers.CharField(
+        source="promoted_by.username", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = ModelVersion

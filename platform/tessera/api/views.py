@@ -3,10 +3,9 @@ organizations and calling the services that the pages and the admin call too."""
 
 import logging
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.http import FileResponse, HttpResponse
 from django.urls import reverse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import filters, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -24,7 +23,9 @@ from tessera.accounts.services import (
 )
 from tessera.api import serializers
 from tessera.api.access import ScopedViewMixin
-from tessera.api.idempotency import idempotent
+from tessera.api.filtering import StrictFilterBackend
+from tessera.api.idempotency import KEY_PATTERN, idempotent
+from tessera.api.pagination import Cursor
 from tessera.api.problems import Problem
 from tessera.jobs.models import AnalysisJob, AnalysisResult, ModelVersion
 from tessera.jobs.services import (
@@ -56,16 +57,18 @@ from tessera.records.services import (
     create_learning_session,
 )
 from tessera.records.storage import StoredContentCorrupted, content_store
+from tessera.records.uploads import STORED_CONTENT_TYPES
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
 from tessera.reports.services import request_report
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, rotate_secret, send_ping
 
-LIST_BACKENDS = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
+LIST_BACKENDS = [StrictFilterBackend, filters.OrderingFilter, filters.SearchFilter]
 PROBLEM = OpenApiResponse(description="application/problem+json (RFC 9457)")
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
+    type={"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": 255},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Retrying with the same key returns the first response, creating nothing new.",
@@ -171,9 +174,15 @@ class OrganizationViewSet(ReportRequestMixin, ScopedViewMixin, viewsets.ReadOnly
     @extend_schema(responses=serializers.MemberSerializer(many=True))
     @action(detail=True)
     def members(self, request, pk=None):
+        """The organization's members by username, in pages like every list."""
         organization = self.get_object()
-        memberships = organization.memberships.select_related("user").order_by("user__username")
-        return Response(serializers.MemberSerializer(memberships, many=True).data)
+        pages = Cursor()
+        pages.ordering = "username"
+        memberships = organization.memberships.select_related("user").annotate(
+            username=F("user__username")
+        )
+        page = pages.paginate_queryset(memberships, request, view=None)
+        return pages.get_paginated_response(serializers.MemberSerializer(page, many=True).data)
 
 
 class TokenViewSet(
@@ -421,7 +430,13 @@ class MediaViewSet(
         }
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={
+            **{(200, content_type): bytes for content_type in STORED_CONTENT_TYPES},
+            403: PROBLEM,
+            404: PROBLEM,
+        }
+    )
     @action(detail=True)
     def download(self, request, pk=None):
         asset = self.get_object()

@@ -7,6 +7,7 @@ from tessera.audit.models import AuditEvent
 from tessera.audit.services import OBJECT_TYPES
 from tessera.dashboards.selectors import PatientStatus
 from tessera.records.models import MediaKind
+from tessera.text import printable_name
 
 # What each upload form accepts, for the browser's file picker and the hint under the field;
 # the server checks again (records.uploads), whatever the browser let through.
@@ -58,15 +59,19 @@ class EncounterForm(forms.Form):
     occurred_at = forms.DateTimeField(
         label="When", widget=DateTimeInput(format="%Y-%m-%dT%H:%M"), initial=timezone.localtime
     )
-    reason = forms.CharField(label="Reason for the visit", max_length=200, required=False)
+    reason = forms.CharField(
+        label="Reason for the visit", max_length=200, required=False, validators=[printable_name]
+    )
 
 
 class LearningSessionForm(forms.Form):
     occurred_at = forms.DateTimeField(
         label="When", widget=DateTimeInput(format="%Y-%m-%dT%H:%M"), initial=timezone.localtime
     )
-    subject_area = forms.CharField(label="Subject", max_length=80)
-    title = forms.CharField(label="Title", max_length=200, required=False)
+    subject_area = forms.CharField(label="Subject", max_length=80, validators=[printable_name])
+    title = forms.CharField(
+        label="Title", max_length=200, required=False, validators=[printable_name]
+    )
 
 
 class PatientFilterForm(forms.Form):
@@ -100,6 +105,7 @@ class TokenForm(forms.Form):
     name = forms.CharField(
         label="Token name",
         max_length=100,
+        validators=[printable_name],
         help_text="Say where it is used, e.g. 'Ward 3 PACS bridge'.",
     )
 

@@ -436,6 +436,7 @@ def upload(request: HttpRequest, visit_kind: str, pk: int, kind: str) -> HttpRes
                 )
         except UploadRejected as rejection:
             form.add_error("file", _sentence(str(rejection)))
+            form.technical_detail = rejection.technical_detail
     if form.errors:
         return _render_visit(
             request,

@@ -20,8 +20,27 @@ from tessera.records.models import MODALITY_OF
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 
+class ModelUnavailable(Exception):
+    """A model version's bundle cannot be read or loaded on this worker: its jobs cannot run
+    here, whatever their input. The message names the version, never a person's data."""
+
+
+def model_unavailable_message(version_name: str) -> str:
+    return (
+        f"The model '{version_name}' could not be loaded, so this analysis could not run. "
+        "An organization admin can promote a working model version; then retry the analysis."
+    )
+
+
+def _preprocessor(job: AnalysisJob) -> Preprocessor:
+    try:
+        return _preprocessor_for(job.model_version.bundle_dir)
+    except Exception as error:  # any fault of the bundle: unreadable, invalid, mismatched
+        raise ModelUnavailable(model_unavailable_message(job.model_version.name)) from error
+
+
 @lru_cache(maxsize=8)
-def _preprocessor(bundle_dir: Path) -> Preprocessor:
+def _preprocessor_for(bundle_dir: Path) -> Preprocessor:
     return Preprocessor(ModelConfig.load(bundle_dir / "config.json"))
 
 
@@ -70,16 +89,17 @@ def cache_path(job: AnalysisJob) -> Path:
 
 
 def prepare(job: AnalysisJob) -> Features:
-    """Features for `job`: from the cache, or decoded now and cached. Raises InputError.
+    """Features for `job`: from the cache, or decoded now and cached. Raises InputError, or
+    ModelUnavailable when the job's model bundle cannot be read.
 
     Features of encrypted media are never cached: the cache would hold their content (as
     arrays) in the clear."""
     if job.media.filter(encrypted=True).exists():
-        return _preprocessor(job.model_version.bundle_dir)(case_for(job))
+        return _preprocessor(job)(case_for(job))
     path = cache_path(job)
     if path.is_file():
         return _load(path)
-    features = _preprocessor(job.model_version.bundle_dir)(case_for(job))
+    features = _preprocessor(job)(case_for(job))
     _save(features, path)
     return features
 

@@ -7,7 +7,9 @@ the jobs it gathered find them taken and do nothing.
 
 Running out of memory is transient: the batch is split in halves, a single case that still does
 not fit moves to the CPU, and a case that fits nowhere backs off and retries later, until its
-attempts run out. Bad input fails its own job only.
+attempts run out. Bad input fails its own job only. A bundle that cannot be loaded fails the
+batch's jobs at once (`model_unavailable`): jobs of other versions run in their own batches. Any
+other error is a fault of ours: the jobs back off and retry, until their attempts run out.
 """
 
 import logging
@@ -21,7 +23,9 @@ from mlcore.data import Features
 from mlcore.engine import InferenceEngine, Prediction
 from mlcore.errors import InputError
 from mlcore.explain import coarsen
+from tessera.celery import DATABASE_GONE
 from tessera.jobs import features as job_features
+from tessera.jobs.features import ModelUnavailable, model_unavailable_message
 from tessera.jobs.models import AnalysisJob, ModelVersion
 from tessera.jobs.services import (
     claim_more_for_inference,
@@ -32,7 +36,7 @@ from tessera.jobs.services import (
 
 OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)
 logger = logging.getLogger(__name__)
-_engines: dict[tuple[int, str], InferenceEngine] = {}
+_engines: dict[tuple[str, str, str], InferenceEngine] = {}
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,14 @@ class Retry:
 def engine_for(version: ModelVersion, device: str | None = None) -> InferenceEngine:
     """One engine per model version and device, loaded once per worker process."""
     device = device or settings.MLCORE_DEVICE
-    key = (version.pk, device)
+    key = (version.name, str(version.bundle_dir), device)
     if key not in _engines:
-        _engines[key] = InferenceEngine(version.bundle_dir, device=device)
+        try:
+            _engines[key] = InferenceEngine(version.bundle_dir, device=device)
+        except OUT_OF_MEMORY:
+            raise
+        except Exception as error:  # any fault of the bundle: missing, invalid, mismatched
+            raise ModelUnavailable(model_unavailable_message(version.name)) from error
     return _engines[key]
 
 
@@ -69,13 +78,35 @@ def gather_batch(*, first, worker: str) -> list:
         time.sleep(min(0.005, remaining))
 
 
+UNEXPECTED_ERROR = (
+    "the analysis stopped on an unexpected error on our side; it was logged for the IT team"
+)
+
+
 def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
     """Predict and store a result for each job; returns the jobs to publish again later.
     `started` (time.monotonic) is when the batch began to gather: its inference time counts
-    the wait for company."""
-    jobs = AnalysisJob.objects.select_related("model_version", "learning_session").filter(
-        pk__in=job_ids
+    the wait for company. Every job of the batch ends succeeded, failed, or backing off."""
+    jobs = list(
+        AnalysisJob.objects.select_related("model_version", "learning_session").filter(
+            pk__in=job_ids
+        )
     )
+    try:
+        return _run_batch(jobs, worker=worker, started=started)
+    except ModelUnavailable as error:
+        logger.exception("jobs %s: their model bundle cannot be loaded", [job.pk for job in jobs])
+        for job in jobs:
+            fail_job(job_id=job.pk, code="model_unavailable", message=str(error))
+        return []
+    except DATABASE_GONE:
+        raise  # transient: the task retries, and the claims let this worker take its jobs again
+    except Exception:
+        logger.exception("jobs %s: inference failed", [job.pk for job in jobs])
+        return _back_off(jobs, worker=worker, code="inference_error", message=UNEXPECTED_ERROR)
+
+
+def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[Retry]:
     ready: list[tuple[AnalysisJob, Features]] = []
     for job in jobs:
         try:
@@ -90,14 +121,12 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
     retries = []
     for (job, features), prediction in zip(ready, outcomes, strict=True):
         if prediction is None:
-            delay = release_for_retry(
-                job_id=job.pk,
+            retries += _back_off(
+                [job],
                 worker=worker,
                 code="out_of_memory",
                 message="the case does not fit in the memory of the inference worker",
             )
-            if delay is not None:
-                retries.append(Retry(job.pk, delay.total_seconds()))
             continue
         complete_job(
             job_id=job.pk,
@@ -108,6 +137,16 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
             },
             timings={"inference": round(seconds, 4), "batch_cases": len(ready)},
         )
+    return retries
+
+
+def _back_off(jobs: list[AnalysisJob], *, worker: str, code: str, message: str) -> list[Retry]:
+    """Jobs this worker still holds wait to be tried again, or fail once out of attempts."""
+    retries = []
+    for job in jobs:
+        delay = release_for_retry(job_id=job.pk, worker=worker, code=code, message=message)
+        if delay is not None:
+            retries.append(Retry(job.pk, delay.total_seconds()))
     return retries
 
 
@@ -123,7 +162,7 @@ def explanation(job: AnalysisJob, features: Features, prediction: Prediction) ->
     finding = max(prediction.diagnosis, key=prediction.diagnosis.get)
     try:
         heatmap = engine_for(job.model_version).explain(features, label=finding)
-    except (*OUT_OF_MEMORY, ValueError) as error:
+    except Exception as error:  # the result stands without its heatmap
         logger.warning("job %s: no heatmap (%s)", job.pk, error)
         return {}
     return {

@@ -65,6 +65,8 @@ class JobStatus(models.TextChoices):
 
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# How a person calls each input of the model.
+INPUT_NOUN = {"image": "image", "text": "text", "audio": "recording"}
 
 
 class JobTask(models.TextChoices):
@@ -109,6 +111,11 @@ class AnalysisJob(models.Model):
         default=dict,
         blank=True,
         help_text="Seconds spent per stage, and how many cases shared the inference batch.",
+    )
+    left_out = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Input (image, text, audio) → why the law or the policy kept it out.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -157,6 +164,11 @@ class AnalysisResult(models.Model):
     emotion = models.JSONField(default=dict, blank=True, help_text="Label → probability.")
     emotion_label = models.CharField(max_length=64, blank=True)
     modalities_used = models.JSONField(default=list)
+    left_out = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Input → why the law or the policy kept it out (the job's, as it ran).",
+    )
     contributions = models.JSONField(default=dict)
     uncertainty = models.FloatField()
     abstain = models.BooleanField(help_text="Too uncertain: a person must review.")
@@ -195,6 +207,14 @@ class AnalysisResult(models.Model):
         if self.organization_id is None:
             self.organization_id = self.job.organization_id
         super().save(*args, **kwargs)
+
+    @property
+    def left_out_notes(self) -> list[str]:
+        """A sentence for each input the law or the policy kept out of this analysis."""
+        return [
+            f"The {INPUT_NOUN[modality]} was left out: {reason}"
+            for modality, reason in self.left_out.items()
+        ]
 
 
 class LatestAnalysis(models.Model):
@@ -277,7 +297,7 @@ class Feedback(models.Model):
     )
     emotion_label = models.CharField(max_length=64, blank=True, help_text="Corrected affect label.")
     intervention = models.CharField(max_length=64, blank=True, help_text="For useful / not useful.")
-    comment = models.TextField(blank=True)
+    comment = models.TextField(blank=True, max_length=2000)
     given_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -25,6 +25,7 @@ from tessera.accounts.selectors import organization_of
 from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import (
     FINISHED,
+    INPUT_NOUN,
     AnalysisJob,
     AnalysisResult,
     Feedback,
@@ -34,6 +35,7 @@ from tessera.jobs.models import (
 )
 from tessera.jobs.selectors import active_model_version, model_labels
 from tessera.records.models import MODALITY_OF, Encounter, LearningSession, MediaAsset
+from tessera.text import duration_in_words
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
@@ -114,24 +116,37 @@ def promote_model_version(
 # --- requests ------------------------------------------------------------------------------
 
 
-def analyses_for(*, task: str, organization_kind: str, media_kinds: set[str]) -> list[str]:
-    """The policy analyses a job performs: what must be allowed before it may run."""
-    affect = []
-    if media_kinds & TEXT_MEDIA:
-        affect.append(Analysis.EMOTION_FROM_TEXT)
-    if media_kinds & AUDIO_MEDIA:
-        # Tutoring suggestions rest on the affect the model infers, so they count as emotion
-        # inference from voice whenever a recording is part of the input.
-        affect.append(Analysis.EMOTION_FROM_VOICE)
+# The analysis each input of an affect estimate is: leaving the input out leaves the analysis out.
+AFFECT_FROM = {"text": Analysis.EMOTION_FROM_TEXT, "audio": Analysis.EMOTION_FROM_VOICE}
+
+
+def _core_analyses(*, task: str, organization_kind: str) -> list[str]:
+    """What the task asks for beyond affect, whichever inputs it reads. (Tutoring suggestions
+    rest on the affect the model infers, so they count as emotion inference from each input
+    they read: see inputs_to_leave_out.)"""
     if task == JobTask.DIAGNOSIS:
         return [Analysis.DIAGNOSIS]
     if task == JobTask.EMOTION:
-        return affect
-    if task == JobTask.TUTORING:
-        return [Analysis.TUTORING, *affect]
-    if organization_kind == OrganizationKind.CLINIC:
-        return [Analysis.DIAGNOSIS, *affect]
-    return [Analysis.TUTORING, *affect]
+        return []
+    if task == JobTask.TUTORING or organization_kind == OrganizationKind.SCHOOL:
+        return [Analysis.TUTORING]
+    return [Analysis.DIAGNOSIS]
+
+
+def inputs_to_leave_out(*, organization, task: str, media: list[MediaAsset]) -> dict[str, str]:
+    """Input (modality) → why the law or the organization's policy keeps it out of this task.
+
+    A diagnosis reads every input without inferring affect from it; every other task infers
+    affect from the text and the voice it reads, so a forbidden affect analysis keeps that
+    input out."""
+    if task == JobTask.DIAGNOSIS:
+        return {}
+    left_out = {}
+    for modality in sorted({MODALITY_OF[asset.kind] for asset in media} & AFFECT_FROM.keys()):
+        reason = organization.refusal_for(AFFECT_FROM[modality])
+        if reason:
+            left_out[modality] = reason
+    return left_out
 
 
 def request_analysis(
@@ -143,32 +158,48 @@ def request_analysis(
 ) -> AnalysisJob:
     """Create a queued job for `attached_to` and publish it after the transaction commits.
 
+    An input that the law or the organization's policy keeps out of the task (a recording in
+    an EU school) is left out of the job, which says so in `left_out`, when the caller let the
+    visit's files be chosen; files the caller chose are analysed as chosen or not at all.
+
     Raises AnalysisRefused (nothing written) when the media do not belong to the visit or
-    session, when there is nothing to analyse, when the organization's policy or the law
-    forbids the analysis, or when no model serves the organization.
+    session, when there is nothing (allowed) to analyse, when the organization's policy or
+    the law forbids the analysis, or when no model serves the organization.
     """
     task = JobTask(task)
     is_encounter = isinstance(attached_to, Encounter)
+    visit_noun = "encounter" if is_encounter else "learning session"
     organization = organization_of(attached_to)
     own_media = list(attached_to.media.all())
     chosen = own_media if media is None else list(media)
     strangers = [asset for asset in chosen if asset not in own_media]
     if strangers:
         raise AnalysisRefused(
-            f"{len(strangers)} of the chosen files belong to another "
-            f"{'encounter' if is_encounter else 'learning session'}",
+            f"{len(strangers)} of the chosen files belong to another {visit_noun}",
             code="foreign_media",
         )
     if not chosen:
         raise AnalysisRefused(
             "there is nothing to analyse yet: upload a file first", code="no_media"
         )
-    for analysis in analyses_for(
-        task=task, organization_kind=organization.kind, media_kinds={asset.kind for asset in chosen}
-    ):
+    for analysis in _core_analyses(task=task, organization_kind=organization.kind):
         reason = organization.refusal_for(analysis)
         if reason:
             raise AnalysisRefused(reason, code="policy")
+    left_out = inputs_to_leave_out(organization=organization, task=task, media=chosen)
+    if left_out and media is not None:
+        raise AnalysisRefused(" ".join(left_out.values()), code="policy")
+    analysed = [asset for asset in chosen if MODALITY_OF[asset.kind] not in left_out]
+    if task == JobTask.EMOTION:
+        analysed = [asset for asset in analysed if MODALITY_OF[asset.kind] in AFFECT_FROM]
+    if not analysed and not left_out:
+        raise AnalysisRefused(
+            "an affect estimate needs a text or a recording: upload one first", code="no_media"
+        )
+    if not analysed:
+        raise AnalysisRefused(
+            _nothing_allowed_left(left_out=left_out, visit_noun=visit_noun), code="policy"
+        )
     version = active_model_version(serves=organization.kind)
     if version is None:
         raise AnalysisRefused(
@@ -184,11 +215,19 @@ def request_analysis(
             task=task,
             model_version=version,
             requested_by=requested_by,
+            left_out=left_out,
         )
-        job.media.set(chosen)
+        job.media.set(analysed)
         refresh_latest_analysis(subject=subject_of(attached_to))
         transaction.on_commit(partial(publish, job_id=job.pk))
     return job
+
+
+def _nothing_allowed_left(*, left_out: dict[str, str], visit_noun: str) -> str:
+    inputs = " and ".join(f"its {INPUT_NOUN[modality]}" for modality in left_out)
+    return f"Nothing in this {visit_noun} may be analysed: {inputs} may not be used. " + " ".join(
+        left_out.values()
+    )
 
 
 def publish(*, job_id, stage: str = "preprocess") -> None:
@@ -204,7 +243,9 @@ def publish(*, job_id, stage: str = "preprocess") -> None:
     AnalysisJob.objects.filter(pk=job_id).update(published_at=timezone.now())
 
 
-def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dict[str, int]:
+def sweep_stale_jobs(
+    *, publish_grace: timedelta, stale_after: timedelta, max_duration: timedelta
+) -> dict[str, int]:
     """Make sure no job is lost: the broker may drop messages (a Redis restart without
     persistence), a process may die between commit and publish, a worker may die mid-job.
 
@@ -212,10 +253,24 @@ def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dic
       queued: preprocessing is published (again);
     - a worker's lease expired (it stopped its heartbeat): the job is published again for its
       stage, to be taken over; out of attempts, it fails instead, so nothing loops forever;
-    - waiting for inference longer than `stale_after`: inference is published again.
+    - waiting for inference longer than `stale_after`: inference is published again;
+    - started longer than `max_duration` ago and still not finished: it fails (`timed_out`),
+      whatever holds it, so no job is running forever.
     Publishing twice is harmless: only one worker can claim a job.
     """
     now = timezone.now()
+    timed_out, longest = 0, duration_in_words(max_duration)
+    for job_id in AnalysisJob.objects.filter(
+        status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING],
+        started_at__lt=now - max_duration,
+    ).values_list("pk", flat=True):
+        fail_job(
+            job_id=job_id,
+            code="timed_out",
+            message=f"stopped: it took longer than the {longest} an analysis may take. Retry "
+            "it; if it happens again, tell your IT team.",
+        )
+        timed_out += 1
     expired = Q(status__in=[JobStatus.PREPROCESSING, JobStatus.RUNNING], lease_expires_at__lt=now)
     gave_up = 0
     for job in AnalysisJob.objects.filter(expired, attempts__gte=F("max_attempts")).only(
@@ -241,7 +296,7 @@ def sweep_stale_jobs(*, publish_grace: timedelta, stale_after: timedelta) -> dic
         for job_id in jobs.values_list("pk", flat=True):
             publish(job_id=job_id, stage=stage)
             republished += 1
-    return {"republished": republished, "failed": gave_up}
+    return {"republished": republished, "failed": gave_up, "timed_out": timed_out}
 
 
 # --- leases --------------------------------------------------------------------------------
@@ -421,7 +476,7 @@ def complete_job(
             model_version_id=job.model_version_id,
             defaults={
                 "organization_id": job.organization_id,
-                **_result_fields(job.task, prediction),
+                **_result_fields(job, prediction),
             },
         )
         if created:
@@ -456,8 +511,9 @@ def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = N
     )
 
 
-def _result_fields(task: str, prediction: dict) -> dict:
-    """What the job asked for, and nothing more."""
+def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
+    """What the job asked for, and nothing more; what it left out, and why."""
+    task = job.task
     wants_diagnosis = task in (JobTask.DIAGNOSIS, JobTask.ALL)
     wants_emotion = task in (JobTask.EMOTION, JobTask.ALL)
     wants_tutoring = task in (JobTask.TUTORING, JobTask.ALL)
@@ -468,6 +524,7 @@ def _result_fields(task: str, prediction: dict) -> dict:
         "emotion_label": (prediction["emotion_label"] or "") if wants_emotion else "",
         "tutoring": prediction["tutoring"] if wants_tutoring else [],
         "modalities_used": prediction["modalities_used"],
+        "left_out": job.left_out,
         "contributions": prediction["contributions"],
         "uncertainty": prediction["uncertainty"],
         "abstain": prediction["abstain"],

@@ -9,6 +9,7 @@ The web process imports this module to publish jobs, so the model code (torch, M
 transformers: seconds to import, hundreds of MB) is imported inside the tasks, by workers only.
 """
 
+import logging
 import time
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 
-from tessera.celery import RETRY_WHEN_DATABASE_GONE
+from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE
 from tessera.jobs.heartbeat import heartbeat
 from tessera.jobs.models import AnalysisJob
 from tessera.jobs.services import (
@@ -28,6 +29,8 @@ from tessera.jobs.services import (
     sweep_stale_jobs,
     worker_name,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @worker_init.connect  # solo and threads pools: the worker process itself
@@ -54,6 +57,22 @@ def preprocess_job(job_id: str) -> None:
             job_features.prepare(job)
     except InputError as error:
         fail_job(job_id=job_id, code="bad_input", message=str(error))
+        return
+    except job_features.ModelUnavailable as error:
+        logger.exception("job %s: its model bundle cannot be loaded", job_id)
+        fail_job(job_id=job_id, code="model_unavailable", message=str(error))
+        return
+    except DATABASE_GONE:
+        raise  # transient: the task retries
+    except Exception:
+        # A fault of ours, not of the input: the job says so instead of waiting for the sweeper.
+        logger.exception("job %s: preprocessing failed", job_id)
+        fail_job(
+            job_id=job_id,
+            code="preprocessing_error",
+            message="the files could not be prepared for the model because of an error on our "
+            "side; it was logged for the IT team. Retry the analysis.",
+        )
         return
     record_timing(job_id=job_id, stage="preprocessing", seconds=time.monotonic() - started)
     if hand_to_inference(job_id=job_id, worker=worker):
@@ -89,4 +108,5 @@ def sweep() -> dict[str, int]:
     return sweep_stale_jobs(
         publish_grace=timedelta(seconds=settings.TESSERA_JOB_PUBLISH_GRACE),
         stale_after=timedelta(seconds=settings.TESSERA_JOB_STALE_AFTER),
+        max_duration=timedelta(seconds=settings.TESSERA_JOB_MAX_SECONDS),
     )

@@ -42,7 +42,11 @@ def dicom_entries(file: BinaryIO) -> Iterator[ArchiveEntry]:
     try:
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UploadRejected(f"zip archive is damaged: {error}", code="zip_damaged") from error
+        raise UploadRejected(
+            "the zip archive is damaged and cannot be opened",
+            code="zip_damaged",
+            technical_detail=str(error),
+        ) from error
     with archive:
         members = _checked_members(archive)
         for member in members:

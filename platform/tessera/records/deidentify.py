@@ -81,7 +81,9 @@ def deidentify_dicom(file: BinaryIO, *, pseudonym: str) -> DeidentifiedDicom:
             dataset.save_as(out, enforce_file_format=True)
         except (ValueError, TypeError, KeyError, NotImplementedError) as error:
             raise UploadRejected(
-                f"DICOM file could not be de-identified: {error}", code="dicom_deidentification"
+                "the DICOM file could not be de-identified, so it was not stored",
+                code="dicom_deidentification",
+                technical_detail=str(error),
             ) from error
     file.seek(0)
     return DeidentifiedDicom(content=out.getvalue(), review_reasons=review_reasons)

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from tessera.accounts.models import Organization
+from tessera.text import printable_name
 
 
 class Sex(models.TextChoices):
@@ -29,8 +30,8 @@ class Cohort(models.Model):
     ORGANIZATION_LOOKUP = "organization"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="cohorts")
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=120, validators=[printable_name])
+    description = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,7 +54,7 @@ class Subject(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="%(class)ss"
     )
-    full_name = models.CharField(max_length=200)
+    full_name = models.CharField(max_length=200, validators=[printable_name])
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
     cohort = models.ForeignKey(
@@ -78,7 +79,10 @@ class Subject(models.Model):
 
 class Patient(Subject):
     mrn = models.CharField(
-        "MRN", max_length=64, help_text="Medical record number, unique in the organization."
+        "MRN",
+        max_length=64,
+        validators=[printable_name],
+        help_text="Medical record number, unique in the organization.",
     )
 
     class Meta:
@@ -99,8 +103,10 @@ class Patient(Subject):
 
 
 class Student(Subject):
-    student_number = models.CharField(max_length=64, help_text="Unique in the organization.")
-    grade = models.CharField("Year / grade", max_length=32, blank=True)
+    student_number = models.CharField(
+        max_length=64, validators=[printable_name], help_text="Unique in the organization."
+    )
+    grade = models.CharField("Year / grade", max_length=32, blank=True, validators=[printable_name])
 
     class Meta:
         constraints = [
@@ -127,7 +133,7 @@ class Encounter(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters")
     occurred_at = models.DateTimeField()
-    reason = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=200, blank=True, validators=[printable_name])
     clinician = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -148,9 +154,12 @@ class LearningSession(models.Model):
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="learning_sessions")
     occurred_at = models.DateTimeField()
     subject_area = models.CharField(
-        "Subject", max_length=80, help_text="e.g. Mathematics, English."
+        "Subject",
+        max_length=80,
+        validators=[printable_name],
+        help_text="e.g. Mathematics, English.",
     )
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=200, blank=True, validators=[printable_name])
     teacher = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

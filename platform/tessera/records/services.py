@@ -162,7 +162,9 @@ def add_dicom_series(
             staged.append(_staged(encounter, upload, entry.content))
         except UploadRejected as rejection:
             raise UploadRejected(
-                f"{entry.name}: {rejection.message}", code=rejection.code
+                f"{entry.name}: {rejection.message}",
+                code=rejection.code,
+                technical_detail=rejection.technical_detail,
             ) from rejection
     return _store(encounter, staged, uploaded_by=uploaded_by)
 

@@ -59,15 +59,27 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 )
 
 _AUDIO_FORMATS = {"FLAC audio": "FLAC", "OGG audio": "OGG", "MP3 audio": "MP3"}
+_STORED_AUDIO_TYPE = {
+    "WAV": "audio/wav",
+    "FLAC": "audio/flac",
+    "OGG": "audio/ogg",
+    "MP3": "audio/mpeg",
+}
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+# The content type each accepted file is stored (and downloaded) with.
+STORED_CONTENT_TYPES = ("application/dicom", *_STORED_AUDIO_TYPE.values(), TEXT_CONTENT_TYPE)
 
 
 class UploadRejected(Exception):
-    """An upload that cannot be accepted; `message` is written for the person who sent it."""
+    """An upload that cannot be accepted. `message` is written for the person who sent it, in
+    plain words; `technical_detail` is what a decoder said, for the engineer who wires a system
+    to Tessera (shown apart, folded away on a page)."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, technical_detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.technical_detail = technical_detail
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,9 @@ def _it_looks_like(head: bytes) -> str:
 def _validate_dicom(file: BinaryIO, head: bytes) -> tuple[str, dict]:
     if head[128:132] != b"DICM":
         raise UploadRejected(
-            "file is not DICOM: missing DICM preamble" + _it_looks_like(head), code="not_dicom"
+            "file is not a DICOM file" + _it_looks_like(head),
+            code="not_dicom",
+            technical_detail="no 'DICM' prefix after the 128-byte preamble (DICOM PS3.10)",
         )
     file.seek(0)
     with warnings.catch_warnings():
@@ -180,20 +194,21 @@ def _validate_dicom(file: BinaryIO, head: bytes) -> tuple[str, dict]:
         try:
             dataset = pydicom.dcmread(file)
         except InvalidDicomError as error:
-            raise UploadRejected(f"file is not valid DICOM: {error}", code="not_dicom") from error
+            raise UploadRejected(
+                "file is not a valid DICOM file",
+                code="not_dicom",
+                technical_detail=_technical(error),
+            ) from error
         except Exception as error:  # pydicom raises many types on damaged headers
             raise UploadRejected(
-                f"DICOM file is damaged: its header could not be read ({_first_sentence(error)})",
+                "the DICOM file is damaged: its header cannot be read",
                 code="dicom_damaged",
+                technical_detail=_technical(error),
             ) from error
         if not any(
             key in dataset for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
         ):
-            raise UploadRejected(
-                f"DICOM file has no image: it is {_sop_class_name(dataset)}; "
-                "Tessera analyses images (CT, MR, X-ray, …)",
-                code="dicom_no_image",
-            )
+            raise _no_image(dataset)
         try:
             pixels = dataset.pixel_array
         except Exception as error:  # decoder plugins raise many types; each becomes a refusal
@@ -211,35 +226,67 @@ _TRUNCATED_PIXELS = re.compile(r"less than expected \((\d+) vs (\d+) bytes\)")
 
 
 def _pixel_error(dataset: pydicom.Dataset, error: Exception) -> UploadRejected:
+    technical = f"{_transfer_syntax_name(dataset)}: {_technical(error)}"
     truncated = _TRUNCATED_PIXELS.search(str(error))
     if truncated:
         present, expected = truncated.groups()
         return UploadRejected(
-            f"DICOM pixel data is truncated: {present} of {expected} bytes present",
+            f"the image data in this file is cut short: {present} of {expected} bytes are "
+            "there; upload the whole file",
             code="dicom_truncated",
+            technical_detail=technical,
+        )
+    if getattr(dataset.file_meta, "TransferSyntaxUID", None) is None:
+        return UploadRejected(
+            "the DICOM file does not say how its image is encoded, so the image cannot be read",
+            code="dicom_damaged",
+            technical_detail=technical,
         )
     if isinstance(error, AttributeError) and "Missing required element" in str(error):
         return UploadRejected(
-            f"DICOM image is incomplete: {_first_sentence(error).lower()}", code="dicom_damaged"
+            "the image in this DICOM file cannot be read: facts the image needs (such as its "
+            "bit depth) are missing from the file",
+            code="dicom_damaged",
+            technical_detail=technical,
         )
     return UploadRejected(
-        f"DICOM pixel data could not be decoded ({_transfer_syntax_name(dataset)}): "
-        f"{_first_sentence(error)}",
+        "the image data in this file is damaged and cannot be read",
         code="dicom_damaged",
+        technical_detail=technical,
     )
 
 
-def _first_sentence(error: Exception) -> str:
+def _technical(error: Exception, limit: int = 1000) -> str:
+    """What the library said, on one line, whole up to `limit` characters, else cut between
+    words with an ellipsis."""
     text = " ".join(str(error).split()) or type(error).__name__
-    text = text.split(": ", 1)[-1] if text.startswith("Unable to decode as exceptions") else text
-    return text[:200]
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def _sop_class_name(dataset: pydicom.Dataset) -> str:
+def _no_image(dataset: pydicom.Dataset) -> UploadRejected:
     uid = dataset.get("SOPClassUID")
-    if uid is None:
-        return "a DICOM object without a SOP class"
-    return f"a '{uid.name}' object"
+    if uid is None or uid.name == str(uid):  # none, or none that DICOM defines (cut short?)
+        return UploadRejected(
+            "the DICOM file holds no image: it may be cut short, or not be an image at all; "
+            "Tessera analyses images such as CT, MR or X-ray",
+            code="dicom_no_image",
+            technical_detail=f"no Pixel Data (7FE0,0010); SOP Class UID (0008,0016): {uid}",
+        )
+    if "Image Storage" in uid.name:
+        return UploadRejected(
+            f"the file says it is an image ({uid.name.removesuffix(' Storage')}), but the "
+            "image data is missing from it; upload the complete file",
+            code="dicom_no_image",
+            technical_detail=f"SOP class {uid.name} ({uid}) without Pixel Data (7FE0,0010)",
+        )
+    return UploadRejected(
+        f"the DICOM file holds no image (it holds: {uid.name.removesuffix(' Storage')}); "
+        "Tessera analyses images such as CT, MR or X-ray",
+        code="dicom_no_image",
+        technical_detail=f"SOP class {uid.name} ({uid}) without Pixel Data (7FE0,0010)",
+    )
 
 
 def _transfer_syntax_name(dataset: pydicom.Dataset) -> str:
@@ -308,8 +355,9 @@ def _validate_audio(file: BinaryIO, head: bytes, size: int) -> tuple[str, dict]:
                 frames += len(block)
     except soundfile.LibsndfileError as error:
         raise UploadRejected(
-            f"{audio_format} audio could not be decoded: {_libsndfile_reason(error)}",
+            f"the {audio_format} audio in this file is damaged and cannot be played",
             code="audio_damaged",
+            technical_detail=_libsndfile_reason(error),
         ) from error
     if frames == 0:
         raise UploadRejected("audio contains no samples", code="audio_empty")
@@ -334,7 +382,7 @@ def _validate_audio(file: BinaryIO, head: bytes, size: int) -> tuple[str, dict]:
         "frames": frames,
         "duration_seconds": round(duration, 3),
     }
-    return f"audio/{audio_format.lower()}".replace("audio/mp3", "audio/mpeg"), metadata
+    return _STORED_AUDIO_TYPE[audio_format], metadata
 
 
 def _libsndfile_reason(error: soundfile.LibsndfileError) -> str:
@@ -419,4 +467,4 @@ def _validate_text(kind: MediaKind, file: BinaryIO, head: bytes) -> tuple[str, d
         "words": len(text.split()),
         "lines": text.count("\n") + (not text.endswith("\n")),
     }
-    return "text/plain; charset=utf-8", metadata
+    return TEXT_CONTENT_TYPE, metadata

@@ -303,7 +303,7 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
         f"{modality} {percent(weight)}"
         for modality, weight in sorted(result.contributions.items(), key=lambda item: -item[1])
     )
-    parts = [f"What it rested on: {used or 'nothing recorded'}."]
+    parts = [f"What it rested on: {used or 'nothing recorded'}.", *result.left_out_notes]
     parts.append(f"Uncertainty (entropy): {result.uncertainty:.2f}.")
     if result.rationale:
         parts.append(f"Rationale: {result.rationale}")

@@ -1,6 +1,16 @@
+from datetime import timedelta
+
 from django import template
 
+from tessera.text import duration_in_words
+
 register = template.Library()
+
+
+@register.filter
+def in_words(length: timedelta) -> str:
+    """A length of time as a person says it: '15 minutes'."""
+    return duration_in_words(length)
 
 
 @register.filter
