@@ -20,8 +20,8 @@ install: $(INSTALLED)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py train_demo_models
+	$(BIN)/python manage.py seed_demo
 	@echo "Tessera: http://127.0.0.1:8000 (Ctrl-C stops the web server and the worker)"
 	$(BIN)/python manage.py run_embedded 127.0.0.1:8000
 

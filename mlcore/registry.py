@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from mlcore.card import CARD_FILE, model_card
 from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError
 from mlcore.heads import InterventionLibrary
@@ -29,7 +30,6 @@ from mlcore.prefix import FrozenPrefixGenerator, load_language_model
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
-CARD_FILE = "MODEL_CARD.md"
 LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
@@ -137,44 +137,3 @@ def save_rationale(
     config.prefix.language_model = str(Path(language_model).resolve())
     config.prefix.prefix_length = generator.mapper.prefix_length
     config.save(directory / CONFIG_FILE)
-
-
-def model_card(config: ModelConfig, metrics: dict) -> str:
-    tasks = config.tasks
-    lines = [
-        f"# Model card: {config.name}",
-        "",
-        "## Intended use",
-        "Suggestions for a clinician or teacher to confirm: diagnosis suggestions,",
-        "emotion/affect estimates and tutoring suggestions from a medical image, a note or",
-        "learner text, and speech.",
-        "Never an automatic decision. Not a medical device.",
-        "",
-        "## Inputs and outputs",
-        f"- Modalities: {', '.join(config.modalities)} (any subset may be missing at inference)",
-        f"- Fusion: {config.fusion.kind}",
-        f"- Diagnosis labels: {', '.join(tasks.diagnosis_labels) or 'none'}",
-        f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
-        f"- Tutoring: {LIBRARY_FILE if tasks.tutoring_library else 'off'}",
-        f"- Text encoder: {config.text.source}",
-        f"- Below {config.abstain_below:.2f} confidence a prediction is flagged for review.",
-        "",
-        "## Data",
-        f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
-        f"- mlcore version: {config.mlcore_version or 'unknown'}",
-        "",
-        "## Held-out metrics",
-        f"- Score (mean macro-F1 over tasks): {metrics.get('score', float('nan')):.3f}",
-    ]
-    for task in ("diagnosis", "emotion"):
-        if task in metrics:
-            lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
-    lines += [
-        "",
-        "## Limits",
-        "- Performance holds only for data like the training data; watch the monitoring page.",
-        "- Emotion inference from voice is prohibited in EU education (AI Act Art. 5(1)(f));",
-        "  the platform refuses such requests whatever this model can do.",
-        "",
-    ]
-    return "\n".join(lines)

@@ -1,9 +1,16 @@
 """Demo data for `make run`: a clinic and a school, a user for every role, patients with CT
 images, notes and speech, students with writing and spoken answers.
 
-Idempotent: running it again finds what exists and adds only what is missing. Media goes through
-the same validation service as every upload. Generated from fixed seeds, so every run of every
-machine makes the same demo.
+Each person has a history: visits over the last eight weeks, analysed while seeding by the real
+engine (in this process, in batches, once the demo models exist), some of them confirmed or
+corrected by the demo clinician or teacher from the synthetic truth. So dashboards, attention
+lists, trends, the models page and reports have content at first sign-in. Each person also has
+one visit of today, not analysed, to try **Analyse** on.
+
+Idempotent: running it again finds what exists and adds only what is missing (and analyses a
+history seeded before the models were trained). Media goes through the same validation service
+as every upload. Generated from fixed seeds, so every run of every machine makes the same demo
+(its dates follow the day it was seeded).
 """
 
 import io
@@ -16,14 +23,35 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlcore.synthetic import clinical_case, ct_dicom_bytes, learner_case, wav_bytes
+from mlcore.synthetic.cases import ClinicalCase, LearnerCase
 from tessera.accounts.models import Organization, Role
 from tessera.accounts.services import set_membership
+from tessera.jobs.in_process import analyse_in_process
+from tessera.jobs.latest import refresh_latest_analysis, subject_of
+from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus
+from tessera.jobs.selectors import active_model_version
+from tessera.jobs.services import record_feedback
 from tessera.records.models import Cohort, Encounter, LearningSession, MediaKind, Patient, Student
 from tessera.records.services import add_media
 
 DEMO_PASSWORD = "tessera-demo"
 PATIENT_COUNT = 20
 STUDENT_COUNT = 30
+# Every person's visits: (what it is called, how many days ago); the last is today's, which the
+# user analyses.
+CLINIC_VISITS = (
+    ("Chest review", 47),
+    ("Follow-up", 29),
+    ("Second follow-up", 9),
+    ("Review today", 0),
+)
+SCHOOL_VISITS = (
+    ("Reflection, week 1", 46),
+    ("Reflection, week 4", 27),
+    ("Reflection, week 7", 6),
+    ("Reflection on today's lesson", 0),
+)
+VISITS_PER_PERSON = len(CLINIC_VISITS)
 
 _FIRST = (
     "Amara",
@@ -88,7 +116,7 @@ DEMO_USERS = (
 )
 
 
-def seed_demo() -> list[DemoUser]:
+def seed_demo(*, log=print) -> list[DemoUser]:
     clinic, _ = Organization.objects.get_or_create(
         slug="northfield-clinic",
         defaults={
@@ -107,9 +135,82 @@ def seed_demo() -> list[DemoUser]:
     )
     organizations = {clinic.slug: clinic, school.slug: school}
     users = {demo.username: _demo_user(demo, organizations) for demo in DEMO_USERS}
-    _seed_patients(clinic, clinician=users["dr-okafor"])
-    _seed_students(school, teacher=users["ms-lindqvist"])
+    clinic_truth = _seed_patients(clinic, clinician=users["dr-okafor"])
+    school_truth = _seed_students(school, teacher=users["ms-lindqvist"])
+    for organization, truth, professional in (
+        (clinic, clinic_truth, users["dr-okafor"]),
+        (school, school_truth, users["ms-lindqvist"]),
+    ):
+        _analyse_history(organization, truth, professional=professional, log=log)
     return list(DEMO_USERS)
+
+
+def _analyse_history(organization: Organization, truth: dict, *, professional, log) -> None:
+    """Analyse the past visits not analysed yet, date each analysis at its visit, and let the
+    professional judge the older half of them from the synthetic truth."""
+    waiting = [visit for visit in truth if not visit.jobs.exists()]
+    if not waiting:
+        return
+    if active_model_version(serves=organization.kind) is None:
+        log(
+            f"No model serves {organization.get_kind_display().lower()}s yet: the history of "
+            f"{organization.name} stays unanalysed (run train_demo_models, then seed_demo again)."
+        )
+        return
+    started = timezone.now()
+    jobs = analyse_in_process(visits=waiting, requested_by=professional)
+    succeeded = [job for job in jobs if job.status == JobStatus.SUCCEEDED]
+    log(
+        f"  {organization.name}: {len(succeeded)} of {len(jobs)} past visits analysed in "
+        f"{(timezone.now() - started).total_seconds():.0f} s"
+    )
+    failed = [job for job in jobs if job.status == JobStatus.FAILED]
+    if failed:
+        log(f"  {len(failed)} failed, the first with: {failed[0].error_message}")
+    for job in succeeded:
+        visit = job.encounter or job.learning_session
+        _date_at_visit(job, visit)
+        days_ago = (timezone.now() - visit.occurred_at).days
+        if days_ago > 20:
+            _judge(job.results.get(), truth[visit], professional=professional)
+    subjects = {subject_of(job.encounter or job.learning_session) for job in succeeded}
+    for subject in subjects:
+        refresh_latest_analysis(subject=subject)
+
+
+def _date_at_visit(job: AnalysisJob, visit) -> None:
+    """An analysis of the history happened a few minutes after its visit, not at seeding."""
+    analysed = visit.occurred_at + timedelta(minutes=12)
+    AnalysisJob.objects.filter(pk=job.pk).update(
+        created_at=analysed, started_at=analysed, finished_at=analysed, updated_at=analysed
+    )
+    AnalysisResult.objects.filter(job=job).update(created_at=analysed)
+
+
+def _judge(result: AnalysisResult, case: ClinicalCase | LearnerCase, *, professional) -> None:
+    """Confirm what the model got right, correct what it got wrong, as the synthetic truth
+    says."""
+    if isinstance(case, ClinicalCase):
+        right = result.findings == case.findings and result.emotion_label == case.affect
+        if right:
+            record_feedback(result=result, kind=Feedback.Kind.CONFIRM, given_by=professional)
+        else:
+            record_feedback(
+                result=result,
+                kind=Feedback.Kind.CORRECT,
+                given_by=professional,
+                diagnosis=case.findings,
+                emotion_label=case.affect,
+            )
+    elif result.emotion_label == case.affect:
+        record_feedback(result=result, kind=Feedback.Kind.CONFIRM, given_by=professional)
+    else:
+        record_feedback(
+            result=result,
+            kind=Feedback.Kind.CORRECT,
+            given_by=professional,
+            emotion_label=case.affect,
+        )
 
 
 def _demo_user(demo: DemoUser, organizations: dict[str, Organization]):
@@ -130,103 +231,127 @@ def _name(index: int) -> str:
     return f"{_FIRST[index % len(_FIRST)]} {_LAST[(index * 7) % len(_LAST)]}"
 
 
-def _demo_time(index: int) -> datetime:
-    start = timezone.make_aware(datetime(2026, 9, 1, 9, 0))
-    return start + timedelta(days=index * 3, hours=index % 6)
+def _visit_time(index: int, days_ago: int) -> datetime:
+    """A past visit: office hours about `days_ago` days before today (moved by up to six days
+    by person, so the weeks fill), spread over the morning by person. Today's: a little while
+    ago."""
+    if not days_ago:
+        return timezone.now() - timedelta(minutes=10 + 3 * index)
+    day = timezone.localdate() - timedelta(days=days_ago + index % 7)
+    return timezone.make_aware(datetime(day.year, day.month, day.day, 8, 0)) + timedelta(
+        minutes=17 * index
+    )
 
 
-def _seed_patients(clinic: Organization, *, clinician) -> None:
+def _seed_patients(clinic: Organization, *, clinician) -> dict[Encounter, ClinicalCase]:
+    """The patients and their visits; returns each past visit's synthetic truth."""
     wards = [
         Cohort.objects.get_or_create(organization=clinic, name=name)[0]
         for name in ("Respiratory ward", "Outpatients")
     ]
+    history = {}
     for index in range(PATIENT_COUNT):
-        rng = np.random.default_rng(1000 + index)
         birth_date = date(1940 + (index * 3) % 60, 1 + index % 12, 1 + index % 28)
         sex = ("female", "male")[index % 2]
-        with transaction.atomic():
-            patient, _ = Patient.objects.get_or_create(
-                organization=clinic,
-                mrn=f"NF-{index + 1:05d}",
-                defaults={
-                    "full_name": _name(index),
-                    "birth_date": birth_date,
-                    "sex": sex,
-                    "cohort": wards[index % len(wards)],
-                },
-            )
-            encounter, _ = Encounter.objects.get_or_create(
-                patient=patient,
-                reason="Chest review",
-                defaults={"occurred_at": _demo_time(index), "clinician": clinician},
-            )
-            if encounter.media.exists():
-                continue
-            case = clinical_case(rng)
-            dicom = ct_dicom_bytes(
-                case.hounsfield,
-                patient_name=patient.full_name.replace(" ", "^"),
-                patient_id=patient.mrn,
-                birth_date=birth_date,
-                sex=sex,
-                study_date=encounter.occurred_at.date(),
-                uid_seed=f"demo-{patient.mrn}",
-            )
-            uploads = (
-                (MediaKind.DICOM, "chest-ct.dcm", dicom),
-                (MediaKind.CLINICAL_NOTE, "note.txt", case.note.encode()),
-                (MediaKind.SPEECH, "speech.wav", wav_bytes(case.voice)),
-            )
-            for kind, filename, content in uploads:
-                add_media(
-                    attached_to=encounter,
-                    kind=kind,
-                    file=io.BytesIO(content),
-                    filename=filename,
-                    uploaded_by=clinician,
+        patient, _ = Patient.objects.get_or_create(
+            organization=clinic,
+            mrn=f"NF-{index + 1:05d}",
+            defaults={
+                "full_name": _name(index),
+                "birth_date": birth_date,
+                "sex": sex,
+                "cohort": wards[index % len(wards)],
+            },
+        )
+        for number, (reason, days_ago) in enumerate(CLINIC_VISITS):
+            case = clinical_case(np.random.default_rng(1000 + index * VISITS_PER_PERSON + number))
+            with transaction.atomic():
+                encounter, _ = Encounter.objects.get_or_create(
+                    patient=patient,
+                    reason=reason,
+                    defaults={
+                        "occurred_at": _visit_time(index, days_ago),
+                        "clinician": clinician,
+                    },
                 )
+                if not encounter.media.exists():
+                    _add_clinical_media(encounter, case, clinician=clinician)
+            if days_ago:
+                history[encounter] = case
+    return history
 
 
-def _seed_students(school: Organization, *, teacher) -> None:
+def _add_clinical_media(encounter: Encounter, case: ClinicalCase, *, clinician) -> None:
+    patient = encounter.patient
+    dicom = ct_dicom_bytes(
+        case.hounsfield,
+        patient_name=patient.full_name.replace(" ", "^"),
+        patient_id=patient.mrn,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        study_date=encounter.occurred_at.date(),
+        uid_seed=f"demo-{patient.mrn}-{encounter.reason}",
+    )
+    _upload(
+        encounter,
+        (
+            (MediaKind.DICOM, "chest-ct.dcm", dicom),
+            (MediaKind.CLINICAL_NOTE, "note.txt", case.note.encode()),
+            (MediaKind.SPEECH, "speech.wav", wav_bytes(case.voice)),
+        ),
+        by=clinician,
+    )
+
+
+def _upload(visit: Encounter | LearningSession, files: tuple, *, by) -> None:
+    """(kind, file name, bytes) for each file, through the validation every upload passes."""
+    for kind, filename, content in files:
+        add_media(
+            attached_to=visit,
+            kind=kind,
+            file=io.BytesIO(content),
+            filename=filename,
+            uploaded_by=by,
+        )
+
+
+def _seed_students(school: Organization, *, teacher) -> dict[LearningSession, LearnerCase]:
+    """The students and their sessions; returns each past session's synthetic truth."""
     classes = [
         Cohort.objects.get_or_create(organization=school, name=name)[0]
         for name in ("Year 9 Maple", "Year 10 Birch")
     ]
+    history = {}
     for index in range(STUDENT_COUNT):
-        rng = np.random.default_rng(5000 + index)
         cohort = classes[index % len(classes)]
-        with transaction.atomic():
-            student, _ = Student.objects.get_or_create(
-                organization=school,
-                student_number=f"LH-{index + 1:04d}",
-                defaults={
-                    "full_name": _name(index + 7),
-                    "grade": cohort.name.split(" ")[1],
-                    "sex": ("female", "male")[index % 2],
-                    "cohort": cohort,
-                },
-            )
-            case = learner_case(rng)
-            session, _ = LearningSession.objects.get_or_create(
-                student=student,
-                title="Reflection on today's lesson",
-                defaults={
-                    "occurred_at": _demo_time(index),
-                    "subject_area": case.subject,
-                    "teacher": teacher,
-                },
-            )
-            if session.media.exists():
-                continue
-            uploads = (
-                (MediaKind.LEARNER_TEXT, "reflection.txt", case.text.encode()),
-                (MediaKind.LEARNER_AUDIO, "spoken-answer.wav", wav_bytes(case.voice)),
-            )
-            for kind, filename, content in uploads:
-                add_media(
-                    attached_to=session,
-                    kind=kind,
-                    file=io.BytesIO(content),
-                    filename=filename,
-                    uploaded_by=teacher,
+        student, _ = Student.objects.get_or_create(
+            organization=school,
+            student_number=f"LH-{index + 1:04d}",
+            defaults={
+                "full_name": _name(index + 7),
+                "grade": cohort.name.split(" ")[1],
+                "sex": ("female", "male")[index % 2],
+                "cohort": cohort,
+            },
+        )
+        for number, (title, days_ago) in enumerate(SCHOOL_VISITS):
+            case = learner_case(np.random.default_rng(5000 + index * VISITS_PER_PERSON + number))
+            with transaction.atomic():
+                session, _ = LearningSession.objects.get_or_create(
+                    student=student,
+                    title=title,
+                    defaults={
+                        "occurred_at": _visit_time(index, days_ago),
+                        "subject_area": case.subject,
+                        "teacher": teacher,
+                    },
                 )
+                if not session.media.exists():
+                    files = (
+                        (MediaKind.LEARNER_TEXT, "reflection.txt", case.text.encode()),
+                        (MediaKind.LEARNER_AUDIO, "spoken-answer.wav", wav_bytes(case.voice)),
+                    )
+                    _upload(session, files, by=teacher)
+            if days_ago:
+                history[session] = case
+    return history

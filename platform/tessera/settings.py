@@ -168,6 +168,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Files a browser asks for at the site's root (favicon.ico), served by WhiteNoise before any
+# sign-in check.
+WHITENOISE_ROOT = BASE_DIR / "public"
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; collectstatic fills it
 STORAGES = {
@@ -398,4 +401,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes announces its version at every start: not news to anyone.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }

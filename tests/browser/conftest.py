@@ -32,12 +32,14 @@ SEED = """
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from tessera.accounts.services import create_organization, set_membership
+from tessera.demo import seed_demo
 from tessera.jobs.demo_models import ensure_demo_models
 from tessera.records.services import (
     create_encounter, create_learning_session, create_patient, create_student,
 )
 
 ensure_demo_models(cases=24, epochs=1, log=lambda message: None)
+seed_demo(log=lambda message: None)  # the demo users' first screens, their history analysed
 users = get_user_model().objects
 clinic = create_organization(name="Riverside Clinic", slug="riverside", kind="clinic",
                              jurisdiction="US")
@@ -146,21 +148,16 @@ def chromium():
 @pytest.fixture
 def browser_page(chromium, live_platform, request):
     """A fresh browser context per test. Every request the page makes is recorded, and the test
-    fails if any went to a host other than the server, or if the Content-Security-Policy blocked
-    anything (the pages must work under it); a full-page screenshot is saved under
-    tests/artifacts/ whatever the outcome."""
+    fails if any went to a host other than the server, if the browser's console logged an error
+    or a Content-Security-Policy report on any page the test visited (the pages must work under
+    it), or if a script threw; a full-page screenshot is saved under tests/artifacts/ whatever
+    the outcome."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda sent: requested.append(sent.url))
-    blocked: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            blocked.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    complaints = watch_console(page)
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
@@ -168,7 +165,33 @@ def browser_page(chromium, live_platform, request):
     server = urlsplit(live_platform.url).netloc
     strangers = {url for url in requested if urlsplit(url).netloc not in (server, "")}
     assert not strangers, f"the page reached other hosts: {sorted(strangers)}"
-    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
+    assert_console_quiet(page, complaints)
+
+
+def watch_console(page) -> list[str]:
+    """Collect what the browser's console says is wrong on every page `page` visits: errors,
+    Content-Security-Policy violations (Chromium logs some as warnings) and script errors. A
+    test that provokes one on purpose (a 404 page, a refused upload) adds a piece of its text
+    to `page.expected_console_errors`."""
+    complaints: list[str] = []
+
+    def heard(message) -> None:
+        if message.type == "error" or "Content Security Policy" in message.text:
+            complaints.append(f"{page.url}: {message.type}: {message.text}")
+
+    page.on("console", heard)
+    page.on("pageerror", lambda error: complaints.append(f"{page.url}: script error: {error}"))
+    page.expected_console_errors = []
+    return complaints
+
+
+def assert_console_quiet(page, complaints: list[str]) -> None:
+    unexpected = [
+        text
+        for text in complaints
+        if not any(expected in text for expected in page.expected_console_errors)
+    ]
+    assert not unexpected, f"the browser's console complained: {unexpected}"
 
 
 def snapshot(page, name: str) -> None:
@@ -177,9 +200,9 @@ def snapshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page, platform: LivePlatform, username: str) -> None:
+def sign_in(page, platform: LivePlatform, username: str, *, password: str = PASSWORD) -> None:
     page.goto(f"{platform.url}/login/")
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{platform.url}/")

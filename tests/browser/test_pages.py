@@ -10,7 +10,15 @@ import pytest
 from django_otp.oath import totp
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, PASSWORD, sign_in, snapshot
+from tessera.demo import DEMO_PASSWORD
+from tests.browser.conftest import (
+    CHROMIUM,
+    PASSWORD,
+    assert_console_quiet,
+    sign_in,
+    snapshot,
+    watch_console,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -59,7 +67,8 @@ def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, liv
     result.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Recorded: Confirmed.")).to_be_visible()
     feedback = platform.sql(
-        "SELECT f.kind, u.username FROM jobs_feedback f JOIN auth_user u ON u.id = f.given_by_id"
+        "SELECT f.kind, u.username FROM jobs_feedback f JOIN auth_user u ON u.id = f.given_by_id "
+        "WHERE u.username = 'doctor'"
     )
     assert feedback == [("confirm", "doctor")]
 
@@ -150,6 +159,7 @@ def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page
 
 def test_a_corrupt_dicom_is_refused_next_to_its_field(browser_page, live_platform):
     page, platform = browser_page, live_platform
+    page.expected_console_errors.append("the server responded with a status of 422")
     sign_in(page, platform, "doctor")
     page.goto(f"{platform.url}/patients/{platform.patient}/")
     form = page.locator("form.upload").filter(has=page.get_by_label("Medical image (DICOM)"))
@@ -176,6 +186,7 @@ def test_a_corrupt_dicom_is_refused_next_to_its_field(browser_page, live_platfor
 
 def test_a_teacher_cannot_open_a_patient(browser_page, live_platform):
     page, platform = browser_page, live_platform
+    page.expected_console_errors.append("the server responded with a status of 404")
     sign_in(page, platform, "teacher")
     response = page.goto(f"{platform.url}/patients/{platform.patient}/")
     assert response.status == 404
@@ -185,6 +196,7 @@ def test_a_teacher_cannot_open_a_patient(browser_page, live_platform):
 
 def test_another_clinics_clinician_cannot_open_the_patient(browser_page, live_platform):
     page, platform = browser_page, live_platform
+    page.expected_console_errors.append("the server responded with a status of 404")
     sign_in(page, platform, "outsider")
     response = page.goto(f"{platform.url}/patients/{platform.patient}/")
     assert response.status == 404
@@ -195,6 +207,7 @@ def test_another_clinics_clinician_cannot_open_the_patient(browser_page, live_pl
 def test_pages_fit_a_tablet_screen(chromium, live_platform, path):
     context = chromium.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
     page = context.new_page()
+    complaints = watch_console(page)
     try:
         sign_in(page, live_platform, "doctor")
         page.goto(live_platform.url + path.format(patient=live_platform.patient))
@@ -205,6 +218,7 @@ def test_pages_fit_a_tablet_screen(chromium, live_platform, path):
         snapshot(
             page, "tablet" + path.replace("/", "-").rstrip("-").replace("{patient}", "patient")
         )
+        assert_console_quiet(page, complaints)
     finally:
         context.close()
 
@@ -227,6 +241,9 @@ UNLABELLED = """() => [
         ("doctor", "/reports/"),
         ("teacher", "/"),
         ("teacher", "/students/{student}/"),
+        ("teacher", "/models/"),
+        ("teacher", "/reports/"),
+        ("doctor", "/models/"),
     ],
 )
 def test_every_field_and_image_has_a_name_for_screen_readers(
@@ -234,6 +251,7 @@ def test_every_field_and_image_has_a_name_for_screen_readers(
 ):
     context = chromium.new_context()
     page = context.new_page()
+    complaints = watch_console(page)
     try:
         sign_in(page, live_platform, username)
         page.goto(
@@ -242,5 +260,32 @@ def test_every_field_and_image_has_a_name_for_screen_readers(
         )
         assert page.evaluate(UNLABELLED) == []
         assert page.locator("h1").count() == 1
+        assert_console_quiet(page, complaints)
     finally:
         context.close()
+
+
+def test_the_demo_clinicians_first_page_shows_analysed_patients(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "dr-okafor", password=DEMO_PASSWORD)
+    expect(page.get_by_role("heading", name="Patients of Northfield Clinic")).to_be_visible()
+    rows = page.locator("table.patients tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.get_by_text("Not analysed yet", exact=True)).to_have_count(0)
+    expect(rows.first.locator(".finding")).to_have_text(re.compile(r"^suspicious mass \d{1,3}%$"))
+    rows.first.get_by_role("link").click()
+    expect(page.locator(".result")).to_have_count(3)  # the history, analysed
+    expect(page.get_by_role("button", name="Analyse")).to_have_count(4)  # today's visit too
+    snapshot(page, "demo-clinician-patient")
+
+
+def test_the_demo_teachers_first_page_shows_the_class_over_the_weeks(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "ms-lindqvist", password=DEMO_PASSWORD)
+    expect(page.get_by_role("heading", name="Class overview: Lindenhof School")).to_be_visible()
+    chart = page.locator("svg.chart")
+    expect(chart).to_be_visible()
+    assert chart.locator("rect").count() >= 3, "analyses in several weeks"
+    expect(page.get_by_text("No analyses in these weeks yet")).to_have_count(0)
+    expect(page.locator("ul.suggestions li").first).to_be_visible()
+    snapshot(page, "demo-teacher-overview")

@@ -593,8 +593,38 @@ def test_the_model_page_shows_metrics_and_lets_admins_promote(client, people, cl
     assert (candidate.status, clinic_model.status) == ("active", "retired")
 
 
-def test_clinicians_do_not_see_the_model_page(client, people):
-    assert signed_in(client, people["clinician"]).get(reverse("models")).status_code == 403
+def test_every_member_reads_the_model_card_and_only_admins_promote(
+    client, people, clinic_model, make_user, school
+):
+    candidate = ModelVersion.objects.create(
+        name="clinic-v2", serves="clinic", bundle_path="clinic-v1", metrics={}
+    )
+    for who in ("clinician", "viewer", "analyst"):
+        text = page(signed_in(client, people[who]).get(reverse("models")))
+        assert '<a href="/models/">Models</a>' in text, who
+        assert "clinic-v1" in text
+        assert "clinic-v2" in text
+        assert "<h3>Intended use</h3>" in text
+        assert "<h3>Limits</h3>" in text
+        assert "Never an automatic decision. Not a medical device." in text
+        assert "Promote clinic-v2" not in text
+        assert client.post(reverse("promote", args=[candidate.pk])).status_code == 403
+    teacher = make_user("teach", organization=school, role=Role.TEACHER)
+    text = page(signed_in(client, teacher).get(reverse("models")))
+    assert "clinic-v1" not in text, "a school reads the models that answer schools"
+    candidate.refresh_from_db()
+    assert candidate.status == ModelVersion.Status.CANDIDATE
+
+
+def test_the_page_and_the_api_list_the_same_model_versions(client, people, clinic_model):
+    from tests.unit.api import client_for
+
+    for who in ("clinician", "viewer", "analyst", "admin", "stranger"):
+        api = client_for(people[who]).get("/api/v1/model-versions/").json()["results"]
+        text = page(signed_in(client, people[who]).get(reverse("models")))
+        listed = {item["name"] for item in api}
+        assert listed == {"clinic-v1"}, who
+        assert all(name in text for name in listed), who
 
 
 def test_pages_link_no_other_host(client, encounter, people):

@@ -352,3 +352,21 @@ def test_a_clinic_report_counts_findings_and_checks_calibration_against_verdicts
     ):
         assert expected in text, expected
     assert "Jane Doe-Report" not in text, "a cohort report names no patient"
+
+
+def test_a_student_report_says_what_each_analysis_left_out_and_why(
+    school, make_user, django_capture_on_commit_callbacks
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    version = register_model_version(name="school-v8", serves="school", bundle_path="s", metrics={})
+    student = create_student(organization=school, student_number="L-1", full_name="Lia Leftout")
+    session = create_learning_session(student=student, occurred_at=WHEN, subject_area="poetry")
+    result = finished(session, version, affect="engaged")
+    reason = "Emotion inference from voice is prohibited for schools in the EU (Art. 5(1)(f))."
+    AnalysisResult.objects.filter(pk=result.pk).update(left_out={"audio": reason})
+    client = client_for(teacher)
+    with django_capture_on_commit_callbacks(execute=False):
+        asked = client.post(f"/api/v1/students/{student.pk}/reports/", {})
+    assert asked.status_code == 202, asked.content
+    text = rendered_text(client, asked, django_capture_on_commit_callbacks, "left-out.png")
+    assert f"The recording was left out: {reason}" in text

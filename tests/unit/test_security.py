@@ -292,3 +292,10 @@ def test_a_patients_name_reaches_no_log_line_on_any_path(
 
     assert not [r for r in caplog.records if PHI_CANARY in r.getMessage()]
     assert not logs_never_carry_phi.leaks
+
+
+def test_the_favicon_is_served_to_anyone(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00", "an ICO file"

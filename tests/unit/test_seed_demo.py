@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from tessera.accounts.models import Membership, Organization, Role
-from tessera.demo import DEMO_PASSWORD, PATIENT_COUNT, STUDENT_COUNT
+from tessera.demo import DEMO_PASSWORD, PATIENT_COUNT, STUDENT_COUNT, VISITS_PER_PERSON
 from tessera.records.models import MediaAsset, MediaKind, Patient, Student
 from tessera.records.storage import content_store
 from tessera.records.uploads import validate_upload
@@ -34,13 +34,15 @@ def test_seed_demo_creates_every_role_and_the_records(capsys, client):
     assert Patient.objects.filter(organization=clinic).count() == PATIENT_COUNT
     assert Student.objects.filter(organization=school).count() == STUDENT_COUNT
     kinds = dict(MediaAsset.objects.values_list("kind").annotate(n=Count("id")))
+    visits, sessions = PATIENT_COUNT * VISITS_PER_PERSON, STUDENT_COUNT * VISITS_PER_PERSON
     assert kinds == {
-        MediaKind.DICOM: PATIENT_COUNT,
-        MediaKind.CLINICAL_NOTE: PATIENT_COUNT,
-        MediaKind.SPEECH: PATIENT_COUNT,
-        MediaKind.LEARNER_TEXT: STUDENT_COUNT,
-        MediaKind.LEARNER_AUDIO: STUDENT_COUNT,
+        MediaKind.DICOM: visits,
+        MediaKind.CLINICAL_NOTE: visits,
+        MediaKind.SPEECH: visits,
+        MediaKind.LEARNER_TEXT: sessions,
+        MediaKind.LEARNER_AUDIO: sessions,
     }
+    assert "No model serves clinics yet" in output, "without models it says what to do"
     signed_in = client.post(reverse("login"), {"username": "dr-okafor", "password": DEMO_PASSWORD})
     assert signed_in.status_code == 302, "the demo password signs in"
     assert Membership.objects.filter(user__username="analyst").count() == 2
@@ -72,3 +74,56 @@ def test_seed_demo_refuses_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="not in production"):
         call_command("seed_demo")
+
+
+def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
+    settings, tmp_path, client, capsys
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tessera.jobs.demo_models import ensure_demo_models
+    from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, LatestAnalysis
+    from tessera.records.models import Encounter, LearningSession
+
+    settings.MLCORE_MODELS_DIR = tmp_path / "models"
+    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
+    ensure_demo_models(cases=16, epochs=1, log=lambda message: None)
+    call_command("seed_demo")
+    assert "past visits analysed in" in capsys.readouterr().out
+
+    past = VISITS_PER_PERSON - 1
+    assert AnalysisJob.objects.count() == (PATIENT_COUNT + STUDENT_COUNT) * past
+    assert set(AnalysisJob.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert {job.timings["batch_cases"] > 1 for job in AnalysisJob.objects.all()} == {True}
+    for result in AnalysisResult.objects.select_related("job"):
+        visit = result.job.encounter or result.job.learning_session
+        assert result.created_at == visit.occurred_at + timedelta(minutes=12)
+        assert timezone.now() - result.created_at < timedelta(weeks=8)
+    today = Encounter.objects.filter(reason="Review today")
+    assert today.count() == PATIENT_COUNT
+    assert not AnalysisJob.objects.filter(encounter__in=today).exists(), "left to try Analyse on"
+    assert not AnalysisJob.objects.filter(
+        learning_session__in=LearningSession.objects.filter(title__contains="today")
+    ).exists()
+    school_results = AnalysisResult.objects.filter(job__learning_session__isnull=False)
+    assert all(set(result.left_out) == {"audio"} for result in school_results)
+    assert all(result.tutoring for result in school_results)
+    judged = 2  # the two visits older than three weeks
+    assert Feedback.objects.count() == (PATIENT_COUNT + STUDENT_COUNT) * judged
+    assert LatestAnalysis.objects.count() == PATIENT_COUNT + STUDENT_COUNT
+
+    for username in ("dr-okafor", "ms-lindqvist"):
+        client.post(reverse("login"), {"username": username, "password": DEMO_PASSWORD})
+        home = client.get(reverse("home")).content.decode()
+        assert '<span class="meta">Not analysed yet</span>' not in home, username
+        assert "No analyses in these weeks yet" not in home, username
+        if username == "ms-lindqvist":
+            assert '<svg class="chart"' in home, "the class's affect over the weeks"
+        models = client.get(reverse("models")).content.decode()
+        assert "as professionals judged it" in models, username
+        client.post(reverse("logout"))
+
+    call_command("seed_demo")
+    assert AnalysisJob.objects.count() == (PATIENT_COUNT + STUDENT_COUNT) * past, "once"

@@ -2,12 +2,17 @@
 never repeat the rules. A user acts only inside organizations they belong to, with what their
 role allows there:
 
-| role | read records, results | write records, upload, analyse, feedback | members, models |
+| role | read records, results, models | write records, upload, analyse, feedback | admin |
 | --- | --- | --- | --- |
 | org admin | yes | yes | yes |
 | clinician / teacher | yes | yes | no |
 | analyst | yes | no | no |
 | viewer | yes | no | no |
+
+(admin: members, webhooks, data-subject requests, promoting models.) Model versions belong to no
+organization: every member reads those that serve their kinds of organization (the model card,
+held-out metrics and limits of what answers them), and an admin of an organization of that kind
+promotes one.
 """
 
 from enum import StrEnum
@@ -52,3 +57,19 @@ def can(
     return Membership.objects.filter(
         user=user, organization=organization, role__in=roles_with(capability)
     ).exists()
+
+
+def model_kinds_readable_by(*, user: AbstractBaseUser | AnonymousUser) -> set[str]:
+    """The kinds of organization (clinic, school) whose model versions `user` may read."""
+    return set(
+        organizations_where(user=user, capability=Capability.READ).values_list("kind", flat=True)
+    )
+
+
+def model_kinds_promotable_by(*, user: AbstractBaseUser | AnonymousUser) -> set[str]:
+    """The kinds of organization whose model versions `user` may promote."""
+    return set(
+        organizations_where(user=user, capability=Capability.ADMINISTER).values_list(
+            "kind", flat=True
+        )
+    )

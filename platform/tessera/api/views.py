@@ -12,8 +12,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from tessera.accounts.models import ApiToken, Membership, Organization
-from tessera.accounts.permissions import Capability, organizations_where
-from tessera.accounts.selectors import organization_of, organizations_of
+from tessera.accounts.permissions import (
+    Capability,
+    model_kinds_promotable_by,
+    organizations_where,
+)
+from tessera.accounts.selectors import organization_of
 from tessera.accounts.services import (
     add_member,
     change_role,
@@ -27,7 +31,8 @@ from tessera.api.filtering import StrictFilterBackend
 from tessera.api.idempotency import KEY_PATTERN, idempotent
 from tessera.api.pagination import Cursor
 from tessera.api.problems import Problem
-from tessera.jobs.models import AnalysisJob, AnalysisResult, ModelVersion
+from tessera.jobs.models import AnalysisJob, AnalysisResult
+from tessera.jobs.selectors import model_versions_for
 from tessera.jobs.services import (
     cancel_job,
     promote_model_version,
@@ -573,15 +578,14 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        kinds = organizations_of(user=self.request.user).values("kind")
-        return ModelVersion.objects.filter(serves__in=kinds).select_related("promoted_by")
+        return model_versions_for(user=self.request.user).select_related("promoted_by")
 
     def check_object_permissions(self, request, obj) -> None:
         """A version belongs to no organization: promoting it needs an admin of an
         organization it serves."""
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return
-        if not administered_by(request).filter(kind=obj.serves).exists():
+        if obj.serves not in model_kinds_promotable_by(user=request.user):
             self.permission_denied(request, message="only organization admins promote models")
 
     @extend_schema(request=None, responses={200: serializers.ModelVersionSerializer, 403: PROBLEM})

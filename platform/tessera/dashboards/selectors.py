@@ -10,16 +10,15 @@ from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from analytics.attention import RECENT_WEEKS
-from tessera.accounts.models import Organization, Role
+from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, organizations_where
-from tessera.accounts.selectors import memberships_of, scoped_to
+from tessera.accounts.selectors import scoped_to
 from tessera.jobs.models import (
     AnalysisJob,
     AnalysisResult,
     Feedback,
     JobStatus,
     LatestAnalysis,
-    ModelVersion,
 )
 from tessera.records.models import (
     Cohort,
@@ -252,13 +251,3 @@ def notes_text(media: list[MediaAsset]) -> dict[int, str]:
 
 
 # --- models --------------------------------------------------------------------------------
-
-
-def model_versions_for(*, user: AbstractBaseUser) -> QuerySet[ModelVersion]:
-    """Versions serving the kinds of organization where `user` is an analyst or admin."""
-    kinds = (
-        memberships_of(user=user)
-        .filter(role__in=[Role.ORG_ADMIN, Role.ANALYST])
-        .values_list("organization__kind", flat=True)
-    )
-    return ModelVersion.objects.filter(serves__in=list(kinds)).order_by("serves", "-created_at")

@@ -20,8 +20,13 @@ from analytics.queries import affect_agreement, affect_by_week
 from analytics.trends import mondays
 from mlcore.errors import InputError
 from tessera.accounts import two_factor
-from tessera.accounts.models import ApiToken, Organization, Role
-from tessera.accounts.permissions import Capability, can, organizations_where
+from tessera.accounts.models import ApiToken, Organization
+from tessera.accounts.permissions import (
+    Capability,
+    can,
+    model_kinds_promotable_by,
+    organizations_where,
+)
 from tessera.accounts.selectors import memberships_of, organization_of
 from tessera.accounts.services import issue_api_token, revoke_api_token
 from tessera.audit import services as audit
@@ -39,7 +44,12 @@ from tessera.dashboards.forms import (
 )
 from tessera.dashboards.imaging import dicom_png, heatmap_png
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
-from tessera.jobs.selectors import active_model_version, model_labels
+from tessera.jobs.selectors import (
+    active_model_version,
+    model_card,
+    model_labels,
+    model_versions_for,
+)
 from tessera.jobs.services import (
     AnalysisRefused,
     promote_model_version,
@@ -715,25 +725,17 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def models_page(request: HttpRequest) -> HttpResponse:
-    roles = memberships_of(user=request.user).filter(role__in=[Role.ORG_ADMIN, Role.ANALYST])
-    if not roles.exists():
-        raise PermissionDenied("The model page is for analysts and organization admins.")
-    versions = list(selectors.model_versions_for(user=request.user))
-    organizations = Organization.objects.filter(pk__in=roles.values("organization_id"))
+    """Every member reads the models that answer them; admins promote."""
+    versions = list(model_versions_for(user=request.user).order_by("serves", "-created_at"))
+    organizations = organizations_where(user=request.user, capability=Capability.READ)
     for version in versions:
+        version.card = model_card(version=version)
         version.metric_tables = _metric_tables(version.metrics)
         version.agreement = _agreement(version, organizations)
     return render(
         request,
         "dashboards/models.html",
-        {
-            "versions": versions,
-            "promotable": set(
-                organizations_where(
-                    user=request.user, capability=Capability.ADMINISTER
-                ).values_list("kind", flat=True)
-            ),
-        },
+        {"versions": versions, "promotable": model_kinds_promotable_by(user=request.user)},
     )
 
 
@@ -778,9 +780,8 @@ def _metric_tables(metrics: dict) -> list[dict]:
 @login_required
 @require_POST
 def promote(request: HttpRequest, pk: int) -> HttpResponse:
-    version = get_object_or_404(selectors.model_versions_for(user=request.user), pk=pk)
-    administered = organizations_where(user=request.user, capability=Capability.ADMINISTER)
-    if not administered.filter(kind=version.serves).exists():
+    version = get_object_or_404(model_versions_for(user=request.user), pk=pk)
+    if version.serves not in model_kinds_promotable_by(user=request.user):
         raise PermissionDenied("Only organization admins promote models.")
     try:
         promote_model_version(version=version, promoted_by=request.user)

@@ -3,12 +3,29 @@
 from functools import lru_cache
 from pathlib import Path
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from mlcore.card import card_sections
 from mlcore.config import ModelConfig
+from tessera.accounts.permissions import model_kinds_readable_by
 from tessera.jobs.models import ModelVersion
 
 
 def active_model_version(*, serves: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(serves=serves, status=ModelVersion.Status.ACTIVE).first()
+
+
+def model_versions_for(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelVersion]:
+    """The versions `user` may read: those serving their kinds of organization (pages and API
+    alike)."""
+    return ModelVersion.objects.filter(serves__in=model_kinds_readable_by(user=user))
+
+
+def model_card(*, version: ModelVersion) -> list[tuple[str, list[str]]]:
+    """The version's model card as (heading, lines): intended use, inputs, data, held-out
+    metrics, limits; [] when its bundle is not on this host."""
+    return card_sections(version.bundle_dir)
 
 
 def model_labels(*, version: ModelVersion) -> tuple[list[str], list[str]]:

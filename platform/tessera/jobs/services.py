@@ -155,8 +155,10 @@ def request_analysis(
     task: str,
     requested_by: AbstractBaseUser | None = None,
     media: list[MediaAsset] | None = None,
+    publish_to_workers: bool = True,
 ) -> AnalysisJob:
-    """Create a queued job for `attached_to` and publish it after the transaction commits.
+    """Create a queued job for `attached_to` and publish it after the transaction commits
+    (unless `publish_to_workers` is off: this process runs it, see jobs.in_process).
 
     An input that the law or the organization's policy keeps out of the task (a recording in
     an EU school) is left out of the job, which says so in `left_out`, when the caller let the
@@ -219,7 +221,8 @@ def request_analysis(
         )
         job.media.set(analysed)
         refresh_latest_analysis(subject=subject_of(attached_to))
-        transaction.on_commit(partial(publish, job_id=job.pk))
+        if publish_to_workers:
+            transaction.on_commit(partial(publish, job_id=job.pk))
     return job
 
 

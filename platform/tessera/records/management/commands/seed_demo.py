@@ -5,14 +5,17 @@ from tessera.demo import DEMO_PASSWORD, seed_demo
 
 
 class Command(BaseCommand):
-    help = "Create (or complete) the demo clinic and school with users, records and media."
+    help = (
+        "Create (or complete) the demo clinic and school with users, records, media and a "
+        "history analysed by the demo models (train_demo_models first)."
+    )
 
     def handle(self, *args, **options) -> None:
         if settings.PRODUCTION:
             raise CommandError(
                 "seed_demo creates users with published passwords: not in production."
             )
-        users = seed_demo()
+        users = seed_demo(log=self.stdout.write)
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Sign in at /login/ with:"))
         width = max(len(user.username) for user in users)
         for user in users:

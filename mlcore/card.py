@@ -1,0 +1,71 @@
+"""The model card: what a model version is for, what it was measured at, and its limits, written
+beside its weights as Markdown and read back as sections for the people it answers. No torch:
+the web process reads cards without loading models."""
+
+from pathlib import Path
+
+from mlcore.config import ModelConfig
+
+CARD_FILE = "MODEL_CARD.md"
+
+
+def model_card(config: ModelConfig, metrics: dict) -> str:
+    tasks = config.tasks
+    lines = [
+        f"# Model card: {config.name}",
+        "",
+        "## Intended use",
+        "Suggestions for a clinician or teacher to confirm: diagnosis suggestions,",
+        "emotion/affect estimates and tutoring suggestions from a medical image, a note or",
+        "learner text, and speech.",
+        "Never an automatic decision. Not a medical device.",
+        "",
+        "## Inputs and outputs",
+        f"- Modalities: {', '.join(config.modalities)} (any subset may be missing at inference)",
+        f"- Fusion: {config.fusion.kind}",
+        f"- Diagnosis labels: {', '.join(tasks.diagnosis_labels) or 'none'}",
+        f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
+        f"- Tutoring: {'a library of interventions' if tasks.tutoring_library else 'off'}",
+        f"- Text encoder: {config.text.source}",
+        f"- Below {config.abstain_below:.2f} confidence a prediction is flagged for review.",
+        "",
+        "## Data",
+        f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
+        f"- mlcore version: {config.mlcore_version or 'unknown'}",
+        "",
+        "## Held-out metrics",
+        f"- Score (mean macro-F1 over tasks): {metrics.get('score', float('nan')):.3f}",
+    ]
+    for task in ("diagnosis", "emotion"):
+        if task in metrics:
+            lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
+    lines += [
+        "",
+        "## Limits",
+        "- Performance holds only for data like the training data; watch the monitoring page.",
+        "- Emotion inference from voice is prohibited in EU education (AI Act Art. 5(1)(f)):",
+        "  there the platform leaves recordings out of every analysis, whatever this model can do.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def card_sections(directory: str | Path) -> list[tuple[str, list[str]]]:
+    """The card of the bundle in `directory` as (heading, lines) for each `## ` section, a
+    list item's continuation joined to it; [] when the bundle has no card (or is not on this
+    host)."""
+    try:
+        text = (Path(directory) / CARD_FILE).read_text()
+    except OSError:
+        return []
+    sections: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            sections.append((line[3:].strip(), []))
+        elif sections and line.strip():
+            lines = sections[-1][1]
+            if line.startswith("  ") and lines:
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.removeprefix("- ").strip())
+    return sections
