@@ -33,35 +33,3 @@ def test_a_kind_with_an_active_model_keeps_it(settings, tmp_path, clinic_model):
     assert active_model_version(serves="clinic") == clinic_model
     assert active_model_version(serves="school").name == DEMO_MODELS["school"]
 
-
-def test_setting_up_the_demo_prints_nothing_a_user_cannot_act_on(tmp_path):
-    """`make run`'s steps before the server starts: no torchao kernel notices, no torch
-    deprecation lines, no progress bars for weights read from a local directory."""
-    import os
-    import subprocess
-    import sys
-
-    from django.conf import settings
-
-    env = {**os.environ, "TESSERA_VAR_DIR": str(tmp_path), "PYTHONPATH": "platform:."}
-    manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-    output = ""
-    for command in (
-        ["migrate", "--noinput", "-v", "0"],
-        ["train_demo_models", "--cases", "12", "--epochs", "1"],
-        ["seed_demo"],
-    ):
-        done = subprocess.run(
-            manage + command,
-            cwd=settings.BASE_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=True,
-        )
-        output += done.stdout + done.stderr
-    assert "held-out macro-F1" in output
-    assert "past visits analysed" in output
-    for noise in ("torchao", "_pytree", "register_constant", "Loading weights", "AXES"):
-        assert noise not in output, output

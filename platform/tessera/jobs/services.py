@@ -20,6 +20,7 @@ from django.db.models import Case, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tessera.accounts.models import Organization
 from tessera.accounts.policy import Analysis, OrganizationKind
 from tessera.accounts.selectors import organization_of
 from tessera.jobs.latest import refresh_latest_analysis, subject_of
@@ -38,9 +39,6 @@ from tessera.records.models import MODALITY_OF, Encounter, LearningSession, Medi
 from tessera.text import duration_in_words
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
-
-AUDIO_MEDIA = {kind for kind, modality in MODALITY_OF.items() if modality == "audio"}
-TEXT_MEDIA = {kind for kind, modality in MODALITY_OF.items() if modality == "text"}
 
 
 class AnalysisRefused(Exception):
@@ -133,7 +131,9 @@ def _core_analyses(*, task: str, organization_kind: str) -> list[str]:
     return [Analysis.DIAGNOSIS]
 
 
-def inputs_to_leave_out(*, organization, task: str, media: list[MediaAsset]) -> dict[str, str]:
+def inputs_to_leave_out(
+    *, organization: Organization, task: str, media: list[MediaAsset]
+) -> dict[str, str]:
     """Input (modality) → why the law or the organization's policy keeps it out of this task.
 
     A diagnosis reads every input without inferring affect from it; every other task infers
