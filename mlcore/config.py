@@ -22,6 +22,14 @@ class ImageEncoderConfig:
     growth_rate: int = 32
     block_config: tuple[int, ...] = (6, 12, 24, 16)
     trainable: bool = True
+    # How pixel values become the model's input. "fixed": CT through a fixed window in
+    # Hounsfield units (`ct_window`: centre and width, the lung window by default), other images
+    # clipped at robust percentiles, then one scale for every image, so a lesion changes only
+    # the pixels where it is. "standardise": each image z-scored on its own, which spreads a
+    # lesion's presence over every pixel (Grad-CAM cannot point at it); bundles saved before
+    # `intensity` existed were trained so, and are served so.
+    intensity: str = "fixed"
+    ct_window: tuple[float, float] = (-600.0, 1500.0)
 
 
 @dataclass
@@ -99,6 +107,12 @@ class ModelConfig:
             raise ConfigError(
                 f"fusion.kind must be concat, attention or late, not {self.fusion.kind!r}"
             )
+        if self.image.intensity not in ("fixed", "standardise"):
+            raise ConfigError(
+                f"image.intensity must be fixed or standardise, not {self.image.intensity!r}"
+            )
+        if len(self.image.ct_window) != 2 or self.image.ct_window[1] <= 0:
+            raise ConfigError("image.ct_window is (centre, width) in HU, with a positive width")
         if not (self.tasks.diagnosis_labels or self.tasks.emotion_labels):
             raise ConfigError("a model needs diagnosis labels, emotion labels or both")
 
@@ -116,6 +130,8 @@ class ModelConfig:
             "prefix": PrefixConfig,
         }
         try:
+            if "image" in data and "intensity" not in data["image"]:
+                data = {**data, "image": {**data["image"], "intensity": "standardise"}}
             values = {
                 key: _build(sections[key], value) if key in sections else value
                 for key, value in data.items()

@@ -161,9 +161,16 @@ class Preprocessor:
         config = self.config
         features = Features(subject=case.subject)
         if case.image and "image" in config.modalities:
-            pixels = read_image(case.image, volume=config.image.spatial_dims == 3)
+            pixels = read_image(
+                case.image,
+                volume=config.image.spatial_dims == 3,
+                ct_window=tuple(config.image.ct_window),
+            )
             tensor = image_tensor(
-                pixels, size=config.image.size, spatial_dims=config.image.spatial_dims
+                pixels,
+                size=config.image.size,
+                spatial_dims=config.image.spatial_dims,
+                intensity=config.image.intensity,
             )
             features.image = tensor.numpy()
         if case.text and case.text.strip() and self.tokenizer is not None:

@@ -1,8 +1,12 @@
-"""DICOM → a float image in [0, 1], as a radiologist's viewer would show it.
+"""DICOM → a float image in [0, 1] whose values mean the same in every file.
 
-Applies the modality LUT (rescale slope/intercept), then the VOI LUT or window from the file
-(or the full range when none is given), inverts MONOCHROME1, takes the middle frame of a
-multi-frame image for 2D models (all frames for 3D), and turns colour into luminance.
+Applies the modality LUT (rescale slope/intercept). A CT is then seen through one fixed window
+in Hounsfield units (the lung window unless the model's config says otherwise), whatever window
+the file suggests, so air, lung, soft tissue and bone land on the same values on every scanner.
+Other images (MR, X-ray, …) have no absolute unit: they are clipped at robust percentiles of
+their own values, so one hot pixel does not squash the rest. Inverts MONOCHROME1, takes the
+middle frame of a multi-frame image for 2D models (all frames for 3D), and turns colour into
+luminance.
 """
 
 import io
@@ -11,15 +15,23 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_modality_lut
 
 from mlcore.errors import InputError
 
 _IMAGE_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+LUNG_WINDOW = (-600.0, 1500.0)  # centre and width in Hounsfield units
+PERCENTILES = (0.5, 99.5)
 
 
-def read_dicom(source: str | Path | bytes, *, volume: bool = False) -> np.ndarray:
-    """Return float32 pixels in [0, 1]: (H, W), or (frames, H, W) when `volume` is true."""
+def read_dicom(
+    source: str | Path | bytes,
+    *,
+    volume: bool = False,
+    ct_window: tuple[float, float] = LUNG_WINDOW,
+) -> np.ndarray:
+    """Return float32 pixels in [0, 1]: (H, W), or (frames, H, W) when `volume` is true. A CT
+    is windowed at `ct_window` (centre, width in HU)."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -33,7 +45,7 @@ def read_dicom(source: str | Path | bytes, *, volume: bool = False) -> np.ndarra
             raise InputError(f"DICOM file has no image: it is {what}")
         try:
             pixels = dataset.pixel_array
-            image = _to_display(dataset, pixels)
+            image = _to_display(dataset, pixels, ct_window=ct_window)
         except InputError:
             raise
         except Exception as error:  # decoder plugins raise many types
@@ -46,29 +58,42 @@ def read_dicom(source: str | Path | bytes, *, volume: bool = False) -> np.ndarra
     return frames[len(frames) // 2]
 
 
-def _to_display(dataset: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
+def _to_display(
+    dataset: pydicom.Dataset, pixels: np.ndarray, *, ct_window: tuple[float, float]
+) -> np.ndarray:
     samples = int(dataset.get("SamplesPerPixel", 1))
     if samples == 3:
         # pydicom already converted YBR to RGB; luminance keeps what a grey model can use.
         image = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return _rescale(image)
+        return robust_unit_range(image)
     if samples != 1:
         raise InputError(f"DICOM image has {samples} samples per pixel; 1 or 3 are supported")
     image = apply_modality_lut(pixels, dataset).astype(np.float64)
-    windowed = "WindowCenter" in dataset or "VOILUTSequence" in dataset
-    if windowed:
-        image = apply_voi_lut(image, dataset, prefer_lut=True).astype(np.float64)
-    image = _rescale(image)
+    if str(dataset.get("Modality", "")).upper() == "CT":
+        image = window(image, *ct_window)
+    else:
+        image = robust_unit_range(image)
     if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         image = 1.0 - image
     return image.astype(np.float32)
 
 
-def _rescale(image: np.ndarray) -> np.ndarray:
-    low, high = float(np.min(image)), float(np.max(image))
+def window(hounsfield: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """A fixed window: centre - width/2 → 0, centre + width/2 → 1, clipped."""
+    if width <= 0:
+        raise InputError(f"a CT window needs a positive width, not {width}")
+    low = centre - width / 2
+    return np.clip((hounsfield - low) / width, 0.0, 1.0).astype(np.float32)
+
+
+def robust_unit_range(image: np.ndarray) -> np.ndarray:
+    """[0, 1] between the image's 0.5th and 99.5th percentiles, clipped outside them."""
+    low, high = (float(value) for value in np.percentile(image, PERCENTILES))
+    if high <= low:
+        low, high = float(np.min(image)), float(np.max(image))
     if high <= low:
         return np.zeros_like(image, dtype=np.float32)
-    return ((image - low) / (high - low)).astype(np.float32)
+    return np.clip((image - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def _short(error: Exception) -> str:

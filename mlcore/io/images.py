@@ -1,26 +1,42 @@
 """Images of any supported format → the model's input tensor, through MONAI transforms.
 
 DICOM (.dcm or no extension), NIfTI (.nii, .nii.gz), PNG and JPEG are read to a float array in
-[0, 1]; MONAI then adds the channel, resizes to the configured size and standardises intensity.
+[0, 1] whose values mean the same in every image (a fixed CT window, robust percentiles
+otherwise: see `mlcore.io.dicom`); MONAI then adds the channel, resizes to the configured size
+and maps [0, 1] to [-1, 1] with one fixed scale. Nothing is standardised per image: a z-score of
+each image on its own spreads a lesion's presence over every pixel (bundles trained that way ask
+for it with `intensity="standardise"`).
 """
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.transforms import Compose, EnsureChannelFirst, NormalizeIntensity, Resize
+from monai.transforms import (
+    Compose,
+    EnsureChannelFirst,
+    NormalizeIntensity,
+    Resize,
+    ScaleIntensityRange,
+)
 
 from mlcore.errors import InputError
-from mlcore.io.dicom import read_dicom
+from mlcore.io.dicom import LUNG_WINDOW, read_dicom, robust_unit_range
 
 _PLAIN_IMAGES = {".png", ".jpg", ".jpeg"}
 
 
-def read_image(source: str | Path | bytes, *, volume: bool = False) -> np.ndarray:
+def read_image(
+    source: str | Path | bytes,
+    *,
+    volume: bool = False,
+    ct_window: tuple[float, float] = LUNG_WINDOW,
+) -> np.ndarray:
     """Float32 pixels in [0, 1]: (H, W), or (D, H, W) for volumes. `source` is a path, or a
-    DICOM file's bytes (for callers that keep files elsewhere than on disk in the clear)."""
+    DICOM file's bytes (for callers that keep files elsewhere than on disk in the clear); a CT
+    is windowed at `ct_window` (centre, width in HU)."""
     if isinstance(source, bytes):
-        return read_dicom(source, volume=volume)
+        return read_dicom(source, volume=volume, ct_window=ct_window)
     path = Path(source)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
@@ -29,7 +45,7 @@ def read_image(source: str | Path | bytes, *, volume: bool = False) -> np.ndarra
         return _read_nifti(path, volume=volume)
     if path.suffix.lower() in _PLAIN_IMAGES:
         return _read_plain(path)
-    return read_dicom(path, volume=volume)
+    return read_dicom(path, volume=volume, ct_window=ct_window)
 
 
 def _read_nifti(path: Path, *, volume: bool) -> np.ndarray:
@@ -44,8 +60,7 @@ def _read_nifti(path: Path, *, volume: bool) -> np.ndarray:
     data = np.moveaxis(data, -1, 0) if data.ndim == 3 else data  # slices first
     if data.ndim == 3 and not volume:
         data = data[len(data) // 2]
-    low, high = float(data.min()), float(data.max())
-    return (data - low) / (high - low) if high > low else np.zeros_like(data)
+    return robust_unit_range(data)
 
 
 def _read_plain(path: Path) -> np.ndarray:
@@ -59,8 +74,19 @@ def _read_plain(path: Path) -> np.ndarray:
     return grey / 255.0
 
 
-def image_transform(size: int, *, spatial_dims: int = 2) -> Compose:
-    """MONAI pipeline from a [0, 1] array to a standardised (1, *spatial) tensor."""
+INTENSITIES = ("fixed", "standardise")
+
+
+def image_transform(size: int, *, spatial_dims: int = 2, intensity: str = "fixed") -> Compose:
+    """MONAI pipeline from a [0, 1] array to a (1, *spatial) tensor in [-1, 1] ("fixed"), or
+    z-scored per image ("standardise", for bundles trained so)."""
+    if intensity not in INTENSITIES:
+        raise InputError(f"image intensity must be one of {', '.join(INTENSITIES)}")
+    scale = (
+        ScaleIntensityRange(a_min=0.0, a_max=1.0, b_min=-1.0, b_max=1.0)
+        if intensity == "fixed"
+        else NormalizeIntensity()
+    )
     return Compose(
         [
             EnsureChannelFirst(channel_dim="no_channel"),
@@ -68,13 +94,15 @@ def image_transform(size: int, *, spatial_dims: int = 2) -> Compose:
                 spatial_size=(size,) * spatial_dims,
                 mode="area" if spatial_dims == 2 else "trilinear",
             ),
-            NormalizeIntensity(),
+            scale,
         ]
     )
 
 
-def image_tensor(pixels: np.ndarray, *, size: int, spatial_dims: int = 2) -> torch.Tensor:
+def image_tensor(
+    pixels: np.ndarray, *, size: int, spatial_dims: int = 2, intensity: str = "fixed"
+) -> torch.Tensor:
     if pixels.ndim != spatial_dims:
         raise InputError(f"expected a {spatial_dims}D image, got shape {pixels.shape}")
-    tensor = image_transform(size, spatial_dims=spatial_dims)(pixels)
+    tensor = image_transform(size, spatial_dims=spatial_dims, intensity=intensity)(pixels)
     return torch.as_tensor(tensor, dtype=torch.float32)

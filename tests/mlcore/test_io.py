@@ -58,21 +58,71 @@ def _ct(**kwargs) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
 
 
+def _encoded(hounsfield: np.ndarray) -> bytes:
+    return ct_dicom_bytes(
+        hounsfield,
+        patient_name="A^B",
+        patient_id="1",
+        birth_date=None,
+        sex="male",
+        study_date=date(2026, 1, 1),
+        uid_seed="lesion",
+    )
+
+
 def _bytes(dataset: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
-def test_rescale_and_window_come_from_the_file():
+def test_a_ct_is_seen_through_one_fixed_window_in_hounsfield_units():
     dataset = _ct()
-    pixels = read_dicom(_bytes(dataset))
-    assert pixels.min() == 0.0
-    assert pixels.max() == 1.0
     hu = dataset.pixel_array.astype(float) - 1024
-    # Lung window (centre -600, width 1500): air and bone clip to the ends, lung sits inside.
+    pixels = read_dicom(_bytes(dataset))
+    # Lung window (centre -600, width 1500): air and bone clip to the ends, lung sits inside,
+    # and a value means the same HU in every file.
     assert pixels[hu <= -1350].max(initial=0.0) == 0.0
     assert pixels[hu >= 150].min(initial=1.0) == 1.0
+    np.testing.assert_allclose(pixels, np.clip((hu + 1350) / 1500, 0, 1), atol=1e-6)
+    dataset.WindowCenter, dataset.WindowWidth = 40, 400  # what the file suggests is ignored
+    np.testing.assert_array_equal(read_dicom(_bytes(dataset)), pixels)
+    soft_tissue = read_dicom(_bytes(dataset), ct_window=(40.0, 400.0))
+    np.testing.assert_allclose(soft_tissue, np.clip((hu + 160) / 400, 0, 1), atol=1e-6)
+
+
+def test_a_lesion_changes_the_model_input_only_where_it_is():
+    """No per-image standardisation: painting a nodule into a lung moves the pixels of the
+    nodule and nothing else, so the model cannot read "present" from the air."""
+    size = 64
+    clear = chest_ct_slice(lesion=False, rng=np.random.default_rng(3), size=size)
+    y, x = np.mgrid[0:size, 0:size]
+    nodule = (x - 20) ** 2 + (y - 28) ** 2 <= 4**2
+    with_nodule = clear + nodule * 850.0
+
+    def model_input(hounsfield, intensity="fixed"):
+        pixels = read_dicom(_encoded(hounsfield))
+        return image_tensor(pixels, size=size, intensity=intensity)[0].numpy()
+
+    change = np.abs(model_input(with_nodule) - model_input(clear))
+    assert change[nodule].min() > 0.5
+    assert change[~nodule].max() < 1e-6
+    standardised = np.abs(
+        model_input(with_nodule, "standardise") - model_input(clear, "standardise")
+    )
+    assert standardised[~nodule].min() > 0.01, "a per-image z-score moves every pixel"
+
+
+def test_an_mr_is_clipped_at_robust_percentiles():
+    dataset = pydicom.dcmread(CORPUS / "MR_small.dcm")
+    plain = read_dicom(_bytes(dataset))
+    pixels = dataset.pixel_array.copy()
+    pixels[0, 0] = np.iinfo(pixels.dtype).max  # one hot pixel, far above the rest
+    dataset.PixelData = pixels.tobytes()
+    hot = read_dicom(_bytes(dataset))
+    assert hot[0, 0] == 1.0
+    # the rest is not squashed towards 0 by the outlier
+    np.testing.assert_allclose(hot[1:, 1:], plain[1:, 1:], atol=0.02)
 
 
 def test_monochrome1_is_inverted():

@@ -1,6 +1,8 @@
 """Fusion answers for any subset of modalities and says what it used and how much each counted."""
 
 import itertools
+import json
+from datetime import date
 
 import numpy as np
 import pytest
@@ -70,6 +72,35 @@ def test_config_round_trips_through_json():
     assert ModelConfig.from_json(config.to_json()) == config
 
 
+def test_a_bundle_saved_before_fixed_intensities_is_served_as_it_was_trained():
+    from mlcore.data import Case, Preprocessor
+    from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
+
+    saved = json.loads(tiny_config().to_json())
+    del saved["image"]["intensity"], saved["image"]["ct_window"]  # as configs were then
+    legacy = ModelConfig.from_dict(saved)
+    assert legacy.image.intensity == "standardise"
+    assert tiny_config().image.intensity == "fixed"
+    assert ModelConfig.from_json(legacy.to_json()) == legacy
+    image = ct_dicom_bytes(
+        chest_ct_slice(lesion=False, rng=np.random.default_rng(0), size=32),
+        patient_name="A^B",
+        patient_id="1",
+        birth_date=None,
+        sex="male",
+        study_date=date(2026, 1, 1),
+        uid_seed="legacy",
+    )
+    old = Preprocessor(legacy)(Case(image=image)).image
+    new = Preprocessor(tiny_config())(Case(image=image)).image
+    assert abs(float(old.mean())) < 1e-4, "z-scored"
+    assert abs(float(old.std()) - 1.0) < 1e-3
+    assert new.min() >= -1.0
+    assert new.max() <= 1.0
+    # one fixed scale: air (-1000 HU) in the lung window is 2 * (350 / 1500) - 1 in every image
+    assert abs(float(new[0, 0, 0]) - (2 * 350 / 1500 - 1)) < 0.06
+
+
 def test_bad_configs_are_refused_clearly():
     with pytest.raises(ConfigError, match="modalities"):
         tiny_config(modalities=["image", "smell"])
@@ -77,3 +108,7 @@ def test_bad_configs_are_refused_clearly():
         tiny_config(fusion=FusionConfig(kind="magic"))
     with pytest.raises(ConfigError, match="invalid model configuration"):
         ModelConfig.from_dict({"fusion": {"width": 3}})
+    with pytest.raises(ConfigError, match=r"image\.intensity"):
+        ModelConfig.from_dict({**tiny_config().to_dict(), "image": {"intensity": "auto"}})
+    with pytest.raises(ConfigError, match=r"image\.ct_window"):
+        ModelConfig.from_dict({**tiny_config().to_dict(), "image": {"ct_window": [-600, 0]}})
