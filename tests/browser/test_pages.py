@@ -289,3 +289,26 @@ def test_the_demo_teachers_first_page_shows_the_class_over_the_weeks(browser_pag
     expect(page.get_by_text("No analyses in these weeks yet")).to_have_count(0)
     expect(page.locator("ul.suggestions li").first).to_be_visible()
     snapshot(page, "demo-teacher-overview")
+
+
+def test_the_demo_teacher_analyses_todays_session_and_the_recording_is_left_out(
+    browser_page, live_platform
+):
+    """Lindenhof School is in the EU: today's session has a recording and a text; the analysis
+    runs on the text, and the result says the voice was left out and why."""
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "ms-lindqvist", password=DEMO_PASSWORD)
+    page.locator("main a[href^='/students/']").first.click()
+    today = page.locator("article.visit").filter(has_text="Reflection on today's lesson")
+    expect(today.locator("audio")).to_have_count(1)
+    page.evaluate("window.stillTheSamePage = true")
+    today.get_by_role("button", name="Analyse").click()
+    result = today.locator(".result")
+    expect(result).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
+    assert page.evaluate("window.stillTheSamePage === true"), "in place, without a reload"
+    expect(result.get_by_role("heading", name="Tutoring suggestions")).to_be_visible()
+    expect(result.get_by_role("heading", name=re.compile("^Affect: "))).to_be_visible()
+    expect(result.locator(".left-out")).to_have_text(
+        re.compile(r"^The recording was left out: Emotion inference from voice is prohibited")
+    )
+    snapshot(page, "demo-teacher-analysed")
