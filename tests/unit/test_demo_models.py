@@ -32,4 +32,3 @@ def test_a_kind_with_an_active_model_keeps_it(settings, tmp_path, clinic_model):
     ensure_demo_models(cases=12, epochs=1, log=lambda message: None)
     assert active_model_version(serves="clinic") == clinic_model
     assert active_model_version(serves="school").name == DEMO_MODELS["school"]
-

@@ -127,3 +127,38 @@ def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
 
     call_command("seed_demo")
     assert AnalysisJob.objects.count() == (PATIENT_COUNT + STUDENT_COUNT) * past, "once"
+
+
+def test_every_result_of_a_demo_model_says_it_was_trained_on_synthetic_data(
+    settings, tmp_path, client
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tessera.jobs.demo_models import ensure_demo_models
+    from tessera.jobs.models import SYNTHETIC_NOTICE, AnalysisResult, ModelVersion
+    from tessera.reports.content import report_content
+    from tessera.reports.models import Report
+
+    settings.MLCORE_MODELS_DIR = tmp_path / "models"
+    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
+    ensure_demo_models(cases=16, epochs=1, log=lambda message: None)
+    assert set(ModelVersion.objects.values_list("trained_on_synthetic_data", flat=True)) == {True}
+    call_command("seed_demo")
+    result = AnalysisResult.objects.filter(job__encounter__isnull=False).first()
+    patient = result.job.encounter.patient
+    client.post(reverse("login"), {"username": "dr-okafor", "password": DEMO_PASSWORD})
+    page = client.get(reverse("patient", args=[patient.pk])).content.decode()
+    assert page.count(f'<p class="meta synthetic">{SYNTHETIC_NOTICE}</p>') == 3, "each result"
+    api = client.get("/api/v1/model-versions/").json()["results"]
+    assert {version["trained_on_synthetic_data"] for version in api} == {True}
+    today = timezone.localdate()
+    report = Report.objects.create(
+        organization=patient.organization,
+        kind="patient",
+        patient=patient,
+        period_start=today - timedelta(weeks=8),
+        period_end=today,
+    )
+    assert SYNTHETIC_NOTICE in report_content(report).notice

@@ -122,6 +122,7 @@ def test_a_version_worse_than_the_active_one_is_kept_out_of_service(
     reviewed, clinic_model, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.TESSERA_TRAINING_MIN_CASES, settings.TESSERA_TRAINING_EPOCHS = CASES, 1
+    ModelVersion.objects.filter(pk=clinic_model.pk).update(trained_on_synthetic_data=True)
     scores = iter([0.41, 0.62])  # the candidate is scored first, then the active model
     monkeypatch.setattr(training, "held_out_score", lambda *args, **kwargs: next(scores))
     with django_capture_on_commit_callbacks(execute=True):
@@ -131,6 +132,7 @@ def test_a_version_worse_than_the_active_one_is_kept_out_of_service(
     assert run.message == (f"kept {clinic_model.name}: held-out macro-F1 0.410 is below its 0.620")
     assert run.candidate.status == ModelVersion.Status.REJECTED
     assert run.candidate.promoted_by is None
+    assert run.candidate.trained_on_synthetic_data, "fine-tuning keeps what the base learnt from"
     assert ModelVersion.objects.get(status="active") == clinic_model
 
 

@@ -396,6 +396,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "serves",
             "status",
             "metrics",
+            "trained_on_synthetic_data",
             "created_at",
             "promoted_at",
             "promoted_by",

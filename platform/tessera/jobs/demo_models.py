@@ -93,7 +93,12 @@ def ensure_demo_models(
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
         version, _ = ModelVersion.objects.update_or_create(
             name=name,
-            defaults={"serves": kind, "bundle_path": name, "metrics": json_safe(result.metrics)},
+            defaults={
+                "serves": kind,
+                "bundle_path": name,
+                "metrics": json_safe(result.metrics),
+                "trained_on_synthetic_data": True,
+            },
         )
         if active_model_version(serves=kind) is None:
             promote_model_version(version=version, promoted_by=None)

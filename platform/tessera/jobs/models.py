@@ -18,6 +18,8 @@ from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
 
+SYNTHETIC_NOTICE = "Demo model trained on synthetic data: no clinical or educational validity."
+
 
 class ModelVersion(models.Model):
     """A trained mlcore bundle that can serve one kind of organization."""
@@ -32,6 +34,11 @@ class ModelVersion(models.Model):
     serves = models.CharField(max_length=16, choices=OrganizationKind.choices)
     bundle_path = models.CharField(max_length=500, help_text="Relative to MLCORE_MODELS_DIR.")
     metrics = models.JSONField(default=dict, blank=True)
+    trained_on_synthetic_data = models.BooleanField(
+        default=False,
+        help_text="Trained (or fine-tuned from a model trained) on generated data: a demo, with "
+        "no clinical or educational validity. Every result of it says so.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
@@ -49,6 +56,11 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_status_display()})"
+
+    @property
+    def notice(self) -> str:
+        """What every result of this version must say about it, or ""."""
+        return SYNTHETIC_NOTICE if self.trained_on_synthetic_data else ""
 
     @property
     def bundle_dir(self) -> Path:

@@ -72,10 +72,19 @@ def retry_delay(attempt: int) -> timedelta:
 
 
 def register_model_version(
-    *, name: str, serves: str, bundle_path: str, metrics: dict
+    *,
+    name: str,
+    serves: str,
+    bundle_path: str,
+    metrics: dict,
+    trained_on_synthetic_data: bool = False,
 ) -> ModelVersion:
     return ModelVersion.objects.create(
-        name=name, serves=serves, bundle_path=bundle_path, metrics=json_safe(metrics)
+        name=name,
+        serves=serves,
+        bundle_path=bundle_path,
+        metrics=json_safe(metrics),
+        trained_on_synthetic_data=trained_on_synthetic_data,
     )
 
 

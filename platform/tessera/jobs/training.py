@@ -155,6 +155,8 @@ def _train_and_decide(run: TrainingRun) -> None:
         serves=run.serves,
         bundle_path=name,
         metrics={**result.metrics, "held_out": run.metrics, "base_version": run.base_version.name},
+        # fine-tuning keeps what the base learnt from its data
+        trained_on_synthetic_data=run.base_version.trained_on_synthetic_data,
     )
     run.candidate = version
     if candidate_score >= base_score:

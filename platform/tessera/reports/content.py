@@ -35,6 +35,13 @@ NOTICE = (
     "informs any decision."
 )
 MOST_ANALYSES_LISTED = 60
+
+
+def _notice(versions: list[ModelVersion]) -> str:
+    """The report's notice, and what any of its model versions must say about itself."""
+    return " ".join(dict.fromkeys([NOTICE, *(v.notice for v in versions if v.notice)]))
+
+
 MOST_EXPLAINED = 10
 MOST_STUDENTS_LISTED = 40
 
@@ -183,6 +190,7 @@ def subject_content(report: Report) -> ReportContent:
             ("Reviewed by a professional", str(sum(bool(r.feedback.all()) for r in results))),
         ],
         model_versions=versions,
+        notice=_notice(versions),
     )
     if is_patient:
         _patient_sections(content, results)
@@ -366,6 +374,7 @@ def cohort_content(report: Report) -> ReportContent:
             ("Flagged for review (the model was unsure)", str(totals["review"])),
         ],
         model_versions=versions,
+        notice=_notice(versions),
     )
     weeks = weeks_between(start, end)[-26:]
     if affect_labels:
