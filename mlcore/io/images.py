@@ -3,7 +3,8 @@
 DICOM (.dcm or no extension), NIfTI (.nii, .nii.gz), PNG and JPEG are read to a float array in
 [0, 1] whose values mean the same in every image (a fixed CT window, robust percentiles
 otherwise: see `mlcore.io.dicom`); MONAI then adds the channel, resizes to the configured size
-and maps [0, 1] to [-1, 1] with one fixed scale. Nothing is standardised per image: a z-score of
+and maps [0, 1] to [-2, 2] with one fixed scale (about unit spread for a windowed chest CT:
+networks train as steadily as on z-scores). Nothing is standardised per image: a z-score of
 each image on its own spreads a lesion's presence over every pixel (bundles trained that way ask
 for it with `intensity="standardise"`).
 """
@@ -78,12 +79,12 @@ INTENSITIES = ("fixed", "standardise")
 
 
 def image_transform(size: int, *, spatial_dims: int = 2, intensity: str = "fixed") -> Compose:
-    """MONAI pipeline from a [0, 1] array to a (1, *spatial) tensor in [-1, 1] ("fixed"), or
+    """MONAI pipeline from a [0, 1] array to a (1, *spatial) tensor in [-2, 2] ("fixed"), or
     z-scored per image ("standardise", for bundles trained so)."""
     if intensity not in INTENSITIES:
         raise InputError(f"image intensity must be one of {', '.join(INTENSITIES)}")
     scale = (
-        ScaleIntensityRange(a_min=0.0, a_max=1.0, b_min=-1.0, b_max=1.0)
+        ScaleIntensityRange(a_min=0.0, a_max=1.0, b_min=-2.0, b_max=2.0)
         if intensity == "fixed"
         else NormalizeIntensity()
     )

@@ -95,10 +95,10 @@ def test_a_bundle_saved_before_fixed_intensities_is_served_as_it_was_trained():
     new = Preprocessor(tiny_config())(Case(image=image)).image
     assert abs(float(old.mean())) < 1e-4, "z-scored"
     assert abs(float(old.std()) - 1.0) < 1e-3
-    assert new.min() >= -1.0
-    assert new.max() <= 1.0
-    # one fixed scale: air (-1000 HU) in the lung window is 2 * (350 / 1500) - 1 in every image
-    assert abs(float(new[0, 0, 0]) - (2 * 350 / 1500 - 1)) < 0.06
+    assert new.min() >= -2.0
+    assert new.max() <= 2.0
+    # one fixed scale: air (-1000 HU) in the lung window is 4 * (350 / 1500) - 2 in every image
+    assert abs(float(new[0, 0, 0]) - (4 * 350 / 1500 - 2)) < 0.1
 
 
 def test_bad_configs_are_refused_clearly():
