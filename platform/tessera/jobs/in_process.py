@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 
 from mlcore.errors import InputError
 from tessera.jobs import features as job_features
@@ -23,7 +24,9 @@ from tessera.records.models import Encounter, LearningSession
 
 
 def analyse_in_process(
-    *, visits: Iterable[Encounter | LearningSession], requested_by=None
+    *,
+    visits: Iterable[Encounter | LearningSession],
+    requested_by: AbstractBaseUser | None = None,
 ) -> list[AnalysisJob]:
     """Request an analysis of each visit (everything its organization allows) and run them all
     here, TESSERA_BATCH_MAX_CASES to a forward pass; returns the finished jobs."""
