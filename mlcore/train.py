@@ -277,4 +277,10 @@ def _fit_temperature(loss_at: Callable[[torch.Tensor], torch.Tensor]) -> float:
         return loss
 
     optimizer.step(closure)
-    return float(log_temperature.detach().exp().clamp(0.05, 20.0))
+    temperature = log_temperature.detach().exp()
+    if not torch.isfinite(temperature):
+        # Held-out cases the model separates perfectly (all of one class, say) reward an ever
+        # sharper temperature, and the search runs off to 0 or NaN: such a split cannot calibrate,
+        # so the head stays as trained.
+        return 1.0
+    return float(temperature.clamp(0.05, 20.0))

@@ -207,3 +207,21 @@ def test_the_seed_changes_the_outcome(cases):
         other.model.state_dict()["encoders.audio.projection.weight"].numpy(),
         first.model.state_dict()["encoders.audio.projection.weight"].numpy(),
     )
+
+
+def test_a_held_out_split_that_cannot_calibrate_leaves_the_temperature_finite():
+    """Every held-out case negative, every logit confidently negative: a sharper temperature is
+    always better, and the fit used to run off to NaN (which then stored NaN probabilities)."""
+    import torch
+    import torch.nn.functional as F
+
+    from mlcore.train import _fit_temperature
+
+    logits = torch.full((4, 1), -8.0)
+    truth = torch.zeros((4, 1))
+    temperature = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(logits / t, truth))
+    assert 0.05 <= temperature <= 20.0
+    mixed = torch.tensor([[-2.0], [3.0], [1.0], [-1.0]])
+    labels = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
+    fitted = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(mixed / t, labels))
+    assert fitted > 1.0, "overconfident logits are softened"
