@@ -117,14 +117,34 @@ def wav_audio() -> bytes:
 
 def slice_bytes(number: int) -> bytes:
     """A small CT slice of one patient, distinct per `number` (for series and zips)."""
-    return ct_dicom_bytes(
+    return ct_bytes(
         chest_ct_slice(lesion=number == 2, rng=np.random.default_rng(number), size=32),
+        uid_seed=f"series-{number}",
         patient_name="Series^Patient",
         patient_id="S-1",
         birth_date=date(1970, 1, 1),
-        sex="male",
         study_date=date(2026, 10, 1),
-        uid_seed=f"series-{number}",
+    )
+
+
+def ct_bytes(
+    hounsfield: np.ndarray,
+    *,
+    uid_seed: str,
+    patient_name: str = "A^B",
+    patient_id: str = "1",
+    birth_date: date | None = None,
+    study_date: date = date(2026, 1, 1),
+) -> bytes:
+    """A CT slice in HU as a DICOM file, with test identities."""
+    return ct_dicom_bytes(
+        hounsfield,
+        patient_name=patient_name,
+        patient_id=patient_id,
+        birth_date=birth_date,
+        sex="male",
+        study_date=study_date,
+        uid_seed=uid_seed,
     )
 
 

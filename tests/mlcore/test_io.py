@@ -25,7 +25,7 @@ from mlcore.io import (
     read_text,
 )
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
-from tests.conftest import slice_bytes
+from tests.conftest import ct_bytes, slice_bytes
 
 CORPUS = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -56,18 +56,6 @@ def _ct(**kwargs) -> pydicom.Dataset:
         uid_seed="io",
     )
     return pydicom.dcmread(io.BytesIO(data))
-
-
-def _encoded(hounsfield: np.ndarray) -> bytes:
-    return ct_dicom_bytes(
-        hounsfield,
-        patient_name="A^B",
-        patient_id="1",
-        birth_date=None,
-        sex="male",
-        study_date=date(2026, 1, 1),
-        uid_seed="lesion",
-    )
 
 
 def _bytes(dataset: pydicom.Dataset) -> bytes:
@@ -101,7 +89,7 @@ def test_a_lesion_changes_the_model_input_only_where_it_is():
     with_nodule = clear + nodule * 850.0
 
     def model_input(hounsfield, intensity="fixed"):
-        pixels = read_dicom(_encoded(hounsfield))
+        pixels = read_dicom(ct_bytes(hounsfield, uid_seed="lesion"))
         return image_tensor(pixels, size=size, intensity=intensity)[0].numpy()
 
     change = np.abs(model_input(with_nodule) - model_input(clear))

@@ -2,7 +2,6 @@
 
 import itertools
 import json
-from datetime import date
 
 import numpy as np
 import pytest
@@ -74,7 +73,8 @@ def test_config_round_trips_through_json():
 
 def test_a_bundle_saved_before_fixed_intensities_is_served_as_it_was_trained():
     from mlcore.data import Case, Preprocessor
-    from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
+    from mlcore.synthetic import chest_ct_slice
+    from tests.conftest import ct_bytes
 
     saved = json.loads(tiny_config().to_json())
     del saved["image"]["intensity"], saved["image"]["ct_window"]  # as configs were then
@@ -82,14 +82,8 @@ def test_a_bundle_saved_before_fixed_intensities_is_served_as_it_was_trained():
     assert legacy.image.intensity == "standardise"
     assert tiny_config().image.intensity == "fixed"
     assert ModelConfig.from_json(legacy.to_json()) == legacy
-    image = ct_dicom_bytes(
-        chest_ct_slice(lesion=False, rng=np.random.default_rng(0), size=32),
-        patient_name="A^B",
-        patient_id="1",
-        birth_date=None,
-        sex="male",
-        study_date=date(2026, 1, 1),
-        uid_seed="legacy",
+    image = ct_bytes(
+        chest_ct_slice(lesion=False, rng=np.random.default_rng(0), size=32), uid_seed="legacy"
     )
     old = Preprocessor(legacy)(Case(image=image)).image
     new = Preprocessor(tiny_config())(Case(image=image)).image
