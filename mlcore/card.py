@@ -33,12 +33,13 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
         f"- mlcore version: {config.mlcore_version or 'unknown'}",
         "",
-        "## Held-out metrics",
+        f"## Metrics: {_SPLITS.get(metrics.get('split', ''), 'held-out cases')}",
         f"- Score (mean macro-F1 over tasks): {metrics.get('score', float('nan')):.3f}",
     ]
     for task in ("diagnosis", "emotion"):
         if task in metrics:
             lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
+    lines += ["", "## Calibration", *_calibration_lines(metrics)]
     lines += [
         "",
         "## Limits",
@@ -48,6 +49,37 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+_SPLITS = {
+    "test": "test split (used for nothing else)",
+    "calibration": "calibration split (it fitted the temperatures: its ECE flatters)",
+    "validation": "validation split (it chose the epoch: flattering)",
+}
+
+
+def _calibration_lines(metrics: dict) -> list[str]:
+    """Per probability head: its temperature, and its expected calibration error on the
+    metrics' split."""
+    report = metrics.get("calibration", {})
+    if not report.get("cases"):
+        return [f"- Not calibrated: {report.get('reason', 'no calibration split')}."]
+    lines = [f"- Temperatures fitted on {report['cases']} calibration cases."]
+    heads = [
+        (label, fit, metrics.get("diagnosis", {}).get("per_label", {}).get(label, {}))
+        for label, fit in report.get("diagnosis", {}).items()
+    ]
+    if "emotion" in report:
+        heads.append(("emotion", report["emotion"], metrics.get("emotion", {})))
+    for name, fit, measured in heads:
+        temperature = (
+            f"temperature {fit['temperature']:.2f}"
+            if fit["fitted"]
+            else f"not calibrated ({fit['reason']})"
+        )
+        error = f", ECE {measured['ece']:.3f}" if "ece" in measured else ""
+        lines.append(f"- {name}: {temperature}{error}")
+    return lines
 
 
 def card_sections(directory: str | Path) -> list[tuple[str, list[str]]]:

@@ -10,11 +10,11 @@ from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError, InputError
 
 
-def _split(cases: list, fraction: float, seed: int) -> tuple[list, list]:
+def _split(cases: list, count: int, seed: int) -> tuple[list, list]:
+    """(the rest, `count` cases drawn at random by `seed`)."""
     shuffled = cases[:]
     random.Random(seed).shuffle(shuffled)
-    held_out = max(1, int(len(shuffled) * fraction))
-    return shuffled[held_out:], shuffled[:held_out]
+    return shuffled[count:], shuffled[:count]
 
 
 def _load_config(path: Path) -> tuple[ModelConfig, dict]:
@@ -56,11 +56,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         if value is not None
     }
     training = TrainingConfig(**{**training_values, **overrides, "progress": not args.quiet})
-    cases = read_manifest(args.manifest)
-    if args.validation_manifest:
-        train_cases, validation_cases = cases, read_manifest(args.validation_manifest)
-    else:
-        train_cases, validation_cases = _split(cases, args.validation_fraction, training.seed)
+    train_cases = read_manifest(args.manifest)
+    total, held_out = len(train_cases), {}
+    for split in ("validation", "calibration", "test"):
+        manifest, fraction = getattr(args, f"{split}_manifest"), getattr(args, f"{split}_fraction")
+        if manifest:
+            held_out[split] = read_manifest(manifest)
+        elif fraction:
+            count = max(1, int(total * fraction))
+            train_cases, held_out[split] = _split(train_cases, count, training.seed)
+    if "validation" not in held_out:
+        raise InputError("training needs a validation split (--validation-fraction above 0)")
     config.training_data_hash = manifest_hash(args.manifest)
     library = (
         InterventionLibrary.load(config.tasks.tutoring_library)
@@ -73,15 +79,22 @@ def cmd_train(args: argparse.Namespace) -> None:
         result = train(
             config,
             train_cases,
-            validation_cases,
+            held_out["validation"],
             training,
+            calibration_cases=held_out.get("calibration"),
+            test_cases=held_out.get("test"),
             library=library,
             log=lambda entry: log.write(json.dumps(entry) + "\n"),
         )
     save_bundle(out, result.model, metrics=result.metrics, history=result.history)
     print(
         json.dumps(
-            {"bundle": str(out), "score": result.metrics["score"], "best_epoch": result.best_epoch}
+            {
+                "bundle": str(out),
+                "score": result.metrics["score"],
+                "split": result.metrics["split"],
+                "best_epoch": result.best_epoch,
+            }
         )
     )
 
@@ -161,8 +174,18 @@ def parser() -> argparse.ArgumentParser:
         "--config", required=True, help="ModelConfig JSON (optional 'training' section)"
     )
     train.add_argument("--out", required=True, help="bundle directory to write")
-    train.add_argument("--validation-manifest")
-    train.add_argument("--validation-fraction", type=float, default=0.2)
+    for split, fraction, job in (
+        ("validation", 0.15, "chooses the epoch"),
+        ("calibration", 0.15, "fits the probability temperatures"),
+        ("test", 0.15, "gives the bundle's metrics"),
+    ):
+        train.add_argument(f"--{split}-manifest", help=f"the {split} split, which {job}")
+        train.add_argument(
+            f"--{split}-fraction",
+            type=float,
+            default=fraction,
+            help=f"without --{split}-manifest, this share of --manifest (0: none)",
+        )
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--seed", type=int)

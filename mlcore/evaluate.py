@@ -1,7 +1,7 @@
-"""Metrics: accuracy, per-class precision/recall, macro-F1, AUROC, expected calibration error,
-confusion matrix; for the multi-class emotion task and for each diagnosis label (present vs
-absent). `score` is the single number training and promotion compare: the mean macro-F1 over
-the model's tasks."""
+"""Metrics: accuracy, per-class precision/recall, macro-F1, AUROC, expected calibration error
+and its reliability curve, confusion matrix; for the multi-class emotion task and for each
+diagnosis label (present vs absent). `score` is the single number training and promotion
+compare: the mean macro-F1 over the model's tasks."""
 
 import numpy as np
 from sklearn.metrics import (
@@ -13,18 +13,34 @@ from sklearn.metrics import (
 )
 
 
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
+    """The reliability curve: per equal-width confidence bin that holds predictions, how
+    confident the model was (mean) and how often it was right."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    curve = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            curve.append(
+                {
+                    "lower": round(float(edges[b]), 3),
+                    "upper": round(float(edges[b + 1]), 3),
+                    "count": int(members.sum()),
+                    "confidence": float(confidence[members].mean()),
+                    "accuracy": float(correct[members].mean()),
+                }
+            )
+    return curve
+
+
 def expected_calibration_error(
     confidence: np.ndarray, correct: np.ndarray, bins: int = 10
 ) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+    curve = reliability_bins(confidence, correct, bins)
+    total = sum(b["count"] for b in curve)
+    return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"]) for b in curve))
 
 
 def classification_metrics(
@@ -49,6 +65,7 @@ def classification_metrics(
     except ValueError:
         auroc = None
     confidence = probabilities.max(axis=1)
+    correct = predicted == y_true
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, predicted)),
@@ -56,7 +73,8 @@ def classification_metrics(
             f1_score(y_true, predicted, labels=indices, average="macro", zero_division=0)
         ),
         "auroc": auroc,
-        "ece": expected_calibration_error(confidence, predicted == y_true),
+        "ece": expected_calibration_error(confidence, correct),
+        "reliability": reliability_bins(confidence, correct),
         "per_class": {
             label: {
                 "precision": float(precision[i]),

@@ -3,8 +3,10 @@
     config.json          the ModelConfig (architecture, labels, preprocessing, encoder sources,
                          fusion, mlcore version, training-data hash)
     model.safetensors    the weights
-    metrics.json         held-out metrics
-    MODEL_CARD.md        intended use, data, metrics, limits
+    metrics.json         metrics on the split they name (`split`: test when training had one),
+                         and the calibration report (each head's fitted temperature)
+    reliability.png      the reliability diagram of every probability head on that split
+    MODEL_CARD.md        intended use, data, metrics, calibration, limits
     interventions.json   the tutoring library the model was trained with (when it has one)
     prefix_mapper.safetensors   the rationale mapper, when rationale generation was trained
                          (the frozen language model itself stays in its local directory)
@@ -26,12 +28,14 @@ from mlcore.errors import ConfigError
 from mlcore.heads import InterventionLibrary
 from mlcore.model import MultimodalModel, build_model
 from mlcore.prefix import FrozenPrefixGenerator, load_language_model
+from mlcore.reliability import reliability_diagram
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"
+RELIABILITY_FILE = "reliability.png"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
 
 
@@ -79,6 +83,9 @@ def save_bundle(
         json.dumps({**metrics, "history": history or []}, indent=2) + "\n"
     )
     (directory / CARD_FILE).write_text(model_card(config, metrics))
+    diagram = reliability_diagram(metrics, title=f"{config.name}: {metrics.get('split', '')} split")
+    if diagram is not None:
+        (directory / RELIABILITY_FILE).write_bytes(diagram)
     return directory
 
 
@@ -93,7 +100,8 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
     if config.tasks.tutoring_library:
         library = InterventionLibrary.load(directory / config.tasks.tutoring_library)
     model = build_model(config, library)
-    result = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
+    weights = _upgraded(load_file(str(directory / WEIGHTS_FILE)), model)
+    result = model.load_state_dict(weights, strict=False)
     external = _external_prefixes(config)
     missing = [name for name in result.missing_keys if not _is_external(name, external)]
     if missing or result.unexpected_keys:
@@ -113,6 +121,15 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
         metrics=metrics,
         rationale=rationale,
     )
+
+
+def _upgraded(weights: dict[str, torch.Tensor], model: MultimodalModel) -> dict:
+    """Weights saved by an older mlcore, in today's shapes: one diagnosis temperature for all
+    labels (before each label had its own) becomes that temperature for each."""
+    name = "diagnosis.temperature"
+    if name in weights and model.diagnosis is not None and weights[name].ndim == 0:
+        weights = {**weights, name: weights[name].expand_as(model.diagnosis.temperature).clone()}
+    return weights
 
 
 def _load_rationale(directory: Path, config: ModelConfig) -> FrozenPrefixGenerator:

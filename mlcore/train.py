@@ -1,6 +1,12 @@
 """Training: AdamW with warm-up and cosine decay, gradient clipping, early stopping on the
-held-out score, bf16 autocast on GPU, seedable and deterministic on CPU; then temperature
-calibration of the probability heads on the held-out set."""
+validation score, bf16 autocast on GPU, seedable and deterministic on CPU; then temperature
+calibration of the probability heads on a calibration split of their own (mlcore.calibration),
+and the returned model's metrics on the most independent split given.
+
+Three or four splits, each with one job: train (the weights), validation (the epoch),
+calibration (the temperatures), test (the figures that are reported). A metric is never taken
+on a split that tuned what it measures: without a test split the figures come from the
+calibration split, whose calibration error is then flattering, and the metrics say so."""
 
 import copy
 import math
@@ -14,6 +20,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 import mlcore
+from mlcore.calibration import calibrate
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
@@ -41,7 +48,9 @@ class TrainingConfig:
 @dataclass
 class TrainingResult:
     model: MultimodalModel
-    metrics: dict  # held-out metrics of the returned (best, calibrated) model
+    # Metrics of the returned (best, calibrated) model on `metrics["split"]`, with the
+    # calibration report under "calibration".
+    metrics: dict
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -141,12 +150,16 @@ def train(
     validation_cases: list[Case],
     training: TrainingConfig | None = None,
     *,
+    calibration_cases: list[Case] | None = None,
+    test_cases: list[Case] | None = None,
     library: InterventionLibrary | None = None,
     log: Callable[[dict], None] | None = None,
     start_from: MultimodalModel | None = None,
 ) -> TrainingResult:
     """Train a model for `config`, or fine-tune a copy of `start_from` (whose configuration
-    then applies; the original is left as it was)."""
+    then applies; the original is left as it was). Without `calibration_cases` the
+    probability heads keep the temperatures they had (1 for a new model), and the metrics say
+    so."""
     training = training or TrainingConfig()
     seed_everything(training.seed)
     device = select_device(training.device)
@@ -220,67 +233,30 @@ def train(
             break
 
     model.load_state_dict(best_state)
-    calibrate(
-        model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
+    if calibration_cases:
+        calibration = calibrate(
+            model,
+            preprocess(calibration_cases, preprocessor),
+            calibration_cases,
+            pad_id=preprocessor.pad_id,
+            device=device,
+        )
+    else:
+        calibration = {
+            "cases": 0,
+            "reason": "no calibration split: the temperatures were not fitted",
+        }
+    split, reported = next(
+        (name, chosen)
+        for name, chosen in (
+            ("test", test_cases),
+            ("calibration", calibration_cases),
+            ("validation", validation_cases),
+        )
+        if chosen
     )
-    metrics = evaluate_model(
-        model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
-    )
+    features = validation_features if split == "validation" else preprocess(reported, preprocessor)
+    metrics = evaluate_model(model, features, reported, pad_id=preprocessor.pad_id, device=device)
+    metrics.update(split=split, calibration=calibration)
     model.eval()
     return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
-
-
-def calibrate(
-    model: MultimodalModel,
-    features: list[Features],
-    cases: list[Case],
-    *,
-    pad_id: int,
-    device: torch.device,
-) -> None:
-    """Fit each probability head's temperature on held-out cases (minimum negative
-    log-likelihood). Rankings and decisions at 0.5 do not change; probabilities become honest."""
-    model.eval()
-    arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
-    tasks = model.config.tasks
-    if model.diagnosis is not None:
-        known = [i for i, case in enumerate(cases) if case.diagnosis is not None]
-        if known:
-            logits = torch.from_numpy(arrays["diagnosis_logits"][known])
-            truth = torch.tensor(
-                [
-                    [float(label in cases[i].diagnosis) for label in tasks.diagnosis_labels]
-                    for i in known
-                ]
-            )
-            temperature = _fit_temperature(
-                lambda t: F.binary_cross_entropy_with_logits(logits / t, truth)
-            )
-            model.diagnosis.temperature.fill_(temperature)
-    if model.emotion is not None:
-        known = [i for i, case in enumerate(cases) if case.emotion is not None]
-        if known:
-            logits = torch.from_numpy(arrays["emotion_logits"][known])
-            truth = torch.tensor([tasks.emotion_labels.index(cases[i].emotion) for i in known])
-            temperature = _fit_temperature(lambda t: F.cross_entropy(logits / t, truth))
-            model.emotion.temperature.fill_(temperature)
-
-
-def _fit_temperature(loss_at: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    log_temperature = torch.zeros((), requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=100)
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_at(log_temperature.exp())
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    temperature = log_temperature.detach().exp()
-    if not torch.isfinite(temperature):
-        # Held-out cases the model separates perfectly (all of one class, say) reward an ever
-        # sharper temperature, and the search runs off to 0 or NaN: such a split cannot calibrate,
-        # so the head stays as trained.
-        return 1.0
-    return float(temperature.clamp(0.05, 20.0))

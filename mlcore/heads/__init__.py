@@ -1,7 +1,7 @@
 """Task heads on the fused embedding.
 
-- diagnosis: multi-label; sigmoid probabilities calibrated by a temperature fitted on held-out
-  data after training;
+- diagnosis: multi-label; sigmoid probabilities, each label calibrated by its own temperature
+  fitted on the calibration split after training;
 - emotion: multi-class over the configured label set, also temperature-calibrated;
 - tutoring: scores every intervention of a curated library (which a school can edit) from the
   case embedding and the intervention's keys (affects, subjects); learns from accept/dismiss.

@@ -72,5 +72,5 @@ def librosa_warm():
 def clinic_dataset(tmp_path_factory):
     directory = tmp_path_factory.mktemp("clinic")
     return write_dataset(
-        directory, kind="clinic", cases=48, seed=5, image_size=32, voice_seconds=2.0
+        directory, kind="clinic", cases=60, seed=5, image_size=32, voice_seconds=2.0
     )

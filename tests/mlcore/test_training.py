@@ -24,13 +24,19 @@ QUICK = TrainingConfig(epochs=3, batch_size=16, learning_rate=3e-3, progress=Fal
 
 @pytest.fixture(scope="module")
 def cases(clinic_dataset):
+    """Train and validation splits."""
     all_cases = read_manifest(clinic_dataset)
-    return all_cases[:36], all_cases[36:]
+    return all_cases[:36], all_cases[36:48]
 
 
 @pytest.fixture(scope="module")
-def trained(cases):
-    return train(tiny_config(), *cases, QUICK)
+def calibration_cases(clinic_dataset):
+    return read_manifest(clinic_dataset)[48:]
+
+
+@pytest.fixture(scope="module")
+def trained(cases, calibration_cases):
+    return train(tiny_config(), *cases, QUICK, calibration_cases=calibration_cases)
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +46,50 @@ def bundle(trained, tmp_path_factory):
     )
 
 
-def test_training_is_deterministic_on_cpu(cases, trained):
-    again = train(tiny_config(), *cases, QUICK)
+def test_training_is_deterministic_on_cpu(cases, calibration_cases, trained):
+    again = train(tiny_config(), *cases, QUICK, calibration_cases=calibration_cases)
     for name, tensor in trained.model.state_dict().items():
         assert torch.equal(tensor, again.model.state_dict()[name]), name
     assert again.history == trained.history
 
 
-def test_training_reports_metrics_and_history(trained):
+def test_training_reports_metrics_and_history(trained, calibration_cases):
     assert {"diagnosis", "emotion", "score"} <= set(trained.metrics)
     assert len(trained.history) == QUICK.epochs
     assert trained.metrics["emotion"]["confusion_matrix"]
-    assert float(trained.model.emotion.temperature) != 1.0, "calibration fitted a temperature"
+    assert trained.metrics["split"] == "calibration", (
+        "no test split: the figures say whose they are"
+    )
+    report = trained.metrics["calibration"]
+    assert report["cases"] == len(calibration_cases)
+    assert report["emotion"]["fitted"], report["emotion"]
+    assert report["emotion"]["nll_after"] < report["emotion"]["nll_before"]
+    assert float(trained.model.emotion.temperature) == pytest.approx(
+        report["emotion"]["temperature"]
+    )
+    assert trained.model.diagnosis.temperature.shape == (1,), "one temperature per finding"
+
+
+def test_metrics_come_from_the_test_split_when_there_is_one(cases, calibration_cases):
+    train_cases, validation_cases = cases
+    result = train(
+        tiny_config(),
+        train_cases,
+        validation_cases[:6],
+        TrainingConfig(epochs=1, batch_size=16, progress=False),
+        calibration_cases=calibration_cases,
+        test_cases=validation_cases[6:],
+    )
+    assert result.metrics["split"] == "test"
+    assert result.metrics["emotion"]["n"] == 6
+    assert sum(b["count"] for b in result.metrics["emotion"]["reliability"]) == 6
+
+
+def test_without_a_calibration_split_the_heads_stay_as_trained_and_say_so(cases):
+    result = train(tiny_config(), *cases, TrainingConfig(epochs=1, batch_size=16, progress=False))
+    assert result.metrics["split"] == "validation"
+    assert result.metrics["calibration"]["cases"] == 0
+    assert float(result.model.emotion.temperature) == 1.0
 
 
 def test_a_bundle_has_every_part_and_reloads_bit_identically(bundle, cases):
@@ -60,9 +98,14 @@ def test_a_bundle_has_every_part_and_reloads_bit_identically(bundle, cases):
         "model.safetensors",
         "metrics.json",
         "MODEL_CARD.md",
+        "reliability.png",
     }
+    assert (bundle / "reliability.png").read_bytes().startswith(b"\x89PNG")
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Intended use" in card
+    assert "## Metrics: calibration split" in card
+    assert "- emotion: temperature " in card
+    assert ", ECE " in card
     assert "suggestion" in card.lower()
     first = InferenceEngine(bundle, device="cpu").predict(cases[1])
     second = InferenceEngine(bundle, device="cpu").predict(cases[1])
@@ -163,7 +206,12 @@ def test_the_command_line_trains_and_evaluates(clinic_dataset, tmp_path):
         timeout=600,
     )
     assert trained.returncode == 0, trained.stderr
-    assert json.loads(trained.stdout.splitlines()[-1])["bundle"] == str(bundle_dir)
+    summary = json.loads(trained.stdout.splitlines()[-1])
+    assert summary["bundle"] == str(bundle_dir)
+    assert summary["split"] == "test", "by default 15% of the cases are kept for the figures"
+    saved = json.loads((bundle_dir / "metrics.json").read_text())
+    assert saved["emotion"]["n"] == 9
+    assert saved["calibration"]["cases"] == 9
     assert len((bundle_dir / "training_log.jsonl").read_text().splitlines()) == 2
     assert json.loads((bundle_dir / "config.json").read_text())["training_data_hash"]
     evaluated = subprocess.run(
@@ -176,7 +224,7 @@ def test_the_command_line_trains_and_evaluates(clinic_dataset, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert 0.0 <= metrics["score"] <= 1.0
-    assert metrics["emotion"]["n"] == 48
+    assert metrics["emotion"]["n"] == 60
     broken = subprocess.run(
         [*run, "evaluate", "--bundle", str(tmp_path), "--manifest", str(clinic_dataset)],
         cwd=REPO,
@@ -209,19 +257,46 @@ def test_the_seed_changes_the_outcome(cases):
     )
 
 
-def test_a_held_out_split_that_cannot_calibrate_leaves_the_temperature_finite():
-    """Every held-out case negative, every logit confidently negative: a sharper temperature is
-    always better, and the fit used to run off to NaN (which then stored NaN probabilities)."""
-    import torch
-    import torch.nn.functional as F
+def test_a_calibration_split_that_is_perfectly_separated_leaves_the_head_as_trained():
+    """Every case on the right side of the decision: a sharper temperature is always better and
+    the likelihood has no minimum (the fit used to run into its clamp, or off to NaN)."""
+    from mlcore.calibration import fit_binary_temperature, fit_multiclass_temperature
 
-    from mlcore.train import _fit_temperature
+    separated = fit_binary_temperature(torch.tensor([-8.0, -3.0, 2.0]), torch.tensor([0, 0, 1.0]))
+    assert (separated.temperature, separated.fitted) == (1.0, False)
+    assert "separates every calibration case" in separated.reason
+    one_class = fit_binary_temperature(torch.tensor([-8.0, 3.0]), torch.tensor([0.0, 0.0]))
+    assert not one_class.fitted
+    assert "one class" in one_class.reason
+    all_right = fit_multiclass_temperature(torch.eye(3) * 5, torch.tensor([0, 1, 2]))
+    assert not all_right.fitted
 
-    logits = torch.full((4, 1), -8.0)
-    truth = torch.zeros((4, 1))
-    temperature = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(logits / t, truth))
-    assert 0.05 <= temperature <= 20.0
-    mixed = torch.tensor([[-2.0], [3.0], [1.0], [-1.0]])
-    labels = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
-    fitted = _fit_temperature(lambda t: F.binary_cross_entropy_with_logits(mixed / t, labels))
-    assert fitted > 1.0, "overconfident logits are softened"
+
+def test_each_finding_gets_its_own_temperature_and_no_bound_holds_it():
+    from mlcore.calibration import fit_binary_temperature
+
+    truth = torch.tensor([0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    sign = 2 * truth - 1
+    sign[:2] *= -1  # two of eight wrong
+    overconfident = fit_binary_temperature(sign * 60.0, truth)  # says 100% and is wrong 25%
+    timid = fit_binary_temperature(sign * 0.05, truth)  # says 51% and is right 75%
+    assert overconfident.fitted
+    assert timid.fitted
+    assert overconfident.temperature > 20.0, "beyond the old clamp of 20"
+    assert timid.temperature < 0.05, "below the old clamp of 0.05"
+    for fit in (overconfident, timid):
+        assert fit.nll_after < fit.nll_before
+    calibrated = torch.sigmoid(torch.tensor(60.0 / overconfident.temperature))
+    assert float(calibrated) == pytest.approx(0.75, abs=0.01), "as sure as it is right"
+
+
+def test_a_bundle_saved_with_one_diagnosis_temperature_still_loads(bundle, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    legacy = shutil.copytree(bundle, tmp_path / "legacy")
+    weights = load_file(str(legacy / "model.safetensors"))
+    weights["diagnosis.temperature"] = torch.tensor(1.7)
+    save_file(weights, str(legacy / "model.safetensors"))
+    assert load_bundle(legacy).model.diagnosis.temperature.tolist() == pytest.approx([1.7])

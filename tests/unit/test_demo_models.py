@@ -21,7 +21,8 @@ def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings
         assert "score" in version.metrics
     findings, affects = model_labels(version=active_model_version(serves="clinic"))
     assert (findings, affects[0]) == (["suspicious_mass"], "neutral")
-    assert any("held-out macro-F1" in message for message in messages)
+    assert any("test macro-F1" in message for message in messages)
+    assert active_model_version(serves="clinic").metrics["split"] == "test"
 
     assert ensure_demo_models(cases=12, epochs=1, log=messages.append) == []
     assert ModelVersion.objects.count() == 2

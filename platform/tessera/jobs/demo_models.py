@@ -79,15 +79,20 @@ def ensure_demo_models(
             voice_seconds=3.0,
         )
         labelled = read_manifest(manifest)
-        held_out = max(1, len(labelled) // 5)
+        share = max(1, len(labelled) * 15 // 100)  # validation, calibration, test: 15% each
+        validation, calibration, test = (
+            labelled[start : start + share] for start in (0, share, 2 * share)
+        )
         config = demo_config(kind)
         config.training_data_hash = manifest_hash(manifest)
         library = InterventionLibrary.load(INTERVENTIONS) if kind == "school" else None
         result = train(
             config,
-            labelled[held_out:],
-            labelled[:held_out],
+            labelled[3 * share :],
+            validation,
             TrainingConfig(epochs=epochs, batch_size=32, seed=7, progress=False),
+            calibration_cases=calibration,
+            test_cases=test,
             library=library,
         )
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
@@ -102,6 +107,6 @@ def ensure_demo_models(
         )
         if active_model_version(serves=kind) is None:
             promote_model_version(version=version, promoted_by=None)
-        log(f"  {name}: held-out macro-F1 {result.metrics['score']:.3f}")
+        log(f"  {name}: test macro-F1 {result.metrics['score']:.3f}")
         created.append(version)
     return created

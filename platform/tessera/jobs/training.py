@@ -6,6 +6,7 @@ records who asked for it and what it decided."""
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -115,14 +116,15 @@ def _train_and_decide(run: TrainingRun) -> None:
     name = f"{run.serves}-{stamp}-run{run.pk}"
     bundle_dir = Path(settings.MLCORE_MODELS_DIR) / name
     cases = feedback_cases(serves=run.serves)
-    train_cases, validation_cases, test_cases = split(cases)
+    splits = split(cases)
+    test_cases = splits.test
     run.cases = len(cases)
     device = select_device(settings.MLCORE_DEVICE)
     base = load_bundle(run.base_version.bundle_dir, device=device)
     result = train(
         base.config,
-        train_cases,
-        validation_cases,
+        splits.train,
+        splits.validation,
         TrainingConfig(
             epochs=settings.TESSERA_TRAINING_EPOCHS,
             batch_size=16,
@@ -130,6 +132,8 @@ def _train_and_decide(run: TrainingRun) -> None:
             device=str(device),
             progress=False,
         ),
+        calibration_cases=splits.calibration,
+        test_cases=test_cases,
         start_from=base.model,
     )
     result.model.config.training_data_hash = training_data_hash(cases)
@@ -219,16 +223,24 @@ def labels_from(result: AnalysisResult, verdict: Feedback) -> dict:
     return labels
 
 
-def split(cases: list[Case]) -> tuple[list[Case], list[Case], list[Case]]:
-    """Train, validation (early stopping and calibration) and held-out test, by a hash of each
-    case's id: the same case always lands in the same split."""
+@dataclass(frozen=True)
+class Splits:
+    train: list[Case]
+    validation: list[Case]  # chooses the epoch
+    calibration: list[Case]  # fits the probability temperatures
+    test: list[Case]  # decides promotion, and gives the figures
 
+
+def split(cases: list[Case]) -> Splits:
+    """A quarter of the cases for test, an eighth each for validation and calibration, the rest
+    to train, by a hash of each case's id: the same case always lands in the same split."""
     ordered = sorted(cases, key=lambda case: hashlib.sha256(case.id.encode()).hexdigest())
-    test = ordered[::4]
-    rest = [case for index, case in enumerate(ordered) if index % 4]
-    validation = rest[::4]
-    train_cases = [case for index, case in enumerate(rest) if index % 4]
-    return train_cases, validation, test
+    return Splits(
+        train=[case for index, case in enumerate(ordered) if index % 8 in (2, 3, 6, 7)],
+        validation=ordered[1::8],
+        calibration=ordered[5::8],
+        test=ordered[0::4],
+    )
 
 
 def held_out_score(
