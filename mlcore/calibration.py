@@ -3,6 +3,8 @@ the emotion head, each the minimum of the negative log-likelihood on cases that 
 the weights nor picked the epoch. Decisions do not change (a temperature keeps the sign of a
 logit and the order of a distribution); probabilities become honest.
 
+The same split then proposes each task's "needs a person" threshold (mlcore.abstention).
+
 No bound is put on a temperature: where the likelihood has no minimum the head is left as
 trained, and the report says why. That happens when the calibration cases are separated
 perfectly (every one on the right side of the decision: a sharper temperature is then always
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.nn import functional as F
 
+from mlcore.abstention import proposed_thresholds
 from mlcore.data import Case, Features
 from mlcore.engine import forward_in_batches
 from mlcore.model import MultimodalModel
@@ -38,8 +41,9 @@ def calibrate(
     pad_id: int,
     device: torch.device,
 ) -> dict:
-    """Fit and set every probability head's temperatures on `cases`; returns the report
-    ({"diagnosis": {label: fit}, "emotion": fit}, fits as dicts) that the bundle keeps."""
+    """Fit and set every probability head's temperatures on `cases`, and propose the tasks'
+    thresholds; returns the report ({"diagnosis": {label: fit}, "emotion": fit,
+    "abstain_below": {task: threshold}}, fits as dicts) that the bundle keeps."""
     model.eval()
     arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
     tasks = model.config.tasks
@@ -60,6 +64,9 @@ def calibrate(
         fit = fit_multiclass_temperature(logits, truth)
         model.emotion.temperature.fill_(fit.temperature)
         report["emotion"] = asdict(fit)
+    calibrated = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
+    tasks.abstain_below = proposed_thresholds(calibrated)
+    report["abstain_below"] = dict(tasks.abstain_below)
     return report
 
 

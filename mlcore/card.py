@@ -27,7 +27,7 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
         f"- Tutoring: {'a library of interventions' if tasks.tutoring_library else 'off'}",
         f"- Text encoder: {config.text.source}",
-        f"- Below {config.abstain_below:.2f} confidence a prediction is flagged for review.",
+        *_needs_person_lines(config),
         "",
         "## Data",
         f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
@@ -49,6 +49,20 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _needs_person_lines(config: ModelConfig) -> list[str]:
+    tasks = config.tasks
+    lines = []
+    for task, words in (("diagnosis", "Findings"), ("emotion", "Affect")):
+        if task in tasks.abstain_below:
+            lines.append(
+                f"- {words}: below {tasks.abstain_below[task]:.0%} confidence, "
+                '"needs a person" (an organization may set its own threshold)'
+            )
+        if tasks.requires.get(task):
+            lines.append(f"- {words} need: {', '.join(tasks.requires[task])}")
+    return lines
 
 
 _SPLITS = {

@@ -1,4 +1,4 @@
-"""`python -m mlcore`: synthesize, train, train-rationale, evaluate, predict."""
+"""`python -m mlcore`: synthesize, train, train-rationale, evaluate, validate, predict."""
 
 import argparse
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError, InputError
+from mlcore.synthetic.dataset import SPLITS
 
 
 def _split(cases: list, count: int, seed: int) -> tuple[list, list]:
@@ -34,7 +35,12 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     from mlcore.synthetic import write_dataset
 
     manifest = write_dataset(
-        args.out, kind=args.kind, cases=args.cases, seed=args.seed, image_size=args.image_size
+        args.out,
+        kind=args.kind,
+        cases=args.cases,
+        seed=args.seed,
+        image_size=args.image_size,
+        split=args.split,
     )
     print(manifest)
 
@@ -146,6 +152,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(text)
 
 
+def cmd_validate(args: argparse.Namespace) -> None:
+    from mlcore.data import read_manifest
+    from mlcore.engine import InferenceEngine
+    from mlcore.validate import REPORT_FILE, validate
+
+    engine = InferenceEngine(args.bundle, device=args.device)
+    summary = validate(
+        engine, read_manifest(args.manifest), args.out, resamples=args.resamples, seed=args.seed
+    )
+    print(
+        json.dumps(
+            {
+                "report": str(Path(args.out) / REPORT_FILE),
+                "cases": summary["cases"],
+                "score": summary["score"],
+            }
+        )
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from mlcore.data import read_manifest
     from mlcore.engine import InferenceEngine
@@ -166,6 +192,12 @@ def parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--cases", type=int, default=200)
     synthesize.add_argument("--seed", type=int, default=0)
     synthesize.add_argument("--image-size", type=int, default=64)
+    synthesize.add_argument(
+        "--split",
+        choices=list(SPLITS),
+        default="standard",
+        help="paraphrase: phrasings training never sees; site_shift: another scanner and mic",
+    )
     synthesize.set_defaults(run=cmd_synthesize)
 
     train = commands.add_parser("train", help="train a model and save it as a bundle")
@@ -209,6 +241,19 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    check = commands.add_parser(
+        "validate",
+        help="a bundle on your own labelled cases: metrics with intervals, reliability, "
+        "abstention, subgroups (HTML report and JSON summary)",
+    )
+    check.add_argument("--bundle", required=True)
+    check.add_argument("--manifest", required=True, help="labelled cases, optional subgroups")
+    check.add_argument("--out", required=True, help="directory for the report")
+    check.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", default="auto")
+    check.set_defaults(run=cmd_validate)
 
     predict = commands.add_parser("predict", help="predictions for a manifest, as JSON Lines")
     predict.add_argument("--bundle", required=True)

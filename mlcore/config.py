@@ -70,6 +70,12 @@ class TaskConfig:
     # Path to the intervention library (JSON); None turns the tutoring head off.
     tutoring_library: str | None = None
     subjects: list[str] = field(default_factory=list)
+    # Task (diagnosis, emotion) → the modalities it cannot answer without ("needs a person:
+    # evidence missing" when the case lacks one); a task not listed needs none in particular.
+    requires: dict[str, list[str]] = field(default_factory=dict)
+    # Task → the confidence below which it says "needs a person": proposed by training from the
+    # calibration split (mlcore.abstention); an organization may set its own.
+    abstain_below: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,8 +97,6 @@ class ModelConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     tasks: TaskConfig = field(default_factory=TaskConfig)
     prefix: PrefixConfig = field(default_factory=PrefixConfig)
-    # Below this confidence (1 - normalised entropy) a prediction is flagged for review.
-    abstain_below: float = 0.5
     # Filled in by training: what the model was trained on and with which mlcore.
     mlcore_version: str = ""
     training_data_hash: str = ""
@@ -115,6 +119,12 @@ class ModelConfig:
             raise ConfigError("image.ct_window is (centre, width) in HU, with a positive width")
         if not (self.tasks.diagnosis_labels or self.tasks.emotion_labels):
             raise ConfigError("a model needs diagnosis labels, emotion labels or both")
+        for task, needed in self.tasks.requires.items():
+            if task not in ("diagnosis", "emotion") or not set(needed) <= set(self.modalities):
+                raise ConfigError(
+                    f"tasks.requires: {task!r} must be diagnosis or emotion, needing some of "
+                    f"{self.modalities}, not {needed}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,6 +142,12 @@ class ModelConfig:
         try:
             if "image" in data and "intensity" not in data["image"]:
                 data = {**data, "image": {**data["image"], "intensity": "standardise"}}
+            if "abstain_below" in data:  # one threshold for every task, before there were tasks'
+                data = dict(data)
+                threshold = data.pop("abstain_below")
+                tasks = dict(data.get("tasks", {}))
+                tasks.setdefault("abstain_below", {"diagnosis": threshold, "emotion": threshold})
+                data["tasks"] = tasks
             values = {
                 key: _build(sections[key], value) if key in sections else value
                 for key, value in data.items()

@@ -1,7 +1,8 @@
 """Cases, manifests and batches.
 
 A manifest is JSON Lines, one case per line: optional `image`, `text` and `audio` paths
-(relative to the manifest), optional `subject`, and labels `diagnosis` (a list) and `emotion`.
+(relative to the manifest), optional `subject`, labels `diagnosis` (a list) and `emotion`, and
+optional `subgroups` (name → value, for `validate`'s metrics per subgroup).
 Preprocessing turns a case into numpy features (what a CPU worker computes and caches); `collate`
 turns features into a padded batch for the model.
 """
@@ -40,6 +41,7 @@ class Case:
     emotion: str | None = None
     tutoring: dict[str, bool] | None = None  # intervention id -> accepted (True) or dismissed
     rationale: str | None = None  # a reviewed explanation, to train rationale generation
+    subgroups: dict[str, str] | None = None  # e.g. {"sex": "F", "site": "B"}: for validation
 
 
 @dataclass
@@ -107,9 +109,19 @@ def read_manifest(path: str | Path) -> list[Case]:
             "diagnosis",
             "emotion",
             "tutoring",
+            "subgroups",
         }
         if unknown:
             raise InputError(f"{path.name} line {number} has unknown fields: {sorted(unknown)}")
+        subgroups = entry.get("subgroups")
+        if subgroups is not None and not (
+            isinstance(subgroups, dict)
+            and all(isinstance(v, str | int | bool) for v in subgroups.values())
+        ):
+            raise InputError(
+                f"{path.name} line {number}: subgroups must map names to words or numbers, "
+                'such as {"sex": "F"}'
+            )
 
         paths = {
             key: str(base / entry[key]) for key in ("image", "text", "audio") if entry.get(key)
@@ -126,6 +138,7 @@ def read_manifest(path: str | Path) -> list[Case]:
                 emotion=entry.get("emotion"),
                 tutoring=entry.get("tutoring"),
                 rationale=entry.get("rationale"),
+                subgroups={k: str(v) for k, v in subgroups.items()} if subgroups else None,
             )
         )
     if not cases:

@@ -13,18 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlcore.abstention import diagnosis_confidence, emotion_confidence, needs_person
+from mlcore.contributions import shapley_contributions
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
 from mlcore.explain import diagnosis_heatmap
 from mlcore.model import MultimodalModel
 
+CONTRIBUTION = "contribution/"
+
 
 @dataclass
 class Prediction:
     modalities_used: list[str]
-    contributions: dict[str, float]
+    # Per task (each finding, and "emotion"), each used modality's Shapley value: how much it
+    # moved the probability of the answer (mlcore.contributions).
+    contributions: dict[str, dict[str, float]]
     uncertainty: float  # normalised entropy in [0, 1]: 0 certain, 1 no idea
-    abstain: bool  # confidence below the bundle's threshold: a person must review
+    abstain: bool  # some task needs a person (`needs_person` says which, and why)
+    confidence: dict[str, float] = field(default_factory=dict)  # task → its least sure answer's
+    needs_person: dict[str, dict] = field(default_factory=dict)  # task → {reason, detail}
     diagnosis: dict[str, float] = field(default_factory=dict)  # label -> probability
     findings: list[str] = field(default_factory=list)  # labels with probability >= 0.5
     emotion: dict[str, float] = field(default_factory=dict)  # label -> probability
@@ -43,10 +51,12 @@ def forward_in_batches(
     batch_size: int,
     device: torch.device,
     pad_id: int,
+    contributions: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the (eval-mode) model over `features` in length-bucketed batches; arrays in input order:
     calibrated probabilities (`diagnosis`, `emotion`), their logits, tutoring scores, modality
-    weights and presence, and the fused embedding."""
+    weights and presence, and the fused embedding; with `contributions`, each task's (B, M)
+    Shapley values as `contribution/<task>`."""
     order = sorted(range(len(features)), key=lambda i: _text_length(features[i]))
     chunks: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode(), autocast(device):
@@ -65,6 +75,9 @@ def forward_in_batches(
                 if logits is not None:
                     values[f"{task}_logits"] = logits
                     values[task] = getattr(model, task).probabilities(logits.float())
+            if contributions:
+                for task, shares in shapley_contributions(model, batch).items():
+                    values[f"{CONTRIBUTION}{task}"] = shares
             for name, value in values.items():
                 if value is not None:
                     chunks.setdefault(name, []).append(value.float().cpu().numpy())
@@ -105,7 +118,9 @@ class InferenceEngine:
     def predict(self, cases: Sequence[Case]) -> list[Prediction]:
         return self.predict_features([self.prepare(case) for case in cases])
 
-    def forward(self, features: Sequence[Features]) -> dict[str, np.ndarray]:
+    def forward(
+        self, features: Sequence[Features], *, contributions: bool = False
+    ) -> dict[str, np.ndarray]:
         """The model's raw outputs for `features` (see `forward_in_batches`)."""
         return forward_in_batches(
             self.model,
@@ -113,12 +128,13 @@ class InferenceEngine:
             batch_size=self.batch_size,
             device=self.device,
             pad_id=self.preprocessor.pad_id,
+            contributions=contributions,
         )
 
     def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
         if not features:
             return []
-        arrays = self.forward(features)
+        arrays = self.forward(features, contributions=True)
         predictions = [self._prediction(arrays, row) for row in range(len(features))]
         if self.bundle.rationale is not None:
             self._write_rationales(predictions, arrays["embedding"])
@@ -145,12 +161,17 @@ class InferenceEngine:
         model, config = self.model, self.config
         modalities = config.modalities
         used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]
-        weights = arrays["weights"][row]
         entropies = []
         prediction = Prediction(
             modalities_used=used,
             contributions={
-                m: round(float(w), 4) for m, w in zip(modalities, weights, strict=True) if m in used
+                name.removeprefix(CONTRIBUTION): {
+                    m: round(float(v), 4)
+                    for m, v in zip(modalities, values[row], strict=True)
+                    if m in used
+                }
+                for name, values in arrays.items()
+                if name.startswith(CONTRIBUTION)
             },
             uncertainty=0.0,
             abstain=False,
@@ -161,12 +182,14 @@ class InferenceEngine:
                 zip(config.tasks.diagnosis_labels, map(float, probabilities), strict=True)
             )
             prediction.findings = [label for label, p in prediction.diagnosis.items() if p >= 0.5]
+            prediction.confidence["diagnosis"] = round(diagnosis_confidence(probabilities), 4)
             entropies += [_binary_entropy(p) for p in probabilities]
         if model.emotion is not None:
             probabilities = arrays["emotion"][row]
             labels = config.tasks.emotion_labels
             prediction.emotion = dict(zip(labels, map(float, probabilities), strict=True))
             prediction.emotion_label = labels[int(probabilities.argmax())]
+            prediction.confidence["emotion"] = round(emotion_confidence(probabilities), 4)
             entropies.append(_entropy(probabilities) / math.log(len(labels)))
         if model.tutoring is not None:
             scores = arrays["tutoring"][row]
@@ -181,8 +204,26 @@ class InferenceEngine:
                 for i in ranked
             ]
         prediction.uncertainty = round(float(np.mean(entropies)), 4) if entropies else 0.0
-        prediction.abstain = (1.0 - prediction.uncertainty) < config.abstain_below
+        self.review(prediction)
         return prediction
+
+    def review(self, prediction: Prediction, *, abstain_below: float | None = None) -> None:
+        """Decide which of the prediction's tasks need a person: at the bundle's thresholds, or
+        at `abstain_below` for every task (an organization's own choice)."""
+        tasks = self.config.tasks
+        thresholds = (
+            dict(tasks.abstain_below)
+            if abstain_below is None
+            else dict.fromkeys(prediction.confidence, abstain_below)
+        )
+        verdicts = needs_person(
+            confidence=prediction.confidence,
+            used=prediction.modalities_used,
+            requires=tasks.requires,
+            thresholds=thresholds,
+        )
+        prediction.needs_person = {task: verdict.to_dict() for task, verdict in verdicts.items()}
+        prediction.abstain = bool(verdicts)
 
 
 def quantize_int8(model: MultimodalModel) -> None:

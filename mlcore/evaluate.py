@@ -3,6 +3,8 @@ and its reliability curve, confusion matrix; for the multi-class emotion task an
 diagnosis label (present vs absent). `score` is the single number training and promotion
 compare: the mean macro-F1 over the model's tasks."""
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -109,3 +111,14 @@ def score(metrics: dict) -> float:
     """Mean macro-F1 over the tasks present in `metrics`."""
     values = [metrics[task]["macro_f1"] for task in ("diagnosis", "emotion") if task in metrics]
     return float(np.mean(values)) if values else 0.0
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float], count: int, *, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval of `statistic(rows)` over `count` cases: the
+    statistic on `resamples` draws of `count` rows with replacement."""
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, count, count)) for _ in range(resamples)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)

@@ -64,6 +64,12 @@ class MultimodalModel(nn.Module):
 
     def forward(self, batch: Batch) -> Output:
         tokens, present = self.encode(batch)
+        return self.decide(tokens, present, batch.subject)
+
+    def decide(self, tokens: torch.Tensor, present: torch.Tensor, subject: torch.Tensor) -> Output:
+        """Fusion and heads over encoded modalities: `present` may hide some of them (none at
+        all gives the model's answer with no evidence), which is how contributions are
+        measured without encoding anything twice."""
         fused = self.fusion(tokens, present)
         output = Output(embedding=fused.embedding, weights=fused.weights, present=present)
         for name in ("diagnosis", "emotion"):
@@ -77,14 +83,16 @@ class MultimodalModel(nn.Module):
             else:
                 setattr(output, name, head(fused.embedding))
         if self.tutoring is not None:
-            output.tutoring = self.tutoring(fused.embedding, batch.subject)
+            output.tutoring = self.tutoring(fused.embedding, subject)
         return output
 
 
 def _drop_modalities(present: torch.Tensor, probability: float) -> torch.Tensor:
-    """Hide each present modality with `probability`, always keeping at least one per case."""
+    """Hide each present modality with `probability`. Of the cases left with nothing, half get
+    one of their modalities back; the others stay empty, so that the answer to no evidence
+    (where contributions start from, mlcore.contributions) learns the base rates."""
     keep = present & (torch.rand(present.shape, device=present.device) >= probability)
-    empty = ~keep.any(dim=1)
+    empty = ~keep.any(dim=1) & (torch.rand(len(present), device=present.device) < 0.5)
     if empty.any():
         # Give back one of the modalities the case really has, chosen at random.
         choice = torch.multinomial(present[empty].float(), 1).squeeze(1)

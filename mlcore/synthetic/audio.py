@@ -2,10 +2,14 @@
 
 A voiced source (harmonics of a moving pitch) shaped by vowel formants, cut into syllables and
 words. High arousal speaks faster, louder and higher, with livelier pitch; low arousal is slow,
-quiet and flat. No words are intelligible: what matters to the models is prosody.
+quiet and flat; an intensity in between sounds in between. No words are intelligible: what
+matters to the models is prosody. A `Microphone` records it: the home one cleanly, another
+site's with a narrower band, less gain, hum and hiss.
 """
 
 import io
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile
@@ -14,19 +18,45 @@ SAMPLE_RATE = 16_000
 _VOWEL_FORMANTS = ((730, 1090), (270, 2290), (300, 870), (530, 1840), (660, 1720))
 
 
+@dataclass(frozen=True)
+class Microphone:
+    gain: float = 1.0
+    hiss: float = 0.004
+    hum: float = 0.0  # amplitude of 50 Hz mains hum
+    band: tuple[float, float] | None = None  # (low, high) Hz passed; None: everything
+
+
+HOME_MICROPHONE = Microphone()
+OTHER_MICROPHONE = Microphone(gain=0.8, hiss=0.012, hum=0.01, band=(300.0, 3400.0))
+
+
 def synthetic_voice(
     *,
-    high_arousal: bool,
+    high_arousal: bool | None = None,
+    intensity: float | None = None,
     rng: np.random.Generator,
     seconds: float = 4.0,
     sample_rate: int = SAMPLE_RATE,
+    microphone: Microphone = HOME_MICROPHONE,
 ) -> np.ndarray:
-    """Mono float32 samples in [-1, 1]."""
+    """Mono float32 samples in [-1, 1]. Arousal is `high_arousal`, or an `intensity` on a
+    continuous scale (about -3 to 3: negative is low arousal, near 0 ambiguous)."""
+    if intensity is None:
+        if high_arousal is None:
+            raise ValueError("give high_arousal or intensity")
+        level = 1.0 if high_arousal else 0.0
+    else:
+        level = 1.0 / (1.0 + math.exp(-1.6 * intensity))  # 0 lowest … 1 highest
+
+    def between(quiet: float, lively: float) -> float:
+        # The intensity sets the prosody, up to a little of the speaker's own manner.
+        return (quiet + level * (lively - quiet)) * rng.uniform(0.94, 1.06)
+
     base_pitch = rng.uniform(100.0, 210.0)  # the speaker
-    pitch = base_pitch * (rng.uniform(1.3, 1.5) if high_arousal else rng.uniform(0.85, 1.0))
-    pitch_swing = rng.uniform(0.18, 0.28) if high_arousal else rng.uniform(0.02, 0.05)
-    syllables_per_second = rng.uniform(5.0, 6.5) if high_arousal else rng.uniform(2.2, 3.2)
-    loudness = rng.uniform(0.55, 0.75) if high_arousal else rng.uniform(0.18, 0.3)
+    pitch = base_pitch * between(0.92, 1.4)
+    pitch_swing = between(0.035, 0.23)
+    syllables_per_second = between(2.7, 5.75)
+    loudness = between(0.24, 0.65)
 
     total = int(seconds * sample_rate)
     out = np.zeros(total, dtype=np.float64)
@@ -42,7 +72,20 @@ def synthetic_voice(
             )
             position += length
         position += int(rng.uniform(0.08, 0.35) * sample_rate)  # pause between words
-    out += rng.normal(0.0, 0.004, total)  # room noise
+    return _record(out, microphone, rng, sample_rate)
+
+
+def _record(
+    voice: np.ndarray, microphone: Microphone, rng: np.random.Generator, sample_rate: int
+) -> np.ndarray:
+    out = voice * microphone.gain
+    if microphone.band is not None:
+        from scipy.signal import butter, sosfilt
+
+        out = sosfilt(butter(4, microphone.band, btype="band", fs=sample_rate, output="sos"), out)
+    if microphone.hum:
+        out += microphone.hum * np.sin(2 * np.pi * 50.0 * np.arange(len(out)) / sample_rate)
+    out += rng.normal(0.0, microphone.hiss, len(out))  # room noise
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 

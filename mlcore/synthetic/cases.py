@@ -1,44 +1,29 @@
-"""Cases whose labels need evidence from more than one modality.
+"""Synthetic cases drawn from the generative model of `mlcore.synthetic.truth`: labels need
+evidence from several modalities, cues overlap and are partly redundant, their strength varies
+from case to case, and 7% of labels are wrong. Each case carries its true posterior given any
+set of modalities, and where its lesion is.
 
-Clinic: the finding `suspicious_mass` is present only when the image shows a lesion *and* the
-note reports the symptom. Affect comes from two sources: the voice's arousal (prosody) and the
-note's wording (calm or distressed):
-
-    voice \\ wording   calm        distressed
-    low arousal        neutral     depressed_mood
-    high arousal       pain        anxious
-
-School: affect from voice arousal and the text's confidence:
-
-    voice \\ text      confident   struggling
-    low arousal        bored       confused
-    high arousal       engaged     frustrated
+`phrasing` chooses the note's phrasing families (seen: training's; unseen: the paraphrase
+split) and `site` the scanner and microphone (home, or another site's: the site-shift split).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from mlcore.synthetic.audio import synthetic_voice
-from mlcore.synthetic.images import chest_ct_slice
+from mlcore.synthetic import truth
+from mlcore.synthetic.audio import HOME_MICROPHONE, OTHER_MICROPHONE, synthetic_voice
+from mlcore.synthetic.images import HOME_SCANNER, OTHER_SCANNER, LesionSpot, synthetic_slice
 from mlcore.synthetic.text import TOPICS, clinical_note, learner_text
 
 CLINIC_FINDINGS = ("suspicious_mass",)
 CLINIC_AFFECTS = ("neutral", "anxious", "depressed_mood", "pain")
 SCHOOL_AFFECTS = ("engaged", "confused", "frustrated", "bored")
+SITES = {"home": (HOME_SCANNER, HOME_MICROPHONE), "other": (OTHER_SCANNER, OTHER_MICROPHONE)}
 
-_CLINIC_AFFECT = {
-    (False, False): "neutral",
-    (False, True): "depressed_mood",
-    (True, False): "pain",
-    (True, True): "anxious",
-}
-_SCHOOL_AFFECT = {
-    (False, False): "bored",
-    (False, True): "confused",
-    (True, False): "engaged",
-    (True, True): "frustrated",
-}
+
+def subset_name(modalities: tuple[str, ...]) -> str:
+    return "+".join(modalities)
 
 
 @dataclass(frozen=True)
@@ -46,26 +31,29 @@ class ClinicalCase:
     hounsfield: np.ndarray
     note: str
     voice: np.ndarray
-    lesion: bool
-    symptom_reported: bool
-    high_arousal: bool
-    distressed: bool
-
-    @property
-    def findings(self) -> list[str]:
-        return ["suspicious_mass"] if self.lesion and self.symptom_reported else []
-
-    @property
-    def affect(self) -> str:
-        return _CLINIC_AFFECT[(self.high_arousal, self.distressed)]
+    lesion: LesionSpot | None  # a lesion the image shows (malignant or benign), and where
+    lesion_contrast: float | None  # its HU over the lung
+    symptom: str  # strong, mild or none, as the note says
+    voice_intensity: float  # the voice's arousal cue
+    manner: str | None  # agitated, slowed, or not mentioned
+    wording: str  # distressed, mixed or calm
+    findings: list[str]  # the label (7% noisy)
+    affect: str  # the label (7% noisy)
+    # P(label | cues of a set of modalities) for each set in truth.SUBSETS, by subset_name:
+    # {"suspicious_mass": {name: p}, "affect": {name: {label: p}}}
+    posterior: dict
 
     @property
     def rationale(self) -> str:
-        """Why the labels are what they are, in the words a clinician would use."""
+        """What the evidence shows, in the words a clinician would use."""
         image = "nodule on imaging" if self.lesion else "clear lungs"
-        note = "symptoms reported" if self.symptom_reported else "no symptoms reported"
-        voice = "tense voice" if self.high_arousal else "flat voice"
-        wording = "distressed wording" if self.distressed else "calm wording"
+        note = {
+            "strong": "marked symptoms reported",
+            "mild": "mild symptoms reported",
+            "none": "no symptoms reported",
+        }[self.symptom]
+        voice = _voice_words(self.voice_intensity, high="tense voice", low="flat voice")
+        wording = f"{self.wording} wording"
         return f"{image}, {note}; {voice}, {wording}."
 
 
@@ -74,42 +62,145 @@ class LearnerCase:
     subject: str
     text: str
     voice: np.ndarray
-    high_arousal: bool
-    struggling: bool
-
-    @property
-    def affect(self) -> str:
-        return _SCHOOL_AFFECT[(self.high_arousal, self.struggling)]
+    voice_intensity: float
+    manner: str | None
+    level: str  # struggling, unsure or confident, as the writing says
+    affect: str  # the label (7% noisy)
+    posterior: dict  # {"affect": {subset name: {label: p}}}
 
     @property
     def rationale(self) -> str:
-        voice = "animated voice" if self.high_arousal else "flat voice"
-        writing = "writing shows struggle" if self.struggling else "writing shows confidence"
-        return f"{voice}; {writing}."
+        voice = _voice_words(self.voice_intensity, high="animated voice", low="flat voice")
+        return f"{voice}; writing sounds {self.level}."
+
+
+def _voice_words(intensity: float, *, high: str, low: str) -> str:
+    if abs(intensity) < 0.5:
+        return "voice neither lively nor flat"
+    return high if intensity > 0 else low
+
+
+def _draw(rng: np.random.Generator, table: dict) -> str | None:
+    options = list(table)
+    return options[int(rng.choice(len(options), p=list(table.values())))]
+
+
+def _voice_cue(rng: np.random.Generator, high: bool) -> float:
+    return float(rng.normal(1.0 if high else -1.0, truth.VOICE_SPREAD))
+
+
+def _noisy_affect(rng: np.random.Generator, affect: str, labels: tuple[str, ...]) -> str:
+    if rng.random() < truth.LABEL_NOISE:
+        return str(rng.choice([label for label in labels if label != affect]))
+    return affect
 
 
 def clinical_case(
-    rng: np.random.Generator, *, image_size: int = 128, voice_seconds: float = 4.0
+    rng: np.random.Generator,
+    *,
+    image_size: int = 128,
+    voice_seconds: float = 4.0,
+    phrasing: str = "seen",
+    site: str = "home",
 ) -> ClinicalCase:
-    lesion, symptom, arousal, distressed = (bool(flag) for flag in rng.integers(0, 2, size=4))
+    scanner, microphone = SITES[site]
+    disease = bool(rng.random() < truth.DISEASE_RATE)
+    shows_lesion = bool(rng.random() < truth.LESION_GIVEN[disease])
+    contrast = float(rng.uniform(*truth.CONTRAST_GIVEN[disease])) if shows_lesion else None
+    symptom = _draw(rng, truth.SYMPTOM_GIVEN[disease])
+    high = bool(rng.random() < truth.AROUSAL_RATE)
+    intensity = _voice_cue(rng, high)
+    manner = _draw(rng, truth.MANNER_GIVEN[high])
+    distressed = bool(rng.random() < truth.DISTRESS_RATE)
+    wording = _draw(rng, truth.WORDING_GIVEN[distressed])
+
+    hounsfield, spot = synthetic_slice(
+        lesion=shows_lesion,
+        rng=rng,
+        size=image_size,
+        contrast=(contrast, contrast) if contrast is not None else (0.0, 0.0),
+        scanner=scanner,
+    )
+    note = clinical_note(
+        symptom=symptom, wording=wording, manner=manner, phrasing=phrasing, rng=rng
+    )
+    voice = synthetic_voice(
+        intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
+    )
+    labelled_disease = disease != bool(rng.random() < truth.LABEL_NOISE)
+    affect = _noisy_affect(rng, truth.CLINIC_AFFECT[(high, distressed)], CLINIC_AFFECTS)
+    posterior = {
+        "suspicious_mass": {
+            subset_name(subset): truth.finding_posterior(
+                lesion_contrast=contrast, symptom=symptom, modalities=subset
+            )
+            for subset in truth.SUBSETS["clinic"]
+        },
+        "affect": {
+            subset_name(subset): truth.affect_posterior(
+                voice=intensity,
+                manner=manner,
+                distress_cue=wording,
+                modalities=subset,
+                kind="clinic",
+            )
+            for subset in truth.SUBSETS["clinic"]
+        },
+    }
     return ClinicalCase(
-        hounsfield=chest_ct_slice(lesion=lesion, rng=rng, size=image_size),
-        note=clinical_note(symptom_reported=symptom, distressed=distressed, rng=rng),
-        voice=synthetic_voice(high_arousal=arousal, rng=rng, seconds=voice_seconds),
-        lesion=lesion,
-        symptom_reported=symptom,
-        high_arousal=arousal,
-        distressed=distressed,
+        hounsfield=hounsfield,
+        note=note,
+        voice=voice,
+        lesion=spot,
+        lesion_contrast=contrast,
+        symptom=symptom,
+        voice_intensity=intensity,
+        manner=manner,
+        wording=wording,
+        findings=["suspicious_mass"] if labelled_disease else [],
+        affect=affect,
+        posterior=posterior,
     )
 
 
-def learner_case(rng: np.random.Generator, *, voice_seconds: float = 4.0) -> LearnerCase:
+def learner_case(
+    rng: np.random.Generator,
+    *,
+    voice_seconds: float = 4.0,
+    phrasing: str = "seen",
+    site: str = "home",
+) -> LearnerCase:
+    microphone = SITES[site][1]
     subject = tuple(TOPICS)[int(rng.integers(len(TOPICS)))]
-    arousal, struggling = (bool(flag) for flag in rng.integers(0, 2, size=2))
+    high = bool(rng.random() < truth.AROUSAL_RATE)
+    intensity = _voice_cue(rng, high)
+    manner = _draw(rng, truth.MANNER_GIVEN[high])
+    struggling = bool(rng.random() < truth.DISTRESS_RATE)
+    level = _draw(rng, truth.LEVEL_GIVEN[struggling])
+    text = learner_text(subject=subject, level=level, manner=manner, phrasing=phrasing, rng=rng)
+    voice = synthetic_voice(
+        intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
+    )
+    affect = _noisy_affect(rng, truth.SCHOOL_AFFECT[(high, struggling)], SCHOOL_AFFECTS)
+    posterior = {
+        "affect": {
+            subset_name(subset): truth.affect_posterior(
+                voice=intensity,
+                manner=manner,
+                distress_cue=level,
+                modalities=subset,
+                kind="school",
+            )
+            for subset in truth.SUBSETS["school"]
+        }
+    }
     return LearnerCase(
         subject=subject,
-        text=learner_text(subject=subject, struggling=struggling, rng=rng),
-        voice=synthetic_voice(high_arousal=arousal, rng=rng, seconds=voice_seconds),
-        high_arousal=arousal,
-        struggling=struggling,
+        text=text,
+        voice=voice,
+        voice_intensity=intensity,
+        manner=manner,
+        level=level,
+        affect=affect,
+        posterior=posterior,
     )

@@ -54,3 +54,49 @@ def test_a_frozen_encoder_does_not_train_but_its_projection_does():
 def test_a_hub_name_is_refused_not_downloaded():
     with pytest.raises(ConfigError, match="not a local model directory"):
         TextEncoder(TextEncoderConfig(source="sentence-transformers/all-MiniLM-L6-v2"), dim=16)
+
+
+def test_while_remembering_a_frozen_encoder_embeds_each_text_once():
+    encoder = TextEncoder(TextEncoderConfig(), dim=16)
+    tokenizer = Tokenizer(resolve_text_source(TextEncoderConfig().source), max_length=128)
+    rows = []
+    encoder.backbone.register_forward_hook(lambda _m, _i, output: rows.append(len(output[0])))
+    batch = tokenizer(SENTENCES)
+    with torch.inference_mode():
+        expected = encoder.embed(**batch)
+    rows.clear()
+    with encoder.remembering():
+        first = encoder.embed(**batch)  # under grad, as in training
+        again = encoder.embed(**tokenizer(SENTENCES[::-1]))
+        with torch.inference_mode():
+            encoder.embed(**tokenizer(SENTENCES[:1]))
+        # An embedding first made during evaluation still takes part in a training step.
+        encoder.projection(encoder.embed(**batch)).sum().backward()
+    assert rows == [3], "each distinct text went through the backbone once"
+    torch.testing.assert_close(first, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, expected.flip(0), atol=1e-5, rtol=1e-5)
+    assert encoder.projection.weight.grad is not None
+    encoder.embed(**batch)
+    assert rows == [3, 3], "outside the block nothing is remembered"
+
+
+def test_a_trainable_encoder_never_remembers():
+    config = TextEncoderConfig(
+        trainable=True,
+        random_init={
+            "model_type": "bert",
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "vocab_size": 30522,
+        },
+    )
+    encoder = TextEncoder(config, dim=8)
+    tokenizer = Tokenizer(resolve_text_source(TextEncoderConfig().source), max_length=128)
+    rows = []
+    encoder.backbone.register_forward_hook(lambda _m, _i, output: rows.append(len(output[0])))
+    with encoder.remembering():
+        encoder.embed(**tokenizer(SENTENCES))
+        encoder.embed(**tokenizer(SENTENCES))
+    assert rows == [3, 3], "its embeddings change with every step"

@@ -120,9 +120,12 @@ def test_batched_and_one_by_one_predictions_agree(bundle, cases):
     batched = engine.predict_features(features)
     for item, together in zip(features, batched, strict=True):
         (alone,) = engine.predict_features([item])
-        for task in ("diagnosis", "emotion", "contributions"):
+        for task in ("diagnosis", "emotion"):
             for label, value in getattr(together, task).items():
                 assert abs(value - getattr(alone, task)[label]) < 1e-4, (task, label)
+        for answer, values in together.contributions.items():
+            for modality, value in values.items():
+                assert abs(value - alone.contributions[answer][modality]) < 1e-4, answer
 
 
 def test_int8_weights_answer_like_fp32(bundle, cases):
@@ -148,18 +151,45 @@ def test_predictions_say_what_they_used(bundle, cases):
     (full,), (partial,) = engine.predict([case]), engine.predict([text_only])
     assert full.modalities_used == ["image", "text", "audio"]
     assert partial.modalities_used == ["text"]
-    assert partial.contributions == {"text": 1.0}
+    assert {answer: set(values) for answer, values in partial.contributions.items()} == {
+        "suspicious_mass": {"text"},
+        "emotion": {"text"},
+    }
     assert 0.0 <= partial.uncertainty <= 1.0
     assert set(full.emotion) == {"neutral", "anxious", "depressed_mood", "pain"}
     assert sum(full.emotion.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_abstains_below_the_bundles_confidence(bundle, cases):
+def test_each_task_needs_a_person_below_its_threshold_and_says_why(bundle, cases):
     engine = InferenceEngine(bundle, device="cpu")
-    engine.config.abstain_below = 1.01  # nothing is that certain
-    assert all(p.abstain for p in engine.predict(cases[1][:3]))
-    engine.config.abstain_below = 0.0
-    assert not any(p.abstain for p in engine.predict(cases[1][:3]))
+    proposed = engine.config.tasks.abstain_below
+    assert set(proposed) == {"diagnosis", "emotion"}, "training proposed one per task"
+    engine.config.tasks.abstain_below = {"diagnosis": 0.0, "emotion": 1.01}  # none that sure
+    for prediction in engine.predict(cases[1][:3]):
+        assert set(prediction.needs_person) == {"emotion"}
+        assert prediction.needs_person["emotion"]["reason"] == "low_confidence"
+        assert "below the 101% asked for" in prediction.needs_person["emotion"]["detail"]
+        assert prediction.abstain
+    (prediction,) = engine.predict(cases[1][:1])
+    engine.review(prediction, abstain_below=0.0)  # an organization's own threshold
+    assert prediction.needs_person == {}
+    assert not prediction.abstain
+
+
+def test_a_task_without_the_evidence_it_needs_goes_to_a_person(bundle, cases):
+    engine = InferenceEngine(bundle, device="cpu")
+    engine.config.tasks.abstain_below = {"diagnosis": 0.0, "emotion": 0.0}
+    engine.config.tasks.requires = {"diagnosis": ["image"]}
+    case = cases[1][0]
+    (with_image,) = engine.predict([case])
+    (without,) = engine.predict([Case(id="note only", text=case.text, audio=case.audio)])
+    assert with_image.needs_person == {}
+    assert without.needs_person == {
+        "diagnosis": {
+            "reason": "evidence_missing",
+            "detail": "The model reads the findings from an image, which this case does not have.",
+        }
+    }
 
 
 def test_a_case_with_no_usable_input_is_an_input_error(bundle):

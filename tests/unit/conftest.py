@@ -129,10 +129,17 @@ def prediction(*, mass: float = 0.0, affect: str = "", abstain: bool = False) ->
         "emotion_label": affect or None,
         "tutoring": [],
         "modalities_used": ["text"],
-        "contributions": {"text": 1.0},
+        "contributions": {"suspicious_mass": {"text": 0.3}},
         "uncertainty": 0.2,
         "abstain": abstain,
+        "needs_person": {"diagnosis": UNSURE} if abstain else {},
     }
+
+
+UNSURE = {
+    "reason": "low_confidence",
+    "detail": "The model is 55% sure of the findings, below the 60% asked for.",
+}
 
 
 def finished(visit, version, **predicted) -> AnalysisResult:

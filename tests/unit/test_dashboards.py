@@ -54,7 +54,7 @@ def finished_result(visit, version, **fields) -> AnalysisResult:
     )
     defaults = {
         "modalities_used": ["image"],
-        "contributions": {"image": 1.0},
+        "contributions": {"suspicious_mass": {"image": 0.4}},
         "uncertainty": 0.4,
         "abstain": False,
     }
@@ -104,7 +104,7 @@ def test_patients_are_listed_most_urgent_first(client, clinic, people, clinic_mo
     ]
     assert order == sorted(order)
     assert "suspicious mass 93%" in text
-    assert text.count('<span class="badge review">Needs review</span>') == 1
+    assert text.count('<span class="badge review">Needs a person</span>') == 1
 
 
 def test_the_dashboard_filters_by_ward_and_status(client, clinic, people, clinic_model):
@@ -275,6 +275,60 @@ def test_the_patient_page_shows_the_visit_and_its_files(client, encounter, peopl
     assert "Analyse</button>" not in text
 
 
+def test_a_result_says_what_moved_each_answer(client, encounter, people, clinic_model):
+    finished_result(
+        encounter,
+        clinic_model,
+        diagnosis={"suspicious_mass": 0.7},
+        emotion={"neutral": 0.2, "anxious": 0.8},
+        emotion_label="anxious",
+        modalities_used=["image", "text", "audio"],
+        contributions={
+            "suspicious_mass": {"image": 0.3, "text": 0.1, "audio": 0.0},
+            "emotion": {"image": 0.0, "text": -0.1, "audio": 0.3},
+        },
+    )
+    text = " ".join(
+        page(
+            signed_in(client, people["viewer"]).get(reverse("patient", args=[encounter.patient.pk]))
+        ).split()
+    )
+    assert "What moved each answer" in text
+    mass = text.index("suspicious mass</p>")
+    affect = text.index("affect: anxious</p>")
+    assert mass < affect
+    finding_rows = text[mass:affect]
+    assert finding_rows.index("<dt>image</dt>") < finding_rows.index("<dt>text</dt>")
+    assert '75% <span class="meta">raised it by 30 points' in finding_rows
+    assert "barely moved it" in finding_rows  # the recording
+    affect_rows = text[affect:]
+    assert affect_rows.index("<dt>recording</dt>") < affect_rows.index("<dt>text</dt>")
+    assert "lowered it by 10 points" in affect_rows
+
+
+def test_a_result_says_which_answers_need_a_person_and_why(client, encounter, people, clinic_model):
+    finished_result(
+        encounter,
+        clinic_model,
+        diagnosis={"suspicious_mass": 0.55},
+        emotion={"neutral": 0.6, "anxious": 0.4},
+        emotion_label="neutral",
+        abstain=True,
+        needs_person={
+            "diagnosis": {
+                "reason": "low_confidence",
+                "detail": "The model is 55% sure of the findings, below the 60% asked for.",
+            }
+        },
+    )
+    text = page(
+        signed_in(client, people["viewer"]).get(reverse("patient", args=[encounter.patient.pk]))
+    )
+    findings, affect = text.split("<h5>Affect")[:2]
+    assert "Needs a person:</strong> The model is 55% sure of the findings" in findings
+    assert "Needs a person:" not in affect.split("</dl>")[0]
+
+
 def test_a_dicom_preview_is_a_windowed_png(client, encounter, people):
     dicom = encounter.media.get(kind=MediaKind.DICOM)
     response = signed_in(client, people["viewer"]).get(reverse("media_preview", args=[dicom.pk]))
@@ -438,7 +492,7 @@ def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResul
         emotion={label: 0.9},
         emotion_label=label,
         modalities_used=["text"],
-        contributions={"text": 1.0},
+        contributions={"emotion": {"text": 0.5}},
         tutoring=[{"id": "worked-example", "title": "Show a worked example", "score": 0.8}],
     )
     AnalysisResult.objects.filter(pk=result.pk).update(

@@ -32,7 +32,7 @@ def test_setting_up_the_demo_prints_no_library_noise(tmp_path):
             check=True,
         )
         output += done.stdout + done.stderr
-    assert "held-out macro-F1" in output
+    assert "test macro-F1" in output
     assert "past visits analysed" in output
     for noise in ("torchao", "_pytree", "register_constant", "Loading weights", "AXES"):
         assert noise not in output, output

@@ -62,7 +62,10 @@ def test_a_requested_analysis_runs_to_one_result(
     assert set(result.diagnosis) == {"suspicious_mass"}
     assert result.emotion_label in result.emotion
     assert result.modalities_used == ["image", "text", "audio"]
-    assert sum(result.contributions.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(result.contributions) == {"suspicious_mass", "emotion"}, "one set per answer"
+    for values in result.contributions.values():
+        assert set(values) == {"image", "text", "audio"}
+        assert all(-1.0 <= value <= 1.0 for value in values.values())
     assert 0.0 <= result.uncertainty <= 1.0
 
 
@@ -74,6 +77,32 @@ def test_a_job_stores_only_what_was_asked(
     assert result.diagnosis
     assert result.emotion == {}
     assert result.emotion_label == ""
+    assert set(result.contributions) == {"suspicious_mass"}
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(99, {"diagnosis", "emotion"}), (1, set())])
+def test_an_organization_sets_when_an_answer_needs_a_person(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks, threshold, expected
+):
+    organization = encounter.patient.organization
+    organization.needs_person_below = threshold
+    organization.save()
+    result = run(encounter, django_capture_on_commit_callbacks, task="all").results.get()
+    assert set(result.needs_person) == expected
+    assert result.abstain == bool(expected)
+    for why in result.needs_person.values():
+        assert why["reason"] == "low_confidence"
+        assert "below the 99% asked for" in why["detail"]
+
+
+def test_an_answer_is_only_judged_for_what_the_job_asked(
+    encounter, clinic_model, eager, django_capture_on_commit_callbacks
+):
+    organization = encounter.patient.organization
+    organization.needs_person_below = 99
+    organization.save()
+    result = run(encounter, django_capture_on_commit_callbacks, task="diagnosis").results.get()
+    assert set(result.needs_person) == {"diagnosis"}
 
 
 def test_the_same_files_are_preprocessed_once(
@@ -127,7 +156,7 @@ def test_an_eu_school_analyses_a_session_without_its_recording_and_says_why(
     assert [asset.kind for asset in job.media.all()] == [MediaKind.LEARNER_TEXT]
     result = job.results.get()
     assert result.modalities_used == ["text"]
-    assert set(result.contributions) <= {"text"}
+    assert all(set(values) == {"text"} for values in result.contributions.values())
     assert result.left_out == job.left_out
     assert result.left_out_notes[0].startswith("The recording was left out: Emotion inference")
     assert bool(result.emotion) == (task != "tutoring")  # affect from the text
@@ -200,9 +229,10 @@ def test_two_workers_handed_the_same_job_run_it_once(
         "emotion_label": None,
         "tutoring": [],
         "modalities_used": ["image"],
-        "contributions": {"image": 1.0},
+        "contributions": {"suspicious_mass": {"image": 0.4}},
         "uncertainty": 0.2,
         "abstain": False,
+        "needs_person": {},
     }
     complete_job(job_id=job.pk, worker="gpu-1", prediction=prediction)
     complete_job(job_id=job.pk, worker="gpu-2", prediction=prediction)  # a duplicate delivery

@@ -122,7 +122,7 @@ def test_a_patient_report_holds_the_name_findings_notice_and_model_version(
         "Jane Doe-Report (MRN MRN-77)",
         "suspicious mass 91%",
         "suspicious mass 23%",
-        "needs review",
+        "needs a person",
         "confirmed",
         "Cough for weeks",
         clinic_model.name,

@@ -99,6 +99,7 @@ class OrganizationForm(forms.ModelForm):
             "require_two_factor_for_clinicians",
             "encrypt_media",
             "keep_dicom_originals",
+            "needs_person_below",
         ]
 
 

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from tessera.accounts.policy import Analysis, OrganizationKind, default_policy, prohibition
@@ -48,6 +48,14 @@ class Organization(models.Model):
         default=False,
         help_text="Clinicians must set up an authenticator app and enter its code at sign-in "
         "before they can open any record.",
+    )
+    needs_person_below = models.PositiveSmallIntegerField(
+        "needs a person below (%)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text='A suggestion the model is less sure of than this is marked "needs a person". '
+        "Empty: each model's own proposal, from cases it was calibrated on.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -348,6 +348,22 @@ class JobRequestSerializer(serializers.Serializer):
 class ResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
     left_out = left_out_field()
+    contributions = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        read_only=True,
+        help_text="Per answer (each finding, and `emotion` for the affect chosen), each input's "
+        "Shapley value: how much it moved that answer's probability (positive raised it). The "
+        "values of an answer add up to its probability with every input minus its probability "
+        "with none.",
+    )
+    needs_person = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField()),
+        read_only=True,
+        help_text="Per task (diagnosis, emotion) that a person must judge: `reason` "
+        "(evidence_missing: the case lacks an input the task needs; low_confidence: the model "
+        "is less sure than the threshold, the model's own or the organization's) and `detail`, "
+        "a sentence. A task not listed answered; `abstain` is true when any is listed.",
+    )
 
     class Meta:
         model = AnalysisResult
@@ -365,6 +381,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "contributions",
             "uncertainty",
             "abstain",
+            "needs_person",
             "rationale",
             "explanation",
             "created_at",

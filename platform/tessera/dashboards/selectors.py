@@ -52,7 +52,7 @@ class PatientStatus:
     NONE = "none"
     CHOICES = (
         ("", "Any status"),
-        (REVIEW, "Needs review (model abstained)"),
+        (REVIEW, "Needs a person (the model abstained)"),
         (PENDING, "Analysis in progress"),
         (FAILED, "Analysis failed"),
         (NONE, "Not analysed yet"),

@@ -497,7 +497,6 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
         "result": result,
         "diagnosis": sorted(result.diagnosis.items(), key=lambda item: -item[1]),
         "emotion": sorted(result.emotion.items(), key=lambda item: -item[1]),
-        "contributions": sorted(result.contributions.items(), key=lambda item: -item[1]),
         "feedback": feedback,
         "suggestions": _suggestions_with_verdicts(result, feedback),
         "correction": _correction_form(result),

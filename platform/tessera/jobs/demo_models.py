@@ -33,7 +33,8 @@ INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json
 
 def demo_config(kind: str) -> ModelConfig:
     audio = AudioEncoderConfig(seconds=3.0, n_mels=48, channels=(16, 32, 64))
-    fusion = FusionConfig(kind="attention", dim=96)
+    # Hiding modalities often in training makes each one learnt (bench/fusion.py).
+    fusion = FusionConfig(kind="attention", dim=96, modality_dropout=0.4)
     if kind == "clinic":
         return ModelConfig(
             name=DEMO_MODELS[kind],
@@ -43,7 +44,10 @@ def demo_config(kind: str) -> ModelConfig:
             audio=audio,
             fusion=fusion,
             tasks=TaskConfig(
-                diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)
+                diagnosis_labels=list(CLINIC_FINDINGS),
+                emotion_labels=list(CLINIC_AFFECTS),
+                # a finding shows on the image; affect is the voice's arousal and the words'
+                requires={"diagnosis": ["image"], "emotion": ["text", "audio"]},
             ),
         )
     return ModelConfig(
@@ -55,12 +59,15 @@ def demo_config(kind: str) -> ModelConfig:
             emotion_labels=list(SCHOOL_AFFECTS),
             tutoring_library=str(INTERVENTIONS),
             subjects=list(TOPICS),
+            # the writing says how the lesson went; where the law keeps the recording out, the
+            # affect is read from the writing alone
+            requires={"emotion": ["text"]},
         ),
     )
 
 
 def ensure_demo_models(
-    *, cases: int = 240, epochs: int = 12, log: Callable[[str], None] = print
+    *, cases: int = 480, epochs: int = 20, log: Callable[[str], None] = print
 ) -> list[ModelVersion]:
     """Train, register and promote whichever demo model is missing; returns the new versions.
     A kind that already has an active model keeps it."""

@@ -88,9 +88,9 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
     `started` (time.monotonic) is when the batch began to gather: its inference time counts
     the wait for company. Every job of the batch ends succeeded, failed, or backing off."""
     jobs = list(
-        AnalysisJob.objects.select_related("model_version", "learning_session").filter(
-            pk__in=job_ids
-        )
+        AnalysisJob.objects.select_related(
+            "model_version", "learning_session", "organization"
+        ).filter(pk__in=job_ids)
     )
     try:
         return _run_batch(jobs, worker=worker, started=started)
@@ -128,6 +128,10 @@ def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[
                 message="the case does not fit in the memory of the inference worker",
             )
             continue
+        if job.organization.needs_person_below is not None:
+            engine_for(version).review(
+                prediction, abstain_below=job.organization.needs_person_below / 100
+            )
         complete_job(
             job_id=job.pk,
             worker=worker,

@@ -181,9 +181,19 @@ class AnalysisResult(models.Model):
         blank=True,
         help_text="Input → why the law or the policy kept it out (the job's, as it ran).",
     )
-    contributions = models.JSONField(default=dict)
+    contributions = models.JSONField(
+        default=dict,
+        help_text="Task (a finding, or emotion) → input → its Shapley value: how much that "
+        "input moved the probability of the answer.",
+    )
     uncertainty = models.FloatField()
-    abstain = models.BooleanField(help_text="Too uncertain: a person must review.")
+    abstain = models.BooleanField(help_text="Some answer needs a person (`needs_person`).")
+    needs_person = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Task (diagnosis, emotion) → why it needs a person: {reason: evidence_missing "
+        "or low_confidence, detail: a sentence}. A task not listed answered.",
+    )
     tutoring = models.JSONField(default=list, blank=True)
     rationale = models.TextField(blank=True)
     explanation = models.JSONField(
@@ -219,6 +229,30 @@ class AnalysisResult(models.Model):
         if self.organization_id is None:
             self.organization_id = self.job.organization_id
         super().save(*args, **kwargs)
+
+    @property
+    def contributions_by_task(self) -> list[dict]:
+        """For each answer the result gives, what moved it: every input with its share of the
+        movement (largest first) and whether it raised the answer's probability or lowered
+        it."""
+        answers = []
+        for task, values in self.contributions.items():
+            total = sum(abs(value) for value in values.values())
+            answers.append(
+                {
+                    "answer": f"affect: {self.emotion_label}" if task == "emotion" else task,
+                    "inputs": [
+                        {
+                            "input": INPUT_NOUN.get(modality, modality),
+                            "share": abs(value) / total if total else 0.0,
+                            "raised": value >= 0,
+                            "points": round(abs(value) * 100),  # percentage points
+                        }
+                        for modality, value in sorted(values.items(), key=lambda kv: -abs(kv[1]))
+                    ],
+                }
+            )
+        return answers
 
     @property
     def left_out_notes(self) -> list[str]:

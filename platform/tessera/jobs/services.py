@@ -529,6 +529,10 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
     wants_diagnosis = task in (JobTask.DIAGNOSIS, JobTask.ALL)
     wants_emotion = task in (JobTask.EMOTION, JobTask.ALL)
     wants_tutoring = task in (JobTask.TUTORING, JobTask.ALL)
+    wanted = {"diagnosis": wants_diagnosis, "emotion": wants_emotion}
+    needs_person = {
+        answer: why for answer, why in prediction["needs_person"].items() if wanted.get(answer)
+    }
     return {
         "diagnosis": prediction["diagnosis"] if wants_diagnosis else {},
         "findings": prediction["findings"] if wants_diagnosis else [],
@@ -537,9 +541,14 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
         "tutoring": prediction["tutoring"] if wants_tutoring else [],
         "modalities_used": prediction["modalities_used"],
         "left_out": job.left_out,
-        "contributions": prediction["contributions"],
+        "contributions": {
+            task: values
+            for task, values in prediction["contributions"].items()
+            if (wants_emotion if task == "emotion" else wants_diagnosis)
+        },
         "uncertainty": prediction["uncertainty"],
-        "abstain": prediction["abstain"],
+        "abstain": bool(needs_person),
+        "needs_person": needs_person,
         "rationale": prediction.get("rationale") or "",
         "explanation": (prediction.get("explanation") or {}) if wants_diagnosis else {},
         "urgency": max(prediction["diagnosis"].values(), default=0.0) if wants_diagnosis else 0.0,

@@ -237,7 +237,7 @@ def _patient_sections(content: ReportContent, results: list[AnalysisResult]) -> 
                     )
                     or "—",
                     words(r.emotion_label) or "—",
-                    "needs review" if r.abstain else "",
+                    "needs a person" if r.abstain else "",
                     r.model_version.name,
                     _verdict(r),
                 ]
@@ -276,7 +276,7 @@ def _student_sections(
                     if r.emotion_label
                     else "—",
                     r.tutoring[0]["title"] if r.tutoring else "—",
-                    "needs review" if r.abstain else "",
+                    "needs a person" if r.abstain else "",
                     r.model_version.name,
                     _verdict(r),
                 ]
@@ -307,11 +307,16 @@ def _listed_note(total: int) -> str:
 
 
 def _explained(result: AnalysisResult) -> tuple[str, str]:
-    used = ", ".join(
-        f"{modality} {percent(weight)}"
-        for modality, weight in sorted(result.contributions.items(), key=lambda item: -item[1])
+    moved = "; ".join(
+        f"{answer['answer'].replace('_', ' ')}: "
+        + ", ".join(f"{item['input']} {percent(item['share'])}" for item in answer["inputs"])
+        for answer in result.contributions_by_task
     )
-    parts = [f"What it rested on: {used or 'nothing recorded'}.", *result.left_out_notes]
+    parts = [f"What moved each answer: {moved or 'not measured'}.", *result.left_out_notes]
+    parts += [
+        f"{'Findings' if task == 'diagnosis' else 'Affect'} need a person: {why['detail']}"
+        for task, why in result.needs_person.items()
+    ]
     parts.append(f"Uncertainty (entropy): {result.uncertainty:.2f}.")
     if result.rationale:
         parts.append(f"Rationale: {result.rationale}")

@@ -11,8 +11,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--cases", type=int, default=240)
-        parser.add_argument("--epochs", type=int, default=12)
+        parser.add_argument("--cases", type=int, default=480)
+        parser.add_argument("--epochs", type=int, default=20)
 
     def handle(self, *args, cases: int, epochs: int, **options) -> None:
         if settings.PRODUCTION:
