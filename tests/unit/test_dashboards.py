@@ -660,7 +660,8 @@ def test_every_member_reads_the_model_card_and_only_admins_promote(
         assert "clinic-v2" in text
         assert "<h3>Intended use</h3>" in text
         assert "<h3>Limits</h3>" in text
-        assert "Never an automatic decision. Not a medical device." in text
+        assert "<li>Never an automatic decision. Not a medical device.</li>" in text
+        assert "diagnosis suggestions, emotion/affect estimates and tutoring" in text, "one item"
         assert "Promote clinic-v2" not in text
         assert client.post(reverse("promote", args=[candidate.pk])).status_code == 403
     teacher = make_user("teach", organization=school, role=Role.TEACHER)
