@@ -30,6 +30,7 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         *_needs_person_lines(config),
         "",
         "## Data",
+        *([f"- Training data: {config.training_data}"] if config.training_data else []),
         f"- Training data sha256: `{config.training_data_hash or 'unknown'}`",
         f"- mlcore version: {config.mlcore_version or 'unknown'}",
         "",
@@ -40,6 +41,17 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         if task in metrics:
             lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
     lines += ["", "## Calibration", *_calibration_lines(metrics)]
+    rates = metrics.get("needs_person_rate", {})
+    if rates:
+        words = {"diagnosis": "findings", "emotion": "affect"}
+        lines += [
+            "",
+            "## Needs a person",
+            *(
+                f"- {words.get(task, task)}: {rate:.0%} of the cases of that split"
+                for task, rate in rates.items()
+            ),
+        ]
     lines += [
         "",
         "## Limits",

@@ -100,6 +100,8 @@ class ModelConfig:
     # Filled in by training: what the model was trained on and with which mlcore.
     mlcore_version: str = ""
     training_data_hash: str = ""
+    # What the training data was, in words, for the model card (e.g. that it was synthetic).
+    training_data: str = ""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.modalities) - set(MODALITIES))

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 import mlcore
+from mlcore.abstention import DEFAULT_THRESHOLD, diagnosis_confidence, emotion_confidence
 from mlcore.calibration import calibrate
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor, collate
@@ -105,6 +106,24 @@ def evaluate_model(
         model, features, batch_size=batch_size, device=device, pad_id=pad_id
     )
     return metrics_from_arrays(arrays, cases, model.config)
+
+
+def needs_person_rates(
+    model: MultimodalModel, features: list[Features], *, pad_id: int, device: torch.device
+) -> dict[str, float]:
+    """Per task, the share of these cases that would go to a person for want of confidence at
+    the model's thresholds (a case missing required evidence is a fact of the case, not of the
+    model, and is not counted)."""
+    arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
+    thresholds = model.config.tasks.abstain_below
+    rates = {}
+    for task, confidence in (("diagnosis", diagnosis_confidence), ("emotion", emotion_confidence)):
+        if task in arrays and len(arrays[task]):
+            below = [
+                confidence(row) < thresholds.get(task, DEFAULT_THRESHOLD) for row in arrays[task]
+            ]
+            rates[task] = round(float(np.mean(below)), 4)
+    return rates
 
 
 def metrics_from_arrays(
@@ -277,6 +296,12 @@ def train(
         metrics = evaluate_model(
             model, features, reported, pad_id=preprocessor.pad_id, device=device
         )
-        metrics.update(split=split, calibration=calibration)
+        metrics.update(
+            split=split,
+            calibration=calibration,
+            needs_person_rate=needs_person_rates(
+                model, features, pad_id=preprocessor.pad_id, device=device
+            ),
+        )
         model.eval()
     return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)

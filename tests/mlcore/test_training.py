@@ -104,6 +104,9 @@ def test_a_bundle_has_every_part_and_reloads_bit_identically(bundle, cases):
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Intended use" in card
     assert "## Metrics: calibration split" in card
+    rates = json.loads((bundle / "metrics.json").read_text())["needs_person_rate"]
+    assert set(rates) == {"diagnosis", "emotion"}
+    assert f"- affect: {rates['emotion']:.0%} of the cases of that split" in card
     assert "- emotion: temperature " in card
     assert ", ECE " in card
     assert "suggestion" in card.lower()

@@ -23,6 +23,8 @@ def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings
     assert (findings, affects[0]) == (["suspicious_mass"], "neutral")
     assert any("test macro-F1" in message for message in messages)
     assert active_model_version(serves="clinic").metrics["split"] == "test"
+    card = (tmp_path / DEMO_MODELS["clinic"] / "MODEL_CARD.md").read_text()
+    assert "synthetic cases (mlcore.synthetic, benchmark v2): a demo, with no clinical" in card
 
     assert ensure_demo_models(cases=12, epochs=1, log=messages.append) == []
     assert ModelVersion.objects.count() == 2

@@ -92,6 +92,10 @@ def ensure_demo_models(
         )
         config = demo_config(kind)
         config.training_data_hash = manifest_hash(manifest)
+        config.training_data = (
+            f"{cases} synthetic cases (mlcore.synthetic, benchmark v2): a demo, with no "
+            "clinical or educational validity"
+        )
         library = InterventionLibrary.load(INTERVENTIONS) if kind == "school" else None
         result = train(
             config,

@@ -137,6 +137,10 @@ def _train_and_decide(run: TrainingRun) -> None:
         start_from=base.model,
     )
     result.model.config.training_data_hash = training_data_hash(cases)
+    result.model.config.training_data = (
+        f"{base.config.training_data or run.base_version.name}, then fine-tuned on "
+        f"{len(splits.train)} cases that professionals confirmed or corrected"
+    )
     # Fine-tuned from the base, the candidate reads its inputs the same way: decode them once.
     preprocessor = Preprocessor(base.config)
     test_features = preprocess(test_cases, preprocessor)
