@@ -283,9 +283,9 @@ def test_a_result_says_what_moved_each_answer(client, encounter, people, clinic_
         emotion={"neutral": 0.2, "anxious": 0.8},
         emotion_label="anxious",
         modalities_used=["image", "text", "audio"],
-        contributions={
-            "suspicious_mass": {"image": 0.3, "text": 0.1, "audio": 0.0},
+        contributions={  # stored in another order than shown (PostgreSQL sorts jsonb keys)
             "emotion": {"image": 0.0, "text": -0.1, "audio": 0.3},
+            "suspicious_mass": {"image": 0.3, "text": 0.1, "audio": 0.0},
         },
     )
     text = " ".join(

@@ -236,7 +236,13 @@ class AnalysisResult(models.Model):
         movement (largest first) and whether it raised the answer's probability or lowered
         it."""
         answers = []
-        for task, values in self.contributions.items():
+        # Findings first, most probable first, then the affect: as the card lists them (a
+        # database may keep the keys in any order).
+        ordered = sorted(
+            self.contributions.items(),
+            key=lambda item: (item[0] == "emotion", -self.diagnosis.get(item[0], 0.0), item[0]),
+        )
+        for task, values in ordered:
             total = sum(abs(value) for value in values.values())
             answers.append(
                 {
@@ -248,7 +254,9 @@ class AnalysisResult(models.Model):
                             "raised": value >= 0,
                             "points": round(abs(value) * 100),  # percentage points
                         }
-                        for modality, value in sorted(values.items(), key=lambda kv: -abs(kv[1]))
+                        for modality, value in sorted(
+                            values.items(), key=lambda kv: (-abs(kv[1]), kv[0])
+                        )
                     ],
                 }
             )
