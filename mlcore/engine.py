@@ -134,8 +134,12 @@ class InferenceEngine:
     def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
         if not features:
             return []
-        arrays = self.forward(features, contributions=True)
-        predictions = [self._prediction(arrays, row) for row in range(len(features))]
+        return self.predictions_from(self.forward(features, contributions=True))
+
+    def predictions_from(self, arrays: dict[str, np.ndarray]) -> list[Prediction]:
+        """Predictions from `forward(..., contributions=True)`'s arrays, for a caller that
+        needs the arrays too (validation) without running the model twice."""
+        predictions = [self._prediction(arrays, row) for row in range(len(arrays["present"]))]
         if self.bundle.rationale is not None:
             self._write_rationales(predictions, arrays["embedding"])
         return predictions

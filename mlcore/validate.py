@@ -35,8 +35,8 @@ def validate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     features = [engine.prepare(case) for case in cases]
-    arrays = engine.forward(features)
-    predictions = engine.predict_features(features)
+    arrays = engine.forward(features, contributions=True)
+    predictions = engine.predictions_from(arrays)
     config = engine.config
     metrics = metrics_from_arrays(arrays, cases, config)
     summary: dict = {

@@ -10,6 +10,7 @@ from mlcore.config import TextEncoderConfig
 from mlcore.encoders import TextEncoder, resolve_text_source
 from mlcore.errors import ConfigError
 from mlcore.io import Tokenizer
+from tests.mlcore.conftest import TINY_BERT
 
 SENTENCES = [
     "Reports a persistent cough for six weeks with unintended weight loss.",
@@ -81,17 +82,7 @@ def test_while_remembering_a_frozen_encoder_embeds_each_text_once():
 
 
 def test_a_trainable_encoder_never_remembers():
-    config = TextEncoderConfig(
-        trainable=True,
-        random_init={
-            "model_type": "bert",
-            "hidden_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-            "vocab_size": 30522,
-        },
-    )
+    config = TextEncoderConfig(trainable=True, random_init=TINY_BERT)
     encoder = TextEncoder(config, dim=8)
     tokenizer = Tokenizer(resolve_text_source(TextEncoderConfig().source), max_length=128)
     rows = []
