@@ -6,20 +6,25 @@ affect) with a bootstrap 95% interval beside the Bayes ceiling of the same modal
 perfect reader of those modalities would score, from the generator's own posterior. Then the
 HAIM recipe (frozen embeddings, boosted trees), the fused model on the paraphrase split
 (phrasing families never seen in training) and the site-shift split (another scanner and
-microphone), and the calibration error of every head.
+microphone), the contributions' ranking where one modality carries the evidence, the pointing
+game of the heatmaps, how often each task needs a person in and out of distribution, and the
+calibration error of every head.
 
 Usage: .venv/bin/python bench/fusion.py [--train 600] [--test 400] [--epochs 40] [--seed 0]
 """
 
 import argparse
+import io
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import torch
 from _common import timed
+from pydicom.pixels import apply_modality_lut
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 
@@ -36,8 +41,15 @@ from mlcore.encoders import ImageEncoder, TextEncoder
 from mlcore.engine import forward_in_batches
 from mlcore.evaluate import bootstrap_interval, expected_calibration_error
 from mlcore.io import mfcc, read_audio, warm_up
+from mlcore.pointing import HEATMAPS_TRUSTED_FROM, pointing_game
 from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, read_truth, write_dataset
-from mlcore.train import TrainingConfig, preprocess, train
+from mlcore.train import (
+    TrainingConfig,
+    needs_person_rates,
+    out_of_distribution,
+    preprocess,
+    train,
+)
 
 FINDING = CLINIC_FINDINGS[0]
 ALL = ("image", "text", "audio")
@@ -46,6 +58,9 @@ CEILING_GAP = 0.05
 PARAPHRASE_AFFECT = 0.70
 SHIFT_DROP = 0.10
 ECE_LIMIT = 0.05
+LESION_REMOVAL = 0.90
+IN_DISTRIBUTION_ABSTENTION = 0.10
+OUT_OF_DISTRIBUTION_ABSTENTION = 0.95
 
 
 def model_config(modalities: tuple[str, ...]) -> ModelConfig:
@@ -263,6 +278,98 @@ def report_contributions(model, cases: list[Case], truth: dict) -> None:
         )
 
 
+def report_pointing(model, cases: list[Case], truth: dict) -> None:
+    """The pointing game on the test split's lesions (mlcore.pointing): Grad-CAM, which cards
+    would show, and occlusion sensitivity to cross-check it (if both miss, the model does not
+    look at the lesion; if only Grad-CAM does, Grad-CAM is at fault)."""
+    preprocessor = Preprocessor(model.config)
+    features = preprocess(cases, preprocessor)
+    lesions = [truth[case.id]["lesion"] for case in cases]
+    for method in ("grad-cam", "occlusion"):
+        game = pointing_game(
+            model, features, lesions, label=FINDING, pad_id=preprocessor.pad_id, method=method
+        )
+        if not game["cases"]:
+            print(f"pointing game, {method}: {game['reason']}")
+            continue
+        low, high = game["interval"]
+        line = (
+            f"pointing game, {method}: peak on the lesion in {game['hit_rate']:.0%} of "
+            f"{game['cases']} found lesions [{low:.0%}, {high:.0%}]"
+        )
+        if method == "grad-cam":
+            holds = game["hit_rate"] >= HEATMAPS_TRUSTED_FROM
+            line += f"  ({verdict(holds)}: >= {HEATMAPS_TRUSTED_FROM:.0%})"
+        print(line)
+
+
+def without_lesion(path: str, known: dict) -> bytes:
+    """The case's DICOM with its lesion taken out in Hounsfield units, before any
+    preprocessing: the generator's Gaussian blob (its contrast, and a sigma of two thirds of
+    the recorded radius) subtracted from every pixel, so what remains is the slice the
+    generator would have drawn without it (noise included)."""
+    lesion, contrast = known["lesion"], known["cues"]["lesion_contrast"]
+    dataset = pydicom.dcmread(path)
+    hounsfield = apply_modality_lut(dataset.pixel_array, dataset).astype(np.float64)
+    rows, columns = np.mgrid[: hounsfield.shape[0], : hounsfield.shape[1]]
+    squared = (rows - lesion["row"]) ** 2 + (columns - lesion["column"]) ** 2
+    sigma = lesion["radius"] / 1.5
+    hounsfield -= contrast * np.exp(-squared / (2 * sigma**2))
+    stored = (hounsfield - float(dataset.RescaleIntercept)) / float(dataset.RescaleSlope)
+    dataset.PixelData = np.clip(np.rint(stored), 0, 4095).astype(np.uint16).tobytes()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def report_lesion_removal(model, cases: list[Case], truth: dict) -> None:
+    """On the lesions the model finds, does the finding go once the lesion is painted out in
+    HU (`without_lesion`)? If the model read the finding from the lesion, it must."""
+    found = [
+        case
+        for case, probability in zip(cases, model_predictions(model, cases).finding, strict=True)
+        if truth[case.id]["lesion"] is not None and probability >= 0.5
+    ]
+    if not found:
+        print("lesion removed in HU: the model found none of the lesions")
+        return
+    painted = [
+        Case(
+            id=case.id,
+            image=without_lesion(case.image, truth[case.id]),
+            text=case.text,
+            audio=case.audio,
+        )
+        for case in found
+    ]
+    after = model_predictions(model, painted).finding
+    gone = float(np.mean(after < 0.5))
+    print(
+        f"lesion removed in HU: the finding falls below 50% in {gone:.0%} of {len(found)} found "
+        f"lesions  ({verdict(gone >= LESION_REMOVAL)}: >= {LESION_REMOVAL:.0%})"
+    )
+
+
+def report_abstention(model, cases: list[Case]) -> None:
+    """How often each task needs a person on the test split and on inputs unlike any training
+    data (mlcore.probes)."""
+    preprocessor = Preprocessor(model.config)
+    cpu = torch.device("cpu")
+    inside = needs_person_rates(
+        model, preprocess(cases, preprocessor), pad_id=preprocessor.pad_id, device=cpu
+    )
+    outside = out_of_distribution(model, preprocessor, cases, device=cpu)
+    for task, rate in inside.items():
+        unlike = outside["needs_person_rate"][task]
+        print(
+            f"needs a person, {task}: {rate:.0%} of the test split "
+            f"({verdict(rate <= IN_DISTRIBUTION_ABSTENTION)}: <= "
+            f"{IN_DISTRIBUTION_ABSTENTION:.0%}); {unlike:.0%} of {outside['cases']} probes unlike "
+            f"any training data ({verdict(unlike >= OUT_OF_DISTRIBUTION_ABSTENTION)}: >= "
+            f"{OUT_OF_DISTRIBUTION_ABSTENTION:.0%})"
+        )
+
+
 def verdict(holds: bool) -> str:
     return "holds" if holds else "FAILS"
 
@@ -413,6 +520,9 @@ def main() -> None:
         )
 
         report_contributions(models[ALL], test_cases, truth)
+        report_pointing(models[ALL], test_cases, truth)
+        report_lesion_removal(models[ALL], test_cases, truth)
+        report_abstention(models[ALL], test_cases)
 
         errors = head_calibration_errors(labels, fused_test)
         for head, error in errors.items():

@@ -2,30 +2,37 @@
 
 - *evidence missing*: the task needs a modality the case does not have (each task declares
   what it needs in `TaskConfig.requires`);
+- *unlike the training data*: an input falls outside what the model was trained on
+  (mlcore.input_checks), or the case is far from the training cases in the model's own spaces
+  (mlcore.novelty);
 - *low confidence*: the task's confidence is below its threshold (the bundle proposes one per
   task from its calibration split, `TaskConfig.abstain_below`; an organization may set its own).
+
+The first that applies is the reason given, in that order.
 
 A task's confidence is that of its least sure answer: for the diagnosis, the lowest
 max(p, 1 - p) over the findings; for the affect, the probability of the affect chosen.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 EVIDENCE_MISSING = "evidence_missing"
+UNLIKE_TRAINING = "unlike_training"
 LOW_CONFIDENCE = "low_confidence"
 TASK_NAMES = {"diagnosis": "the findings", "emotion": "the affect"}
 MODALITY_NOUNS = {"image": "an image", "text": "a text", "audio": "a recording"}
 # Where a bundle proposes nothing, the threshold Moodle Analytics uses by default.
 DEFAULT_THRESHOLD = 0.6
 # The bundle proposes the confidence that this share of its calibration cases fall below.
-PROPOSED_SHARE = 0.05
+PROPOSED_SHARE = 0.03
 
 
 @dataclass(frozen=True)
 class NeedsPerson:
-    reason: str  # EVIDENCE_MISSING or LOW_CONFIDENCE
+    reason: str  # EVIDENCE_MISSING, UNLIKE_TRAINING or LOW_CONFIDENCE
     detail: str  # a sentence for the professional
 
     def to_dict(self) -> dict[str, str]:
@@ -42,7 +49,7 @@ def emotion_confidence(probabilities: np.ndarray) -> float:
 
 def proposed_threshold(confidences: np.ndarray) -> float:
     """The confidence below which PROPOSED_SHARE of `confidences` (a calibration split's) fall:
-    in cases like those, one in twenty goes to a person for want of confidence."""
+    in cases like those, about one in thirty goes to a person for want of confidence."""
     return round(float(np.quantile(confidences, PROPOSED_SHARE)), 4)
 
 
@@ -52,8 +59,10 @@ def needs_person(
     used: list[str],
     requires: dict[str, list[str]],
     thresholds: dict[str, float],
+    unlike: Sequence[str] = (),
 ) -> dict[str, NeedsPerson]:
-    """Each task of `confidence` that must go to a person, with why; tasks not listed answer."""
+    """Each task of `confidence` that must go to a person, with why; tasks not listed answer.
+    `unlike` holds each way the case is unlike the training data, as a phrase."""
     verdicts = {}
     for task, value in confidence.items():
         missing = [modality for modality in requires.get(task, []) if modality not in used]
@@ -64,6 +73,11 @@ def needs_person(
                 EVIDENCE_MISSING,
                 f"The model reads {TASK_NAMES.get(task, task)} from {needed}, "
                 "which this case does not have.",
+            )
+        elif unlike:
+            verdicts[task] = NeedsPerson(
+                UNLIKE_TRAINING,
+                f"This case is unlike the model's training data: {'; '.join(unlike)}.",
             )
         elif value < threshold:
             verdicts[task] = NeedsPerson(

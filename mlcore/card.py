@@ -41,17 +41,9 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         if task in metrics:
             lines.append(f"- {task}: macro-F1 {metrics[task]['macro_f1']:.3f}")
     lines += ["", "## Calibration", *_calibration_lines(metrics)]
-    rates = metrics.get("needs_person_rate", {})
-    if rates:
-        words = {"diagnosis": "findings", "emotion": "affect"}
-        lines += [
-            "",
-            "## Needs a person",
-            *(
-                f"- {words.get(task, task)}: {rate:.0%} of the cases of that split"
-                for task, rate in rates.items()
-            ),
-        ]
+    lines += _abstention_lines(metrics, config)
+    if "image" in config.modalities and config.tasks.diagnosis_labels:
+        lines += ["", "## Explanations", _pointing_line(metrics)]
     lines += [
         "",
         "## Limits",
@@ -61,6 +53,67 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _pointing_line(metrics: dict) -> str:
+    """The pointing game's score (mlcore.pointing; no torch here, so its threshold is read from
+    the score's own record), and whether heatmaps are shown."""
+    game = metrics.get("pointing_game")
+    if game is None:
+        return (
+            "- Heatmaps are not shown: they have not been checked against known lesions "
+            "(the pointing game)."
+        )
+    if not game.get("cases"):
+        return (
+            f"- Heatmaps are not shown: the pointing game could not be played ({game['reason']})."
+        )
+    low, high = game["interval"]
+    shown = game["hit_rate"] >= game["trusted_from"]
+    return (
+        f"- Pointing game: the Grad-CAM peak fell on the lesion in {game['hit_rate']:.0%} of "
+        f"{game['cases']} lesions the model found (95% interval {low:.0%} to {high:.0%}); "
+        + (
+            "heatmaps are shown."
+            if shown
+            else f"below {game['trusted_from']:.0%}, so heatmaps are not shown."
+        )
+    )
+
+
+def _abstention_lines(metrics: dict, config: ModelConfig) -> list[str]:
+    """How often each task needed a person, in distribution (the metrics' split) and out of it
+    (mlcore.probes), and what counts as unlike the training inputs."""
+    words = {"diagnosis": "findings", "emotion": "affect"}
+    rates = metrics.get("needs_person_rate", {})
+    unlike = metrics.get("out_of_distribution", {})
+    if not rates and not unlike:
+        return []
+    lines = ["", "## Needs a person"]
+    lines += [
+        f"- {words.get(task, task)}: {rate:.0%} of the cases of that split"
+        + (
+            f", {unlike['needs_person_rate'][task]:.0%} of {unlike['cases']} inputs unlike any "
+            "training data (other images, languages and topics, noise, silence)"
+            if task in unlike.get("needs_person_rate", {})
+            else ""
+        )
+        for task, rate in rates.items()
+    ]
+    inputs = config.inputs
+    if inputs.image_modalities:
+        lines.append(
+            f"- Images checked against the training images: {', '.join(inputs.image_modalities)}"
+            + (
+                f" of the {', '.join(p.lower() for p in inputs.body_parts)}"
+                if inputs.body_parts
+                else ""
+            )
+            + (f", {inputs.rows[0]} to {inputs.rows[1]} rows" if inputs.rows else "")
+        )
+    if inputs.text_languages:
+        lines.append(f"- Texts checked for their language: {', '.join(inputs.text_languages)}")
+    return lines
 
 
 def _needs_person_lines(config: ModelConfig) -> list[str]:

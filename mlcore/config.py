@@ -79,6 +79,19 @@ class TaskConfig:
 
 
 @dataclass
+class InputProfile:
+    """What the training inputs were, as the input checks compare a case against it (filled in
+    by training; empty lists check nothing, as in bundles saved before there were checks)."""
+
+    image_modalities: list[str] = field(default_factory=list)  # DICOM Modality, or PNG, NIfTI…
+    body_parts: list[str] = field(default_factory=list)  # DICOM BodyPartExamined, when given
+    # The smallest and largest rows and columns of the training images: [low, high] each.
+    rows: list[int] = field(default_factory=list)
+    columns: list[int] = field(default_factory=list)
+    text_languages: list[str] = field(default_factory=list)  # ISO 639-1 codes, e.g. "en"
+
+
+@dataclass
 class PrefixConfig:
     """Frozen-style generation; off unless `language_model` names a local directory."""
 
@@ -97,6 +110,7 @@ class ModelConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     tasks: TaskConfig = field(default_factory=TaskConfig)
     prefix: PrefixConfig = field(default_factory=PrefixConfig)
+    inputs: InputProfile = field(default_factory=InputProfile)
     # Filled in by training: what the model was trained on and with which mlcore.
     mlcore_version: str = ""
     training_data_hash: str = ""
@@ -140,6 +154,7 @@ class ModelConfig:
             "fusion": FusionConfig,
             "tasks": TaskConfig,
             "prefix": PrefixConfig,
+            "inputs": InputProfile,
         }
         try:
             if "image" in data and "intensity" not in data["image"]:

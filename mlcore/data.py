@@ -9,6 +9,7 @@ turns features into a padded batch for the model.
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import torch
 from mlcore.config import ModelConfig
 from mlcore.encoders.text import resolve_text_source
 from mlcore.errors import InputError
+from mlcore.input_checks import sound_level, text_language
 from mlcore.io import (
     Tokenizer,
     fixed_length,
+    image_facts,
     image_tensor,
     log_mel,
     read_audio,
@@ -52,6 +55,12 @@ class Features:
     text_ids: np.ndarray | None = None  # (tokens,)
     audio: np.ndarray | None = None  # (1, n_mels, frames)
     subject: str | None = None
+    # What each input is, for the input checks (mlcore.input_checks): the image's modality,
+    # body part and matrix, the text's language, the recording's level.
+    facts: dict[str, str | int | float] = field(default_factory=dict)
+    # The text's sentences with the [start, end) of their tokens in `text_ids`, for finding the
+    # sentence that moved an answer most (mlcore.evidence).
+    sentences: list[tuple[str, int, int]] = field(default_factory=list)
 
     def modalities(self) -> list[str]:
         return [name for name in ("image", "text", "audio") if self.input(name) is not None]
@@ -71,17 +80,22 @@ class Batch:
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> "Batch":
-        def move(value):
-            return value.to(device) if isinstance(value, torch.Tensor) else value
+        return self.map(lambda value: value.to(device))
+
+    def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
+        """A batch of `change` applied to each of this one's tensors."""
+
+        def apply(value):
+            return change(value) if isinstance(value, torch.Tensor) else value
 
         return Batch(
-            present=move(self.present),
-            subject=move(self.subject),
-            image=move(self.image),
-            text_ids=move(self.text_ids),
-            text_mask=move(self.text_mask),
-            audio=move(self.audio),
-            targets={key: move(value) for key, value in self.targets.items()},
+            present=apply(self.present),
+            subject=apply(self.subject),
+            image=apply(self.image),
+            text_ids=apply(self.text_ids),
+            text_mask=apply(self.text_mask),
+            audio=apply(self.audio),
+            targets={key: apply(value) for key, value in self.targets.items()},
         )
 
     def __len__(self) -> int:
@@ -186,10 +200,14 @@ class Preprocessor:
                 intensity=config.image.intensity,
             )
             features.image = tensor.numpy()
+            features.facts.update(image_facts(case.image, pixels))
         if case.text and case.text.strip() and self.tokenizer is not None:
             features.text_ids = np.asarray(self.tokenizer.ids(case.text), dtype=np.int64)
+            features.sentences = self.tokenizer.sentence_spans(case.text)
+            features.facts["text_language"] = text_language(case.text)
         if case.audio and "audio" in config.modalities:
             samples = read_audio(case.audio, sample_rate=config.audio.sample_rate)
+            features.facts["sound_level"] = sound_level(samples)
             samples = fixed_length(
                 samples, seconds=config.audio.seconds, sample_rate=config.audio.sample_rate
             )

@@ -17,10 +17,14 @@ from mlcore.abstention import diagnosis_confidence, emotion_confidence, needs_pe
 from mlcore.contributions import shapley_contributions
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
-from mlcore.explain import diagnosis_heatmap
+from mlcore.evidence import heatmap_zone, moving_sentences, rationale, sentence_variants
+from mlcore.explain import coarsen, diagnosis_heatmap
+from mlcore.input_checks import concerns
 from mlcore.model import MultimodalModel
+from mlcore.pointing import heatmaps_trusted
 
 CONTRIBUTION = "contribution/"
+HEATMAP_CELLS = 32  # a prediction's heatmap is kept as at most this many cells a side
 
 
 @dataclass
@@ -33,12 +37,21 @@ class Prediction:
     abstain: bool  # some task needs a person (`needs_person` says which, and why)
     confidence: dict[str, float] = field(default_factory=dict)  # task → its least sure answer's
     needs_person: dict[str, dict] = field(default_factory=dict)  # task → {reason, detail}
+    # Each way the case is unlike the training data (mlcore.input_checks, mlcore.novelty), and
+    # its novelty: its largest scaled Mahalanobis distance (mlcore.novelty; 0 when unfitted).
+    unlike: list[str] = field(default_factory=list)
+    novelty: float = 0.0
     diagnosis: dict[str, float] = field(default_factory=dict)  # label -> probability
     findings: list[str] = field(default_factory=list)  # labels with probability >= 0.5
     emotion: dict[str, float] = field(default_factory=dict)  # label -> probability
     emotion_label: str | None = None
     tutoring: list[dict] = field(default_factory=list)  # ranked interventions
     rationale: str | None = None  # written by the frozen language model, when configured
+    # Per task, one sentence from the evidence the model used (mlcore.evidence).
+    rationales: dict[str, str] = field(default_factory=dict)
+    # Where in the image the top finding came from: {method, finding, zone, heatmap (a grid of
+    # at most HEATMAP_CELLS a side)}; {} without an image or findings.
+    explanation: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +68,8 @@ def forward_in_batches(
 ) -> dict[str, np.ndarray]:
     """Run the (eval-mode) model over `features` in length-bucketed batches; arrays in input order:
     calibrated probabilities (`diagnosis`, `emotion`), their logits, tutoring scores, modality
-    weights and presence, and the fused embedding; with `contributions`, each task's (B, M)
+    weights and presence, the fused embedding, and its novelty with the detector that gave it
+    (mlcore.novelty); with `contributions`, each task's (B, M)
     Shapley values as `contribution/<task>`."""
     order = sorted(range(len(features)), key=lambda i: _text_length(features[i]))
     chunks: dict[str, list[np.ndarray]] = {}
@@ -63,12 +77,16 @@ def forward_in_batches(
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = collate([features[i] for i in indices], model.config, pad_id=pad_id).to(device)
-            output = model(batch)
+            tokens, present = model.encode(batch)
+            output = model.decide(tokens, present, batch.subject)
+            novelty, novelty_source = model.novelty(tokens, present, output.embedding)
             values = {
                 "tutoring": output.tutoring,
                 "weights": output.weights,
                 "present": output.present,
                 "embedding": output.embedding,
+                "novelty": novelty,
+                "novelty_source": novelty_source,
             }
             for task in ("diagnosis", "emotion"):
                 logits = getattr(output, task)
@@ -83,6 +101,18 @@ def forward_in_batches(
                     chunks.setdefault(name, []).append(value.float().cpu().numpy())
     restore = np.argsort(order)
     return {name: np.concatenate(parts)[restore] for name, parts in chunks.items()}
+
+
+def unlike_training(
+    model: MultimodalModel, arrays: dict[str, np.ndarray], row: int, features: Features
+) -> list[str]:
+    """Each way case `row` of `forward_in_batches`' arrays is unlike the model's training data:
+    its inputs' concerns, then the novelty detector's finding when it is past its limit."""
+    found = concerns(features.facts, model.config.inputs)
+    detector = model.novelty
+    if detector.fitted and float(arrays["novelty"][row]) > float(detector.limit):
+        found.append(detector.describe(int(arrays["novelty_source"][row]), model.modalities))
+    return found
 
 
 def _text_length(item: Features) -> int:
@@ -115,8 +145,8 @@ class InferenceEngine:
         """Decode and preprocess one case (CPU work); raises InputError for bad input."""
         return self.preprocessor(case)
 
-    def predict(self, cases: Sequence[Case]) -> list[Prediction]:
-        return self.predict_features([self.prepare(case) for case in cases])
+    def predict(self, cases: Sequence[Case], *, explain: bool = True) -> list[Prediction]:
+        return self.predict_features([self.prepare(case) for case in cases], explain=explain)
 
     def forward(
         self, features: Sequence[Features], *, contributions: bool = False
@@ -131,18 +161,53 @@ class InferenceEngine:
             contributions=contributions,
         )
 
-    def predict_features(self, features: Sequence[Features]) -> list[Prediction]:
+    def predict_features(
+        self, features: Sequence[Features], *, explain: bool = True
+    ) -> list[Prediction]:
         if not features:
             return []
-        return self.predictions_from(self.forward(features, contributions=True))
+        arrays = self.forward(features, contributions=True)
+        return self.predictions_from(arrays, features, explain=explain)
 
-    def predictions_from(self, arrays: dict[str, np.ndarray]) -> list[Prediction]:
-        """Predictions from `forward(..., contributions=True)`'s arrays, for a caller that
-        needs the arrays too (validation) without running the model twice."""
-        predictions = [self._prediction(arrays, row) for row in range(len(arrays["present"]))]
+    def predictions_from(
+        self, arrays: dict[str, np.ndarray], features: Sequence[Features], *, explain: bool = True
+    ) -> list[Prediction]:
+        """Predictions from `forward(features, contributions=True)`'s arrays, for a caller that
+        needs the arrays too (validation) without running the model twice. With `explain`,
+        each has its heatmap and its rationales from the evidence (mlcore.evidence)."""
+        predictions = [
+            self._prediction(arrays, row, features[row]) for row in range(len(arrays["present"]))
+        ]
         if self.bundle.rationale is not None:
             self._write_rationales(predictions, arrays["embedding"])
+        if explain:
+            self._write_evidence(predictions, features)
         return predictions
+
+    def _write_evidence(self, predictions: list[Prediction], features: Sequence[Features]) -> None:
+        """Each prediction's rationales from the evidence, and its heatmap of the top finding
+        when the bundle's heatmaps passed the pointing game (mlcore.pointing)."""
+        trusted = heatmaps_trusted(self.bundle.metrics)
+        variants, owners = sentence_variants(features)
+        moved = moving_sentences(
+            predictions,
+            owners,
+            self.forward(variants) if variants else {},
+            self.config.tasks,
+        )
+        for prediction, item, sentences in zip(predictions, features, moved, strict=True):
+            zone = None
+            if trusted and item.image is not None and prediction.diagnosis and item.image.ndim == 3:
+                finding = max(prediction.diagnosis, key=prediction.diagnosis.get)
+                heatmap = self.explain(item, label=finding)
+                zone = heatmap_zone(heatmap)
+                prediction.explanation = {
+                    "method": "grad-cam",
+                    "finding": finding,
+                    "zone": zone,
+                    "heatmap": coarsen(heatmap, cells=HEATMAP_CELLS),
+                }
+            prediction.rationales = rationale(prediction, zone=zone, sentences=sentences)
 
     def explain(self, features: Features, *, label: str) -> np.ndarray:
         """A Grad-CAM heatmap in [0, 1] over the case's (preprocessed) image of what raised the
@@ -161,10 +226,13 @@ class InferenceEngine:
             ):
                 prediction.rationale = text
 
-    def _prediction(self, arrays: dict[str, np.ndarray], row: int) -> Prediction:
+    def _prediction(
+        self, arrays: dict[str, np.ndarray], row: int, features: Features
+    ) -> Prediction:
         model, config = self.model, self.config
         modalities = config.modalities
         used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]
+        unlike = unlike_training(model, arrays, row, features)
         entropies = []
         prediction = Prediction(
             modalities_used=used,
@@ -179,6 +247,8 @@ class InferenceEngine:
             },
             uncertainty=0.0,
             abstain=False,
+            unlike=unlike,
+            novelty=round(float(arrays["novelty"][row]), 3),
         )
         if model.diagnosis is not None:
             probabilities = arrays["diagnosis"][row]
@@ -225,6 +295,7 @@ class InferenceEngine:
             used=prediction.modalities_used,
             requires=tasks.requires,
             thresholds=thresholds,
+            unlike=prediction.unlike,
         )
         prediction.needs_person = {task: verdict.to_dict() for task, verdict in verdicts.items()}
         prediction.abstain = bool(verdicts)

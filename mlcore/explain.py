@@ -1,14 +1,17 @@
 """Where in the image a diagnosis came from: a Grad-CAM heatmap (MONAI's `GradCAM`) of one
 finding's logit, taken at the image encoder's last feature maps with the case's other
-modalities held as they are.
+modalities held as they are; and, to cross-check it, MONAI's occlusion sensitivity (how much
+hiding each region lowers the finding's probability).
 
 The heatmap covers the preprocessed image, which is the whole original image resized (not
 cropped), so stretched over the original it lines up.
 """
 
+import warnings
+
 import numpy as np
 import torch
-from monai.visualize import GradCAM
+from monai.visualize import GradCAM, OcclusionSensitivity
 from torch import nn
 
 from mlcore.data import Batch, Features, collate
@@ -39,6 +42,7 @@ class _DiagnosisOfImage(nn.Module):
         self.feature_maps = nn.Identity()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self.batch = _repeated(self.batch, len(image))  # occlusion sends many copies at once
         self.batch.image = image
         layer = self.model.get_submodule(_FEATURE_LAYERS[self.model.config.image.arch])
         handle = layer.register_forward_hook(
@@ -48,6 +52,65 @@ class _DiagnosisOfImage(nn.Module):
             return self.model(self.batch).diagnosis
         finally:
             handle.remove()
+
+
+def _repeated(batch: Batch, count: int) -> Batch:
+    """`batch` (one case) as `count` copies of it; `batch` itself when it has that many."""
+    if len(batch) == count:
+        return batch
+    return batch.map(lambda value: value[:1].expand(count, *value.shape[1:]))
+
+
+def _explained_batch(
+    model: MultimodalModel, features: Features, label: str, pad_id: int, device
+) -> tuple[Batch, int]:
+    """The case as a batch, and the column of `label`; ValueError when it cannot be explained."""
+    config = model.config
+    if model.diagnosis is None or config.image is None:
+        raise ValueError("this model makes no diagnosis from images")
+    if features.image is None:
+        raise ValueError("the case has no image to explain")
+    if config.image.spatial_dims != 2:
+        raise ValueError("heatmaps are drawn for 2D images only")
+    labels = config.tasks.diagnosis_labels
+    if label not in labels:
+        raise ValueError(f"unknown finding {label!r}")
+    return collate([features], config, pad_id=pad_id).to(device), labels.index(label)
+
+
+def occlusion_heatmap(
+    model: MultimodalModel,
+    features: Features,
+    *,
+    label: str,
+    device: torch.device | str = "cpu",
+    pad_id: int = 0,
+    mask_size: int = 8,
+) -> np.ndarray:
+    """An (H, W) float32 map in [0, 1] of how much hiding each region of the image (MONAI's
+    OcclusionSensitivity: a blurred patch of `mask_size` pixels) lowers the probability of
+    `label`; 0 where hiding it does not lower it. Raises ValueError as `diagnosis_heatmap`."""
+    batch, column = _explained_batch(model, features, label, pad_id, device)
+    was_training = model.training
+    model.eval()
+    try:
+        wrapper = _DiagnosisOfImage(model, batch)
+        occlusion = OcclusionSensitivity(
+            nn_module=wrapper,
+            mask_size=mask_size,
+            n_batch=16,
+            verbose=False,
+            activate=torch.sigmoid,
+        )
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MONAI's own indexing, deprecated in torch
+            probability = torch.sigmoid(wrapper(batch.image))[0, column]
+            occluded, _ = occlusion(batch.image)  # (1, findings, H, W)
+    finally:
+        model.train(was_training)
+    drop = (probability - occluded[0, column]).clamp(min=0.0)
+    peak = float(drop.max())
+    return (drop / peak if peak > 0 else drop).float().cpu().numpy()
 
 
 def diagnosis_heatmap(
@@ -61,23 +124,13 @@ def diagnosis_heatmap(
     """An (H, W) float32 map in [0, 1] of how much each region of the case's image raised the
     logit of `label`. Raises ValueError when the model makes no diagnoses, does not know `label`
     or the case has no image."""
-    config = model.config
-    if model.diagnosis is None or config.image is None:
-        raise ValueError("this model makes no diagnosis from images")
-    if features.image is None:
-        raise ValueError("the case has no image to explain")
-    if config.image.spatial_dims != 2:
-        raise ValueError("heatmaps are drawn for 2D images only")
-    labels = config.tasks.diagnosis_labels
-    if label not in labels:
-        raise ValueError(f"unknown finding {label!r}")
-    batch = collate([features], config, pad_id=pad_id).to(device)
+    batch, column = _explained_batch(model, features, label, pad_id, device)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
             cam = GradCAM(nn_module=_DiagnosisOfImage(model, batch), target_layers="feature_maps")
-            heatmap = cam(batch.image.clone(), class_idx=labels.index(label))
+            heatmap = cam(batch.image.clone(), class_idx=column)
     finally:
         model.train(was_training)
         model.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ from mlcore.data import Batch
 from mlcore.encoders import build_encoder
 from mlcore.fusion import build_fusion
 from mlcore.heads import DiagnosisHead, EmotionHead, InterventionLibrary, TutoringHead
+from mlcore.novelty import NoveltyDetector
 
 
 @dataclass
@@ -39,6 +40,8 @@ class MultimodalModel(nn.Module):
             if library is not None
             else None
         )
+        # How unlike the training data a case is; fitted after training (mlcore.novelty).
+        self.novelty = NoveltyDetector(dim, len(self.modalities), max(1, len(tasks.emotion_labels)))
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M, D) modality vectors (zeros where missing) and the (B, M) presence mask."""

@@ -37,6 +37,7 @@ LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"
 RELIABILITY_FILE = "reliability.png"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
+_NOVELTY = "novelty."
 
 
 @dataclass
@@ -103,7 +104,12 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
     weights = _upgraded(load_file(str(directory / WEIGHTS_FILE)), model)
     result = model.load_state_dict(weights, strict=False)
     external = _external_prefixes(config)
-    missing = [name for name in result.missing_keys if not _is_external(name, external)]
+    missing = [
+        name
+        for name in result.missing_keys
+        # Bundles saved before novelty detection load with the detector unfitted.
+        if not _is_external(name, external) and not name.startswith(_NOVELTY)
+    ]
     if missing or result.unexpected_keys:
         raise ConfigError(
             f"{directory} does not match its config: "

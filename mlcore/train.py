@@ -21,16 +21,18 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 import mlcore
-from mlcore.abstention import DEFAULT_THRESHOLD, diagnosis_confidence, emotion_confidence
+from mlcore.abstention import diagnosis_confidence, emotion_confidence, needs_person
 from mlcore.calibration import calibrate
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
-from mlcore.engine import forward_in_batches
+from mlcore.engine import forward_in_batches, unlike_training
 from mlcore.errors import InputError
 from mlcore.evaluate import classification_metrics, diagnosis_metrics, score
 from mlcore.heads import InterventionLibrary
+from mlcore.input_checks import profile
 from mlcore.model import MultimodalModel, Output, build_model
+from mlcore.novelty import fit_novelty
 
 
 @dataclass
@@ -109,21 +111,66 @@ def evaluate_model(
 
 
 def needs_person_rates(
-    model: MultimodalModel, features: list[Features], *, pad_id: int, device: torch.device
+    model: MultimodalModel,
+    features: list[Features],
+    *,
+    pad_id: int,
+    device: torch.device,
+    missing_evidence: bool = False,
 ) -> dict[str, float]:
-    """Per task, the share of these cases that would go to a person for want of confidence at
-    the model's thresholds (a case missing required evidence is a fact of the case, not of the
-    model, and is not counted)."""
+    """Per task, the share of these cases that would go to a person, for want of confidence or
+    as unlike the training data, at the model's thresholds; with `missing_evidence`, also for
+    want of an input the task requires (on labelled splits that is a fact of the case, not of
+    the model, and is not counted)."""
     arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
-    thresholds = model.config.tasks.abstain_below
-    rates = {}
-    for task, confidence in (("diagnosis", diagnosis_confidence), ("emotion", emotion_confidence)):
-        if task in arrays and len(arrays[task]):
-            below = [
-                confidence(row) < thresholds.get(task, DEFAULT_THRESHOLD) for row in arrays[task]
-            ]
-            rates[task] = round(float(np.mean(below)), 4)
-    return rates
+    tasks = model.config.tasks
+    confidences = {
+        task: [confidence(row) for row in arrays[task]]
+        for task, confidence in (
+            ("diagnosis", diagnosis_confidence),
+            ("emotion", emotion_confidence),
+        )
+        if task in arrays
+    }
+    counts = dict.fromkeys(confidences, 0)
+    for row, item in enumerate(features):
+        verdicts = needs_person(
+            confidence={task: values[row] for task, values in confidences.items()},
+            used=item.modalities(),
+            requires=tasks.requires if missing_evidence else {},
+            thresholds=tasks.abstain_below,
+            unlike=unlike_training(model, arrays, row, item),
+        )
+        for task in verdicts:
+            counts[task] += 1
+    return {task: round(count / max(1, len(features)), 4) for task, count in counts.items()}
+
+
+def out_of_distribution(
+    model: MultimodalModel,
+    preprocessor: Preprocessor,
+    in_distribution: list[Case],
+    *,
+    device: torch.device,
+) -> dict:
+    """How often each task goes to a person on inputs unlike any training data
+    (mlcore.probes); probes that preprocessing refuses (as the platform refuses their upload)
+    are counted apart."""
+    from mlcore.probes import probes
+
+    features, refused = [], 0
+    for probe in probes(model.config.modalities, in_distribution):
+        try:
+            features.append(preprocessor(probe.case))
+        except InputError:
+            refused += 1
+    return {
+        "cases": len(features),
+        "refused": refused,
+        "needs_person_rate": needs_person_rates(
+            model, features, pad_id=preprocessor.pad_id, device=device, missing_evidence=True
+        ),
+    }
 
 
 def metrics_from_arrays(
@@ -199,6 +246,7 @@ def train(
     preprocessor = Preprocessor(config)
     train_features = preprocess(train_cases, preprocessor)
     validation_features = preprocess(validation_cases, preprocessor)
+    config.inputs = profile([item.facts for item in train_features], start=config.inputs)
     if start_from is not None and model.tutoring is not None:
         library = model.tutoring.library
     interventions = [item.id for item in library.interventions] if library else []
@@ -269,18 +317,26 @@ def train(
 
         model.load_state_dict(best_state)
         if calibration_cases:
+            calibration_features = preprocess(calibration_cases, preprocessor)
             calibration = calibrate(
                 model,
-                preprocess(calibration_cases, preprocessor),
+                calibration_features,
                 calibration_cases,
                 pad_id=preprocessor.pad_id,
                 device=device,
             )
+            novelty = fit_novelty(
+                model,
+                train_features,
+                train_cases,
+                calibration_features,
+                pad_id=preprocessor.pad_id,
+                device=device,
+            )
         else:
-            calibration = {
-                "cases": 0,
-                "reason": "no calibration split: the temperatures were not fitted",
-            }
+            reason = "no calibration split: the temperatures were not fitted"
+            calibration = {"cases": 0, "reason": reason}
+            novelty = {"reason": "no calibration split: novelty detection was not fitted"}
         split, reported = next(
             (name, chosen)
             for name, chosen in (
@@ -299,9 +355,14 @@ def train(
         metrics.update(
             split=split,
             calibration=calibration,
+            novelty=novelty,
             needs_person_rate=needs_person_rates(
                 model, features, pad_id=preprocessor.pad_id, device=device
             ),
         )
+        if test_cases and calibration_cases:
+            metrics["out_of_distribution"] = out_of_distribution(
+                model, preprocessor, test_cases, device=device
+            )
         model.eval()
     return TrainingResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)

@@ -36,7 +36,7 @@ def validate(
     out.mkdir(parents=True, exist_ok=True)
     features = [engine.prepare(case) for case in cases]
     arrays = engine.forward(features, contributions=True)
-    predictions = engine.predictions_from(arrays)
+    predictions = engine.predictions_from(arrays, features)
     config = engine.config
     metrics = metrics_from_arrays(arrays, cases, config)
     summary: dict = {

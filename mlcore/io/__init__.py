@@ -13,6 +13,7 @@ _HOMES = {
     "read_audio": "audio",
     "warm_up": "audio",
     "read_dicom": "dicom",
+    "image_facts": "images",
     "image_tensor": "images",
     "read_image": "images",
     "Tokenizer": "text",

@@ -58,6 +58,25 @@ def read_dicom(
     return frames[len(frames) // 2]
 
 
+def dicom_header(source: str | Path | bytes) -> dict[str, str | int]:
+    """What a file says it is, without decoding its pixels: `image_modality` (the DICOM
+    Modality, "" when it names none), `body_part` ("" when none) and the matrix (`rows`,
+    `columns`). Raises InputError when it is not DICOM."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            dataset = pydicom.dcmread(stream, stop_before_pixels=True)
+        except Exception as error:  # pydicom raises many types on damaged files
+            raise InputError(f"not a readable DICOM file: {_short(error)}") from error
+    return {
+        "image_modality": str(dataset.get("Modality", "") or "").upper(),
+        "body_part": str(dataset.get("BodyPartExamined", "") or "").upper(),
+        "rows": int(dataset.get("Rows", 0) or 0),
+        "columns": int(dataset.get("Columns", 0) or 0),
+    }
+
+
 def _to_display(
     dataset: pydicom.Dataset, pixels: np.ndarray, *, ct_window: tuple[float, float]
 ) -> np.ndarray:

@@ -22,7 +22,7 @@ from monai.transforms import (
 )
 
 from mlcore.errors import InputError
-from mlcore.io.dicom import LUNG_WINDOW, read_dicom, robust_unit_range
+from mlcore.io.dicom import LUNG_WINDOW, dicom_header, read_dicom, robust_unit_range
 
 _PLAIN_IMAGES = {".png", ".jpg", ".jpeg"}
 
@@ -47,6 +47,27 @@ def read_image(
     if path.suffix.lower() in _PLAIN_IMAGES:
         return _read_plain(path)
     return read_dicom(path, volume=volume, ct_window=ct_window)
+
+
+def image_facts(source: str | Path | bytes, pixels: np.ndarray) -> dict[str, str | int]:
+    """What kind of image `source` is, for the input checks: a DICOM file's header
+    (`mlcore.io.dicom.dicom_header`); for other formats the format's name as `image_modality`
+    and the matrix of the pixels read."""
+    if isinstance(source, bytes):
+        return dicom_header(source)
+    name = Path(source).name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        kind = "NIFTI"
+    elif Path(source).suffix.lower() in _PLAIN_IMAGES:
+        kind = "JPEG" if name.endswith((".jpg", ".jpeg")) else "PNG"
+    else:
+        return dicom_header(source)
+    return {
+        "image_modality": kind,
+        "body_part": "",
+        "rows": int(pixels.shape[-2]),
+        "columns": int(pixels.shape[-1]),
+    }
 
 
 def _read_nifti(path: Path, *, volume: bool) -> np.ndarray:

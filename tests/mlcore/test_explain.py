@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mlcore.data import Preprocessor, read_manifest
-from mlcore.explain import diagnosis_heatmap
+from mlcore.explain import diagnosis_heatmap, occlusion_heatmap
 from mlcore.model import build_model
 from tests.mlcore.conftest import tiny_config
 
@@ -69,3 +69,17 @@ def test_a_heatmap_is_coarsened_to_block_means():
     heatmap = np.arange(16, dtype=np.float32).reshape(4, 4)
     assert coarsen(heatmap, cells=2) == [[2.5, 4.5], [10.5, 12.5]]
     assert np.array(coarsen(np.ones((64, 50)), cells=32)).shape == (32, 25)
+
+
+def test_occlusion_marks_the_regions_whose_hiding_lowers_the_finding(model_and_cases):
+    model, (case, _), pad_id = model_and_cases
+    label = model.config.tasks.diagnosis_labels[0]
+    heatmap = occlusion_heatmap(model, case, label=label, pad_id=pad_id, mask_size=8)
+    assert heatmap.shape == case.image.shape[1:]
+    assert heatmap.dtype == np.float32
+    assert 0.0 <= heatmap.min() <= heatmap.max() <= 1.0
+    np.testing.assert_array_equal(
+        heatmap, occlusion_heatmap(model, case, label=label, pad_id=pad_id, mask_size=8)
+    )
+    with pytest.raises(ValueError, match="unknown finding"):
+        occlusion_heatmap(model, case, label="nothing", pad_id=pad_id)

@@ -776,3 +776,28 @@ def test_pages_work_where_the_model_bundles_are_not_on_this_host(client, encount
     assert "suspicious mass" in text
     assert '<option value="pain">pain</option>' in text  # the correction offers the labels
     assert browser.get(reverse("models")).status_code == 200
+
+
+def test_a_card_gives_reasons_from_the_evidence_and_says_why_it_has_no_heatmap(
+    client, encounter, people, clinic_model
+):
+    result = result_for(encounter, diagnosis={"suspicious_mass": 0.8})
+    result.rationales = {
+        "diagnosis": "Suspicious mass (80%): the image raised it by 25 points.",
+        "emotion": "Anxious (60%): the text raised it by 30 points.",
+    }
+    result.save()
+    result.job.media.set(encounter.media.all())  # the visit's image was analysed
+    browser = signed_in(client, people["clinician"])
+    card = page(browser.get(reverse("job_status", args=[result.job.pk])))
+    assert (
+        "<strong>Why, from the evidence:</strong> Suspicious mass (80%): the image raised it by "
+        "25 points." in card
+    )
+    assert "Anxious (60%): the text raised it by 30 points." in card
+    assert "No heatmap: this model's heatmaps have not been shown to point at lesions" in card
+    result.explanation = {"method": "grad-cam", "finding": "suspicious_mass", "heatmap": [[0.5]]}
+    result.save()
+    card = page(browser.get(reverse("job_status", args=[result.job.pk])))
+    assert "No heatmap" not in card
+    assert f'src="{reverse("result_heatmap", args=[result.pk])}"' in card

@@ -25,6 +25,14 @@ def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings
     assert active_model_version(serves="clinic").metrics["split"] == "test"
     card = (tmp_path / DEMO_MODELS["clinic"] / "MODEL_CARD.md").read_text()
     assert "synthetic cases (mlcore.synthetic, benchmark v2): a demo, with no clinical" in card
+    game = active_model_version(serves="clinic").metrics["pointing_game"]
+    assert "## Explanations" in card
+    if game["cases"]:
+        assert f"in {game['hit_rate']:.0%} of {game['cases']} lesions the model found" in card
+    else:
+        assert "Heatmaps are not shown: the pointing game could not be played" in card
+    assert "inputs unlike any training data" in card
+    assert "Texts checked for their language: en" in card
 
     assert ensure_demo_models(cases=12, epochs=1, log=messages.append) == []
     assert ModelVersion.objects.count() == 2

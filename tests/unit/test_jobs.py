@@ -91,7 +91,7 @@ def test_an_organization_sets_when_an_answer_needs_a_person(
     assert set(result.needs_person) == expected
     assert result.abstain == bool(expected)
     for why in result.needs_person.values():
-        assert why["reason"] == "low_confidence"
+        assert why["reason"] == "low_confidence", why
         assert "below the 99% asked for" in why["detail"]
 
 

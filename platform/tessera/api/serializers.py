@@ -360,8 +360,10 @@ class ResultSerializer(serializers.ModelSerializer):
         child=serializers.DictField(child=serializers.CharField()),
         read_only=True,
         help_text="Per task (diagnosis, emotion) that a person must judge: `reason` "
-        "(evidence_missing: the case lacks an input the task needs; low_confidence: the model "
-        "is less sure than the threshold, the model's own or the organization's) and `detail`, "
+        "(evidence_missing: the case lacks an input the task needs; unlike_training: an input is "
+        "of a kind the model was not trained on, or the case is far from its training cases; "
+        "low_confidence: the model is less sure than the threshold, the model's own or the "
+        "organization's) and `detail`, "
         "a sentence. A task not listed answered; `abstain` is true when any is listed.",
     )
 
@@ -383,6 +385,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "abstain",
             "needs_person",
             "rationale",
+            "rationales",
             "explanation",
             "created_at",
         ]

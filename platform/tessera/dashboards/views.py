@@ -493,6 +493,7 @@ def _job_context(job: AnalysisJob, *, can_write: bool) -> dict:
 def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dict:
     """What a result's card shows; `job` is the result's job with its media loaded."""
     feedback = list(result.feedback.all())
+    image = next((asset for asset in job.media.all() if asset.kind == MediaKind.DICOM), None)
     return {
         "result": result,
         "diagnosis": sorted(result.diagnosis.items(), key=lambda item: -item[1]),
@@ -500,9 +501,10 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
         "feedback": feedback,
         "suggestions": _suggestions_with_verdicts(result, feedback),
         "correction": _correction_form(result),
-        "image": next((asset for asset in job.media.all() if asset.kind == MediaKind.DICOM), None)
-        if result.explanation
-        else None,
+        "image": image if result.explanation else None,
+        # The model drew no heatmap for findings on an image: its heatmaps failed, or never had,
+        # the pointing game (mlcore.pointing).
+        "heatmap_withheld": bool(image and result.diagnosis and not result.explanation),
         **extra,
     }
 

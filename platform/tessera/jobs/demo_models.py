@@ -17,10 +17,17 @@ from mlcore.config import (
     ModelConfig,
     TaskConfig,
 )
-from mlcore.data import manifest_hash, read_manifest
+from mlcore.data import Preprocessor, manifest_hash, read_manifest
 from mlcore.heads import InterventionLibrary
+from mlcore.pointing import pointing_game
 from mlcore.registry import save_bundle
-from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, SCHOOL_AFFECTS, write_dataset
+from mlcore.synthetic import (
+    CLINIC_AFFECTS,
+    CLINIC_FINDINGS,
+    SCHOOL_AFFECTS,
+    read_truth,
+    write_dataset,
+)
 from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.jobs.models import ModelVersion
@@ -66,6 +73,20 @@ def demo_config(kind: str) -> ModelConfig:
     )
 
 
+def _pointing_game(model, test: list, manifest: Path) -> dict:
+    """Whether the demo's heatmaps point at the lesions the generator drew, on the test split
+    (mlcore.pointing): they are shown only if they do."""
+    preprocessor = Preprocessor(model.config)
+    truth = read_truth(manifest)
+    return pointing_game(
+        model,
+        [preprocessor(case) for case in test],
+        [truth[case.id]["lesion"] for case in test],
+        label=CLINIC_FINDINGS[0],
+        pad_id=preprocessor.pad_id,
+    )
+
+
 def ensure_demo_models(
     *, cases: int = 480, epochs: int = 20, log: Callable[[str], None] = print
 ) -> list[ModelVersion]:
@@ -106,6 +127,8 @@ def ensure_demo_models(
             test_cases=test,
             library=library,
         )
+        if kind == "clinic":
+            result.metrics["pointing_game"] = _pointing_game(result.model, test, manifest)
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
         version, _ = ModelVersion.objects.update_or_create(
             name=name,

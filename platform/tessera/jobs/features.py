@@ -3,6 +3,7 @@ for the same model version are decoded once."""
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 from functools import lru_cache
@@ -116,6 +117,10 @@ def _save(features: Features, path: Path) -> None:
     }
     if features.subject:
         arrays["subject"] = np.array(features.subject)
+    if features.facts:
+        arrays["facts"] = np.array(json.dumps(features.facts))
+    if features.sentences:
+        arrays["sentences"] = np.array(json.dumps(features.sentences))
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -132,4 +137,9 @@ def _load(path: Path) -> Features:
             text_ids=stored.get("text_ids"),
             audio=stored.get("audio"),
             subject=str(stored["subject"]) if "subject" in stored else None,
+            # Features cached before the input checks have no facts: nothing to check.
+            facts=json.loads(str(stored["facts"])) if "facts" in stored else {},
+            sentences=[tuple(span) for span in json.loads(str(stored["sentences"]))]
+            if "sentences" in stored
+            else [],
         )

@@ -22,7 +22,6 @@ from django.conf import settings
 from mlcore.data import Features
 from mlcore.engine import InferenceEngine, Prediction
 from mlcore.errors import InputError
-from mlcore.explain import coarsen
 from tessera.celery import DATABASE_GONE
 from tessera.jobs import features as job_features
 from tessera.jobs.features import ModelUnavailable, model_unavailable_message
@@ -119,7 +118,7 @@ def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[
     outcomes = predict_fitting_memory(version, [features for _, features in ready])
     seconds = time.monotonic() - started
     retries = []
-    for (job, features), prediction in zip(ready, outcomes, strict=True):
+    for (job, _features), prediction in zip(ready, outcomes, strict=True):
         if prediction is None:
             retries += _back_off(
                 [job],
@@ -135,10 +134,7 @@ def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[
         complete_job(
             job_id=job.pk,
             worker=worker,
-            prediction={
-                **prediction.to_dict(),
-                "explanation": explanation(job, features, prediction),
-            },
+            prediction=prediction.to_dict(),
             timings={"inference": round(seconds, 4), "batch_cases": len(ready)},
         )
     return retries
@@ -152,28 +148,6 @@ def _back_off(jobs: list[AnalysisJob], *, worker: str, code: str, message: str) 
         if delay is not None:
             retries.append(Retry(job.pk, delay.total_seconds()))
     return retries
-
-
-HEATMAP_CELLS = 32  # a heatmap is stored as at most this many cells a side
-
-
-def explanation(job: AnalysisJob, features: Features, prediction: Prediction) -> dict:
-    """A Grad-CAM heatmap over the image for the most probable finding, when the job asked for
-    a diagnosis and had an image; {} otherwise, or when it could not be drawn (the result
-    stands without it)."""
-    if features.image is None or not prediction.diagnosis or job.task not in ("diagnosis", "all"):
-        return {}
-    finding = max(prediction.diagnosis, key=prediction.diagnosis.get)
-    try:
-        heatmap = engine_for(job.model_version).explain(features, label=finding)
-    except Exception as error:  # the result stands without its heatmap
-        logger.warning("job %s: no heatmap (%s)", job.pk, error)
-        return {}
-    return {
-        "method": "grad-cam",
-        "finding": finding,
-        "heatmap": coarsen(heatmap, cells=HEATMAP_CELLS),
-    }
 
 
 def predict_fitting_memory(

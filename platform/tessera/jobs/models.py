@@ -191,11 +191,20 @@ class AnalysisResult(models.Model):
     needs_person = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Task (diagnosis, emotion) → why it needs a person: {reason: evidence_missing "
-        "or low_confidence, detail: a sentence}. A task not listed answered.",
+        help_text="Task (diagnosis, emotion) → why it needs a person: {reason: evidence_missing, "
+        "unlike_training or low_confidence, detail: a sentence}. A task not listed answered.",
     )
     tutoring = models.JSONField(default=list, blank=True)
-    rationale = models.TextField(blank=True)
+    rationale = models.TextField(
+        blank=True, help_text="Written by the site's local language model, where one is set up."
+    )
+    rationales = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Task (diagnosis, emotion) → one sentence generated from the evidence the "
+        "model used: each input's contribution, where the heatmap peaks, the sentence of the "
+        "text that moved the answer most.",
+    )
     explanation = models.JSONField(
         default=dict,
         blank=True,

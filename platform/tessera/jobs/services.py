@@ -550,6 +550,11 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
         "abstain": bool(needs_person),
         "needs_person": needs_person,
         "rationale": prediction.get("rationale") or "",
+        "rationales": {
+            task: sentence
+            for task, sentence in prediction.get("rationales", {}).items()
+            if wanted.get(task)
+        },
         "explanation": (prediction.get("explanation") or {}) if wants_diagnosis else {},
         "urgency": max(prediction["diagnosis"].values(), default=0.0) if wants_diagnosis else 0.0,
     }

@@ -317,9 +317,12 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
         f"{'Findings' if task == 'diagnosis' else 'Affect'} need a person: {why['detail']}"
         for task, why in result.needs_person.items()
     ]
-    parts.append(f"Uncertainty (entropy): {result.uncertainty:.2f}.")
+    parts += [
+        f"Why the {'findings' if task == 'diagnosis' else 'affect'}, from the evidence: {sentence}"
+        for task, sentence in result.rationales.items()
+    ]
     if result.rationale:
-        parts.append(f"Rationale: {result.rationale}")
+        parts.append(f"Rationale (language model): {result.rationale}")
     if result.tutoring:
         parts.append(
             "Suggestions: "

@@ -1,0 +1,134 @@
+"""Rationales from evidence, for models with no language model configured: one sentence per
+task, built only from what the model used for that case.
+
+- Each input's contribution to the task's answer (the Shapley values of mlcore.contributions),
+  largest first, in points of probability.
+- For an image, where the Grad-CAM heatmap of the top finding peaks, as a zone of the image.
+- For a text, the sentence that moved the answer most: the one whose removal lowers the
+  answer's probability the most (leave-one-sentence-out, all of a batch's variants in one run).
+
+An input the case lacks contributes nothing and is never named.
+"""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mlcore.config import TaskConfig
+from mlcore.data import Features
+
+if TYPE_CHECKING:  # the engine writes these rationales: a run-time import would go in a circle
+    from mlcore.engine import Prediction
+
+INPUT_NOUNS = {"image": "the image", "text": "the text", "audio": "the recording"}
+# Below this change in probability an input or a sentence "barely moved" the answer.
+BARELY = 0.01
+
+
+def heatmap_zone(heatmap: np.ndarray) -> str:
+    """Where a heatmap peaks, as the zone of the image a radiologist would name: upper, middle
+    or lower third, and the patient's right or left (on the image's left or right, as images
+    are read facing the patient)."""
+    row, column = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    height, width = heatmap.shape
+    vertical = ("upper", "middle", "lower")[min(2, int(3 * row / height))]
+    side = "right" if column < width / 2 else "left"
+    return f"{side} {vertical} zone"
+
+
+def answers(prediction: "Prediction") -> dict[str, tuple[str, str, float, float]]:
+    """Per task: (answer key in the contributions, words for the answer, the answer's
+    probability, the sign that turns a contribution to that key into one to the answer)."""
+    found = {}
+    if prediction.diagnosis:
+        label = max(prediction.diagnosis, key=prediction.diagnosis.get)
+        p = prediction.diagnosis[label]
+        words = label.replace("_", " ")
+        found["diagnosis"] = (
+            (label, words.capitalize(), p, 1.0)
+            if p >= 0.5
+            else (label, f"No {words}", 1.0 - p, -1.0)
+        )
+    if prediction.emotion_label:
+        label = prediction.emotion_label
+        found["emotion"] = (
+            "emotion",
+            label.replace("_", " ").capitalize(),
+            prediction.emotion[label],
+            1.0,
+        )
+    return found
+
+
+def sentence_variants(features: Sequence[Features]) -> tuple[list[Features], list[tuple]]:
+    """Each case's features with one sentence of its text left out (no text when it was the
+    only one), and for each variant its (case row, sentence)."""
+    variants, owners = [], []
+    for row, item in enumerate(features):
+        if item.text_ids is None:
+            continue
+        for sentence, start, end in item.sentences:
+            kept = np.concatenate([item.text_ids[:start], item.text_ids[end:]])
+            variants.append(replace(item, text_ids=kept if len(kept) > 2 else None))
+            owners.append((row, sentence))
+    return variants, owners
+
+
+def moving_sentences(
+    predictions: Sequence["Prediction"],
+    owners: list[tuple[int, str]],
+    arrays: dict[str, np.ndarray],
+    tasks: TaskConfig,
+) -> list[dict[str, tuple[str, float]]]:
+    """Per case, per task: the sentence whose removal lowers the answer's probability the
+    most, and by how much (a fraction: 0.12 is 12 points), from the variants' outputs
+    (`arrays`, in `sentence_variants` order); {} for a case without text."""
+    best: list[dict[str, tuple[str, float]]] = [{} for _ in predictions]
+    for index, (row, sentence) in enumerate(owners):
+        for task, (key, _words, probability, sign) in answers(predictions[row]).items():
+            if task == "diagnosis":
+                p = float(arrays["diagnosis"][index][tasks.diagnosis_labels.index(key)])
+                without = p if sign > 0 else 1.0 - p
+            else:
+                chosen = tasks.emotion_labels.index(predictions[row].emotion_label)
+                without = float(arrays["emotion"][index][chosen])
+            drop = probability - without
+            if task not in best[row] or drop > best[row][task][1]:
+                best[row][task] = (sentence, drop)
+    return best
+
+
+def rationale(
+    prediction: "Prediction",
+    *,
+    zone: str | None = None,
+    sentences: dict[str, tuple[str, float]] | None = None,
+) -> dict[str, str]:
+    """One sentence per task of `prediction`, from its contributions, the heatmap's `zone`
+    (for the findings) and each task's moving sentence."""
+    sentences = sentences or {}
+    result = {}
+    for task, (key, words, probability, sign) in answers(prediction).items():
+        shares = prediction.contributions.get(key, {})
+        ordered = sorted(shares.items(), key=lambda item: -abs(item[1]))
+        parts = []
+        for place, (modality, value) in enumerate(ordered):
+            points = round(100 * sign * value)
+            noun = INPUT_NOUNS.get(modality, modality)
+            if abs(sign * value) < BARELY:
+                effect = "barely moved it"
+            else:
+                direction = "raised" if points > 0 else "lowered"
+                effect = f"{direction} it by {abs(points)} point{'s' if abs(points) != 1 else ''}"
+            detail = ""
+            if modality == "image" and zone and task == "diagnosis":
+                detail = f", its heatmap peaking in the {zone}"
+            if modality == "text" and task in sentences and sentences[task][1] >= BARELY:
+                detail = f', most of all "{sentences[task][0]}"'
+            lead = "" if place == 0 else "then "
+            parts.append(f"{lead}{noun} {effect}{detail}")
+        evidence = "; ".join(parts) if parts else "no input moved it"
+        result[task] = f"{words} ({round(100 * probability)}%): {evidence}."
+    return result

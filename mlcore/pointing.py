@@ -1,0 +1,76 @@
+"""The pointing game: does a finding's Grad-CAM heatmap peak on the lesion?
+
+On cases with a known lesion (centre and radius in the original image's pixels, as the
+synthetic generator records them in `truth.jsonl`) that the model finds (probability at least
+0.5), a hit is a heatmap peak within the lesion's radius plus 2 pixels of its centre. A bundle
+whose heatmaps have not passed the game (HEATMAPS_TRUSTED_FROM) shows none, and its rationales
+do not say where in the image the finding came from: an explanation is checked against ground
+truth before it is shown.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mlcore.data import Features
+from mlcore.evaluate import bootstrap_interval
+from mlcore.explain import diagnosis_heatmap, occlusion_heatmap
+from mlcore.model import MultimodalModel
+
+HEATMAPS_TRUSTED_FROM = 0.8  # the share of hits from which heatmaps are shown
+TOLERANCE_PIXELS = 2.0
+
+
+def heatmaps_trusted(metrics: dict) -> bool:
+    """Whether a bundle's metrics say its heatmaps passed the pointing game."""
+    return metrics.get("pointing_game", {}).get("hit_rate", 0.0) >= HEATMAPS_TRUSTED_FROM
+
+
+def pointing_game(
+    model: MultimodalModel,
+    features: Sequence[Features],
+    lesions: Sequence[dict | None],
+    *,
+    label: str,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    method: str = "grad-cam",
+) -> dict:
+    """The game over `features` with their `lesions` ({row, column, radius, size}: size is the
+    original image's side; None: no lesion), for finding `label`, with the heatmaps of `method`:
+    grad-cam (what cards show) or occlusion (MONAI's occlusion sensitivity, to cross-check)."""
+    draw = {"grad-cam": diagnosis_heatmap, "occlusion": occlusion_heatmap}[method]
+    device = torch.device(device)
+    column = model.config.tasks.diagnosis_labels.index(label)
+    hits = []
+    for item, lesion in zip(features, lesions, strict=True):
+        if lesion is None or item.image is None:
+            continue
+        if _probability(model, item, column, pad_id, device) < 0.5:
+            continue  # the game is played on the lesions the model finds
+        heatmap = draw(model, item, label=label, device=device, pad_id=pad_id)
+        scale = heatmap.shape[0] / lesion["size"]
+        row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+        distance = np.hypot(
+            (row + 0.5) / scale - lesion["row"], (col + 0.5) / scale - lesion["column"]
+        )
+        hits.append(float(distance <= lesion["radius"] + TOLERANCE_PIXELS))
+    if not hits:
+        return {"cases": 0, "reason": "the model found none of the lesions"}
+    values = np.array(hits)
+    low, high = bootstrap_interval(lambda rows: float(values[rows].mean()), len(values))
+    return {
+        "cases": len(hits),
+        "hit_rate": round(float(values.mean()), 4),
+        "interval": [round(low, 4), round(high, 4)],
+        "method": method,
+        "trusted_from": HEATMAPS_TRUSTED_FROM,
+    }
+
+
+def _probability(model: MultimodalModel, item: Features, column: int, pad_id: int, device) -> float:
+    from mlcore.engine import forward_in_batches  # the engine imports this module's gate
+
+    arrays = forward_in_batches(model, [item], batch_size=1, device=device, pad_id=pad_id)
+    return float(arrays["diagnosis"][0][column])
