@@ -6,7 +6,7 @@
   (mlcore.input_checks), or the case is far from the training cases in the model's own spaces
   (mlcore.novelty);
 - *low confidence*: the task's confidence is below its threshold (the bundle proposes one per
-  task from its calibration split, `TaskConfig.abstain_below`; an organization may set its own).
+  task from its held-out splits, `TaskConfig.abstain_below`; an organization may set its own).
 
 The first that applies is the reason given, in that order.
 
@@ -26,7 +26,7 @@ TASK_NAMES = {"diagnosis": "the findings", "emotion": "the affect"}
 MODALITY_NOUNS = {"image": "an image", "text": "a text", "audio": "a recording"}
 # Where a bundle proposes nothing, the threshold Moodle Analytics uses by default.
 DEFAULT_THRESHOLD = 0.6
-# The bundle proposes the confidence that this share of its calibration cases fall below.
+# The bundle proposes the confidence that this share of its held-out cases fall below.
 PROPOSED_SHARE = 0.03
 
 
@@ -48,7 +48,7 @@ def emotion_confidence(probabilities: np.ndarray) -> float:
 
 
 def proposed_threshold(confidences: np.ndarray) -> float:
-    """The confidence below which PROPOSED_SHARE of `confidences` (a calibration split's) fall:
+    """The confidence below which PROPOSED_SHARE of `confidences` (held-out cases') fall:
     in cases like those, about one in thirty goes to a person for want of confidence."""
     return round(float(np.quantile(confidences, PROPOSED_SHARE)), 4)
 
@@ -89,7 +89,7 @@ def needs_person(
 
 
 def proposed_thresholds(arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per task, the threshold proposed from a calibration split's outputs
+    """Per task, the threshold proposed from held-out cases' outputs
     (`mlcore.engine.forward_in_batches` arrays)."""
     proposals = {}
     if "diagnosis" in arrays and len(arrays["diagnosis"]):

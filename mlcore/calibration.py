@@ -40,10 +40,12 @@ def calibrate(
     *,
     pad_id: int,
     device: torch.device,
+    proposing_on: list[Features] | None = None,
 ) -> dict:
     """Fit and set every probability head's temperatures on `cases`, and propose the tasks'
-    thresholds; returns the report ({"diagnosis": {label: fit}, "emotion": fit,
-    "abstain_below": {task: threshold}}, fits as dicts) that the bundle keeps."""
+    thresholds on `proposing_on` (held-out features; these by default); returns the report
+    ({"diagnosis": {label: fit}, "emotion": fit, "abstain_below": {task: threshold}}, fits as
+    dicts) that the bundle keeps."""
     model.eval()
     arrays = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
     tasks = model.config.tasks
@@ -64,7 +66,9 @@ def calibrate(
         fit = fit_multiclass_temperature(logits, truth)
         model.emotion.temperature.fill_(fit.temperature)
         report["emotion"] = asdict(fit)
-    calibrated = forward_in_batches(model, features, batch_size=64, device=device, pad_id=pad_id)
+    calibrated = forward_in_batches(
+        model, proposing_on or features, batch_size=64, device=device, pad_id=pad_id
+    )
     tasks.abstain_below = proposed_thresholds(calibrated)
     report["abstain_below"] = dict(tasks.abstain_below)
     return report

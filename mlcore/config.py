@@ -74,7 +74,7 @@ class TaskConfig:
     # evidence missing" when the case lacks one); a task not listed needs none in particular.
     requires: dict[str, list[str]] = field(default_factory=dict)
     # Task → the confidence below which it says "needs a person": proposed by training from the
-    # calibration split (mlcore.abstention); an organization may set its own.
+    # validation and calibration splits (mlcore.abstention); an organization may set its own.
     abstain_below: dict[str, float] = field(default_factory=dict)
 
 

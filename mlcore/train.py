@@ -318,18 +318,22 @@ def train(
         model.load_state_dict(best_state)
         if calibration_cases:
             calibration_features = preprocess(calibration_cases, preprocessor)
+            # Thresholds and the novelty limit are tail quantiles: both held-out splits that
+            # tuned no weights set them, steadier than the calibration split's cases alone.
+            untuned = validation_features + calibration_features
             calibration = calibrate(
                 model,
                 calibration_features,
                 calibration_cases,
                 pad_id=preprocessor.pad_id,
                 device=device,
+                proposing_on=untuned,
             )
             novelty = fit_novelty(
                 model,
                 train_features,
                 train_cases,
-                calibration_features,
+                untuned,
                 pad_id=preprocessor.pad_id,
                 device=device,
             )

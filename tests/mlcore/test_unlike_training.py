@@ -121,9 +121,9 @@ def tiny_bundle(clinic_dataset, tmp_path_factory):
 def test_training_fits_the_detector_on_its_splits_and_the_bundle_keeps_it(tiny_bundle):
     directory, result = tiny_bundle
     report = result.metrics["novelty"]
-    assert report["split"] == "calibration"
+    assert report["split"] == "validation and calibration"
     assert report["flagged_share"] == 0.01
-    assert report["views"] == 12 * 7, "each calibration case under each subset of its inputs"
+    assert report["views"] == (12 + 12) * 7, "each held-out case under each subset of its inputs"
     detector = result.model.novelty
     assert detector.fitted
     assert bool(detector.usable.all())
