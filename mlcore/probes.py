@@ -8,8 +8,11 @@ The texts are in `resources/unlike/`; the sounds are made here with a fixed seed
 """
 
 import io
+import logging
 import warnings
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,21 @@ from mlcore.data import Case
 
 RESOURCES = Path(__file__).parent / "resources" / "unlike"
 SAMPLE_RATE = 16_000
+
+
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """pydicom logs a warning or an error for each oddity of its own test files, odd on
+    purpose: reading them as probes is no news to anyone."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -41,8 +59,7 @@ def pydicom_images() -> list[Path]:
     found = []
     for name in sorted((Path(pydicom.__file__).parent / "data" / "test_files").glob("*.dcm")):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # odd on purpose: pydicom tests its reader
+            with quiet_pydicom():
                 header = pydicom.dcmread(name, stop_before_pixels=True)
         except Exception:  # several test files are damaged on purpose
             continue

@@ -156,14 +156,15 @@ def out_of_distribution(
     """How often each task goes to a person on inputs unlike any training data
     (mlcore.probes); probes that preprocessing refuses (as the platform refuses their upload)
     are counted apart."""
-    from mlcore.probes import probes
+    from mlcore.probes import probes, quiet_pydicom
 
     features, refused = [], 0
-    for probe in probes(model.config.modalities, in_distribution):
-        try:
-            features.append(preprocessor(probe.case))
-        except InputError:
-            refused += 1
+    with quiet_pydicom():
+        for probe in probes(model.config.modalities, in_distribution):
+            try:
+                features.append(preprocessor(probe.case))
+            except InputError:
+                refused += 1
     return {
         "cases": len(features),
         "refused": refused,

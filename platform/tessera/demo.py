@@ -26,6 +26,7 @@ from mlcore.synthetic import clinical_case, ct_dicom_bytes, learner_case, wav_by
 from mlcore.synthetic.cases import ClinicalCase, LearnerCase
 from tessera.accounts.models import Organization, Role
 from tessera.accounts.services import set_membership
+from tessera.jobs.demo_models import DEMO_IMAGE_SIZE, DEMO_VOICE_SECONDS
 from tessera.jobs.in_process import analyse_in_process
 from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus
@@ -264,7 +265,11 @@ def _seed_patients(clinic: Organization, *, clinician) -> dict[Encounter, Clinic
             },
         )
         for number, (reason, days_ago) in enumerate(CLINIC_VISITS):
-            case = clinical_case(np.random.default_rng(1000 + index * VISITS_PER_PERSON + number))
+            case = clinical_case(
+                np.random.default_rng(1000 + index * VISITS_PER_PERSON + number),
+                image_size=DEMO_IMAGE_SIZE,
+                voice_seconds=DEMO_VOICE_SECONDS,
+            )
             with transaction.atomic():
                 encounter, _ = Encounter.objects.get_or_create(
                     patient=patient,
@@ -335,7 +340,10 @@ def _seed_students(school: Organization, *, teacher) -> dict[LearningSession, Le
             },
         )
         for number, (title, days_ago) in enumerate(SCHOOL_VISITS):
-            case = learner_case(np.random.default_rng(5000 + index * VISITS_PER_PERSON + number))
+            case = learner_case(
+                np.random.default_rng(5000 + index * VISITS_PER_PERSON + number),
+                voice_seconds=DEMO_VOICE_SECONDS,
+            )
             with transaction.atomic():
                 session, _ = LearningSession.objects.get_or_create(
                     student=student,

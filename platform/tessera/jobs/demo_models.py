@@ -35,6 +35,10 @@ from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import json_safe, promote_model_version
 
 DEMO_MODELS = {"clinic": "demo-clinic-v1", "school": "demo-school-v1"}
+# The demo's cases, for training and for the seeded people alike: a seeded case drawn at another
+# size would be, rightly, unlike the training data.
+DEMO_IMAGE_SIZE = 64
+DEMO_VOICE_SECONDS = 3.0
 INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
 
 
@@ -103,8 +107,8 @@ def ensure_demo_models(
             kind=kind,
             cases=cases,
             seed=7,
-            image_size=64,
-            voice_seconds=3.0,
+            image_size=DEMO_IMAGE_SIZE,
+            voice_seconds=DEMO_VOICE_SECONDS,
         )
         labelled = read_manifest(manifest)
         share = max(1, len(labelled) * 15 // 100)  # validation, calibration, test: 15% each
