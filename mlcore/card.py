@@ -109,11 +109,16 @@ def _abstention_lines(metrics: dict, config: ModelConfig) -> list[str]:
                 if inputs.body_parts
                 else ""
             )
-            + (f", {inputs.rows[0]} to {inputs.rows[1]} rows" if inputs.rows else "")
+            + (f", {_rows(inputs.rows)} rows" if inputs.rows else "")
         )
     if inputs.text_languages:
         lines.append(f"- Texts checked for their language: {', '.join(inputs.text_languages)}")
     return lines
+
+
+def _rows(bounds: list[int]) -> str:
+    low, high = bounds
+    return str(low) if low == high else f"{low} to {high}"
 
 
 def _needs_person_lines(config: ModelConfig) -> list[str]:

@@ -125,7 +125,14 @@ def rationale(
             detail = ""
             if modality == "image" and zone and task == "diagnosis":
                 detail = f", its heatmap peaking in the {zone}"
-            if modality == "text" and task in sentences and sentences[task][1] >= BARELY:
+            # The quoted sentence is the one that held the answer up most: it is said only of a
+            # text that raised the answer.
+            if (
+                modality == "text"
+                and points > 0
+                and task in sentences
+                and sentences[task][1] >= BARELY
+            ):
                 detail = f', most of all "{sentences[task][0]}"'
             lead = "" if place == 0 else "then "
             parts.append(f"{lead}{noun} {effect}{detail}")

@@ -68,11 +68,17 @@ def test_a_rationale_names_each_input_by_what_it_did():
         contributions={"suspicious_mass": {"image": 0.25, "text": -0.04, "audio": 0.004}},
     )
     sentences = {"diagnosis": ("She has a cough.", 0.05)}
+    # A text that lowered the answer is not quoted as what held it up.
     assert rationale(prediction, zone="left lower zone", sentences=sentences) == {
         "diagnosis": "Suspicious mass (80%): the image raised it by 25 points, its heatmap "
-        'peaking in the left lower zone; then the text lowered it by 4 points, most of all "She '
-        'has a cough."; then the recording barely moved it.'
+        "peaking in the left lower zone; then the text lowered it by 4 points; then the "
+        "recording barely moved it."
     }
+    prediction.contributions["suspicious_mass"]["text"] = 0.04
+    assert rationale(prediction, sentences=sentences)["diagnosis"] == (
+        "Suspicious mass (80%): the image raised it by 25 points; then the text raised it by 4 "
+        'points, most of all "She has a cough."; then the recording barely moved it.'
+    )
     absent = _prediction(
         diagnosis={"suspicious_mass": 0.3}, contributions={"suspicious_mass": {"text": -0.2}}
     )
@@ -145,7 +151,8 @@ def test_the_quoted_sentence_is_the_one_whose_removal_moves_the_answer_most(engi
         (without,) = engine.predict([Case(id="w", text=rest)], explain=False)
         drops.append(prediction.emotion[chosen] - without.emotion[chosen])
     moving = sentences[int(np.argmax(drops))]
-    if max(drops) >= 0.01:
+    raised = round(100 * prediction.contributions["emotion"]["text"]) > 0
+    if max(drops) >= 0.01 and raised:
         assert f'most of all "{moving}"' in prediction.rationales["emotion"]
     else:
         assert "most of all" not in prediction.rationales["emotion"]
