@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the engine writes these rationales: a run-time import would
     from mlcore.engine import Prediction
 
 INPUT_NOUNS = {"image": "the image", "text": "the text", "audio": "the recording"}
-# Below this change in probability an input or a sentence "barely moved" the answer.
+# Below this change in probability a sentence "barely moved" the answer and is not quoted.
 BARELY = 0.01
 
 
@@ -117,7 +117,7 @@ def rationale(
         for place, (modality, value) in enumerate(ordered):
             points = round(100 * sign * value)
             noun = INPUT_NOUNS.get(modality, modality)
-            if abs(sign * value) < BARELY:
+            if points == 0:  # as the card's bars say it: under half a point
                 effect = "barely moved it"
             else:
                 direction = "raised" if points > 0 else "lowered"

@@ -86,6 +86,11 @@ def test_a_rationale_names_each_input_by_what_it_did():
     assert rationale(absent) == {
         "diagnosis": "No suspicious mass (70%): the text raised it by 20 points."
     }
+    # "Barely" is what the card's bars call it too: under half a point.
+    slight = _prediction(
+        diagnosis={"suspicious_mass": 0.8}, contributions={"suspicious_mass": {"audio": 0.006}}
+    )
+    assert rationale(slight)["diagnosis"].endswith("the recording raised it by 1 point.")
     feeble = {"emotion": ("Fine.", 0.001)}  # a sentence that barely moved it is not quoted
     calm = _prediction(
         emotion={"neutral": 0.6, "pain": 0.4},
