@@ -5,6 +5,7 @@ the web process reads cards without loading models."""
 from pathlib import Path
 
 from mlcore.config import ModelConfig
+from mlcore.input_checks import span_words
 
 CARD_FILE = "MODEL_CARD.md"
 
@@ -109,16 +110,11 @@ def _abstention_lines(metrics: dict, config: ModelConfig) -> list[str]:
                 if inputs.body_parts
                 else ""
             )
-            + (f", {_rows(inputs.rows)} rows" if inputs.rows else "")
+            + (f", {span_words(inputs.rows)} rows" if inputs.rows else "")
         )
     if inputs.text_languages:
         lines.append(f"- Texts checked for their language: {', '.join(inputs.text_languages)}")
     return lines
-
-
-def _rows(bounds: list[int]) -> str:
-    low, high = bounds
-    return str(low) if low == high else f"{low} to {high}"
 
 
 def _needs_person_lines(config: ModelConfig) -> list[str]:

@@ -8,6 +8,8 @@ cropped), so stretched over the original it lines up.
 """
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -61,6 +63,18 @@ def _repeated(batch: Batch, count: int) -> Batch:
     return batch.map(lambda value: value[:1].expand(count, *value.shape[1:]))
 
 
+@contextmanager
+def _evaluating(model: MultimodalModel) -> Iterator[None]:
+    """The model in eval mode for the block, then as it was, with no gradients left on it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+
+
 def _explained_batch(
     model: MultimodalModel, features: Features, label: str, pad_id: int, device
 ) -> tuple[Batch, int]:
@@ -91,9 +105,7 @@ def occlusion_heatmap(
     OcclusionSensitivity: a blurred patch of `mask_size` pixels) lowers the probability of
     `label`; 0 where hiding it does not lower it. Raises ValueError as `diagnosis_heatmap`."""
     batch, column = _explained_batch(model, features, label, pad_id, device)
-    was_training = model.training
-    model.eval()
-    try:
+    with _evaluating(model):
         wrapper = _DiagnosisOfImage(model, batch)
         occlusion = OcclusionSensitivity(
             nn_module=wrapper,
@@ -106,8 +118,6 @@ def occlusion_heatmap(
             warnings.simplefilter("ignore")  # MONAI's own indexing, deprecated in torch
             probability = torch.sigmoid(wrapper(batch.image))[0, column]
             occluded, _ = occlusion(batch.image)  # (1, findings, H, W)
-    finally:
-        model.train(was_training)
     drop = (probability - occluded[0, column]).clamp(min=0.0)
     peak = float(drop.max())
     return (drop / peak if peak > 0 else drop).float().cpu().numpy()
@@ -125,15 +135,9 @@ def diagnosis_heatmap(
     logit of `label`. Raises ValueError when the model makes no diagnoses, does not know `label`
     or the case has no image."""
     batch, column = _explained_batch(model, features, label, pad_id, device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            cam = GradCAM(nn_module=_DiagnosisOfImage(model, batch), target_layers="feature_maps")
-            heatmap = cam(batch.image.clone(), class_idx=column)
-    finally:
-        model.train(was_training)
-        model.zero_grad(set_to_none=True)
+    with _evaluating(model), torch.enable_grad():
+        cam = GradCAM(nn_module=_DiagnosisOfImage(model, batch), target_layers="feature_maps")
+        heatmap = cam(batch.image.clone(), class_idx=column)
     return heatmap[0, 0].detach().float().cpu().numpy()
 
 

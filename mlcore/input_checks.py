@@ -126,7 +126,7 @@ def _image_concerns(facts: dict, expected: InputProfile) -> list[str]:
     ):
         found.append(
             f"the image is {rows} by {columns} pixels; the model learned from "
-            f"{_span(expected.rows)} by {_span(expected.columns)}"
+            f"{span_words(expected.rows)} by {span_words(expected.columns)}"
         )
     return found
 
@@ -137,7 +137,8 @@ def _within(size: int, bounds: list[int]) -> bool:
     return bounds[0] / MATRIX_FACTOR <= size <= bounds[1] * MATRIX_FACTOR
 
 
-def _span(bounds: list[int]) -> str:
+def span_words(bounds: list[int]) -> str:
+    """[low, high] in words: "64", or "64 to 128"."""
     low, high = bounds
     return str(low) if low == high else f"{low} to {high}"
 

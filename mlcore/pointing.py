@@ -42,12 +42,17 @@ def pointing_game(
     grad-cam (what cards show) or occlusion (MONAI's occlusion sensitivity, to cross-check)."""
     draw = {"grad-cam": diagnosis_heatmap, "occlusion": occlusion_heatmap}[method]
     device = torch.device(device)
+    from mlcore.engine import forward_in_batches  # the engine imports this module's gate
+
     column = model.config.tasks.diagnosis_labels.index(label)
+    probabilities = forward_in_batches(
+        model, features, batch_size=64, device=device, pad_id=pad_id
+    )["diagnosis"][:, column]
     hits = []
-    for item, lesion in zip(features, lesions, strict=True):
+    for item, lesion, probability in zip(features, lesions, probabilities, strict=True):
         if lesion is None or item.image is None:
             continue
-        if _probability(model, item, column, pad_id, device) < 0.5:
+        if probability < 0.5:
             continue  # the game is played on the lesions the model finds
         heatmap = draw(model, item, label=label, device=device, pad_id=pad_id)
         scale = heatmap.shape[0] / lesion["size"]
@@ -67,10 +72,3 @@ def pointing_game(
         "method": method,
         "trusted_from": HEATMAPS_TRUSTED_FROM,
     }
-
-
-def _probability(model: MultimodalModel, item: Features, column: int, pad_id: int, device) -> float:
-    from mlcore.engine import forward_in_batches  # the engine imports this module's gate
-
-    arrays = forward_in_batches(model, [item], batch_size=1, device=device, pad_id=pad_id)
-    return float(arrays["diagnosis"][0][column])
