@@ -67,9 +67,7 @@ def model_config(modalities: tuple[str, ...]) -> ModelConfig:
     return ModelConfig(
         name="+".join(modalities),
         modalities=list(modalities),
-        image=ImageEncoderConfig(
-            arch="densenet", size=48, init_features=8, growth_rate=8, block_config=(2, 2)
-        ),
+        image=ImageEncoderConfig(arch="detector", size=48),
         text=TextEncoderConfig(max_length=64),  # the shipped MiniLM, frozen
         audio=AudioEncoderConfig(seconds=3.0, n_mels=40, channels=(8, 16, 32)),
         # Hiding modalities often in training makes each one learnt: with the default 0.15 the

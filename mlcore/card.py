@@ -70,15 +70,20 @@ def _pointing_line(metrics: dict) -> str:
             f"- Heatmaps are not shown: the pointing game could not be played ({game['reason']})."
         )
     low, high = game["interval"]
-    shown = game["hit_rate"] >= game["trusted_from"]
+    enough = game["cases"] >= game.get("trusted_after", 0)
+    if game["hit_rate"] < game["trusted_from"]:
+        verdict = f"below {game['trusted_from']:.0%}, so heatmaps are not shown."
+    elif not enough:
+        verdict = (
+            f"too few lesions to go by (fewer than {game['trusted_after']}), so heatmaps are "
+            "not shown."
+        )
+    else:
+        verdict = "heatmaps are shown."
     return (
         f"- Pointing game: the Grad-CAM peak fell on the lesion in {game['hit_rate']:.0%} of "
         f"{game['cases']} lesions the model found (95% interval {low:.0%} to {high:.0%}); "
-        + (
-            "heatmaps are shown."
-            if shown
-            else f"below {game['trusted_from']:.0%}, so heatmaps are not shown."
-        )
+        + verdict
     )
 
 

@@ -15,12 +15,15 @@ DEFAULT_TEXT_ENCODER = "builtin:all-MiniLM-L6-v2"
 
 @dataclass
 class ImageEncoderConfig:
-    arch: str = "densenet121"  # densenet121 | densenet (custom sizes below) | resnet18 | resnet10
+    # densenet121 | densenet (custom sizes below) | resnet18 | resnet10 | detector (`channels`)
+    arch: str = "densenet121"
     spatial_dims: int = 2
     size: int = 128
     init_features: int = 64
     growth_rate: int = 32
     block_config: tuple[int, ...] = (6, 12, 24, 16)
+    # The detector's convolutions: the first halves the resolution, the others keep it.
+    channels: tuple[int, ...] = (16, 32, 32, 32)
     trainable: bool = True
     # How pixel values become the model's input. "fixed": CT through a fixed window in
     # Hounsfield units (`ct_window`: centre and width, the lung window by default), other images

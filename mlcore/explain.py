@@ -25,6 +25,7 @@ _FEATURE_LAYERS = {
     "densenet121": "encoders.image.network.features",
     "resnet10": "encoders.image.network.layer4",
     "resnet18": "encoders.image.network.layer4",
+    "detector": "encoders.image.network.features",
 }
 
 
@@ -102,8 +103,9 @@ def occlusion_heatmap(
     mask_size: int = 8,
 ) -> np.ndarray:
     """An (H, W) float32 map in [0, 1] of how much hiding each region of the image (MONAI's
-    OcclusionSensitivity: a blurred patch of `mask_size` pixels) lowers the probability of
-    `label`; 0 where hiding it does not lower it. Raises ValueError as `diagnosis_heatmap`."""
+    OcclusionSensitivity: a patch of `mask_size` pixels replaced by its mean) lowers the
+    probability of `label`; 0 where hiding it does not lower it. Raises ValueError as
+    `diagnosis_heatmap`."""
     batch, column = _explained_batch(model, features, label, pad_id, device)
     with _evaluating(model):
         wrapper = _DiagnosisOfImage(model, batch)
@@ -112,6 +114,10 @@ def occlusion_heatmap(
             mask_size=mask_size,
             n_batch=16,
             verbose=False,
+            # Each patch becomes its own mean: its structure hidden, its brightness kept. The
+            # default pulls a patch towards 0, mid-window on a CT: a grey blob in the dark
+            # lung, which reads as a new nodule rather than as nothing.
+            mode="mean_patch",
             activate=torch.sigmoid,
         )
         with torch.inference_mode(), warnings.catch_warnings():
@@ -136,9 +142,20 @@ def diagnosis_heatmap(
     or the case has no image."""
     batch, column = _explained_batch(model, features, label, pad_id, device)
     with _evaluating(model), torch.enable_grad():
-        cam = GradCAM(nn_module=_DiagnosisOfImage(model, batch), target_layers="feature_maps")
+        cam = GradCAM(
+            nn_module=_DiagnosisOfImage(model, batch),
+            target_layers="feature_maps",
+            postprocessing=_scaled_to_peak,
+        )
         heatmap = cam(batch.image.clone(), class_idx=column)
     return heatmap[0, 0].detach().float().cpu().numpy()
+
+
+def _scaled_to_peak(heatmap: torch.Tensor) -> torch.Tensor:
+    """Each map divided by its peak, so 1 is where the finding came from most. (MONAI's default
+    postprocessing maps the peak to 0 and the least to 1: every heatmap upside down.)"""
+    peaks = heatmap.flatten(start_dim=1).amax(dim=1).clamp(min=1e-12)
+    return heatmap / peaks.view(-1, *[1] * (heatmap.dim() - 1))
 
 
 def coarsen(heatmap: np.ndarray, *, cells: int) -> list[list[float]]:

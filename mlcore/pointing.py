@@ -3,7 +3,8 @@
 On cases with a known lesion (centre and radius in the original image's pixels, as the
 synthetic generator records them in `truth.jsonl`) that the model finds (probability at least
 0.5), a hit is a heatmap peak within the lesion's radius plus 2 pixels of its centre. A bundle
-whose heatmaps have not passed the game (HEATMAPS_TRUSTED_FROM) shows none, and its rationales
+whose heatmaps have not passed the game (HEATMAPS_TRUSTED_FROM, on at least
+HEATMAPS_TRUSTED_AFTER found lesions) shows none, and its rationales
 do not say where in the image the finding came from: an explanation is checked against ground
 truth before it is shown.
 """
@@ -19,12 +20,17 @@ from mlcore.explain import diagnosis_heatmap, occlusion_heatmap
 from mlcore.model import MultimodalModel
 
 HEATMAPS_TRUSTED_FROM = 0.8  # the share of hits from which heatmaps are shown
+HEATMAPS_TRUSTED_AFTER = 10  # found lesions played at least: a rate on fewer says too little
 TOLERANCE_PIXELS = 2.0
 
 
 def heatmaps_trusted(metrics: dict) -> bool:
     """Whether a bundle's metrics say its heatmaps passed the pointing game."""
-    return metrics.get("pointing_game", {}).get("hit_rate", 0.0) >= HEATMAPS_TRUSTED_FROM
+    game = metrics.get("pointing_game", {})
+    return (
+        game.get("hit_rate", 0.0) >= HEATMAPS_TRUSTED_FROM
+        and game.get("cases", 0) >= HEATMAPS_TRUSTED_AFTER
+    )
 
 
 def pointing_game(
@@ -71,4 +77,5 @@ def pointing_game(
         "interval": [round(low, 4), round(high, 4)],
         "method": method,
         "trusted_from": HEATMAPS_TRUSTED_FROM,
+        "trusted_after": HEATMAPS_TRUSTED_AFTER,
     }

@@ -59,8 +59,8 @@ def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, liv
     assert page.evaluate("window.stillTheSamePage === true")  # arrived without a reload
     expect(result.locator("dl.findings")).to_contain_text("suspicious mass")
     expect(result.locator(".probability").first).to_have_text(re.compile(r"^\d{1,3}%$"))
-    # The demo model's heatmaps did not pass the pointing game: none is shown, and the card
-    # says so; the findings' reasons come from the evidence.
+    # This demo model (24 cases, one epoch) played the pointing game on too few lesions to be
+    # trusted: no heatmap is shown, and the card says so; the reasons come from the evidence.
     expect(result.locator("img.heatmap")).to_have_count(0)
     expect(result.locator(".heatmap-withheld")).to_contain_text("No heatmap")
     expect(result.locator(".rationale.evidence").first).to_contain_text("Why, from the evidence:")

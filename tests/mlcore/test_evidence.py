@@ -175,6 +175,28 @@ def test_heatmaps_not_checked_against_lesions_are_not_shown(engine, clinic_datas
     assert "the image" in prediction.rationales["diagnosis"]
 
 
+def test_heatmaps_need_a_pass_on_enough_lesions():
+    from mlcore.card import _pointing_line
+    from mlcore.pointing import HEATMAPS_TRUSTED_AFTER, heatmaps_trusted
+
+    def game(cases: int, hit_rate: float) -> dict:
+        return {
+            "cases": cases,
+            "hit_rate": hit_rate,
+            "interval": [hit_rate, hit_rate],
+            "trusted_from": 0.8,
+            "trusted_after": HEATMAPS_TRUSTED_AFTER,
+        }
+
+    enough, few = HEATMAPS_TRUSTED_AFTER, HEATMAPS_TRUSTED_AFTER - 1
+    assert heatmaps_trusted({"pointing_game": game(enough, 0.8)})
+    assert not heatmaps_trusted({"pointing_game": game(few, 1.0)})
+    assert not heatmaps_trusted({"pointing_game": game(enough * 10, 0.79)})
+    assert _pointing_line({"pointing_game": game(enough, 0.9)}).endswith("heatmaps are shown.")
+    assert "too few lesions to go by" in _pointing_line({"pointing_game": game(few, 1.0)})
+    assert "below 80%" in _pointing_line({"pointing_game": game(enough, 0.5)})
+
+
 def test_the_pointing_game_scores_peaks_against_the_generators_lesions(engine, clinic_dataset):
     cases = read_manifest(clinic_dataset)
     truth = read_truth(clinic_dataset)

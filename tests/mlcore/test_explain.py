@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcore.data import Preprocessor, read_manifest
+from mlcore.data import Preprocessor, collate, read_manifest
 from mlcore.explain import diagnosis_heatmap, occlusion_heatmap
 from mlcore.model import build_model
 from tests.mlcore.conftest import tiny_config
@@ -29,6 +29,36 @@ def test_a_heatmap_covers_the_image_in_the_unit_range(model_and_cases):
     assert heatmap.min() >= 0.0
     assert heatmap.max() <= 1.0
     assert heatmap.max() > heatmap.min()  # it points somewhere
+
+
+def test_the_heatmap_is_high_where_the_gradient_weighted_features_are(model_and_cases):
+    # Grad-CAM by hand: the feature maps weighted by their mean gradient, summed, positive part,
+    # resized to the image and divided by the peak. (MONAI's default postprocessing turns the
+    # map upside down: the peak becomes 0.)
+    model, (case, _), pad_id = model_and_cases
+    heatmap = diagnosis_heatmap(
+        model, case, label=model.config.tasks.diagnosis_labels[0], pad_id=pad_id
+    )
+    batch = collate([case], model.config, pad_id=pad_id)
+    captured = {}
+
+    def keep(_module, _inputs, output):
+        captured["maps"] = output
+        return output.clone()  # the network's in-place ReLU follows
+
+    handle = model.get_submodule("encoders.image.network.features").register_forward_hook(keep)
+    try:
+        logit = model(batch).diagnosis[0, 0]
+    finally:
+        handle.remove()
+    (gradient,) = torch.autograd.grad(logit, captured["maps"])
+    maps = captured["maps"].detach()
+    cam = torch.relu((gradient.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, size=heatmap.shape, mode="bilinear")[0, 0]
+    np.testing.assert_allclose(heatmap, (cam / cam.max()).numpy(), atol=1e-5)
+    assert np.unravel_index(heatmap.argmax(), heatmap.shape) == np.unravel_index(
+        int(cam.argmax()), heatmap.shape
+    )
 
 
 def test_the_heatmap_follows_the_image_and_is_repeatable(model_and_cases):

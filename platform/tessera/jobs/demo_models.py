@@ -49,9 +49,8 @@ def demo_config(kind: str) -> ModelConfig:
     if kind == "clinic":
         return ModelConfig(
             name=DEMO_MODELS[kind],
-            image=ImageEncoderConfig(
-                arch="densenet", size=64, init_features=16, growth_rate=12, block_config=(3, 3, 3)
-            ),
+            # a nodule is small and local: a network that reads it where it is (bench/fusion.py)
+            image=ImageEncoderConfig(arch="detector", size=64),
             audio=audio,
             fusion=fusion,
             tasks=TaskConfig(
