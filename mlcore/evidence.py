@@ -123,7 +123,8 @@ def rationale(
                 direction = "raised" if points > 0 else "lowered"
                 effect = f"{direction} it by {abs(points)} point{'s' if abs(points) != 1 else ''}"
             detail = ""
-            if modality == "image" and zone and task == "diagnosis":
+            # The heatmap shows where the image raised the finding: said only where it did.
+            if modality == "image" and zone and task == "diagnosis" and sign * points > 0:
                 detail = f", its heatmap peaking in the {zone}"
             # The quoted sentence is the one that held the answer up most: it is said only of a
             # text that raised the answer.

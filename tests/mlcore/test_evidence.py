@@ -74,6 +74,12 @@ def test_a_rationale_names_each_input_by_what_it_did():
         "peaking in the left lower zone; then the text lowered it by 4 points; then the "
         "recording barely moved it."
     }
+    # The heatmap shows where the image raised the finding: not said of an image that lowered it.
+    lowered = _prediction(
+        diagnosis={"suspicious_mass": 0.3},
+        contributions={"suspicious_mass": {"image": -0.2, "text": 0.01, "audio": 0.0}},
+    )
+    assert "heatmap" not in rationale(lowered, zone="left lower zone")["diagnosis"]
     prediction.contributions["suspicious_mass"]["text"] = 0.04
     assert rationale(prediction, sentences=sentences)["diagnosis"] == (
         "Suspicious mass (80%): the image raised it by 25 points; then the text raised it by 4 "
@@ -130,13 +136,18 @@ def test_rationales_mention_only_the_evidence_present(engine, clinic_dataset):
         for task, sentence in prediction.rationales.items():
             for modality, noun in nouns.items():
                 assert (noun in sentence) == (modality in kept), (kept, task, sentence)
-            assert ("heatmap peaking in the" in sentence) == (
-                "image" in kept and task == "diagnosis"
-            ), sentence
+            raised_finding = (
+                task == "diagnosis"
+                and round(100 * prediction.contributions["suspicious_mass"].get("image", 0)) > 0
+            )
+            assert ("heatmap peaking in the" in sentence) == ("image" in kept and raised_finding), (
+                sentence
+            )
             quoted = [s for s in split_sentences(case.text) if f'"{s}"' in sentence]
             assert len(quoted) <= (1 if "text" in kept else 0), sentence
         if "image" in kept:
-            assert prediction.explanation["zone"] in prediction.rationales["diagnosis"]
+            zone = prediction.explanation["zone"]
+            assert (zone in prediction.rationales["diagnosis"]) == raised_finding
             assert prediction.explanation["method"] == "grad-cam"
         else:
             assert prediction.explanation == {}
