@@ -4,16 +4,16 @@ modality's own answer in the loss."""
 import torch
 
 from mlcore.config import ImageEncoderConfig
-from mlcore.data import collate
+from mlcore.data import Preprocessor, collate, read_manifest
 from mlcore.encoders.image import ImageEncoder
 from mlcore.model import build_model
 from mlcore.train import _mirrored, task_loss, training_loss
 from tests.mlcore.conftest import tiny_config
 
 
-def _detector(**overrides) -> ImageEncoder:
+def _detector() -> ImageEncoder:
     torch.manual_seed(0)
-    config = ImageEncoderConfig(arch="detector", size=32, channels=(8, 8, 8), **overrides)
+    config = ImageEncoderConfig(arch="detector", size=32, channels=(8, 8, 8))
     return ImageEncoder(config, dim=16).eval()
 
 
@@ -52,8 +52,6 @@ def test_mirroring_flips_about_half_of_the_images_left_to_right():
 
 
 def test_the_loss_adds_each_modalitys_own_answer(clinic_dataset):
-    from mlcore.data import Preprocessor, read_manifest
-
     torch.manual_seed(0)
     config = tiny_config()
     model = build_model(config).eval()
