@@ -56,7 +56,7 @@ class AudioEncoderConfig:
 
 @dataclass
 class FusionConfig:
-    kind: str = "attention"  # concat | attention | late
+    kind: str = "attention"  # concat | attention | late | sum
     dim: int = 128
     layers: int = 1
     heads: int = 4
@@ -126,9 +126,9 @@ class ModelConfig:
             raise ConfigError(
                 f"modalities must be a non-empty subset of {MODALITIES}, not {unknown}"
             )
-        if self.fusion.kind not in ("concat", "attention", "late"):
+        if self.fusion.kind not in ("concat", "attention", "late", "sum"):
             raise ConfigError(
-                f"fusion.kind must be concat, attention or late, not {self.fusion.kind!r}"
+                f"fusion.kind must be concat, attention, late or sum, not {self.fusion.kind!r}"
             )
         if self.image.intensity not in ("fixed", "standardise"):
             raise ConfigError(

@@ -110,9 +110,32 @@ class LateFusion(nn.Module):
         return Fused((tokens * weights.unsqueeze(-1)).sum(dim=1), weights)
 
 
+class SumFusion(nn.Module):
+    """A product of experts: the case embedding is the sum of the present modalities' vectors.
+    The heads are linear, so each task's logits are the no-evidence logits plus one term per
+    modality: every modality adds its own log-odds, which is how independent evidence combines
+    (naive Bayes), and masking a modality removes exactly its term. Weights are equal shares of
+    the present modalities; the contributions (mlcore.contributions) say what each one did."""
+
+    combines_predictions = False
+
+    def __init__(self, config: FusionConfig, modalities: int) -> None:
+        super().__init__()
+
+    def forward(self, tokens: torch.Tensor, present: torch.Tensor) -> Fused:
+        mask = present.to(tokens.dtype)
+        weights = mask / mask.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        return Fused((tokens * mask.unsqueeze(-1)).sum(dim=1), weights)
+
+
 def build_fusion(config: FusionConfig, modalities: int) -> nn.Module:
-    kinds = {"concat": ConcatFusion, "attention": AttentionFusion, "late": LateFusion}
+    kinds = {
+        "concat": ConcatFusion,
+        "attention": AttentionFusion,
+        "late": LateFusion,
+        "sum": SumFusion,
+    }
     return kinds[config.kind](config, modalities)
 
 
-__all__ = ["AttentionFusion", "ConcatFusion", "Fused", "LateFusion", "build_fusion"]
+__all__ = ["AttentionFusion", "ConcatFusion", "Fused", "LateFusion", "SumFusion", "build_fusion"]

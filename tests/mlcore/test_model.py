@@ -24,7 +24,7 @@ def _features(modalities, rng) -> Features:
     )
 
 
-@pytest.mark.parametrize("kind", ["concat", "attention", "late"])
+@pytest.mark.parametrize("kind", ["concat", "attention", "late", "sum"])
 def test_every_subset_of_modalities_gets_an_answer(kind):
     config = tiny_config(fusion=FusionConfig(kind=kind, dim=32))
     model = build_model(config).eval()
@@ -42,6 +42,28 @@ def test_every_subset_of_modalities_gets_an_answer(kind):
             if modality not in subset:
                 assert weights[modality] == 0.0, (kind, subset)
         assert output.present[row].tolist() == [m in subset for m in MODALITIES]
+
+
+def test_sum_fusion_adds_each_modality_s_own_term_to_the_logits():
+    """A product of experts: hiding a modality takes away exactly what the head makes of its
+    vector, whatever else is present (a bug that mixed the modalities would break it)."""
+    config = tiny_config(fusion=FusionConfig(kind="sum", dim=32))
+    model = build_model(config).eval()
+    rng = np.random.default_rng(2)
+    batch = collate([_features(MODALITIES, rng) for _ in range(4)], config)
+    with torch.inference_mode():
+        tokens, present = model.encode(batch)
+        everything = model.decide(tokens, present, batch.subject)
+        for column in range(len(MODALITIES)):
+            hidden = present.clone()
+            hidden[:, column] = False
+            without = model.decide(tokens, hidden, batch.subject)
+            own_term = tokens[:, column] @ model.emotion.linear.weight.T
+            torch.testing.assert_close(everything.emotion - without.emotion, own_term)
+            own_term = tokens[:, column] @ model.diagnosis.linear.weight.T
+            torch.testing.assert_close(everything.diagnosis - without.diagnosis, own_term)
+        nothing = model.decide(tokens, torch.zeros_like(present), batch.subject)
+    torch.testing.assert_close(nothing.emotion, model.emotion.linear.bias.expand(4, -1))
 
 
 def test_a_missing_modality_does_not_change_the_others_tokens():
