@@ -11,7 +11,7 @@ game of the heatmaps, how often each task needs a person in and out of distribut
 calibration error of every head.
 
 Usage: .venv/bin/python bench/fusion.py [--train 600] [--test 400] [--epochs 40] [--seed 0]
-                                        [--fusion attention|sum] [--weight-decay 0.01]
+                                        [--fusion KIND] [--weight-decay 0.01]
 """
 
 import argparse
@@ -30,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 
 from mlcore.config import (
+    FUSION_KINDS,
     AudioEncoderConfig,
     FusionConfig,
     ImageEncoderConfig,
@@ -386,7 +387,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fusion", choices=("attention", "sum"), default="attention")
+    parser.add_argument("--fusion", choices=FUSION_KINDS, default="attention")
     parser.add_argument("--weight-decay", type=float, default=TrainingConfig.weight_decay)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from typing import Any
 from mlcore.errors import ConfigError
 
 MODALITIES = ("image", "text", "audio")
+FUSION_KINDS = ("concat", "attention", "late", "sum")  # mlcore.fusion
 DEFAULT_TEXT_ENCODER = "builtin:all-MiniLM-L6-v2"
 
 
@@ -56,7 +57,7 @@ class AudioEncoderConfig:
 
 @dataclass
 class FusionConfig:
-    kind: str = "attention"  # concat | attention | late | sum
+    kind: str = "attention"  # one of FUSION_KINDS
     dim: int = 128
     layers: int = 1
     heads: int = 4
@@ -126,9 +127,9 @@ class ModelConfig:
             raise ConfigError(
                 f"modalities must be a non-empty subset of {MODALITIES}, not {unknown}"
             )
-        if self.fusion.kind not in ("concat", "attention", "late", "sum"):
+        if self.fusion.kind not in FUSION_KINDS:
             raise ConfigError(
-                f"fusion.kind must be concat, attention, late or sum, not {self.fusion.kind!r}"
+                f"fusion.kind must be one of {', '.join(FUSION_KINDS)}, not {self.fusion.kind!r}"
             )
         if self.image.intensity not in ("fixed", "standardise"):
             raise ConfigError(
