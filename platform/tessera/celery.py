@@ -1,13 +1,17 @@
 """The Celery application shared by the web process and every worker.
 
-Three queues: `cpu` (preprocessing), `gpu` (inference and training; one process per GPU, pool
-solo or threads: never fork after CUDA initialisation) and `reports` (PDF rendering). The
-database, not the broker, is the source of truth for jobs, so delivery settings favour
-at-least-once: acknowledge after the task ran, and hand a message back when its worker dies.
+Three queues: `cpu` (preprocessing, webhooks, sweepers), `gpu` (inference and training; one
+process per GPU, pool solo or threads: never fork after CUDA initialisation) and `reports` (PDF
+rendering). Which task goes to which queue is said once, in `TASK_QUEUES` (Celery's
+`task_routes`): callers publish a task by its name (`enqueue`), never naming a queue, and so
+need not import the task modules, which import their services. The database, not the broker,
+is the source of truth for jobs, so delivery settings favour at-least-once: acknowledge after
+the task ran, and hand a message back when its worker dies.
 """
 
 import os
 import socket
+from enum import StrEnum
 
 from celery import Celery
 from django.db import InterfaceError, OperationalError
@@ -16,6 +20,31 @@ from kombu import Exchange, Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 
 QUEUE_NAMES = ("cpu", "gpu", "reports")
+
+
+class TaskName(StrEnum):
+    PREPROCESS = "tessera.jobs.preprocess"
+    INFER = "tessera.jobs.infer"
+    TRAIN = "tessera.jobs.train"
+    SWEEP_JOBS = "tessera.jobs.sweep"
+    RENDER_REPORT = "tessera.reports.render"
+    WEEKLY_REPORT = "tessera.reports.weekly"
+    SWEEP_REPORTS = "tessera.reports.sweep"
+    DELIVER_WEBHOOK = "tessera.webhooks.deliver"
+    SWEEP_WEBHOOKS = "tessera.webhooks.sweep"
+
+
+TASK_QUEUES = {
+    TaskName.PREPROCESS: "cpu",
+    TaskName.INFER: "gpu",
+    TaskName.TRAIN: "gpu",
+    TaskName.SWEEP_JOBS: "cpu",
+    TaskName.RENDER_REPORT: "reports",
+    TaskName.WEEKLY_REPORT: "reports",
+    TaskName.SWEEP_REPORTS: "reports",
+    TaskName.DELIVER_WEBHOOK: "cpu",
+    TaskName.SWEEP_WEBHOOKS: "cpu",
+}
 
 # Task options: a lost database connection is transient, so the task retries with exponential
 # backoff (services make a retried task safe to run again); bad input is never retried.
@@ -32,6 +61,7 @@ app = Celery("tessera")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES),
+    task_routes={str(name): {"queue": queue} for name, queue in TASK_QUEUES.items()},
     task_default_queue="cpu",
     task_default_exchange="cpu",
     task_default_routing_key="cpu",
@@ -46,6 +76,14 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
+
+
+def enqueue(name: TaskName, *args: object, countdown: float | None = None) -> None:
+    """Publish a task to its queue (`TASK_QUEUES`); run inline where tasks run eagerly (tests).
+    The task is looked up by name in the app's registry."""
+    if name not in app.tasks:  # a web process: the task modules are imported on first use
+        app.loader.import_default_modules()
+    app.tasks[name].apply_async(args=list(args), countdown=countdown)
 
 
 @app.task(name="tessera.ping")

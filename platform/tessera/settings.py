@@ -275,21 +275,19 @@ TESSERA_TRAINING_TIMEOUT = env.int("TESSERA_TRAINING_TIMEOUT", default=6 * 3600)
 TESSERA_WEBHOOK_TIMEOUT_SECONDS = env.float("TESSERA_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 TESSERA_WEBHOOK_MAX_ATTEMPTS = env.int("TESSERA_WEBHOOK_MAX_ATTEMPTS", default=8)
 TESSERA_WEBHOOK_BACKOFF_SECONDS = env.float("TESSERA_WEBHOOK_BACKOFF_SECONDS", default=30.0)
+# Each task goes to its queue by tessera.celery.TASK_QUEUES.
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {
         "task": "tessera.jobs.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
-        "options": {"queue": "cpu"},
     },
     "resend-lost-webhook-deliveries": {
         "task": "tessera.webhooks.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
-        "options": {"queue": "cpu"},
     },
     "republish-lost-reports": {
         "task": "tessera.reports.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
-        "options": {"queue": "reports"},
     },
 }
 # Beat keeps its schedule in the database (django-celery-beat): the sweepers above, and the

@@ -66,7 +66,7 @@ def republished(monkeypatch):
     monkeypatch.setattr(
         tasks.infer_job,
         "apply_async",
-        lambda *, args, queue, countdown=None: sent.append((args[0], countdown)),
+        lambda *, args, countdown=None: sent.append((args[0], countdown)),
     )
     return sent
 

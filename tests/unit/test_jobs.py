@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import (
-    AnalysisRefused,
     cancel_job,
     claim_for_inference,
     claim_for_preprocessing,
@@ -33,6 +32,7 @@ from tessera.records.services import (
     create_student,
 )
 from tessera.records.storage import content_store
+from tessera.refusals import Refused
 from tests.conftest import upload
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +170,7 @@ def test_a_session_with_only_a_recording_is_refused_with_its_own_sentence(
     session = create_learning_session(student=student, occurred_at=WHEN, subject_area="Mathematics")
     add_media(attached_to=session, kind=MediaKind.LEARNER_AUDIO, file=upload(wav_audio))
     for task in ("all", "tutoring", "emotion"):
-        with pytest.raises(AnalysisRefused) as refused:
+        with pytest.raises(Refused) as refused:
             request_analysis(attached_to=session, task=task)
         assert refused.value.code == "policy"
         assert refused.value.message.startswith(
@@ -185,7 +185,7 @@ def test_asking_explicitly_for_the_recording_of_an_eu_pupil_is_still_refused(
 ):
     recording = eu_session.media.get(kind=MediaKind.LEARNER_AUDIO)
     for task in ("emotion", "tutoring", "all"):
-        with pytest.raises(AnalysisRefused, match=AI_ACT):
+        with pytest.raises(Refused, match=AI_ACT):
             request_analysis(attached_to=eu_session, task=task, media=[recording])
     assert not AnalysisJob.objects.exists()
 
@@ -198,16 +198,16 @@ def test_a_clinic_leaves_out_nothing(encounter, clinic_model, django_capture_on_
 
 
 def test_requests_are_refused_clearly(encounter, clinic, school, make_user):
-    with pytest.raises(AnalysisRefused, match="no model serves clinics"):
+    with pytest.raises(Refused, match="no model serves clinics"):
         request_analysis(attached_to=encounter, task="diagnosis")
     other = create_encounter(patient=encounter.patient, occurred_at=WHEN)
-    with pytest.raises(AnalysisRefused, match="nothing to analyse"):
+    with pytest.raises(Refused, match="nothing to analyse"):
         request_analysis(attached_to=other, task="diagnosis")
-    with pytest.raises(AnalysisRefused, match="belong to another encounter"):
+    with pytest.raises(Refused, match="belong to another encounter"):
         request_analysis(attached_to=other, task="diagnosis", media=list(encounter.media.all()))
     clinic.allowed_analyses = ["diagnosis"]
     clinic.save()
-    with pytest.raises(AnalysisRefused, match="turned off by Test Clinic's policy"):
+    with pytest.raises(Refused, match="turned off by Test Clinic's policy"):
         request_analysis(attached_to=encounter, task="emotion")
     assert not AnalysisJob.objects.exists()
 
@@ -278,7 +278,7 @@ def test_a_running_job_cannot_be_retried(
 ):
     with django_capture_on_commit_callbacks(execute=False):
         job = request_analysis(attached_to=encounter, task="diagnosis")
-    with pytest.raises(AnalysisRefused, match="only a failed or cancelled job"):
+    with pytest.raises(Refused, match="only a failed or cancelled job"):
         retry_job(job=job)
 
 
@@ -291,11 +291,11 @@ def test_feedback_is_checked_against_the_models_labels(
     record_feedback(
         result=result, kind="correct", given_by=doctor, diagnosis=[], emotion_label="pain"
     )
-    with pytest.raises(AnalysisRefused, match="unknown findings: broken_leg"):
+    with pytest.raises(Refused, match="unknown findings: broken_leg"):
         record_feedback(result=result, kind="correct", given_by=doctor, diagnosis=["broken_leg"])
-    with pytest.raises(AnalysisRefused, match="unknown affect label: joy"):
+    with pytest.raises(Refused, match="unknown affect label: joy"):
         record_feedback(result=result, kind="correct", given_by=doctor, emotion_label="joy")
-    with pytest.raises(AnalysisRefused, match="which of the suggested interventions"):
+    with pytest.raises(Refused, match="which of the suggested interventions"):
         record_feedback(
             result=result, kind="useful", given_by=doctor, intervention="worked-example"
         )

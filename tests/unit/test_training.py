@@ -10,9 +10,10 @@ import pytest
 from mlcore.synthetic import write_dataset
 from tessera.jobs import training
 from tessera.jobs.models import AnalysisResult, ModelVersion, TrainingRun
-from tessera.jobs.services import AnalysisRefused, record_feedback, request_analysis
+from tessera.jobs.services import record_feedback, request_analysis
 from tessera.records.models import MediaKind
 from tessera.records.services import add_media, create_encounter, create_patient
+from tessera.refusals import Refused
 from tests.unit.conftest import WHEN
 
 pytestmark = pytest.mark.django_db
@@ -138,9 +139,9 @@ def test_a_version_worse_than_the_active_one_is_kept_out_of_service(
 
 def test_training_needs_enough_feedback_and_a_model_to_start_from(clinic_model, settings):
     settings.TESSERA_TRAINING_MIN_CASES = 5
-    with pytest.raises(AnalysisRefused, match="only 0 results have been confirmed or corrected"):
+    with pytest.raises(Refused, match="only 0 results have been confirmed or corrected"):
         training.request_training(serves="clinic")
-    with pytest.raises(AnalysisRefused, match="no active school model"):
+    with pytest.raises(Refused, match="no active school model"):
         training.request_training(serves="school")
     assert not TrainingRun.objects.exists()
 

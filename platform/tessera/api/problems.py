@@ -19,20 +19,20 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from tessera.jobs.services import AnalysisRefused
 from tessera.records.uploads import UploadRejected
-from tessera.reports.services import ReportRefused
+from tessera.refusals import RefusalCode, Refused
 
 logger = logging.getLogger("django.request")
 PROBLEM_TYPE = "urn:tessera:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
+# Any other refusal is a 400: the request itself needs changing.
 REFUSAL_STATUS = {
-    "policy": 403,
-    "no_model": 409,
-    "not_retryable": 409,
-    "rejected": 409,
-    "duplicate": 409,
+    RefusalCode.POLICY: 403,
+    RefusalCode.NO_MODEL: 409,
+    RefusalCode.NOT_RETRYABLE: 409,
+    RefusalCode.REJECTED: 409,
+    RefusalCode.DUPLICATE: 409,
 }
 
 
@@ -99,7 +99,7 @@ def _translate(exc: Exception) -> Exception:
             status_code=UPLOAD_STATUS.get(exc.code, 400),
             technical_detail=exc.technical_detail,
         )
-    if isinstance(exc, AnalysisRefused | ReportRefused):
+    if isinstance(exc, Refused):
         return Problem(exc.message, code=exc.code, status_code=REFUSAL_STATUS.get(exc.code, 400))
     if isinstance(exc, IntegrityError):
         return Problem(

@@ -17,10 +17,10 @@ from tessera.dashboards import selectors
 from tessera.dashboards.access import current_organization, form_errors, require, visible_or_404
 from tessera.dashboards.forms import CohortReportForm, ReportForm, ScheduleForm
 from tessera.records.models import Patient, Student
+from tessera.refusals import Refused
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file, reports_of, schedules_of
 from tessera.reports.services import (
-    ReportRefused,
     cancel_schedule,
     request_report,
     schedule_weekly_report,
@@ -82,7 +82,7 @@ def _asked(request: HttpRequest, form, organization: Organization, **scope) -> H
             period_end=form.cleaned_data.get("period_end"),
             **scope,
         )
-    except ReportRefused as refused:
+    except Refused as refused:
         messages.error(request, f"No report: {refused.message}.")
         return redirect("reports")
     messages.success(request, "The report is being prepared: it appears below when ready.")
@@ -150,7 +150,7 @@ def schedule_report(request: HttpRequest) -> HttpResponse:
             requested_by=request.user,
             cohort=get_object_or_404(cohorts, pk=chosen) if chosen else None,
         )
-    except ReportRefused as refused:
+    except Refused as refused:
         messages.error(request, f"Not scheduled: {refused.message}.")
         return redirect("reports")
     messages.success(request, "Scheduled: a report every Monday morning, covering the week before.")

@@ -51,7 +51,6 @@ from tessera.jobs.selectors import (
     model_versions_for,
 )
 from tessera.jobs.services import (
-    AnalysisRefused,
     promote_model_version,
     record_feedback,
     request_analysis,
@@ -76,6 +75,7 @@ from tessera.records.services import (
 )
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected
+from tessera.refusals import Refused
 
 logger = logging.getLogger(__name__)
 
@@ -469,7 +469,7 @@ def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
     require(request, Capability.WRITE, organization_of(visit))
     try:
         request_analysis(attached_to=visit, task=JobTask.ALL, requested_by=request.user)
-    except AnalysisRefused as refusal:
+    except Refused as refusal:
         return _render_visit(
             request,
             visit,
@@ -559,7 +559,7 @@ def retry(request: HttpRequest, pk) -> HttpResponse:
     visit = job.encounter or job.learning_session
     try:
         retry_job(job=job, requested_by=request.user)
-    except AnalysisRefused as refusal:
+    except Refused as refusal:
         reason = _sentence(str(refusal))
         return _render_visit(request, visit, status=422, analysis_error=reason)
     return _render_visit(request, visit)
@@ -597,7 +597,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
                 emotion_label=chosen.get("affect", ""),
                 intervention=request.POST.get("intervention", ""),
             )
-        except AnalysisRefused as refusal:
+        except Refused as refusal:
             error = _sentence(str(refusal))
     result = (
         AnalysisResult.objects.select_related(
@@ -786,7 +786,7 @@ def promote(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Only organization admins promote models.")
     try:
         promote_model_version(version=version, promoted_by=request.user)
-    except AnalysisRefused as refusal:
+    except Refused as refusal:
         messages.error(request, f"{version.name}: {_sentence(str(refusal))}")
     else:
         messages.success(

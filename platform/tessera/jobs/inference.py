@@ -25,7 +25,7 @@ from mlcore.errors import InputError
 from tessera.celery import DATABASE_GONE
 from tessera.jobs import features as job_features
 from tessera.jobs.features import ModelUnavailable, model_unavailable_message
-from tessera.jobs.models import AnalysisJob, ModelVersion
+from tessera.jobs.models import Activity, AnalysisJob, ModelVersion
 from tessera.jobs.services import (
     claim_more_for_inference,
     complete_job,
@@ -135,7 +135,7 @@ def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[
             job_id=job.pk,
             worker=worker,
             prediction=prediction.to_dict(),
-            timings={"inference": round(seconds, 4), "batch_cases": len(ready)},
+            timings={Activity.INFERENCE: round(seconds, 4), "batch_cases": len(ready)},
         )
     return retries
 

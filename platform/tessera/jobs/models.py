@@ -8,6 +8,7 @@ job and model version, so a job that runs twice still has one result.
 """
 
 import uuid
+from enum import StrEnum
 from pathlib import Path
 
 from django.conf import settings
@@ -77,6 +78,26 @@ class JobStatus(models.TextChoices):
 
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Stage(StrEnum):
+    """The pipeline's two steps: a job is published to one, on its queue (see publish)."""
+
+    PREPROCESS = "preprocess"
+    INFER = "infer"
+
+
+class Activity(StrEnum):
+    """What a job that has not finished is doing, as its card says it (`AnalysisJob.stage`);
+    also the names of its timings."""
+
+    NONE = ""  # queued, or finished
+    PREPROCESSING = "preprocessing"
+    WAITING_FOR_INFERENCE = "waiting for inference"
+    INFERENCE = "inference"
+    WAITING_TO_RETRY = "waiting to retry"
+
+
 # How a person calls each input of the model.
 INPUT_NOUN = {"image": "image", "text": "text", "audio": "recording"}
 
@@ -102,7 +123,7 @@ class AnalysisJob(models.Model):
     media = models.ManyToManyField(MediaAsset, related_name="jobs")
     task = models.CharField(max_length=16, choices=JobTask.choices)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    stage = models.CharField(max_length=32, blank=True)
+    stage = models.CharField(max_length=32, blank=True)  # an Activity
     progress = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)

@@ -23,31 +23,26 @@ from django.utils import timezone
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import Analysis, OrganizationKind
 from tessera.accounts.selectors import organization_of
+from tessera.celery import TaskName, enqueue
 from tessera.jobs.latest import refresh_latest_analysis, subject_of
 from tessera.jobs.models import (
     FINISHED,
     INPUT_NOUN,
+    Activity,
     AnalysisJob,
     AnalysisResult,
     Feedback,
     JobStatus,
     JobTask,
     ModelVersion,
+    Stage,
 )
 from tessera.jobs.selectors import active_model_version, model_labels
 from tessera.records.models import MODALITY_OF, Encounter, LearningSession, MediaAsset
+from tessera.refusals import RefusalCode, Refused
 from tessera.text import duration_in_words
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
-
-
-class AnalysisRefused(Exception):
-    """A request that cannot be accepted; `message` is written for the person who asked."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 def lease_length() -> timedelta:
@@ -104,10 +99,11 @@ def promote_model_version(
     *, version: ModelVersion, promoted_by: AbstractBaseUser | None
 ) -> ModelVersion:
     """Make `version` the one that serves its kind of organization; the previous one retires.
-    Raises AnalysisRefused (code `rejected`) for a version its evaluation rejected."""
+    Raises Refused (code `rejected`) for a version its evaluation rejected."""
     if version.status == ModelVersion.Status.REJECTED:
-        raise AnalysisRefused(
-            "this version was rejected by its evaluation and cannot serve", code="rejected"
+        raise Refused(
+            "this version was rejected by its evaluation and cannot serve",
+            code=RefusalCode.REJECTED,
         )
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(
@@ -173,7 +169,7 @@ def request_analysis(
     an EU school) is left out of the job, which says so in `left_out`, when the caller let the
     visit's files be chosen; files the caller chose are analysed as chosen or not at all.
 
-    Raises AnalysisRefused (nothing written) when the media do not belong to the visit or
+    Raises Refused (nothing written) when the media do not belong to the visit or
     session, when there is nothing (allowed) to analyse, when the organization's policy or
     the law forbids the analysis, or when no model serves the organization.
     """
@@ -185,38 +181,39 @@ def request_analysis(
     chosen = own_media if media is None else list(media)
     strangers = [asset for asset in chosen if asset not in own_media]
     if strangers:
-        raise AnalysisRefused(
+        raise Refused(
             f"{len(strangers)} of the chosen files belong to another {visit_noun}",
-            code="foreign_media",
+            code=RefusalCode.FOREIGN_MEDIA,
         )
     if not chosen:
-        raise AnalysisRefused(
-            "there is nothing to analyse yet: upload a file first", code="no_media"
+        raise Refused(
+            "there is nothing to analyse yet: upload a file first", code=RefusalCode.NO_MEDIA
         )
     for analysis in _core_analyses(task=task, organization_kind=organization.kind):
         reason = organization.refusal_for(analysis)
         if reason:
-            raise AnalysisRefused(reason, code="policy")
+            raise Refused(reason, code=RefusalCode.POLICY)
     left_out = inputs_to_leave_out(organization=organization, task=task, media=chosen)
     if left_out and media is not None:
-        raise AnalysisRefused(" ".join(left_out.values()), code="policy")
+        raise Refused(" ".join(left_out.values()), code=RefusalCode.POLICY)
     analysed = [asset for asset in chosen if MODALITY_OF[asset.kind] not in left_out]
     if task == JobTask.EMOTION:
         analysed = [asset for asset in analysed if MODALITY_OF[asset.kind] in AFFECT_FROM]
     if not analysed and not left_out:
-        raise AnalysisRefused(
-            "an affect estimate needs a text or a recording: upload one first", code="no_media"
+        raise Refused(
+            "an affect estimate needs a text or a recording: upload one first",
+            code=RefusalCode.NO_MEDIA,
         )
     if not analysed:
-        raise AnalysisRefused(
-            _nothing_allowed_left(left_out=left_out, visit_noun=visit_noun), code="policy"
+        raise Refused(
+            _nothing_allowed_left(left_out=left_out, visit_noun=visit_noun), code=RefusalCode.POLICY
         )
     version = active_model_version(serves=organization.kind)
     if version is None:
-        raise AnalysisRefused(
+        raise Refused(
             f"no model serves {organization.get_kind_display().lower()}s yet: an "
             "organization admin must promote one",
-            code="no_model",
+            code=RefusalCode.NO_MODEL,
         )
     with transaction.atomic():
         job = AnalysisJob.objects.create(
@@ -242,16 +239,14 @@ def _nothing_allowed_left(*, left_out: dict[str, str], visit_noun: str) -> str:
     )
 
 
-def publish(*, job_id, stage: str = "preprocess") -> None:
-    """Hand the job to the broker: preprocessing (CPU queue) or inference (GPU queue). If this
-    process dies before it runs, the job stays queued with no `published_at`, and the sweeper
-    publishes it."""
-    from tessera.jobs.tasks import infer_job, preprocess_job  # tasks import these services
+TASK_OF_STAGE = {Stage.PREPROCESS: TaskName.PREPROCESS, Stage.INFER: TaskName.INFER}
 
-    if stage == "infer":
-        infer_job.apply_async(args=[str(job_id)], queue="gpu")
-    else:
-        preprocess_job.apply_async(args=[str(job_id)], queue="cpu")
+
+def publish(*, job_id, stage: Stage = Stage.PREPROCESS) -> None:
+    """Hand the job to the broker for one stage of the pipeline, and note when. If this process
+    dies before it runs, a queued job stays with no `published_at`, and the sweeper publishes
+    it."""
+    enqueue(TASK_OF_STAGE[stage], str(job_id))
     AnalysisJob.objects.filter(pk=job_id).update(published_at=timezone.now())
 
 
@@ -304,7 +299,7 @@ def sweep_stale_jobs(
         | Q(status=JobStatus.RUNNING, lease_owner="", updated_at__lt=now - stale_after)
     )
     republished = 0
-    for stage, jobs in (("preprocess", to_preprocess), ("infer", to_infer)):
+    for stage, jobs in ((Stage.PREPROCESS, to_preprocess), (Stage.INFER, to_infer)):
         for job_id in jobs.values_list("pk", flat=True):
             publish(job_id=job_id, stage=stage)
             republished += 1
@@ -337,7 +332,7 @@ def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta | None = No
         )
         .update(
             status=JobStatus.PREPROCESSING,
-            stage="preprocessing",
+            stage=Activity.PREPROCESSING,
             progress=10,
             attempts=Case(When(mine, then=F("attempts")), default=F("attempts") + 1),
             worker=worker,
@@ -357,7 +352,7 @@ def hand_to_inference(*, job_id, worker: str) -> bool:
             pk=job_id, status=JobStatus.PREPROCESSING, lease_owner=worker
         ).update(
             status=JobStatus.RUNNING,
-            stage="waiting for inference",
+            stage=Activity.WAITING_FOR_INFERENCE,
             progress=40,
             lease_owner="",
             lease_expires_at=None,
@@ -384,7 +379,7 @@ def claim_for_inference(*, job_id, worker: str, lease: timedelta | None = None) 
         AnalysisJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
         .filter(waiting | abandoned)
         .update(
-            stage="inference",
+            stage=Activity.INFERENCE,
             progress=60,
             attempts=Case(When(waiting, then=F("attempts")), default=F("attempts") + 1),
             worker=worker,
@@ -453,7 +448,7 @@ def release_for_retry(*, job_id, worker: str, code: str, message: str) -> timede
             )
             return None
         delay = retry_delay(job.attempts)
-        job.stage = "waiting to retry"
+        job.stage = Activity.WAITING_TO_RETRY
         job.lease_owner, job.lease_expires_at = "", None
         job.retry_after = timezone.now() + delay
         job.error_code, job.error_message = code, message
@@ -496,7 +491,7 @@ def complete_job(
         if not job.is_finished:
             job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED
-            job.stage, job.progress = "", 100
+            job.stage, job.progress = Activity.NONE, 100
             job.lease_owner, job.lease_expires_at = "", None
             job.error_code, job.error_message = "", ""  # a transient error it recovered from
             job.finished_at = timezone.now()
@@ -569,7 +564,7 @@ def fail_job(*, job_id, code: str, message: str) -> None:
                 status=JobStatus.FAILED,
                 error_code=code,
                 error_message=message,
-                stage="",
+                stage=Activity.NONE,
                 lease_owner="",
                 lease_expires_at=None,
                 finished_at=timezone.now(),
@@ -587,7 +582,7 @@ def cancel_job(*, job: AnalysisJob) -> bool:
         .exclude(status__in=FINISHED)
         .update(
             status=JobStatus.CANCELLED,
-            stage="",
+            stage=Activity.NONE,
             lease_owner="",
             finished_at=timezone.now(),
             updated_at=timezone.now(),
@@ -600,7 +595,9 @@ def retry_job(*, job: AnalysisJob, requested_by: AbstractBaseUser | None = None)
     """A failed or cancelled job runs again as a new job with the same inputs (the old one stays
     in the history)."""
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise AnalysisRefused("only a failed or cancelled job can be retried", code="not_retryable")
+        raise Refused(
+            "only a failed or cancelled job can be retried", code=RefusalCode.NOT_RETRYABLE
+        )
     attached_to = job.encounter or job.learning_session
     return request_analysis(
         attached_to=attached_to,
@@ -623,23 +620,23 @@ def record_feedback(
     kind = Feedback.Kind(kind)
     if kind == Feedback.Kind.CORRECT:
         if diagnosis is None and not emotion_label:
-            raise AnalysisRefused(
-                "a correction needs the right findings or affect label", code="empty"
+            raise Refused(
+                "a correction needs the right findings or affect label", code=RefusalCode.EMPTY
             )
         known_findings, known_affects = model_labels(version=result.model_version)
         unknown = set(diagnosis or []) - set(known_findings)
         if unknown:
-            raise AnalysisRefused(
-                f"unknown findings: {', '.join(sorted(unknown))}", code="unknown_label"
+            raise Refused(
+                f"unknown findings: {', '.join(sorted(unknown))}", code=RefusalCode.UNKNOWN_LABEL
             )
         if emotion_label and emotion_label not in known_affects:
-            raise AnalysisRefused(f"unknown affect label: {emotion_label}", code="unknown_label")
+            raise Refused(f"unknown affect label: {emotion_label}", code=RefusalCode.UNKNOWN_LABEL)
     if kind in (Feedback.Kind.USEFUL, Feedback.Kind.NOT_USEFUL):
         offered = {item["id"] for item in result.tutoring}
         if intervention not in offered:
-            raise AnalysisRefused(
+            raise Refused(
                 "say which of the suggested interventions this is about",
-                code="unknown_intervention",
+                code=RefusalCode.UNKNOWN_INTERVENTION,
             )
     return Feedback.objects.create(
         result=result,

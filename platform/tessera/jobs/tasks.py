@@ -17,14 +17,15 @@ from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 
-from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE
+from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE, TaskName, enqueue
 from tessera.jobs.heartbeat import heartbeat
-from tessera.jobs.models import AnalysisJob
+from tessera.jobs.models import Activity, AnalysisJob, Stage
 from tessera.jobs.services import (
     claim_for_inference,
     claim_for_preprocessing,
     fail_job,
     hand_to_inference,
+    publish,
     record_timing,
     sweep_stale_jobs,
     worker_name,
@@ -42,7 +43,7 @@ def _warm_up(**_: object) -> None:
     warm_up()
 
 
-@shared_task(name="tessera.jobs.preprocess", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
+@shared_task(name=TaskName.PREPROCESS, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def preprocess_job(job_id: str) -> None:
     from mlcore.errors import InputError
     from tessera.jobs import features as job_features
@@ -74,12 +75,12 @@ def preprocess_job(job_id: str) -> None:
             "side; it was logged for the IT team. Retry the analysis.",
         )
         return
-    record_timing(job_id=job_id, stage="preprocessing", seconds=time.monotonic() - started)
+    record_timing(job_id=job_id, stage=Activity.PREPROCESSING, seconds=time.monotonic() - started)
     if hand_to_inference(job_id=job_id, worker=worker):
-        infer_job.apply_async(args=[job_id], queue="gpu")
+        publish(job_id=job_id, stage=Stage.INFER)
 
 
-@shared_task(name="tessera.jobs.infer", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
+@shared_task(name=TaskName.INFER, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def infer_job(job_id: str) -> None:
     from tessera.jobs import inference
 
@@ -91,10 +92,10 @@ def infer_job(job_id: str) -> None:
     with heartbeat(job_ids=batch, worker=worker):
         retries = inference.run_batch(batch, worker=worker, started=started)
     for retry in retries:
-        infer_job.apply_async(args=[str(retry.job_id)], queue="gpu", countdown=retry.delay_seconds)
+        enqueue(TaskName.INFER, str(retry.job_id), countdown=retry.delay_seconds)
 
 
-@shared_task(name="tessera.jobs.train", acks_late=True, **RETRY_WHEN_DATABASE_GONE)
+@shared_task(name=TaskName.TRAIN, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
 def train_model(run_id: int) -> None:
     from tessera.jobs import training
 
@@ -102,7 +103,7 @@ def train_model(run_id: int) -> None:
         training.run_training(run_id=run_id)
 
 
-@shared_task(name="tessera.jobs.sweep")
+@shared_task(name=TaskName.SWEEP_JOBS)
 def sweep() -> dict[str, int]:
     """Periodic (celery beat): re-publish lost or abandoned jobs, fail exhausted ones."""
     return sweep_stale_jobs(

@@ -23,15 +23,16 @@ from mlcore.errors import ConfigError, InputError
 from mlcore.model import MultimodalModel
 from mlcore.registry import load_bundle, save_bundle
 from mlcore.train import TrainingConfig, evaluate_model, preprocess, train
+from tessera.celery import TaskName, enqueue
 from tessera.jobs import features as job_features
 from tessera.jobs.models import AnalysisResult, Feedback, ModelVersion, TrainingRun
 from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import (
-    AnalysisRefused,
     json_safe,
     promote_model_version,
     register_model_version,
 )
+from tessera.refusals import RefusalCode, Refused
 
 logger = logging.getLogger(__name__)
 LABELLING = (Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT)
@@ -60,14 +61,14 @@ def request_training(*, serves: str, requested_by: AbstractBaseUser | None = Non
     written, when no model serves `serves` yet or feedback is too scarce to learn from."""
     base = active_model_version(serves=serves)
     if base is None:
-        raise AnalysisRefused(f"no active {serves} model to fine-tune", code="no_model")
+        raise Refused(f"no active {serves} model to fine-tune", code=RefusalCode.NO_MODEL)
     available = _labelling_feedback(serves).values("result_id").distinct().count()
     needed = settings.TESSERA_TRAINING_MIN_CASES
     if available < needed:
-        raise AnalysisRefused(
+        raise Refused(
             f"only {available} results have been confirmed or corrected; training needs at "
             f"least {needed}",
-            code="too_little_feedback",
+            code=RefusalCode.TOO_LITTLE_FEEDBACK,
         )
     with transaction.atomic():
         run = TrainingRun.objects.create(
@@ -78,9 +79,7 @@ def request_training(*, serves: str, requested_by: AbstractBaseUser | None = Non
 
 
 def _publish(*, run_id: int) -> None:
-    from tessera.jobs.tasks import train_model  # tasks import these services
-
-    train_model.apply_async(args=[run_id], queue="gpu")
+    enqueue(TaskName.TRAIN, run_id)
 
 
 def claim_run(*, run_id: int) -> bool:
@@ -104,7 +103,7 @@ def run_training(*, run_id: int) -> TrainingRun:
     run = TrainingRun.objects.select_related("base_version", "requested_by").get(pk=run_id)
     try:
         _train_and_decide(run)
-    except (InputError, ConfigError, AnalysisRefused) as error:
+    except (InputError, ConfigError, Refused) as error:
         run.status, run.message = TrainingRun.Status.FAILED, str(error)
     run.finished_at = timezone.now()
     run.save()

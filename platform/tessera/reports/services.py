@@ -21,23 +21,15 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
+from tessera.celery import TASK_QUEUES, TaskName, enqueue
 from tessera.records.models import Cohort, Patient, Student
 from tessera.records.storage import content_store
+from tessera.refusals import RefusalCode, Refused
 from tessera.reports.models import Report, ReportKind, ReportSchedule, ReportStatus
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
 logger = logging.getLogger(__name__)
-WEEKLY_TASK = "tessera.reports.weekly"
-
-
-class ReportRefused(Exception):
-    """A report that cannot be made as asked; the message says why, for the person asking."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 def request_report(
@@ -52,23 +44,23 @@ def request_report(
     schedule: ReportSchedule | None = None,
 ) -> Report:
     """Queue a report of one patient, one student, or else a cohort (`cohort`, or the whole
-    organization when None), and publish it once the transaction commits. Raises ReportRefused,
+    organization when None), and publish it once the transaction commits. Raises Refused,
     writing nothing, when the subject or cohort is not the organization's or the period is
     backwards."""
     if patient and student:
-        raise ReportRefused("a report is about one patient or one student", code="two_subjects")
+        raise Refused("a report is about one patient or one student", code=RefusalCode.TWO_SUBJECTS)
     subject = patient or student
     if subject is not None and subject.organization_id != organization.pk:
-        raise ReportRefused("that record belongs to another organization", code="foreign")
+        raise Refused("that record belongs to another organization", code=RefusalCode.FOREIGN)
     if cohort is not None and (subject is not None or cohort.organization_id != organization.pk):
-        raise ReportRefused("choose either a record or one of your cohorts", code="foreign")
+        raise Refused("choose either a record or one of your cohorts", code=RefusalCode.FOREIGN)
     if patient and organization.kind != OrganizationKind.CLINIC:
-        raise ReportRefused("patient reports are for clinics", code="wrong_kind")
+        raise Refused("patient reports are for clinics", code=RefusalCode.WRONG_KIND)
     if student and organization.kind != OrganizationKind.SCHOOL:
-        raise ReportRefused("student reports are for schools", code="wrong_kind")
+        raise Refused("student reports are for schools", code=RefusalCode.WRONG_KIND)
     period_end = period_end or timezone.localdate()
     if period_start and period_start > period_end:
-        raise ReportRefused("the period starts after it ends", code="bad_period")
+        raise Refused("the period starts after it ends", code=RefusalCode.BAD_PERIOD)
     kind = ReportKind.PATIENT if patient else ReportKind.STUDENT if student else ReportKind.COHORT
     with transaction.atomic():
         report = Report.objects.create(
@@ -87,9 +79,7 @@ def request_report(
 
 
 def publish(*, report_id) -> None:
-    from tessera.reports.tasks import render  # the task module imports these services
-
-    render.apply_async(args=[str(report_id)], queue="reports")
+    enqueue(TaskName.RENDER_REPORT, str(report_id))
 
 
 def _abandoned(now) -> Q:
@@ -181,9 +171,9 @@ def schedule_weekly_report(
     """A cohort report every Monday at 06:00 covering the week before, run by celery beat from
     the database (so an admin sees and can pause it among the periodic tasks)."""
     if cohort is not None and cohort.organization_id != organization.pk:
-        raise ReportRefused("that cohort belongs to another organization", code="foreign")
+        raise Refused("that cohort belongs to another organization", code=RefusalCode.FOREIGN)
     if ReportSchedule.objects.filter(organization=organization, cohort=cohort).exists():
-        raise ReportRefused("that weekly report is already scheduled", code="duplicate")
+        raise Refused("that weekly report is already scheduled", code=RefusalCode.DUPLICATE)
     monday_morning, _ = CrontabSchedule.objects.get_or_create(
         minute="0",
         hour="6",
@@ -196,9 +186,9 @@ def schedule_weekly_report(
         scope = f"cohort {cohort.pk}" if cohort else "whole organization"
         task = PeriodicTask.objects.create(
             name=f"Weekly report: organization {organization.pk}, {scope}",
-            task=WEEKLY_TASK,
+            task=TaskName.WEEKLY_REPORT,
             crontab=monday_morning,
-            queue="reports",
+            queue=TASK_QUEUES[TaskName.WEEKLY_REPORT],
         )
         schedule = ReportSchedule.objects.create(
             organization=organization, cohort=cohort, periodic_task=task, requested_by=requested_by

@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tessera.accounts.models import Organization
+from tessera.celery import TaskName, enqueue
 from tessera.webhooks.models import (
     DeliveryStatus,
     Event,
@@ -99,9 +100,7 @@ def _record(
 
 
 def publish(*, delivery_id, countdown: float = 0) -> None:
-    from tessera.webhooks.tasks import deliver  # the task module imports these services
-
-    deliver.apply_async(args=[str(delivery_id)], queue="cpu", countdown=countdown)
+    enqueue(TaskName.DELIVER_WEBHOOK, str(delivery_id), countdown=countdown)
 
 
 def retry_delay(attempt: int) -> float:

@@ -2,8 +2,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from tessera.accounts.policy import OrganizationKind
-from tessera.jobs.services import AnalysisRefused
 from tessera.jobs.training import request_training
+from tessera.refusals import Refused
 
 
 class Command(BaseCommand):
@@ -24,6 +24,6 @@ class Command(BaseCommand):
                 raise CommandError(f"no user named {by!r}")
         try:
             run = request_training(serves=serves, requested_by=user)
-        except AnalysisRefused as refusal:
+        except Refused as refusal:
             raise CommandError(refusal.message) from refusal
         self.stdout.write(f"Training run {run.pk} queued; a gpu worker will take it.")
