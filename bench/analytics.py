@@ -178,10 +178,10 @@ def median_ms(query: Callable[[], object], repeats: int) -> float:
 def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
     from django.core.paginator import Paginator
 
-    from analytics.queries import affect_agreement, affect_by_week
     from analytics.trends import mondays
     from tessera.accounts.models import Organization
     from tessera.dashboards import selectors
+    from tessera.jobs.statistics import affect_agreement, affect_by_week
     from tessera.records.models import Patient
 
     clinic, school, versions = seeded["clinic"], seeded["school"], seeded["versions"]

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 
-from tessera.api.problems import API_PREFIX, plain_problem_response
+from tessera.problem_details import API_PREFIX, plain_problem_response
 
 
 class RequestSizeLimitMiddleware:

@@ -1,6 +1,6 @@
-"""The database glue of `analytics.queries`, on small fixtures whose answers are worked out by
-hand: counted by the database (SQLite here, PostgreSQL in the integration run), handed to the
-pure functions."""
+"""The database aggregates of `tessera.jobs.statistics`, on small fixtures whose answers are
+worked out by hand: counted by the database (SQLite here, PostgreSQL in the integration run),
+handed to the pure functions."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -8,7 +8,11 @@ import pytest
 from django.db.models import Q
 
 from analytics.monitoring import expected_calibration_error
-from analytics.queries import (
+from analytics.trends import mondays, weeks_between
+from tessera.accounts.models import Organization
+from tessera.jobs.models import AnalysisResult, Feedback
+from tessera.jobs.services import register_model_version
+from tessera.jobs.statistics import (
     affect_by_week,
     finding_counts,
     findings_calibration,
@@ -16,10 +20,6 @@ from analytics.queries import (
     prediction_drift,
     rate_by_group,
 )
-from analytics.trends import mondays, weeks_between
-from tessera.accounts.models import Organization
-from tessera.jobs.models import AnalysisResult, Feedback
-from tessera.jobs.services import register_model_version
 from tessera.records.models import MediaAsset, MediaKind
 from tessera.records.services import (
     add_media,

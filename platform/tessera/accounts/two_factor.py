@@ -26,7 +26,7 @@ from django_otp import verify_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tessera.accounts.models import Membership, Role
-from tessera.api.problems import API_PREFIX, plain_problem_response
+from tessera.problem_details import API_PREFIX, plain_problem_response
 
 DEVICE_NAME = "Authenticator app"
 

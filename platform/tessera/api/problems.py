@@ -3,14 +3,13 @@ field errors of a validation problem under `errors`."""
 
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import Resolver404, resolve
 from django.views import defaults
@@ -19,12 +18,16 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from tessera.problem_details import (
+    API_PREFIX,
+    PROBLEM_CONTENT_TYPE,
+    plain_problem_response,
+    problem_body,
+)
 from tessera.records.uploads import UploadRejected
 from tessera.refusals import RefusalCode, Refused
 
 logger = logging.getLogger("django.request")
-PROBLEM_TYPE = "urn:tessera:problem:"
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 UPLOAD_STATUS = {"too_large": 413, "content_type": 415}
 # Any other refusal is a 400: the request itself needs changing.
 REFUSAL_STATUS = {
@@ -48,28 +51,9 @@ class Problem(exceptions.APIException):
         self.technical_detail = technical_detail
 
 
-def problem_body(
-    *, status_code: int, code: str, detail: str, title: str | None = None, **extra
-) -> dict:
-    return {
-        "type": f"{PROBLEM_TYPE}{code}",
-        "title": title or HTTPStatus(status_code).phrase,
-        "status": status_code,
-        "detail": detail,
-        **extra,
-    }
-
-
 def problem_response(**problem) -> Response:
     """A problem answered by a DRF view."""
     return Response(
-        problem_body(**problem), status=problem["status_code"], content_type=PROBLEM_CONTENT_TYPE
-    )
-
-
-def plain_problem_response(**problem) -> JsonResponse:
-    """A problem answered outside DRF (a URL no route matches, a middleware)."""
-    return JsonResponse(
         problem_body(**problem), status=problem["status_code"], content_type=PROBLEM_CONTENT_TYPE
     )
 
@@ -147,9 +131,6 @@ def _summary(errors: dict) -> str:
         text = messages[0] if isinstance(messages, list) and messages else messages
         parts.append(str(text) if field == "non_field_errors" else f"{field}: {text}")
     return "; ".join(parts)
-
-
-API_PREFIX = "/api/"
 
 
 @csrf_exempt  # it changes nothing: a POST to an unknown URL gets its 404, not a CSRF page

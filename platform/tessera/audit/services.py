@@ -2,57 +2,30 @@
 recorded where they happen — pages, API, downloads, tasks and reports — by calling these."""
 
 from collections.abc import Iterable
+from functools import cache
 
+from django.apps import apps
 from django.db.models import Model
 
 from tessera.audit.context import Actor, current_actor
 from tessera.audit.models import AuditEvent
-from tessera.jobs.models import AnalysisResult, Feedback
-from tessera.records.models import (
-    Encounter,
-    LearningSession,
-    MediaAsset,
-    Patient,
-    Student,
-)
-from tessera.reports.models import Report
 
 Action = AuditEvent.Action
 
-# What is audited, under which name.
-OBJECT_TYPES: dict[type[Model], str] = {
-    Patient: "patient",
-    Student: "student",
-    Encounter: "encounter",
-    LearningSession: "learning_session",
-    MediaAsset: "media",
-    AnalysisResult: "result",
-    Feedback: "feedback",
-    Report: "report",
-}
 
+@cache
+def audited_models() -> dict[type[Model], str]:
+    """Every model that declares itself audited, under the name its events carry.
 
-# Whose data each object is: the path from it to its patient or student.
-SUBJECT_PATHS: dict[type[Model], dict[str, str]] = {
-    Patient: {"patient": "pk"},
-    Student: {"student": "pk"},
-    Encounter: {"patient": "patient"},
-    LearningSession: {"student": "student"},
-    MediaAsset: {"patient": "encounter__patient", "student": "learning_session__student"},
-    AnalysisResult: {
-        "patient": "job__encounter__patient",
-        "student": "job__learning_session__student",
-    },
-    Feedback: {
-        "patient": "result__job__encounter__patient",
-        "student": "result__job__learning_session__student",
-    },
-    Report: {"patient": "patient", "student": "student"},
-}
+    An audited model says, beside its ORGANIZATION_LOOKUP, its `AUDIT_TYPE` (that name) and its
+    `SUBJECT_LOOKUPS`: whose data a row is, as the path from it to its patient or student under
+    that kind of person ("patient": "encounter__patient"). So this app knows no other app's
+    models, and a new model is audited by saying so where it is defined."""
+    return {model: model.AUDIT_TYPE for model in apps.get_models() if hasattr(model, "AUDIT_TYPE")}
 
 
 def is_audited(model: type[Model]) -> bool:
-    return model in OBJECT_TYPES
+    return model in audited_models()
 
 
 def record(
@@ -71,7 +44,7 @@ def facts_of(obj: Model) -> tuple[int, str]:
     subject = next(
         (
             f"{kind}:{value}"
-            for kind, path in SUBJECT_PATHS[type(obj)].items()
+            for kind, path in type(obj).SUBJECT_LOOKUPS.items()
             if (value := _follow(obj, path))
         ),
         "",
@@ -86,7 +59,7 @@ def record_each(objects: Iterable[Model], *, action: str, actor: Actor | None = 
     if not objects:
         return
     model = type(objects[0])
-    paths = SUBJECT_PATHS[model]
+    paths = model.SUBJECT_LOOKUPS
     facts = {
         row[0]: row[1:]
         for row in model.objects.filter(pk__in=[obj.pk for obj in objects]).values_list(
@@ -114,7 +87,7 @@ def _fields(obj: Model, organization_id: int, subject: str, *, action: str, acto
         "actor_name": actor.name[:150],
         "channel": actor.channel,
         "action": action,
-        "object_type": OBJECT_TYPES[type(obj)],
+        "object_type": type(obj).AUDIT_TYPE,
         "object_id": str(obj.pk),
         "subject": subject,
         "address": actor.address,

@@ -26,7 +26,7 @@ def _deleted(sender, instance, **kwargs) -> None:
     services.record(instance, action=AuditEvent.Action.DELETE, facts=facts)
 
 
-for _model in services.OBJECT_TYPES:
+for _model in services.audited_models():
     post_save.connect(_saved, sender=_model, dispatch_uid=f"audit.saved.{_model.__name__}")
     pre_delete.connect(_deleting, sender=_model, dispatch_uid=f"audit.deleting.{_model.__name__}")
     post_delete.connect(_deleted, sender=_model, dispatch_uid=f"audit.deleted.{_model.__name__}")

@@ -4,7 +4,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from tessera.audit.models import AuditEvent
-from tessera.audit.services import OBJECT_TYPES
+from tessera.audit.services import audited_models
 from tessera.dashboards.selectors import PatientStatus
 from tessera.records.models import MediaKind
 from tessera.text import printable_name
@@ -161,8 +161,10 @@ class AuditFilterForm(forms.Form):
     object_type = forms.ChoiceField(
         label="Record",
         required=False,
-        choices=[("", "Any record")]
-        + [(name, name.replace("_", " ").capitalize()) for name in OBJECT_TYPES.values()],
+        choices=lambda: (
+            [("", "Any record")]
+            + [(name, name.replace("_", " ").capitalize()) for name in audited_models().values()]
+        ),
     )
     subject = forms.RegexField(
         label="Person",

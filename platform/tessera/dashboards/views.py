@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics.queries import affect_agreement, affect_by_week
 from analytics.trends import mondays
 from mlcore.errors import InputError
 from tessera.accounts import two_factor
@@ -56,6 +55,7 @@ from tessera.jobs.services import (
     request_analysis,
     retry_job,
 )
+from tessera.jobs.statistics import affect_agreement, affect_by_week
 from tessera.records.archives import is_zip
 from tessera.records.models import (
     ENCOUNTER_MEDIA,

@@ -181,6 +181,11 @@ class AnalysisJob(models.Model):
 
 class AnalysisResult(models.Model):
     ORGANIZATION_LOOKUP = "organization"
+    AUDIT_TYPE = "result"
+    SUBJECT_LOOKUPS = {
+        "patient": "job__encounter__patient",
+        "student": "job__learning_session__student",
+    }
 
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="results")
     organization = models.ForeignKey(
@@ -367,6 +372,11 @@ class Feedback(models.Model):
     """A professional's verdict on a result: it becomes labelled data for the next model."""
 
     ORGANIZATION_LOOKUP = "result__organization"
+    AUDIT_TYPE = "feedback"
+    SUBJECT_LOOKUPS = {
+        "patient": "result__job__encounter__patient",
+        "student": "result__job__learning_session__student",
+    }
 
     class Kind(models.TextChoices):
         CONFIRM = "confirm", "Confirmed"

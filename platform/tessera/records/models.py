@@ -78,6 +78,9 @@ class Subject(models.Model):
 
 
 class Patient(Subject):
+    AUDIT_TYPE = "patient"
+    SUBJECT_LOOKUPS = {"patient": "pk"}
+
     mrn = models.CharField(
         "MRN",
         max_length=64,
@@ -103,6 +106,9 @@ class Patient(Subject):
 
 
 class Student(Subject):
+    AUDIT_TYPE = "student"
+    SUBJECT_LOOKUPS = {"student": "pk"}
+
     student_number = models.CharField(
         max_length=64, validators=[printable_name], help_text="Unique in the organization."
     )
@@ -130,6 +136,8 @@ class Encounter(models.Model):
     """A patient visit."""
 
     ORGANIZATION_LOOKUP = "patient__organization"
+    AUDIT_TYPE = "encounter"
+    SUBJECT_LOOKUPS = {"patient": "patient"}
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters")
     occurred_at = models.DateTimeField()
@@ -150,6 +158,8 @@ class LearningSession(models.Model):
     """A student's session: a lesson, an assignment, a spoken exercise."""
 
     ORGANIZATION_LOOKUP = "student__organization"
+    AUDIT_TYPE = "learning_session"
+    SUBJECT_LOOKUPS = {"student": "student"}
 
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="learning_sessions")
     occurred_at = models.DateTimeField()
@@ -199,6 +209,8 @@ class MediaAsset(models.Model):
     """
 
     ORGANIZATION_LOOKUP = "organization"
+    AUDIT_TYPE = "media"
+    SUBJECT_LOOKUPS = {"patient": "encounter__patient", "student": "learning_session__student"}
     Kind = MediaKind
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="media")

@@ -9,7 +9,13 @@ from django.utils import timezone
 
 from analytics.attention import CONCERNING_AFFECTS, RECENT_WEEKS
 from analytics.monitoring import expected_calibration_error, largest_gap
-from analytics.queries import (
+from analytics.trends import weekly_distribution, weeks_between
+from tessera.accounts.models import Organization
+from tessera.accounts.policy import OrganizationKind
+from tessera.audit import services as audit
+from tessera.jobs.latest import SUBJECTS
+from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
+from tessera.jobs.statistics import (
     affect_agreement,
     affect_by_week,
     finding_counts,
@@ -19,12 +25,6 @@ from analytics.queries import (
     prediction_drift,
     rate_by_group,
 )
-from analytics.trends import weekly_distribution, weeks_between
-from tessera.accounts.models import Organization
-from tessera.accounts.policy import OrganizationKind
-from tessera.audit import services as audit
-from tessera.jobs.latest import SUBJECTS
-from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
 from tessera.records.models import Encounter, MediaAsset, Patient, Student
 from tessera.reports import charts
 from tessera.reports.models import Report, ReportKind

@@ -28,6 +28,8 @@ class ReportStatus(models.TextChoices):
 
 class Report(models.Model):
     ORGANIZATION_LOOKUP = "organization"
+    AUDIT_TYPE = "report"
+    SUBJECT_LOOKUPS = {"patient": "patient", "student": "student"}
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="reports")

@@ -4,8 +4,16 @@ import django.db.models.deletion
 from django.db import migrations, models
 from django.db.models import OuterRef, Subquery
 
+# analytics.attention's rule as it was when this migration was written: a migration imports no
+# live code, which may change after it ran.
+CONCERNING_AFFECTS = {"frustrated", "confused"}
+WINDOW = 3
+AT_LEAST = 2
 
-from analytics.attention import WINDOW, concern_since
+
+def concern_since(latest_first):
+    times = [at for label, at in latest_first[:WINDOW] if label in CONCERNING_AFFECTS]
+    return times[AT_LEAST - 1] if len(times) >= AT_LEAST else None
 
 
 def organization_of_existing_results(apps, schema_editor):

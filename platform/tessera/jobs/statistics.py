@@ -1,4 +1,7 @@
-"""Thin Django glue: the database aggregates that the pure functions of `analytics` read."""
+"""Reads that count: the database aggregates of results, feedback and inputs that the pure
+functions of `analytics` turn into cohort statistics and model monitoring. Here rather than in
+`analytics`, which stays pure (it knows neither Django nor Tessera), so that the arrow between
+the two runs one way: Tessera uses analytics."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
