@@ -28,10 +28,11 @@ from tessera.accounts.models import Organization, Role
 from tessera.accounts.services import set_membership
 from tessera.jobs.demo_models import DEMO_IMAGE_SIZE, DEMO_VOICE_SECONDS
 from tessera.jobs.in_process import analyse_in_process
-from tessera.jobs.latest import refresh_latest_analysis, subject_of
+from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus
 from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import record_feedback
+from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import Cohort, Encounter, LearningSession, MediaKind, Patient, Student
 from tessera.records.services import add_media
 
@@ -169,12 +170,12 @@ def _analyse_history(organization: Organization, truth: dict, *, professional, l
     if failed:
         log(f"  {len(failed)} failed, the first with: {failed[0].error_message}")
     for job in succeeded:
-        visit = job.encounter or job.learning_session
+        visit = visit_of(job)
         _date_at_visit(job, visit)
         days_ago = (timezone.now() - visit.occurred_at).days
         if days_ago > 20:
             _judge(job.results.get(), truth[visit], professional=professional)
-    subjects = {subject_of(job.encounter or job.learning_session) for job in succeeded}
+    subjects = {subject_of(job) for job in succeeded}
     for subject in subjects:
         refresh_latest_analysis(subject=subject)
 

@@ -16,7 +16,6 @@ class RefusalCode(StrEnum):
     FOREIGN_MEDIA = "foreign_media"  # the chosen files belong to another visit
     FOREIGN = "foreign"  # the record or cohort belongs to another organization
     WRONG_KIND = "wrong_kind"  # a patient's report for a school, say
-    TWO_SUBJECTS = "two_subjects"
     BAD_PERIOD = "bad_period"  # the period starts after it ends
     DUPLICATE = "duplicate"
     NOT_RETRYABLE = "not_retryable"  # only failed or cancelled jobs run again

@@ -118,7 +118,7 @@ def test_what_a_celery_task_reads_and_writes_is_logged_under_its_name(
 
 def test_what_a_report_reads_is_logged_under_the_renderer(patient, clinician):
     report = request_report(
-        organization=patient.organization, requested_by=clinician, patient=patient
+        organization=patient.organization, requested_by=clinician, subject=patient
     )
     renderer = Actor(name="task tessera.reports.render", channel=Channel.TASK)
     with acting_as(renderer):

@@ -14,9 +14,10 @@ from PIL import Image
 from tessera.accounts.models import ApiToken, Role
 from tessera.accounts.services import set_membership
 from tessera.audit.models import AuditEvent
-from tessera.jobs.latest import refresh_latest_analysis, subject_of
+from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
 from tessera.jobs.services import register_model_version
+from tessera.records.kinds import subject_of
 from tessera.records.models import Encounter, MediaKind
 from tessera.records.services import (
     add_media,

@@ -207,7 +207,7 @@ def test_a_report_of_a_record_you_cannot_see_is_404(
         report = request_report(
             organization=patient_with_history.organization,
             requested_by=people["clinician"],
-            patient=patient_with_history,
+            subject=patient_with_history,
         )
     rendered(report, django_capture_on_commit_callbacks)
     for outsider in (people["stranger"], teacher):
@@ -247,7 +247,7 @@ def test_a_report_that_cannot_render_fails_and_says_so(
         report = request_report(
             organization=patient_with_history.organization,
             requested_by=None,
-            patient=patient_with_history,
+            subject=patient_with_history,
         )
     failed = rendered(report, django_capture_on_commit_callbacks)
     assert failed.status == ReportStatus.FAILED

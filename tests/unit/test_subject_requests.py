@@ -42,7 +42,7 @@ def history(clinic, admin, dicom_bytes, clinic_model, settings):
 
     cached = settings.TESSERA_FEATURE_CACHE / f"{cache_key(result.job)}.npz"
     cached.write_bytes(b"features")
-    report = request_report(organization=clinic, requested_by=admin, patient=patient)
+    report = request_report(organization=clinic, requested_by=admin, subject=patient)
     render_report(report_id=report.pk)
     report.refresh_from_db()
     return {"patient": patient, "note": note, "image": image, "cached": cached, "report": report}

@@ -12,6 +12,7 @@ from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import OrganizationKind
 from tessera.accounts.selectors import organizations_of, scoped_to
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
+from tessera.records.kinds import KINDS
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -253,6 +254,15 @@ class MediaSerializer(serializers.ModelSerializer):
         return bool(asset.original_sha256)
 
 
+def with_one_visit(attrs: dict, refusal: str) -> dict:
+    """The fields with the one visit they name (an `encounter` or a `learning_session`) under
+    `visit`; `refusal` when they name none or both."""
+    named = [attrs.pop(kind.visit_field) for kind in KINDS if kind.visit_field in attrs]
+    if len(named) != 1:
+        raise serializers.ValidationError(refusal)
+    return {**attrs, "visit": named[0]}
+
+
 class MediaUploadSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=MediaKind.choices)
     encounter = VisibleRelatedField(Encounter, required=False)
@@ -260,11 +270,10 @@ class MediaUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
 
     def validate(self, attrs: dict) -> dict:
-        if ("encounter" in attrs) == ("learning_session" in attrs):
-            raise serializers.ValidationError(
-                "name exactly one of encounter (clinic media) or learning_session (school media)"
-            )
-        return attrs
+        return with_one_visit(
+            attrs,
+            "name exactly one of encounter (clinic media) or learning_session (school media)",
+        )
 
 
 class SeriesUploadSerializer(serializers.Serializer):
@@ -338,11 +347,7 @@ class JobRequestSerializer(serializers.Serializer):
     media = VisibleRelatedField(MediaAsset, many=True, required=False)
 
     def validate(self, attrs: dict) -> dict:
-        if ("encounter" in attrs) == ("learning_session" in attrs):
-            raise serializers.ValidationError(
-                "name exactly one of encounter or learning_session to analyse"
-            )
-        return attrs
+        return with_one_visit(attrs, "name exactly one of encounter or learning_session to analyse")
 
 
 class ResultSerializer(serializers.ModelSerializer):

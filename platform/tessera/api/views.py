@@ -323,7 +323,7 @@ class PatientViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     ordering = ["full_name"]
 
     def report_scope(self, patient: Patient) -> dict:
-        return {"organization": patient.organization, "patient": patient}
+        return {"organization": patient.organization, "subject": patient}
 
 
 class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
@@ -335,7 +335,7 @@ class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     ordering = ["full_name"]
 
     def report_scope(self, student: Student) -> dict:
-        return {"organization": student.organization, "student": student}
+        return {"organization": student.organization, "subject": student}
 
 
 class EncounterViewSet(_RecordViewSet):
@@ -395,7 +395,7 @@ class MediaViewSet(
         upload = serializers.MediaUploadSerializer(data=request.data, context={"request": request})
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
-        attached_to = data.get("encounter") or data.get("learning_session")
+        attached_to = data["visit"]
         self.check_write(organization_of(attached_to))
         file = data["file"]
         asset = add_media(
@@ -511,7 +511,7 @@ class JobViewSet(
         asked = serializers.JobRequestSerializer(data=request.data, context={"request": request})
         asked.is_valid(raise_exception=True)
         data = asked.validated_data
-        attached_to = data.get("encounter") or data.get("learning_session")
+        attached_to = data["visit"]
         self.check_write(organization_of(attached_to))
         job = request_analysis(
             attached_to=attached_to,

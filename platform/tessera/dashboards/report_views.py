@@ -16,6 +16,7 @@ from tessera.audit import services as audit
 from tessera.dashboards import selectors
 from tessera.dashboards.access import current_organization, form_errors, require, visible_or_404
 from tessera.dashboards.forms import CohortReportForm, ReportForm, ScheduleForm
+from tessera.records.kinds import kind_of
 from tessera.records.models import Patient, Student
 from tessera.refusals import Refused
 from tessera.reports.models import Report, ReportStatus
@@ -52,6 +53,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
         "dashboards/reports.html",
         {
             "organization": organization,
+            "kind": kind_of(organization),
             **_table(request, organization),
             "can_write": can_write,
             "cohort_form": CohortReportForm(cohorts=cohorts, whole=_whole(organization)),
@@ -93,14 +95,14 @@ def _asked(request: HttpRequest, form, organization: Organization, **scope) -> H
 @require_POST
 def patient_report(request: HttpRequest, pk: int) -> HttpResponse:
     patient = visible_or_404(Patient, request, pk)
-    return _asked(request, ReportForm(request.POST), patient.organization, patient=patient)
+    return _asked(request, ReportForm(request.POST), patient.organization, subject=patient)
 
 
 @login_required
 @require_POST
 def student_report(request: HttpRequest, pk: int) -> HttpResponse:
     student = visible_or_404(Student, request, pk)
-    return _asked(request, ReportForm(request.POST), student.organization, student=student)
+    return _asked(request, ReportForm(request.POST), student.organization, subject=student)
 
 
 @login_required

@@ -20,14 +20,8 @@ from tessera.jobs.models import (
     JobStatus,
     LatestAnalysis,
 )
-from tessera.records.models import (
-    Cohort,
-    Encounter,
-    LearningSession,
-    MediaAsset,
-    Patient,
-    Student,
-)
+from tessera.records.kinds import Subject, Visit, kind_of, subject_of
+from tessera.records.models import Cohort, MediaAsset, Patient, Student
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.PREPROCESSING, JobStatus.RUNNING)
@@ -203,23 +197,19 @@ def _jobs_with_results() -> Prefetch:
     )
 
 
-def encounters_of(*, patient: Patient) -> QuerySet[Encounter]:
-    return patient.encounters.select_related("patient__organization").prefetch_related(
-        "media", _jobs_with_results()
+def visits_of(*, subject: Subject) -> QuerySet:
+    """The person's encounters or learning sessions, with their media, jobs and results."""
+    kind = kind_of(subject)
+    return (
+        kind.visits_of(subject)
+        .select_related(f"{kind.subject_field}__organization")
+        .prefetch_related("media", _jobs_with_results())
     )
 
 
-def sessions_of(*, student: Student) -> QuerySet[LearningSession]:
-    return student.learning_sessions.select_related("student__organization").prefetch_related(
-        "media", _jobs_with_results()
-    )
-
-
-def visit_with_history(visit: Encounter | LearningSession) -> Encounter | LearningSession:
+def visit_with_history(visit: Visit) -> Visit:
     """The visit again, with its media, jobs and results loaded for the page."""
-    if isinstance(visit, Encounter):
-        return encounters_of(patient=visit.patient).get(pk=visit.pk)
-    return sessions_of(student=visit.student).get(pk=visit.pk)
+    return visits_of(subject=subject_of(visit)).get(pk=visit.pk)
 
 
 def affect_over_time(*, student: Student) -> list[AnalysisResult]:

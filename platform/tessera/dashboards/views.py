@@ -57,16 +57,15 @@ from tessera.jobs.services import (
 )
 from tessera.jobs.statistics import affect_agreement, affect_by_week
 from tessera.records.archives import is_zip
-from tessera.records.models import (
-    ENCOUNTER_MEDIA,
-    LEARNING_MEDIA,
-    Encounter,
-    LearningSession,
-    MediaAsset,
-    MediaKind,
-    Patient,
-    Student,
+from tessera.records.kinds import (
+    CLINIC,
+    SCHOOL,
+    kind_of,
+    kind_with_slug,
+    subject_of,
+    visit_of,
 )
+from tessera.records.models import MediaAsset, MediaKind, Patient, Student
 from tessera.records.services import (
     add_dicom_series,
     add_media,
@@ -95,9 +94,8 @@ def home(request: HttpRequest) -> HttpResponse:
     current, _ = current_membership(request)
     if current is None:
         return render(request, "dashboards/no_organization.html")
-    if current.organization.kind == Organization.Kind.CLINIC:
-        return _clinic_dashboard(request, current)
-    return _school_dashboard(request, current)
+    dashboard = DASHBOARDS[kind_of(current.organization)]
+    return dashboard(request, current)
 
 
 @login_required
@@ -176,6 +174,9 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
     )
 
 
+DASHBOARDS = {CLINIC: _clinic_dashboard, SCHOOL: _school_dashboard}
+
+
 def _affect_labels(organization: Organization) -> list[str]:
     """The affect labels of the model serving the organization (none when its bundle is not
     on this host: the charts then show no rows)."""
@@ -224,63 +225,49 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
 @login_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = visible_or_404(Patient, request, pk)
-    audit.record(patient, action=audit.Action.VIEW)
-    visits = list(selectors.encounters_of(patient=patient))
-    can_write = can(
-        user=request.user, capability=Capability.WRITE, organization=patient.organization
-    )
-    shown = [_visit_context(visit, can_write=can_write) for visit in visits]
-    _log_shown(shown)
-    return render(
-        request,
-        "dashboards/subject.html",
-        {
-            "subject": patient,
-            "is_patient": True,
-            "visits": shown,
-            "new_visit": EncounterForm(),
-            "report_form": ReportForm(),
-            "can_write": can_write,
-            "can_administer": can(
-                user=request.user,
-                capability=Capability.ADMINISTER,
-                organization=patient.organization,
-            ),
-        },
-    )
+    return _subject_page(request, visible_or_404(Patient, request, pk), new_visit=EncounterForm())
 
 
 @login_required
 @require_GET
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
     student = visible_or_404(Student, request, pk)
-    audit.record(student, action=audit.Action.VIEW)
-    visits = list(selectors.sessions_of(student=student))
-    can_write = can(
-        user=request.user, capability=Capability.WRITE, organization=student.organization
-    )
     labels = _affect_labels(student.organization)
+    return _subject_page(
+        request,
+        student,
+        new_visit=LearningSessionForm(),
+        affect_timeline=_affect_timeline(selectors.affect_over_time(student=student), labels),
+    )
+
+
+def _subject_page(request: HttpRequest, subject, *, new_visit, **extra) -> HttpResponse:
+    """A patient's or a student's page: who they are, their visits, reports and requests."""
+    audit.record(subject, action=audit.Action.VIEW)
+    kind = kind_of(subject)
+    visits = list(selectors.visits_of(subject=subject))
+    can_write = can(
+        user=request.user, capability=Capability.WRITE, organization=subject.organization
+    )
     shown = [_visit_context(visit, can_write=can_write) for visit in visits]
     _log_shown(shown)
     return render(
         request,
         "dashboards/subject.html",
         {
-            "subject": student,
-            "is_patient": False,
+            "subject": subject,
+            "kind": kind,
+            "identifier": kind.identifier_of(subject),
             "visits": shown,
-            "new_visit": LearningSessionForm(),
+            "new_visit": new_visit,
             "report_form": ReportForm(),
-            "affect_timeline": _affect_timeline(
-                selectors.affect_over_time(student=student), labels
-            ),
             "can_write": can_write,
             "can_administer": can(
                 user=request.user,
                 capability=Capability.ADMINISTER,
-                organization=student.organization,
+                organization=subject.organization,
             ),
+            **extra,
         },
     )
 
@@ -343,26 +330,25 @@ def _add_visit(request: HttpRequest, subject, form, create, *, done: str) -> Htt
     return redirect(subject_url(subject))
 
 
-VISIT_MODELS = {"encounter": Encounter, "session": LearningSession}
-
-
 def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
-    if visit_kind not in VISIT_MODELS:
+    kind = kind_with_slug(visit_kind)
+    if kind is None:
         raise Http404
-    return visible_or_404(VISIT_MODELS[visit_kind], request, pk)
+    return visible_or_404(kind.visit_model, request, pk)
 
 
 def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra) -> dict:
-    is_encounter = isinstance(visit, Encounter)
-    kinds = ENCOUNTER_MEDIA if is_encounter else LEARNING_MEDIA
+    kind = kind_of(visit)
     forms = forms or {}
     media = list(visit.media.all())
     texts = selectors.notes_text(media)
     return {
         "visit": visit,
-        "visit_kind": "encounter" if is_encounter else "session",
+        "visit_kind": kind.visit_slug,
         "media": [{"asset": asset, "text": texts.get(asset.pk)} for asset in media],
-        "upload_forms": [forms.get(kind) or UploadForm(kind=kind) for kind in kinds],
+        "upload_forms": [
+            forms.get(media_kind) or UploadForm(kind=media_kind) for media_kind in kind.media_kinds
+        ],
         "jobs": [_job_context(job, can_write=can_write) for job in visit.jobs.all()],
         "can_write": can_write,
         **extra,
@@ -382,7 +368,7 @@ def _render_visit(
     errors (of the upload `forms`, or why no analysis) as messages."""
     visit = selectors.visit_with_history(visit)
     if not _is_htmx(request):
-        subject = visit.patient if isinstance(visit, Encounter) else visit.student
+        subject = subject_of(visit)
         upload_errors = [
             error
             for form in (forms or {}).values()
@@ -417,9 +403,7 @@ def _log_results(jobs: list[dict]) -> None:
 
 
 def subject_url(subject) -> str:
-    if isinstance(subject, Patient):
-        return reverse("patient", args=[subject.pk])
-    return reverse("student", args=[subject.pk])
+    return reverse(kind_of(subject).subject_page, args=[subject.pk])
 
 
 @login_required
@@ -556,7 +540,7 @@ def job_status(request: HttpRequest, pk) -> HttpResponse:
 def retry(request: HttpRequest, pk) -> HttpResponse:
     job = _visible_job(request, pk)
     require(request, Capability.WRITE, job.organization)
-    visit = job.encounter or job.learning_session
+    visit = visit_of(job)
     try:
         retry_job(job=job, requested_by=request.user)
     except Refused as refusal:
@@ -614,8 +598,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not _is_htmx(request):
         messages.info(request, error or f"Recorded: {context['recorded']}.")
-        visit = result.job.encounter or result.job.learning_session
-        return redirect(subject_url(visit.patient if result.job.encounter_id else visit.student))
+        return redirect(subject_url(subject_of(result.job)))
     return render(
         request,
         "dashboards/parts/result.html",

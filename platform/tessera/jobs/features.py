@@ -17,6 +17,7 @@ from mlcore.data import Case, Features, Preprocessor
 from mlcore.errors import InputError
 from tessera.audit import services as audit
 from tessera.jobs.models import AnalysisJob
+from tessera.records.kinds import topic_of, visit_of
 from tessera.records.models import MODALITY_OF
 from tessera.records.storage import StoredContentCorrupted, content_store
 
@@ -72,7 +73,7 @@ def case_for(job: AnalysisJob) -> Case:
         image=files.get("image"),
         text=files["text"].decode("utf-8-sig") if "text" in files else None,
         audio=files.get("audio"),
-        subject=job.learning_session.subject_area if job.learning_session_id else None,
+        subject=topic_of(visit_of(job)),
     )
 
 
@@ -80,8 +81,9 @@ def cache_key(job: AnalysisJob) -> str:
     digest = hashlib.sha256(job.model_version.name.encode())
     for sha in sorted(job.media.values_list("sha256", flat=True)):
         digest.update(sha.encode())
-    if job.learning_session_id:
-        digest.update(job.learning_session.subject_area.encode())
+    topic = topic_of(visit_of(job))
+    if topic is not None:
+        digest.update(topic.encode())
     return digest.hexdigest()
 
 

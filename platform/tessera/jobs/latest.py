@@ -11,13 +11,7 @@ from django.db import transaction
 from analytics.attention import WINDOW, concern_since
 from tessera.accounts.models import Organization
 from tessera.jobs.models import AnalysisJob, AnalysisResult, LatestAnalysis
-from tessera.records.models import Encounter, LearningSession, Patient, Student
-
-# subject model → (LatestAnalysis field, path from a job to the subject)
-SUBJECTS = {
-    Patient: ("patient", "encounter__patient"),
-    Student: ("student", "learning_session__student"),
-}
+from tessera.records.kinds import KINDS, Subject, kind_of
 
 
 class ResultFacts(NamedTuple):
@@ -29,10 +23,6 @@ class ResultFacts(NamedTuple):
 
 
 FACTS = ResultFacts._fields
-
-
-def subject_of(visit: Encounter | LearningSession) -> Patient | Student:
-    return visit.patient if isinstance(visit, Encounter) else visit.student
 
 
 def _summary(job_id, newest: ResultFacts | None, labelled: Sequence[ResultFacts]) -> dict:
@@ -49,12 +39,13 @@ def _summary(job_id, newest: ResultFacts | None, labelled: Sequence[ResultFacts]
     }
 
 
-def refresh_latest_analysis(*, subject: Patient | Student) -> LatestAnalysis:
+def refresh_latest_analysis(*, subject: Subject) -> LatestAnalysis:
     """Recompute `subject`'s row from their newest job, newest result and last labelled
     results (a few indexed rows, however long their history). The subject is locked first, so
     two workers finishing jobs of the same subject take turns, and the second sees the first
     one's result."""
-    field, path = SUBJECTS[type(subject)]
+    kind = kind_of(subject)
+    field, path = kind.subject_field, kind.from_visit
     with transaction.atomic():
         list(type(subject).objects.select_for_update().filter(pk=subject.pk).values_list("pk"))
         job_id = (
@@ -90,7 +81,8 @@ def rebuild_latest_analyses(*, organization: Organization) -> int:
     rows = []
     with transaction.atomic():
         LatestAnalysis.objects.filter(organization=organization).delete()
-        for field, path in SUBJECTS.values():
+        for kind in KINDS:
+            field, path = kind.subject_field, kind.from_visit
             newest_job = {}
             jobs = (
                 AnalysisJob.objects.filter(organization=organization, **{f"{path}__isnull": False})

@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
+from tessera.records.kinds import subject_of
 from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
 
 SYNTHETIC_NOTICE = "Demo model trained on synthetic data: no clinical or educational validity."
@@ -365,7 +366,7 @@ class LatestAnalysis(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Latest analysis of {self.patient or self.student}"
+        return f"Latest analysis of {subject_of(self)}"
 
 
 class Feedback(models.Model):

@@ -21,10 +21,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tessera.accounts.models import Organization
-from tessera.accounts.policy import Analysis, OrganizationKind
+from tessera.accounts.policy import Analysis
 from tessera.accounts.selectors import organization_of
 from tessera.celery import TaskName, enqueue
-from tessera.jobs.latest import refresh_latest_analysis, subject_of
+from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import (
     FINISHED,
     INPUT_NOUN,
@@ -38,7 +38,8 @@ from tessera.jobs.models import (
     Stage,
 )
 from tessera.jobs.selectors import active_model_version, model_labels
-from tessera.records.models import MODALITY_OF, Encounter, LearningSession, MediaAsset
+from tessera.records.kinds import Visit, kind_of, subject_of, visit_fields, visit_of
+from tessera.records.models import MODALITY_OF, MediaAsset
 from tessera.refusals import RefusalCode, Refused
 from tessera.text import duration_in_words
 from tessera.webhooks.models import Event
@@ -123,7 +124,7 @@ def promote_model_version(
 AFFECT_FROM = {"text": Analysis.EMOTION_FROM_TEXT, "audio": Analysis.EMOTION_FROM_VOICE}
 
 
-def _core_analyses(*, task: str, organization_kind: str) -> list[str]:
+def _core_analyses(*, task: str, organization: Organization) -> list[str]:
     """What the task asks for beyond affect, whichever inputs it reads. (Tutoring suggestions
     rest on the affect the model infers, so they count as emotion inference from each input
     they read: see inputs_to_leave_out.)"""
@@ -131,9 +132,9 @@ def _core_analyses(*, task: str, organization_kind: str) -> list[str]:
         return [Analysis.DIAGNOSIS]
     if task == JobTask.EMOTION:
         return []
-    if task == JobTask.TUTORING or organization_kind == OrganizationKind.SCHOOL:
+    if task == JobTask.TUTORING:
         return [Analysis.TUTORING]
-    return [Analysis.DIAGNOSIS]
+    return [kind_of(organization).core_analysis]
 
 
 def inputs_to_leave_out(
@@ -156,7 +157,7 @@ def inputs_to_leave_out(
 
 def request_analysis(
     *,
-    attached_to: Encounter | LearningSession,
+    attached_to: Visit,
     task: str,
     requested_by: AbstractBaseUser | None = None,
     media: list[MediaAsset] | None = None,
@@ -174,8 +175,7 @@ def request_analysis(
     the law forbids the analysis, or when no model serves the organization.
     """
     task = JobTask(task)
-    is_encounter = isinstance(attached_to, Encounter)
-    visit_noun = "encounter" if is_encounter else "learning session"
+    visit_noun = kind_of(attached_to).visit_noun
     organization = organization_of(attached_to)
     own_media = list(attached_to.media.all())
     chosen = own_media if media is None else list(media)
@@ -189,7 +189,7 @@ def request_analysis(
         raise Refused(
             "there is nothing to analyse yet: upload a file first", code=RefusalCode.NO_MEDIA
         )
-    for analysis in _core_analyses(task=task, organization_kind=organization.kind):
+    for analysis in _core_analyses(task=task, organization=organization):
         reason = organization.refusal_for(analysis)
         if reason:
             raise Refused(reason, code=RefusalCode.POLICY)
@@ -218,8 +218,7 @@ def request_analysis(
     with transaction.atomic():
         job = AnalysisJob.objects.create(
             organization=organization,
-            encounter=attached_to if is_encounter else None,
-            learning_session=None if is_encounter else attached_to,
+            **visit_fields(attached_to),
             task=task,
             model_version=version,
             requested_by=requested_by,
@@ -487,7 +486,7 @@ def complete_job(
             },
         )
         if created:
-            refresh_latest_analysis(subject=subject_of(job.encounter or job.learning_session))
+            refresh_latest_analysis(subject=subject_of(job))
         if not job.is_finished:
             job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED
@@ -598,9 +597,8 @@ def retry_job(*, job: AnalysisJob, requested_by: AbstractBaseUser | None = None)
         raise Refused(
             "only a failed or cancelled job can be retried", code=RefusalCode.NOT_RETRYABLE
         )
-    attached_to = job.encounter or job.learning_session
     return request_analysis(
-        attached_to=attached_to,
+        attached_to=visit_of(job),
         task=job.task,
         requested_by=requested_by,
         media=list(job.media.all()),

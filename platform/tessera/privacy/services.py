@@ -15,14 +15,13 @@ from django.utils import timezone
 
 from tessera.audit import services as audit
 from tessera.audit.models import AuditEvent
-from tessera.jobs.latest import SUBJECTS
 from tessera.jobs.models import AnalysisJob
-from tessera.records.models import MediaAsset, Patient, Student
+from tessera.records.kinds import Subject, kind_of, visit_id_of
+from tessera.records.models import MediaAsset
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report
 from tessera.reports.selectors import report_file
 
-Subject = Patient | Student
 EXPORT_FORMAT = "tessera-subject-export/1"
 
 
@@ -64,20 +63,18 @@ def export_subject(*, subject: Subject) -> bytes:
 def export_filename(subject: Subject) -> str:
     """Names the person by pseudonym, never by name: file names travel (downloads folders,
     mail attachments)."""
-    kind = "patient" if isinstance(subject, Patient) else "student"
+    kind = kind_of(subject).subject_noun
     return f"tessera-{kind}-{subject.pseudonym}-{timezone.localdate():%Y%m%d}.zip"
 
 
-# Erasure is confirmed by typing the person's number back: (field, what people call it).
-CONFIRMING_NUMBER = {Patient: ("mrn", "MRN"), Student: ("student_number", "student number")}
-
-
 def confirming_number(subject: Subject) -> str:
-    return CONFIRMING_NUMBER[type(subject)][1]
+    """What an erasure is confirmed with: the person's number (MRN, student number), typed
+    back."""
+    return kind_of(subject).identifier_noun
 
 
 def erasure_confirmed(subject: Subject, typed: str) -> bool:
-    return typed.strip() == getattr(subject, CONFIRMING_NUMBER[type(subject)][0])
+    return typed.strip() == kind_of(subject).identifier_of(subject)
 
 
 def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> dict[str, int]:
@@ -86,7 +83,7 @@ def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> di
     from tessera.jobs.features import cache_path  # torch & co: not in every web process
 
     jobs = list(
-        AnalysisJob.objects.filter(**{SUBJECTS[type(subject)][1]: subject}).select_related(
+        AnalysisJob.objects.filter(**{kind_of(subject).from_visit: subject}).select_related(
             "model_version", "learning_session"
         )
     )
@@ -113,13 +110,11 @@ def _remove_files(cached: list[Path], reports: list[Report]) -> None:
 
 
 def _visits(subject: Subject) -> QuerySet:
-    visits = subject.encounters if isinstance(subject, Patient) else subject.learning_sessions
-    return visits.order_by("occurred_at")
+    return kind_of(subject).visits_of(subject).order_by("occurred_at")
 
 
 def _media(subject: Subject) -> QuerySet[MediaAsset]:
-    visit = "encounter__patient" if isinstance(subject, Patient) else "learning_session__student"
-    return MediaAsset.objects.filter(**{visit: subject}).order_by("pk")
+    return MediaAsset.objects.filter(**{kind_of(subject).from_visit: subject}).order_by("pk")
 
 
 def _record(obj) -> dict:
@@ -128,7 +123,7 @@ def _record(obj) -> dict:
 
 
 def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
-    own = [asset for asset in media if visit.pk in (asset.encounter_id, asset.learning_session_id)]
+    own = [asset for asset in media if visit_id_of(asset) == visit.pk]
     return _record(visit) | {
         "files": [
             {

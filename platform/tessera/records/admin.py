@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 
 from tessera.accounts.admin import OrganizationScopedAdmin
+from tessera.records.kinds import KINDS, kind_accepting
 from tessera.records.models import (
-    ENCOUNTER_MEDIA,
     Cohort,
     Encounter,
     LearningSession,
@@ -100,17 +100,13 @@ class MediaUploadForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        encounter, session = cleaned.get("encounter"), cleaned.get("learning_session")
         kind, upload = cleaned.get("kind"), cleaned.get("file")
         if not kind:
             return cleaned
-        if kind in ENCOUNTER_MEDIA and (not encounter or session):
+        accepting = kind_accepting(kind)
+        if [k for k in KINDS if cleaned.get(k.visit_field)] != [accepting]:
             raise forms.ValidationError(
-                "Attach this kind of media to an encounter (and no session)."
-            )
-        if kind not in ENCOUNTER_MEDIA and (not session or encounter):
-            raise forms.ValidationError(
-                "Attach this kind of media to a learning session (and no encounter)."
+                f"Attach this kind of media to {accepting.visit_described}, and to nothing else."
             )
         if upload:
             try:

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from tessera.accounts.models import Organization
+from tessera.accounts.policy import OrganizationKind
 from tessera.text import printable_name
 
 
@@ -75,9 +76,18 @@ class Subject(models.Model):
             and self.cohort.organization_id != self.organization_id
         ):
             raise ValidationError({"cohort": "This cohort belongs to another organization."})
+        if self.organization_id and self.organization.kind != self.ORGANIZATION_KIND:
+            kept_by = OrganizationKind(self.ORGANIZATION_KIND).label.lower()
+            raise ValidationError(
+                {
+                    "organization": f"{self._meta.verbose_name_plural.capitalize()} belong to "
+                    f"{kept_by}s."
+                }
+            )
 
 
 class Patient(Subject):
+    ORGANIZATION_KIND = OrganizationKind.CLINIC
     AUDIT_TYPE = "patient"
     SUBJECT_LOOKUPS = {"patient": "pk"}
 
@@ -99,13 +109,9 @@ class Patient(Subject):
     def __str__(self) -> str:
         return f"{self.full_name} (MRN {self.mrn})"
 
-    def clean(self) -> None:
-        super().clean()
-        if self.organization_id and self.organization.kind != Organization.Kind.CLINIC:
-            raise ValidationError({"organization": "Patients belong to clinics."})
-
 
 class Student(Subject):
+    ORGANIZATION_KIND = OrganizationKind.SCHOOL
     AUDIT_TYPE = "student"
     SUBJECT_LOOKUPS = {"student": "pk"}
 
@@ -125,11 +131,6 @@ class Student(Subject):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.student_number})"
-
-    def clean(self) -> None:
-        super().clean()
-        if self.organization_id and self.organization.kind != Organization.Kind.SCHOOL:
-            raise ValidationError({"organization": "Students belong to schools."})
 
 
 class Encounter(models.Model):

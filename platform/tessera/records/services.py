@@ -13,8 +13,8 @@ from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
 from tessera.records.archives import dicom_entries
 from tessera.records.deidentify import METHOD, deidentify_dicom
+from tessera.records.kinds import Visit, kind_accepting, kind_of, subject_of, visit_fields
 from tessera.records.models import (
-    ENCOUNTER_MEDIA,
     Cohort,
     Encounter,
     LearningSession,
@@ -119,7 +119,7 @@ def create_learning_session(
 
 def add_media(
     *,
-    attached_to: Encounter | LearningSession,
+    attached_to: Visit,
     kind: str,
     file: BinaryIO,
     filename: str = "",
@@ -131,9 +131,8 @@ def add_media(
     Raises UploadRejected, with nothing written, when the file is not acceptable.
     """
     kind = MediaKind(kind)
-    belongs_to_encounter = kind in ENCOUNTER_MEDIA
-    if belongs_to_encounter != isinstance(attached_to, Encounter):
-        where = "a patient encounter" if belongs_to_encounter else "a learning session"
+    if kind not in kind_of(attached_to).media_kinds:
+        where = kind_accepting(kind).visit_described
         raise UploadRejected(
             f"a {kind.label.lower()} must be attached to {where}", code="wrong_subject"
         )
@@ -153,7 +152,7 @@ def add_dicom_series(
     """Store every image of a zipped DICOM series (archives.dicom_entries says what is safe),
     each validated and de-identified like a single upload — all of them, or none: one bad
     entry refuses the archive, naming the entry, with nothing written."""
-    if not isinstance(encounter, Encounter):
+    if MediaKind.DICOM not in kind_of(encounter).media_kinds:
         raise UploadRejected("medical images belong to a patient encounter", code="wrong_subject")
     staged = []
     for entry in dicom_entries(archive):
@@ -179,19 +178,17 @@ class _Staged:
     original_content: BinaryIO | None = None
 
 
-def _staged(
-    attached_to: Encounter | LearningSession, upload: ValidatedUpload, file: BinaryIO
-) -> _Staged:
+def _staged(attached_to: Visit, upload: ValidatedUpload, file: BinaryIO) -> _Staged:
     if upload.kind != MediaKind.DICOM:
         return _Staged(upload, file)
-    cleaned, content = _deidentified(upload, file, patient=attached_to.patient)
+    cleaned, content = _deidentified(upload, file, patient=subject_of(attached_to))
     if organization_of(attached_to).keep_dicom_originals:
         return _Staged(cleaned, content, original_sha256=upload.sha256, original_content=file)
     return _Staged(cleaned, content)
 
 
 def _store(
-    attached_to: Encounter | LearningSession,
+    attached_to: Visit,
     staged: list[_Staged],
     *,
     uploaded_by: AbstractBaseUser | None,
@@ -224,18 +221,16 @@ def _store(
 
 
 def _media_row(
-    attached_to: Encounter | LearningSession,
+    attached_to: Visit,
     staged: _Staged,
     *,
     encrypted: bool,
     uploaded_by: AbstractBaseUser | None,
 ) -> MediaAsset:
-    belongs_to_encounter = isinstance(attached_to, Encounter)
     upload = staged.upload
     return MediaAsset.objects.create(
         organization=organization_of(attached_to),
-        encounter=attached_to if belongs_to_encounter else None,
-        learning_session=None if belongs_to_encounter else attached_to,
+        **visit_fields(attached_to),
         kind=upload.kind,
         sha256=upload.sha256,
         size_bytes=upload.size_bytes,

@@ -11,9 +11,7 @@ from analytics.attention import CONCERNING_AFFECTS, RECENT_WEEKS
 from analytics.monitoring import expected_calibration_error, largest_gap
 from analytics.trends import weekly_distribution, weeks_between
 from tessera.accounts.models import Organization
-from tessera.accounts.policy import OrganizationKind
 from tessera.audit import services as audit
-from tessera.jobs.latest import SUBJECTS
 from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
 from tessera.jobs.statistics import (
     affect_agreement,
@@ -25,7 +23,8 @@ from tessera.jobs.statistics import (
     prediction_drift,
     rate_by_group,
 )
-from tessera.records.models import Encounter, MediaAsset, Patient, Student
+from tessera.records.kinds import CLINIC, SCHOOL, kind_of, visit_of
+from tessera.records.models import MediaAsset
 from tessera.reports import charts
 from tessera.reports.models import Report, ReportKind
 
@@ -87,11 +86,6 @@ def report_content(report: Report) -> ReportContent:
     if report.kind == ReportKind.COHORT:
         return cohort_content(report)
     return subject_content(report)
-
-
-def _result_to(subject_model: type[Patient] | type[Student]) -> str:
-    """The path from a result to its patient or student."""
-    return f"job__{SUBJECTS[subject_model][1]}"
 
 
 def _period_bounds(report: Report, results: QuerySet[AnalysisResult]) -> tuple[date, date]:
@@ -158,11 +152,20 @@ def _verdict(result: AnalysisResult) -> str:
     return latest.get_kind_display().lower()
 
 
+@dataclass(frozen=True)
+class Analysed:
+    """One person's results in a report's period, oldest first."""
+
+    results: list[AnalysisResult]
+    start: date
+    end: date
+
+
 def subject_content(report: Report) -> ReportContent:
     subject = report.subject
     audit.record(subject, action=audit.Action.VIEW)
-    is_patient = isinstance(subject, Patient)
-    all_results = AnalysisResult.objects.filter(**{_result_to(type(subject)): subject})
+    kind = kind_of(subject)
+    all_results = AnalysisResult.objects.filter(**{kind.from_result: subject})
     start, end = _period_bounds(report, all_results)
     results = list(
         _in_period(all_results, start, end)
@@ -171,12 +174,13 @@ def subject_content(report: Report) -> ReportContent:
         .order_by("created_at")
     )
     versions = sorted({r.model_version for r in results}, key=lambda v: v.created_at)
-    identifier = f"MRN {subject.mrn}" if is_patient else f"student no. {subject.student_number}"
-    extra = "" if is_patient or not subject.grade else f", grade {subject.grade}"
+    identifier = f"{kind.identifier_abbreviation} {kind.identifier_of(subject)}"
+    grade = getattr(subject, "grade", "")
+    extra = f", grade {grade}" if grade else ""
     content = ReportContent(
         **_header(
             report,
-            title="Patient report" if is_patient else "Student report",
+            title=f"{kind.subject_noun.capitalize()} report",
             about=f"{subject.full_name} ({identifier}{extra})",
             start=start,
             end=end,
@@ -192,22 +196,19 @@ def subject_content(report: Report) -> ReportContent:
         model_versions=versions,
         notice=_notice(versions),
     )
-    if is_patient:
-        _patient_sections(content, results)
-    else:
-        _student_sections(content, results, start, end)
+    SUBJECT_SECTIONS[kind](content, Analysed(results, start, end))
     content.explanations = [_explained(result) for result in results[-MOST_EXPLAINED:]]
     return content
 
 
 def _visit_name(result: AnalysisResult) -> str:
-    visit = result.job.encounter or result.job.learning_session
-    if isinstance(visit, Encounter):
-        return visit.reason or "encounter"
-    return visit.title or words(visit.subject_area) or "session"
+    visit = visit_of(result.job)
+    return kind_of(visit).visit_title(visit)
 
 
-def _patient_sections(content: ReportContent, results: list[AnalysisResult]) -> None:
+def _patient_sections(content: ReportContent, analysed: Analysed) -> None:
+    """Findings over time, and each analysis."""
+    results = analysed.results
     labels = list(dict.fromkeys(label for r in results for label in r.diagnosis))
     if results and labels:
         content.charts.append(
@@ -248,11 +249,11 @@ def _patient_sections(content: ReportContent, results: list[AnalysisResult]) -> 
     )
 
 
-def _student_sections(
-    content: ReportContent, results: list[AnalysisResult], start: date, end: date
-) -> None:
+def _student_sections(content: ReportContent, analysed: Analysed) -> None:
+    """Affect per week, and each analysis."""
+    results = analysed.results
     labels = list(dict.fromkeys(label for r in results for label in r.emotion))
-    weeks = weeks_between(start, end)[-26:]
+    weeks = weeks_between(analysed.start, analysed.end)[-26:]
     distribution = weekly_distribution(
         (
             (_monday_of(timezone.localdate(r.created_at)), r.emotion_label, 1)
@@ -342,16 +343,15 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
 
 def cohort_content(report: Report) -> ReportContent:
     organization: Organization = report.organization
-    is_clinic = organization.kind == OrganizationKind.CLINIC
-    subject = _result_to(Patient if is_clinic else Student)
+    kind = kind_of(organization)
+    subject = kind.from_result
     results = AnalysisResult.objects.filter(organization=organization)
-    subjects = (Patient if is_clinic else Student).objects.filter(organization=organization)
+    subjects = kind.subject_model.objects.filter(organization=organization)
     media = MediaAsset.objects.filter(organization=organization)
     if report.cohort_id:
         results = results.filter(**{f"{subject}__cohort": report.cohort_id})
         subjects = subjects.filter(cohort=report.cohort_id)
-        visit = "encounter__patient" if is_clinic else "learning_session__student"
-        media = media.filter(**{f"{visit}__cohort": report.cohort_id})
+        media = media.filter(**{f"{kind.from_visit}__cohort": report.cohort_id})
     start, end = _period_bounds(report, results)
     in_period = _in_period(results, start, end)
     length = (end - start).days + 1
@@ -365,20 +365,18 @@ def cohort_content(report: Report) -> ReportContent:
     )
     scope = report.cohort.name if report.cohort else f"all of {organization.name}"
     count = subjects.count()
-    kind_word = ("patient" if is_clinic else "student") + ("" if count == 1 else "s")
+    kind_word = kind.subject_noun + ("" if count == 1 else "s")
     content = ReportContent(
         **_header(
             report,
-            title=f"{'Ward' if is_clinic else 'Class'} report"
-            if report.cohort
-            else "Cohort report",
+            title=f"{kind.cohort_noun.capitalize()} report" if report.cohort else "Cohort report",
             about=f"{scope} ({count} {kind_word})",
             start=start,
             end=end,
         ),
         facts=[
             ("Analyses in the period", str(totals["analyses"])),
-            (f"{'Patients' if is_clinic else 'Students'} analysed", str(totals["analysed"])),
+            (f"{kind.subject_noun.capitalize()}s analysed", str(totals["analysed"])),
             ("Flagged for review (the model was unsure)", str(totals["review"])),
         ],
         model_versions=versions,
@@ -398,33 +396,20 @@ def cohort_content(report: Report) -> ReportContent:
                 ],
             )
         )
-    if is_clinic and finding_labels:
-        found = finding_counts(in_period, labels=finding_labels)
-        content.charts.append(
-            Chart(
-                "Findings",
-                charts.bars(
-                    {words(label): n for label, n in found.items()},
-                    title="Analyses with each finding (probability ≥ 50%)",
-                    unit="analyses",
-                ),
-            )
-        )
-    if not is_clinic:
-        _attention_table(content, organization, report)
-    content.tables += _monitoring(
-        Period(
-            organization=organization,
-            subject=subject,
-            results=in_period,
-            results_before=before,
-            media=_in_period(media, start, end),
-            media_before=_in_period(media, start - timedelta(length), start - timedelta(1)),
-            versions=versions,
-            affect_labels=affect_labels,
-            finding_labels=finding_labels,
-        )
+    period = Period(
+        organization=organization,
+        cohort_id=report.cohort_id,
+        subject=subject,
+        results=in_period,
+        results_before=before,
+        media=_in_period(media, start, end),
+        media_before=_in_period(media, start - timedelta(length), start - timedelta(1)),
+        versions=versions,
+        affect_labels=affect_labels,
+        finding_labels=finding_labels,
     )
+    COHORT_SECTIONS[kind](content, period)
+    content.tables += _monitoring(period)
     return content
 
 
@@ -433,6 +418,7 @@ class Period:
     """A cohort's results and inputs in a report's period, and in as long a time before it."""
 
     organization: Organization
+    cohort_id: int | None  # None: the whole organization
     subject: str  # the path from a result to its patient or student
     results: QuerySet[AnalysisResult]
     results_before: QuerySet[AnalysisResult]
@@ -443,14 +429,32 @@ class Period:
     finding_labels: list[str]
 
 
-def _attention_table(content: ReportContent, organization: Organization, report: Report) -> None:
+def _findings_chart(content: ReportContent, period: Period) -> None:
+    """A ward's or a clinic's: how many analyses suggested each finding."""
+    if not period.finding_labels:
+        return
+    found = finding_counts(period.results, labels=period.finding_labels)
+    content.charts.append(
+        Chart(
+            "Findings",
+            charts.bars(
+                {words(label): n for label, n in found.items()},
+                title="Analyses with each finding (probability ≥ 50%)",
+                unit="analyses",
+            ),
+        )
+    )
+
+
+def _attention_table(content: ReportContent, period: Period) -> None:
+    """A class's or a school's: the students whose recent affects keep being concerning."""
     flagged = LatestAnalysis.objects.filter(
-        organization=organization,
+        organization=period.organization,
         student__isnull=False,
         concern_since__gte=timezone.now() - timedelta(weeks=RECENT_WEEKS),
     ).select_related("student")
-    if report.cohort_id:
-        flagged = flagged.filter(student__cohort=report.cohort_id)
+    if period.cohort_id:
+        flagged = flagged.filter(student__cohort=period.cohort_id)
     flagged = flagged.order_by("-concern_since")
     count = flagged.count()
     listed = list(flagged[:MOST_STUDENTS_LISTED])
@@ -560,3 +564,8 @@ def _drift_word(psi: float) -> str:
     if psi < 0.1:
         return "stable"
     return "a shift worth a look" if psi < 0.25 else "a real drift"
+
+
+# What a report shows of a person, and of a cohort, beyond what every report shows.
+SUBJECT_SECTIONS = {CLINIC: _patient_sections, SCHOOL: _student_sections}
+COHORT_SECTIONS = {CLINIC: _findings_chart, SCHOOL: _attention_table}

@@ -10,6 +10,7 @@ from django.db.models import F, Q
 
 from tessera.accounts.models import Organization
 from tessera.jobs.models import ModelVersion
+from tessera.records.kinds import Subject, subject_id_of, subject_of
 from tessera.records.models import Cohort, Patient, Student
 
 
@@ -100,8 +101,9 @@ class Report(models.Model):
         return f"{self.get_kind_display()} {str(self.pk)[:8]} ({self.get_status_display()})"
 
     @property
-    def subject(self) -> Patient | Student | None:
-        return self.patient or self.student
+    def subject(self) -> Subject | None:
+        """The person a patient's or student's report is about; None for a cohort's."""
+        return None if self.kind == ReportKind.COHORT else subject_of(self)
 
     @property
     def is_finished(self) -> bool:
@@ -110,10 +112,10 @@ class Report(models.Model):
     @property
     def filename(self) -> str:
         """What a download is called: what it is and when, never a person's name."""
-        scope = {
-            ReportKind.PATIENT: f"patient-{self.patient_id}",
-            ReportKind.STUDENT: f"student-{self.student_id}",
-        }.get(self.kind, f"cohort-{self.cohort_id}" if self.cohort_id else "organization")
+        if self.kind != ReportKind.COHORT:
+            scope = f"{self.kind}-{subject_id_of(self)}"
+        else:
+            scope = f"cohort-{self.cohort_id}" if self.cohort_id else "organization"
         return f"tessera-{scope}-{self.period_end:%Y-%m-%d}.pdf"
 
 

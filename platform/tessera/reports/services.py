@@ -20,9 +20,9 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tessera.accounts.models import Organization
-from tessera.accounts.policy import OrganizationKind
 from tessera.celery import TASK_QUEUES, TaskName, enqueue
-from tessera.records.models import Cohort, Patient, Student
+from tessera.records.kinds import Subject, kind_of, subject_fields
+from tessera.records.models import Cohort
 from tessera.records.storage import content_store
 from tessera.refusals import RefusalCode, Refused
 from tessera.reports.models import Report, ReportKind, ReportSchedule, ReportStatus
@@ -36,38 +36,36 @@ def request_report(
     *,
     organization: Organization,
     requested_by: AbstractBaseUser | None,
-    patient: Patient | None = None,
-    student: Student | None = None,
+    subject: Subject | None = None,
     cohort: Cohort | None = None,
     period_start: date | None = None,
     period_end: date | None = None,
     schedule: ReportSchedule | None = None,
 ) -> Report:
-    """Queue a report of one patient, one student, or else a cohort (`cohort`, or the whole
-    organization when None), and publish it once the transaction commits. Raises Refused,
-    writing nothing, when the subject or cohort is not the organization's or the period is
-    backwards."""
-    if patient and student:
-        raise Refused("a report is about one patient or one student", code=RefusalCode.TWO_SUBJECTS)
-    subject = patient or student
+    """Queue a report of one patient or student (`subject`), or else a cohort (`cohort`, or the
+    whole organization when None), and publish it once the transaction commits. Raises
+    Refused, writing nothing, when the subject or cohort is not the organization's or the
+    period is backwards."""
     if subject is not None and subject.organization_id != organization.pk:
         raise Refused("that record belongs to another organization", code=RefusalCode.FOREIGN)
     if cohort is not None and (subject is not None or cohort.organization_id != organization.pk):
         raise Refused("choose either a record or one of your cohorts", code=RefusalCode.FOREIGN)
-    if patient and organization.kind != OrganizationKind.CLINIC:
-        raise Refused("patient reports are for clinics", code=RefusalCode.WRONG_KIND)
-    if student and organization.kind != OrganizationKind.SCHOOL:
-        raise Refused("student reports are for schools", code=RefusalCode.WRONG_KIND)
+    if subject is not None and kind_of(subject) != kind_of(organization):
+        kind = kind_of(subject)
+        raise Refused(
+            f"{kind.subject_noun} reports are for {kind.organization_kind.label.lower()}s",
+            code=RefusalCode.WRONG_KIND,
+        )
     period_end = period_end or timezone.localdate()
     if period_start and period_start > period_end:
         raise Refused("the period starts after it ends", code=RefusalCode.BAD_PERIOD)
-    kind = ReportKind.PATIENT if patient else ReportKind.STUDENT if student else ReportKind.COHORT
+    # A person's report is of their kind ("patient", "student"): ReportKind names it so.
+    kind = ReportKind(kind_of(subject).subject_noun) if subject else ReportKind.COHORT
     with transaction.atomic():
         report = Report.objects.create(
             organization=organization,
             kind=kind,
-            patient=patient,
-            student=student,
+            **subject_fields(subject),
             cohort=cohort,
             period_start=period_start,
             period_end=period_end,
