@@ -197,7 +197,7 @@ def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
         "clinician: … of one ward": first_page(cohort=clinic.cohorts.first().pk),
         "clinician: running and failed jobs": lambda: selectors.job_counts(organization=clinic),
         "patient page: visits, jobs, results": lambda: [
-            (visit, list(visit.jobs.all())) for visit in selectors.encounters_of(patient=patient)
+            (visit, list(visit.jobs.all())) for visit in selectors.visits_of(subject=patient)
         ],
         "teacher: affect per week (8 weeks)": lambda: affect_by_week(
             results=selectors.school_results(organization=school),

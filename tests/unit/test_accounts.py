@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from tessera.accounts.models import ApiToken, Role
+from tessera.accounts.permissions import administered_organizations
 from tessera.accounts.policy import Analysis, default_policy
-from tessera.accounts.selectors import administered_organizations, organizations_of
+from tessera.accounts.selectors import organizations_of
 from tessera.accounts.services import (
     authenticate_api_token,
     create_organization,

@@ -14,8 +14,9 @@ from django.db.models import Q
 
 from tessera.accounts import two_factor
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
+from tessera.accounts.permissions import administered_organizations
 from tessera.accounts.policy import Analysis
-from tessera.accounts.selectors import administered_organizations, organization_of, scoped_to
+from tessera.accounts.selectors import organization_of, scoped_to
 from tessera.accounts.services import set_membership, sync_staff_status
 
 

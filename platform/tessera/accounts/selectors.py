@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Model, QuerySet
 
-from tessera.accounts.models import Membership, Organization, Role
+from tessera.accounts.models import Membership, Organization
 
 
 def organizations_of(
@@ -19,10 +19,6 @@ def organizations_of(
     if roles is not None:
         memberships = memberships.filter(role__in=list(roles))
     return Organization.objects.filter(pk__in=memberships.values("organization_id"))
-
-
-def administered_organizations(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Organization]:
-    return organizations_of(user=user, roles=[Role.ORG_ADMIN])
 
 
 def scoped_to(queryset: QuerySet, *, organizations: QuerySet[Organization]) -> QuerySet:

@@ -17,10 +17,9 @@ class RoleInOrganization(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
     def has_object_permission(self, request, view, obj) -> bool:
-        refusal = getattr(view, "admin_actions", {}).get(view.action)
-        if refusal is not None:
-            self.message = refusal
-            capability = Capability.ADMINISTER
+        guarded = getattr(view, "action_capabilities", {}).get(view.action)
+        if guarded is not None:
+            capability, self.message = guarded
         elif request.method in permissions.SAFE_METHODS:
             return True  # visible means readable: the queryset is already scoped
         else:
@@ -33,8 +32,9 @@ class ScopedViewMixin:
 
     permission_classes = [RoleInOrganization]
     write_capability = Capability.WRITE
-    # Actions only the organization's admins may take, reads included: action -> why refused.
-    admin_actions: dict[str, str] = {}
+    # Actions that need more than reading or writing, reads included:
+    # action -> (the capability, why it is refused).
+    action_capabilities: dict[str, tuple[Capability, str]] = {}
     base_queryset = None
 
     def get_queryset(self):

@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from tessera.accounts.models import ApiToken, Membership, Organization
 from tessera.accounts.permissions import (
     Capability,
-    model_kinds_promotable_by,
+    may_issue_tokens,
+    may_promote,
     organizations_where,
 )
 from tessera.accounts.selectors import organization_of
@@ -124,14 +125,18 @@ class ReportRequestMixin:
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
+REQUESTS_REFUSAL = "only the organization's admins handle data-subject requests"
+
+
 class SubjectRequestMixin:
     """Data-subject requests, for the organization's admins: `GET …/{id}/export/` (a zip of
     everything held about the person) and `POST …/{id}/erase/` with `confirm` set to their MRN
     or student number (everything deleted; the access log keeps the trail)."""
 
-    admin_actions = dict.fromkeys(
-        ("export", "erase"), "only the organization's admins handle data-subject requests"
-    )
+    action_capabilities = {
+        "export": (Capability.EXPORT_SUBJECT, REQUESTS_REFUSAL),
+        "erase": (Capability.ERASE_SUBJECT, REQUESTS_REFUSAL),
+    }
 
     @extend_schema(responses={(200, "application/zip"): bytes, 403: PROBLEM, 404: PROBLEM})
     @action(detail=True)
@@ -210,7 +215,7 @@ class TokenViewSet(
 
     @extend_schema(responses={201: serializers.NewTokenSerializer, 400: PROBLEM, 403: PROBLEM})
     def create(self, request):
-        if isinstance(request.auth, ApiToken):
+        if not may_issue_tokens(user=request.user, auth=request.auth):
             self.permission_denied(
                 request,
                 message="a token cannot issue tokens: sign in and use your settings page, or "
@@ -377,7 +382,12 @@ class MediaViewSet(
 
     base_queryset = MediaAsset.objects.all()
     serializer_class = serializers.MediaSerializer
-    admin_actions = {"original": "only the organization's admins may download original files"}
+    action_capabilities = {
+        "original": (
+            Capability.DOWNLOAD_ORIGINALS,
+            "only the organization's admins may download original files",
+        )
+    }
     filter_backends = LIST_BACKENDS
     filterset_fields = ["kind", "encounter", "learning_session"]
     ordering_fields = ["created_at"]
@@ -571,7 +581,7 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     and who promoted it. Organization admins promote a version; the previous one retires."""
 
     serializer_class = serializers.ModelVersionSerializer
-    write_capability = Capability.ADMINISTER
+    write_capability = Capability.PROMOTE_MODELS
     filter_backends = LIST_BACKENDS
     filterset_fields = ["serves", "status"]
     ordering_fields = ["created_at", "promoted_at"]
@@ -585,7 +595,7 @@ class ModelVersionViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         organization it serves."""
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return
-        if obj.serves not in model_kinds_promotable_by(user=request.user):
+        if not may_promote(user=request.user, serves=obj.serves):
             self.permission_denied(request, message="only organization admins promote models")
 
     @extend_schema(request=None, responses={200: serializers.ModelVersionSerializer, 403: PROBLEM})

@@ -39,7 +39,7 @@ CSV_COLUMNS = [
 
 def _filtered(request: HttpRequest):
     organization = current_organization(request)
-    require(request, Capability.ADMINISTER, organization)
+    require(request, Capability.READ_ACCESS_LOG, organization)
     form = AuditFilterForm(request.GET or None)
     chosen = form.cleaned_data if form.is_valid() else {}
     return organization, form, events_of(organization=organization, **chosen)
@@ -91,7 +91,7 @@ def _cell(value) -> str:
 
 def _export(request: HttpRequest, model, pk: int) -> HttpResponse:
     subject = visible_or_404(model, request, pk)
-    require(request, Capability.ADMINISTER, subject.organization)
+    require(request, Capability.EXPORT_SUBJECT, subject.organization)
     response = HttpResponse(export_subject(subject=subject), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{export_filename(subject)}"'
     return response
@@ -99,7 +99,7 @@ def _export(request: HttpRequest, model, pk: int) -> HttpResponse:
 
 def _erase(request: HttpRequest, model, pk: int) -> HttpResponse:
     subject = visible_or_404(model, request, pk)
-    require(request, Capability.ADMINISTER, subject.organization)
+    require(request, Capability.ERASE_SUBJECT, subject.organization)
     if not erasure_confirmed(subject, request.POST.get("confirm", "")):
         messages.error(request, "Nothing was erased: the number typed did not match theirs.")
         return redirect(request.path.removesuffix("erase/"))

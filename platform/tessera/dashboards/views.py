@@ -23,6 +23,7 @@ from tessera.accounts.models import ApiToken, Organization
 from tessera.accounts.permissions import (
     Capability,
     can,
+    may_promote,
     model_kinds_promotable_by,
     organizations_where,
 )
@@ -262,9 +263,9 @@ def _subject_page(request: HttpRequest, subject, *, new_visit, **extra) -> HttpR
             "new_visit": new_visit,
             "report_form": ReportForm(),
             "can_write": can_write,
-            "can_administer": can(
+            "can_answer_requests": can(
                 user=request.user,
-                capability=Capability.ADMINISTER,
+                capability=Capability.EXPORT_SUBJECT,
                 organization=subject.organization,
             ),
             **extra,
@@ -765,7 +766,7 @@ def _metric_tables(metrics: dict) -> list[dict]:
 @require_POST
 def promote(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(model_versions_for(user=request.user), pk=pk)
-    if version.serves not in model_kinds_promotable_by(user=request.user):
+    if not may_promote(user=request.user, serves=version.serves):
         raise PermissionDenied("Only organization admins promote models.")
     try:
         promote_model_version(version=version, promoted_by=request.user)
