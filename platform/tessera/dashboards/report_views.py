@@ -4,7 +4,6 @@ reports. Scoped and checked like every page: someone who may not see a record ge
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,8 +35,10 @@ def _whole(organization: Organization) -> str:
 
 def _table(request: HttpRequest, organization: Organization) -> dict:
     """A page of the organization's reports; the table polls itself while one is unfinished."""
-    page = Paginator(reports_of(organization=organization), REPORTS_PER_PAGE).get_page(
-        request.GET.get("page")
+    page = selectors.page_of(
+        reports_of(organization=organization),
+        number=request.GET.get("page"),
+        per_page=REPORTS_PER_PAGE,
     )
     return {"page": page, "polling": any(not report.is_finished for report in page)}
 
@@ -121,12 +122,12 @@ def cohort_report(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def report_download(request: HttpRequest, pk) -> FileResponse:
-    report = get_object_or_404(
-        selectors.visible(Report.objects.all(), user=request.user),
+    report = selectors.shown(
+        Report.objects.filter(status=ReportStatus.READY),
+        user=request.user,
         pk=pk,
-        status=ReportStatus.READY,
+        action=audit.Action.DOWNLOAD,
     )
-    audit.record(report, action=audit.Action.DOWNLOAD)
     return FileResponse(
         report_file(report).open("rb"),
         as_attachment=True,

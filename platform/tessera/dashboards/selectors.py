@@ -1,18 +1,27 @@
 """Reads for the pages: what a signed-in user may see, organization by organization. Every
 record a page shows comes through a queryset scoped by `accounts.permissions`, the layer the API
-uses too."""
+uses too.
+
+The reads that return what a page shows of a person log it in the access log themselves — the
+people on a list, a person's page, the notes and results on their visits' cards, a file, a
+preview, a heatmap — so a page cannot forget: the views call no audit function. Each logs in one
+batch per page (two queries), however much the page shows."""
 
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
 from django.db.models import F, Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from analytics.attention import RECENT_WEEKS
 from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, organizations_where
 from tessera.accounts.selectors import scoped_to
+from tessera.audit import services as audit
+from tessera.dashboards.imaging import dicom_png, heatmap_png
 from tessera.jobs.models import (
     AnalysisJob,
     AnalysisResult,
@@ -32,6 +41,20 @@ def visible(queryset: QuerySet, *, user: AbstractBaseUser) -> QuerySet:
     return scoped_to(
         queryset, organizations=organizations_where(user=user, capability=Capability.READ)
     )
+
+
+def shown(queryset: QuerySet, *, user: AbstractBaseUser, pk, action: str = audit.Action.VIEW):
+    """The one row a page shows (404 unless `user` may read it), logged as `action`."""
+    row = get_object_or_404(visible(queryset, user=user), pk=pk)
+    audit.record(row, action=action)
+    return row
+
+
+def page_of(rows: QuerySet, *, number: str | None, per_page: int) -> Page:
+    """A page of a list of people (or of their reports), each one on it logged as listed."""
+    page = Paginator(rows, per_page).get_page(number)
+    audit.record_each(page, action=audit.Action.LIST)
+    return page
 
 
 # --- clinician dashboard -------------------------------------------------------------------
@@ -96,7 +119,7 @@ def patient_rows(patients: list[Patient]) -> list[PatientRow]:
             pk__in=[row.job_id for row in latest if row and row.job_id]
         ).values_list("pk", "status")
     )
-    return [
+    rows = [
         PatientRow(
             patient,
             results.get(row.result_id) if row else None,
@@ -104,6 +127,8 @@ def patient_rows(patients: list[Patient]) -> list[PatientRow]:
         )
         for patient, row in zip(patients, latest, strict=True)
     ]
+    audit.record_each([row.result for row in rows if row.result], action=audit.Action.LIST)
+    return rows
 
 
 def job_counts(*, organization: Organization) -> dict[str, int]:
@@ -154,18 +179,20 @@ def students_needing_attention(
 ) -> tuple[int, list[StudentAttention]]:
     """How many students need attention, and the `limit` whose concern is newest."""
     flagged = concerned_students(organization=organization, weeks=weeks)
-    return flagged.count(), [
-        StudentAttention(latest.student, latest.recent_affects) for latest in flagged[:limit]
-    ]
+    listed = [StudentAttention(latest.student, latest.recent_affects) for latest in flagged[:limit]]
+    audit.record_each([item.student for item in listed], action=audit.Action.LIST)
+    return flagged.count(), listed
 
 
 def latest_suggestions(*, organization: Organization, limit: int = 10) -> list[AnalysisResult]:
-    return list(
+    suggestions = list(
         AnalysisResult.objects.filter(organization=organization)
         .exclude(tutoring=[])
         .select_related("job__learning_session__student", "model_version")
         .order_by("-created_at")[:limit]
     )
+    audit.record_each(suggestions, action=audit.Action.LIST)
+    return suggestions
 
 
 def students_of(*, organization: Organization) -> QuerySet[Student]:
@@ -210,6 +237,75 @@ def visits_of(*, subject: Subject) -> QuerySet:
 def visit_with_history(visit: Visit) -> Visit:
     """The visit again, with its media, jobs and results loaded for the page."""
     return visits_of(subject=subject_of(visit)).get(pk=visit.pk)
+
+
+@dataclass(frozen=True)
+class VisitShown:
+    visit: Visit
+    # Each note's or learner text's content, by media id.
+    texts: dict[int, str]
+
+
+def visits_shown(visits: list[Visit]) -> list[VisitShown]:
+    """Visits as their cards show them (loaded by `visits_of` or `visit_with_history`): each
+    note's text, and every result on them, logged as viewed (files shown as previews or players
+    are logged when the browser fetches them)."""
+    cards = [VisitShown(visit, notes_text(list(visit.media.all()))) for visit in visits]
+    audit.record_each(
+        [asset for card in cards for asset in card.visit.media.all() if asset.pk in card.texts],
+        action=audit.Action.VIEW,
+    )
+    audit.record_each(
+        [result for visit in visits for job in visit.jobs.all() for result in job.results.all()],
+        action=audit.Action.VIEW,
+    )
+    return cards
+
+
+def job_shown(*, user: AbstractBaseUser, pk) -> AnalysisJob:
+    """A job's card alone (it polls itself while the job runs): its results logged as viewed."""
+    jobs = AnalysisJob.objects.select_related("model_version", "organization").prefetch_related(
+        "media", "results__model_version", "results__feedback__given_by"
+    )
+    job = get_object_or_404(visible(jobs, user=user), pk=pk)
+    audit.record_each(job.results.all(), action=audit.Action.VIEW)
+    return job
+
+
+def result_shown(result: AnalysisResult) -> AnalysisResult:
+    """A result's card again (after feedback on it), logged as viewed."""
+    result = (
+        AnalysisResult.objects.select_related(
+            "model_version", "job__encounter__patient", "job__learning_session__student"
+        )
+        .prefetch_related("feedback__given_by", "job__media")
+        .get(pk=result.pk)
+    )
+    audit.record(result, action=audit.Action.VIEW)
+    return result
+
+
+def media_opened(asset: MediaAsset):
+    """The stored file of `asset`, its download logged. Raises StoredContentCorrupted (nothing
+    sent, nothing logged) when it fails its integrity check."""
+    content = content_store().open_media(asset)
+    audit.record(asset, action=audit.Action.DOWNLOAD)
+    return content
+
+
+def dicom_preview(asset: MediaAsset) -> bytes:
+    """A PNG of the DICOM image, logged as viewed once drawn. Raises StoredContentCorrupted, or
+    InputError for an image that cannot be drawn."""
+    picture = dicom_png(content_store().read_media(asset))
+    audit.record(asset, action=audit.Action.VIEW)
+    return picture
+
+
+def heatmap_shown(result: AnalysisResult) -> bytes:
+    """The translucent PNG of the result's heatmap, logged as viewed."""
+    picture = heatmap_png(result.explanation["heatmap"])
+    audit.record(result, action=audit.Action.VIEW)
+    return picture
 
 
 def affect_over_time(*, student: Student) -> list[AnalysisResult]:

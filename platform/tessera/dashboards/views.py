@@ -8,7 +8,6 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +28,6 @@ from tessera.accounts.permissions import (
 )
 from tessera.accounts.selectors import memberships_of, organization_of
 from tessera.accounts.services import issue_api_token, revoke_api_token
-from tessera.audit import services as audit
 from tessera.dashboards import selectors
 from tessera.dashboards.access import form_errors, require, visible_or_404
 from tessera.dashboards.context_processors import SESSION_ORGANIZATION, current_membership
@@ -42,7 +40,6 @@ from tessera.dashboards.forms import (
     TokenForm,
     UploadForm,
 )
-from tessera.dashboards.imaging import dicom_png, heatmap_png
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
 from tessera.jobs.selectors import (
     active_model_version,
@@ -73,7 +70,7 @@ from tessera.records.services import (
     create_encounter,
     create_learning_session,
 )
-from tessera.records.storage import StoredContentCorrupted, content_store
+from tessera.records.storage import StoredContentCorrupted
 from tessera.records.uploads import UploadRejected
 from tessera.refusals import Refused
 
@@ -119,9 +116,8 @@ def _clinic_dashboard(request: HttpRequest, membership) -> HttpResponse:
     patients = selectors.clinic_patients(
         organization=organization, cohort=chosen.get("cohort"), status=chosen.get("status", "")
     )
-    page = Paginator(patients, SUBJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = selectors.page_of(patients, number=request.GET.get("page"), per_page=SUBJECTS_PER_PAGE)
     rows = selectors.patient_rows(list(page))
-    audit.record_each(page, action=audit.Action.LIST)
     return render(
         request,
         "dashboards/clinic.html",
@@ -153,12 +149,12 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
     attention_count, attention = selectors.students_needing_attention(
         organization=organization, limit=ATTENTION_SHOWN
     )
-    students = Paginator(selectors.students_of(organization=organization), SUBJECTS_PER_PAGE)
-    page = students.get_page(request.GET.get("page"))
+    page = selectors.page_of(
+        selectors.students_of(organization=organization),
+        number=request.GET.get("page"),
+        per_page=SUBJECTS_PER_PAGE,
+    )
     suggestions = selectors.latest_suggestions(organization=organization)
-    audit.record_each(page, action=audit.Action.LIST)
-    audit.record_each([item.student for item in attention], action=audit.Action.LIST)
-    audit.record_each(suggestions, action=audit.Action.LIST)
     return render(
         request,
         "dashboards/school.html",
@@ -226,13 +222,14 @@ def _stacked_bars(weeks, labels: list[str], *, height: int = 160, bar: int = 36)
 @login_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _subject_page(request, visible_or_404(Patient, request, pk), new_visit=EncounterForm())
+    patient = selectors.shown(Patient.objects.all(), user=request.user, pk=pk)
+    return _subject_page(request, patient, new_visit=EncounterForm())
 
 
 @login_required
 @require_GET
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    student = visible_or_404(Student, request, pk)
+    student = selectors.shown(Student.objects.all(), user=request.user, pk=pk)
     labels = _affect_labels(student.organization)
     return _subject_page(
         request,
@@ -243,15 +240,14 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _subject_page(request: HttpRequest, subject, *, new_visit, **extra) -> HttpResponse:
-    """A patient's or a student's page: who they are, their visits, reports and requests."""
-    audit.record(subject, action=audit.Action.VIEW)
+    """A patient's or a student's page (`subject` read by `selectors.shown`): who they are,
+    their visits, reports and requests."""
     kind = kind_of(subject)
-    visits = list(selectors.visits_of(subject=subject))
+    cards = selectors.visits_shown(list(selectors.visits_of(subject=subject)))
     can_write = can(
         user=request.user, capability=Capability.WRITE, organization=subject.organization
     )
-    shown = [_visit_context(visit, can_write=can_write) for visit in visits]
-    _log_shown(shown)
+    shown = [_visit_context(card, can_write=can_write) for card in cards]
     return render(
         request,
         "dashboards/subject.html",
@@ -338,11 +334,13 @@ def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
     return visible_or_404(kind.visit_model, request, pk)
 
 
-def _visit_context(visit, *, can_write: bool, forms: dict | None = None, **extra) -> dict:
+def _visit_context(
+    card: selectors.VisitShown, *, can_write: bool, forms: dict | None = None, **extra
+) -> dict:
+    visit, texts = card.visit, card.texts
     kind = kind_of(visit)
     forms = forms or {}
     media = list(visit.media.all())
-    texts = selectors.notes_text(media)
     return {
         "visit": visit,
         "visit_kind": kind.visit_slug,
@@ -367,7 +365,6 @@ def _render_visit(
 ) -> HttpResponse:
     """The visit's card for htmx to swap in; without htmx, back to the subject's page with the
     errors (of the upload `forms`, or why no analysis) as messages."""
-    visit = selectors.visit_with_history(visit)
     if not _is_htmx(request):
         subject = subject_of(visit)
         upload_errors = [
@@ -379,28 +376,11 @@ def _render_visit(
         for error in filter(None, [*upload_errors, analysis_error]):
             messages.error(request, error)
         return redirect(subject_url(subject))
+    [shown] = selectors.visits_shown([selectors.visit_with_history(visit)])
     card = _visit_context(
-        visit, can_write=True, forms=forms, analysis_error=analysis_error, **context
+        shown, can_write=True, forms=forms, analysis_error=analysis_error, **context
     )
-    _log_shown([card])
     return render(request, "dashboards/parts/visit.html", {"v": card}, status=status)
-
-
-def _log_shown(visits: list[dict]) -> None:
-    """Log what the visits' cards show besides the person: each note's text and each result
-    (files shown as previews or players are logged when the browser fetches them)."""
-    audit.record_each(
-        [item["asset"] for visit in visits for item in visit["media"] if item["text"] is not None],
-        action=audit.Action.VIEW,
-    )
-    _log_results([job for visit in visits for job in visit["jobs"]])
-
-
-def _log_results(jobs: list[dict]) -> None:
-    """Log the results the jobs' cards show."""
-    audit.record_each(
-        [shown["result"] for job in jobs for shown in job["results"]], action=audit.Action.VIEW
-    )
 
 
 def subject_url(subject) -> str:
@@ -529,10 +509,9 @@ def _visible_job(request: HttpRequest, pk) -> AnalysisJob:
 def job_status(request: HttpRequest, pk) -> HttpResponse:
     """The job's card: progress while it runs (the card asks again each second), the result
     when it is done."""
-    job = _visible_job(request, pk)
+    job = selectors.job_shown(user=request.user, pk=pk)
     can_write = can(user=request.user, capability=Capability.WRITE, organization=job.organization)
     card = _job_context(job, can_write=can_write)
-    _log_results([card])
     return render(request, "dashboards/parts/job.html", {"j": card})
 
 
@@ -584,22 +563,16 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except Refused as refusal:
             error = _sentence(str(refusal))
-    result = (
-        AnalysisResult.objects.select_related(
-            "model_version", "job__encounter__patient", "job__learning_session__student"
-        )
-        .prefetch_related("feedback__given_by", "job__media")
-        .get(pk=result.pk)
-    )
+    if not _is_htmx(request):
+        messages.info(request, error or f"Recorded: {Feedback.Kind(kind).label}.")
+        return redirect(subject_url(subject_of(result.job)))
+    result = selectors.result_shown(result)
     context = _result_context(
         result,
         job=result.job,
         feedback_error=error,
         recorded="" if error else Feedback.Kind(kind).label,
     )
-    if not _is_htmx(request):
-        messages.info(request, error or f"Recorded: {context['recorded']}.")
-        return redirect(subject_url(subject_of(result.job)))
     return render(
         request,
         "dashboards/parts/result.html",
@@ -622,10 +595,9 @@ def media_file(request: HttpRequest, pk: int) -> FileResponse:
     or show in the page, DICOM downloads."""
     asset = _visible_media(request, pk)
     try:
-        content = content_store().open_media(asset)
+        content = selectors.media_opened(asset)
     except StoredContentCorrupted:
         return _damaged(asset)
-    audit.record(asset, action=audit.Action.DOWNLOAD)
     return FileResponse(
         content,
         as_attachment=asset.kind == MediaKind.DICOM,
@@ -642,14 +614,13 @@ def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
     if asset.kind != MediaKind.DICOM:
         raise Http404
     try:
-        picture = dicom_png(content_store().read_media(asset))
+        picture = selectors.dicom_preview(asset)
     except StoredContentCorrupted:
         return _damaged(asset)
     except InputError as error:
         return HttpResponse(
             f"This image cannot be shown: {error}", status=422, content_type="text/plain"
         )
-    audit.record(asset, action=audit.Action.VIEW)
     return HttpResponse(picture, content_type="image/png")
 
 
@@ -670,8 +641,7 @@ def result_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
     result = visible_or_404(AnalysisResult, request, pk)
     if not result.explanation.get("heatmap"):
         raise Http404
-    audit.record(result, action=audit.Action.VIEW)
-    return HttpResponse(heatmap_png(result.explanation["heatmap"]), content_type="image/png")
+    return HttpResponse(selectors.heatmap_shown(result), content_type="image/png")
 
 
 # --- settings and models -------------------------------------------------------------------
