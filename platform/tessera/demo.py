@@ -34,7 +34,14 @@ from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import record_feedback
 from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import Cohort, Encounter, LearningSession, MediaKind, Patient, Student
-from tessera.records.services import add_media
+from tessera.records.services import (
+    add_media,
+    create_cohort,
+    create_encounter,
+    create_learning_session,
+    create_patient,
+    create_student,
+)
 
 DEMO_PASSWORD = "tessera-demo"
 PATIENT_COUNT = 20
@@ -248,22 +255,22 @@ def _visit_time(index: int, days_ago: int) -> datetime:
 def _seed_patients(clinic: Organization, *, clinician) -> dict[Encounter, ClinicalCase]:
     """The patients and their visits; returns each past visit's synthetic truth."""
     wards = [
-        Cohort.objects.get_or_create(organization=clinic, name=name)[0]
+        Cohort.objects.filter(organization=clinic, name=name).first()
+        or create_cohort(organization=clinic, name=name)
         for name in ("Respiratory ward", "Outpatients")
     ]
     history = {}
     for index in range(PATIENT_COUNT):
         birth_date = date(1940 + (index * 3) % 60, 1 + index % 12, 1 + index % 28)
         sex = ("female", "male")[index % 2]
-        patient, _ = Patient.objects.get_or_create(
+        mrn = f"NF-{index + 1:05d}"
+        patient = Patient.objects.filter(organization=clinic, mrn=mrn).first() or create_patient(
             organization=clinic,
-            mrn=f"NF-{index + 1:05d}",
-            defaults={
-                "full_name": _name(index),
-                "birth_date": birth_date,
-                "sex": sex,
-                "cohort": wards[index % len(wards)],
-            },
+            mrn=mrn,
+            full_name=_name(index),
+            birth_date=birth_date,
+            sex=sex,
+            cohort=wards[index % len(wards)],
         )
         for number, (reason, days_ago) in enumerate(CLINIC_VISITS):
             case = clinical_case(
@@ -272,13 +279,13 @@ def _seed_patients(clinic: Organization, *, clinician) -> dict[Encounter, Clinic
                 voice_seconds=DEMO_VOICE_SECONDS,
             )
             with transaction.atomic():
-                encounter, _ = Encounter.objects.get_or_create(
+                encounter = Encounter.objects.filter(
+                    patient=patient, reason=reason
+                ).first() or create_encounter(
                     patient=patient,
                     reason=reason,
-                    defaults={
-                        "occurred_at": _visit_time(index, days_ago),
-                        "clinician": clinician,
-                    },
+                    occurred_at=_visit_time(index, days_ago),
+                    clinician=clinician,
                 )
                 if not encounter.media.exists():
                     _add_clinical_media(encounter, case, clinician=clinician)
@@ -324,21 +331,23 @@ def _upload(visit: Encounter | LearningSession, files: tuple, *, by) -> None:
 def _seed_students(school: Organization, *, teacher) -> dict[LearningSession, LearnerCase]:
     """The students and their sessions; returns each past session's synthetic truth."""
     classes = [
-        Cohort.objects.get_or_create(organization=school, name=name)[0]
+        Cohort.objects.filter(organization=school, name=name).first()
+        or create_cohort(organization=school, name=name)
         for name in ("Year 9 Maple", "Year 10 Birch")
     ]
     history = {}
     for index in range(STUDENT_COUNT):
         cohort = classes[index % len(classes)]
-        student, _ = Student.objects.get_or_create(
+        student_number = f"LH-{index + 1:04d}"
+        student = Student.objects.filter(
+            organization=school, student_number=student_number
+        ).first() or create_student(
             organization=school,
-            student_number=f"LH-{index + 1:04d}",
-            defaults={
-                "full_name": _name(index + 7),
-                "grade": cohort.name.split(" ")[1],
-                "sex": ("female", "male")[index % 2],
-                "cohort": cohort,
-            },
+            student_number=student_number,
+            full_name=_name(index + 7),
+            grade=cohort.name.split(" ")[1],
+            sex=("female", "male")[index % 2],
+            cohort=cohort,
         )
         for number, (title, days_ago) in enumerate(SCHOOL_VISITS):
             case = learner_case(
@@ -346,14 +355,14 @@ def _seed_students(school: Organization, *, teacher) -> dict[LearningSession, Le
                 voice_seconds=DEMO_VOICE_SECONDS,
             )
             with transaction.atomic():
-                session, _ = LearningSession.objects.get_or_create(
+                session = LearningSession.objects.filter(
+                    student=student, title=title
+                ).first() or create_learning_session(
                     student=student,
                     title=title,
-                    defaults={
-                        "occurred_at": _visit_time(index, days_ago),
-                        "subject_area": case.subject,
-                        "teacher": teacher,
-                    },
+                    occurred_at=_visit_time(index, days_ago),
+                    subject_area=case.subject,
+                    teacher=teacher,
                 )
                 if not session.media.exists():
                     files = (

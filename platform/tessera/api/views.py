@@ -59,8 +59,12 @@ from tessera.records.models import (
 from tessera.records.services import (
     add_dicom_series,
     add_media,
+    change_record,
+    create_cohort,
     create_encounter,
     create_learning_session,
+    create_patient,
+    create_student,
 )
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.records.uploads import STORED_CONTENT_TYPES
@@ -68,7 +72,12 @@ from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
 from tessera.reports.services import request_report
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
-from tessera.webhooks.services import create_subscription, rotate_secret, send_ping
+from tessera.webhooks.services import (
+    change_subscription,
+    create_subscription,
+    rotate_secret,
+    send_ping,
+)
 
 LIST_BACKENDS = [StrictFilterBackend, filters.OrderingFilter, filters.SearchFilter]
 PROBLEM = OpenApiResponse(description="application/problem+json (RFC 9457)")
@@ -86,15 +95,6 @@ logger = logging.getLogger(__name__)
 def administered_by(request):
     """The organizations where the requesting user may administer (members, models, webhooks)."""
     return organizations_where(user=request.user, capability=Capability.ADMINISTER)
-
-
-def save_changes(serializer) -> None:
-    """A PATCH: the validated fields onto the record, checked by the model's own rules."""
-    instance = serializer.instance
-    for field, value in serializer.validated_data.items():
-        setattr(instance, field, value)
-    instance.full_clean()
-    instance.save()
 
 
 class ReportRequestMixin:
@@ -296,13 +296,10 @@ class _RecordViewSet(
         return data["organization"]
 
     def create_record(self, data: dict):
-        instance = self.base_queryset.model(**data)
-        instance.full_clean()
-        instance.save()
-        return instance
+        raise NotImplementedError
 
     def perform_update(self, serializer) -> None:
-        save_changes(serializer)
+        change_record(record=serializer.instance, changes=serializer.validated_data)
 
 
 class CohortViewSet(ReportRequestMixin, _RecordViewSet):
@@ -318,6 +315,9 @@ class CohortViewSet(ReportRequestMixin, _RecordViewSet):
     def report_scope(self, cohort: Cohort) -> dict:
         return {"organization": cohort.organization, "cohort": cohort}
 
+    def create_record(self, data: dict):
+        return create_cohort(**data)
+
 
 class PatientViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     base_queryset = Patient.objects.select_related("organization", "cohort")
@@ -330,6 +330,9 @@ class PatientViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     def report_scope(self, patient: Patient) -> dict:
         return {"organization": patient.organization, "subject": patient}
 
+    def create_record(self, data: dict):
+        return create_patient(**data)
+
 
 class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
     base_queryset = Student.objects.select_related("organization", "cohort")
@@ -341,6 +344,9 @@ class StudentViewSet(SubjectRequestMixin, ReportRequestMixin, _RecordViewSet):
 
     def report_scope(self, student: Student) -> dict:
         return {"organization": student.organization, "subject": student}
+
+    def create_record(self, data: dict):
+        return create_student(**data)
 
 
 class EncounterViewSet(_RecordViewSet):
@@ -684,7 +690,7 @@ class WebhookSubscriptionViewSet(
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer) -> None:
-        save_changes(serializer)
+        change_subscription(subscription=serializer.instance, changes=serializer.validated_data)
 
     @extend_schema(request=None, responses=serializers.WebhookSubscriptionWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")

@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Model
 
 from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
@@ -27,6 +28,16 @@ from tessera.records.models import (
 from tessera.records.selectors import stored_content_in_use
 from tessera.records.storage import ContentStore, StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
+
+
+def change_record(*, record: Model, changes: dict[str, object]) -> Model:
+    """A correction to a cohort, a person or a visit: the changed fields, checked by the
+    model's own rules (uniqueness included) before anything is saved."""
+    for field, value in changes.items():
+        setattr(record, field, value)
+    record.full_clean()
+    record.save()
+    return record
 
 
 def create_cohort(*, organization: Organization, name: str, description: str = "") -> Cohort:

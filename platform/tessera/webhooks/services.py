@@ -56,6 +56,17 @@ def create_subscription(
     return subscription
 
 
+def change_subscription(
+    *, subscription: WebhookSubscription, changes: dict[str, object]
+) -> WebhookSubscription:
+    """A change of URL, events, description or whether it is active, checked as a new one is."""
+    for field, value in changes.items():
+        setattr(subscription, field, sorted(set(value)) if field == "events" else value)
+    subscription.full_clean()
+    subscription.save()
+    return subscription
+
+
 def rotate_secret(*, subscription: WebhookSubscription) -> WebhookSubscription:
     subscription.secret = _new_secret()
     subscription.save(update_fields=["secret"])
