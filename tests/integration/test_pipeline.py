@@ -114,8 +114,8 @@ def test_a_request_whose_process_dies_between_commit_and_publish_still_runs_once
     shell(  # the process dies right after its transaction commits, before it publishes
         env,
         "import os\n"
-        "from tessera.jobs import services\n"
-        "services.publish = lambda **kwargs: os._exit(0)\n"
+        "from tessera.jobs.services import requests\n"
+        "requests.publish = lambda **kwargs: os._exit(0)\n"
         + SUBMIT_ONE.format(data=str(media_files)),
     )
     ((published,),) = query(pipeline.database_url, "select published_at from jobs_analysisjob")

@@ -77,7 +77,7 @@ def test_two_identical_job_requests_at_once_with_one_idempotency_key_make_one_jo
     )
     add_media(attached_to=visit, kind="clinical_note", file=upload(b"Fever."))
     published = []
-    monkeypatch.setattr("tessera.jobs.services.publish", lambda **kw: published.append(kw))
+    monkeypatch.setattr("tessera.jobs.services.requests.publish", lambda **kw: published.append(kw))
     both_inside = threading.Barrier(2, timeout=30)
     real_request_analysis = views.request_analysis
 

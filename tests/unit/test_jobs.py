@@ -320,7 +320,8 @@ def published(monkeypatch):
     """Records what the sweeper publishes instead of sending it to a broker."""
     sent = []
     monkeypatch.setattr(
-        "tessera.jobs.services.publish", lambda *, job_id, stage: sent.append((job_id, stage))
+        "tessera.jobs.services.requests.publish",
+        lambda *, job_id, stage: sent.append((job_id, stage)),
     )
     return sent
 

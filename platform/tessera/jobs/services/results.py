@@ -1,0 +1,144 @@
+"""How a job ends: its result stored (once per job and model version), or failed, or
+cancelled; the organization's webhooks told."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from tessera.jobs.latest import refresh_latest_analysis
+from tessera.jobs.models import (
+    FINISHED,
+    Activity,
+    AnalysisJob,
+    AnalysisResult,
+    JobStatus,
+    JobTask,
+)
+from tessera.records.kinds import subject_of
+from tessera.webhooks.models import Event
+from tessera.webhooks.services import emit
+
+
+def complete_job(
+    *, job_id, worker: str, prediction: dict, timings: dict | None = None
+) -> AnalysisResult | None:
+    """Store the result (once per job and model version) and mark the job succeeded, adding
+    `timings` to the job's; a job cancelled meanwhile keeps no result."""
+    with transaction.atomic():
+        job = (
+            AnalysisJob.objects.select_for_update(of=("self",))
+            .select_related("encounter__patient", "learning_session__student")
+            .get(pk=job_id)
+        )
+        if job.status == JobStatus.CANCELLED:
+            return None
+        result, created = AnalysisResult.objects.get_or_create(
+            job=job,
+            model_version_id=job.model_version_id,
+            defaults={
+                "organization_id": job.organization_id,
+                **_result_fields(job, prediction),
+            },
+        )
+        if created:
+            refresh_latest_analysis(subject=subject_of(job))
+        if not job.is_finished:
+            job.timings = {**job.timings, **(timings or {})}
+            job.status = JobStatus.SUCCEEDED
+            job.stage, job.progress = Activity.NONE, 100
+            job.lease_owner, job.lease_expires_at = "", None
+            job.error_code, job.error_message = "", ""  # a transient error it recovered from
+            job.finished_at = timezone.now()
+            job.save()
+            _announce(job, event=Event.JOB_SUCCEEDED, result=result)
+    return result
+
+
+def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = None) -> None:
+    """Tell the organization's webhook subscribers; ids only, never a name or a finding."""
+    emit(
+        organization_id=job.organization_id,
+        event=event,
+        data={
+            "job": str(job.pk),
+            "status": job.status,
+            "task": job.task,
+            "encounter": job.encounter_id,
+            "learning_session": job.learning_session_id,
+            "result": result.pk if result else None,
+            "error_code": job.error_code,
+            "error_message": job.error_message,
+        },
+    )
+
+
+def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
+    """What the job asked for, and nothing more; what it left out, and why."""
+    task = job.task
+    wants_diagnosis = task in (JobTask.DIAGNOSIS, JobTask.ALL)
+    wants_emotion = task in (JobTask.EMOTION, JobTask.ALL)
+    wants_tutoring = task in (JobTask.TUTORING, JobTask.ALL)
+    wanted = {"diagnosis": wants_diagnosis, "emotion": wants_emotion}
+    needs_person = {
+        answer: why for answer, why in prediction["needs_person"].items() if wanted.get(answer)
+    }
+    return {
+        "diagnosis": prediction["diagnosis"] if wants_diagnosis else {},
+        "findings": prediction["findings"] if wants_diagnosis else [],
+        "emotion": prediction["emotion"] if wants_emotion else {},
+        "emotion_label": (prediction["emotion_label"] or "") if wants_emotion else "",
+        "tutoring": prediction["tutoring"] if wants_tutoring else [],
+        "modalities_used": prediction["modalities_used"],
+        "left_out": job.left_out,
+        "contributions": {
+            task: values
+            for task, values in prediction["contributions"].items()
+            if (wants_emotion if task == "emotion" else wants_diagnosis)
+        },
+        "uncertainty": prediction["uncertainty"],
+        "abstain": bool(needs_person),
+        "needs_person": needs_person,
+        "rationale": prediction.get("rationale") or "",
+        "rationales": {
+            task: sentence
+            for task, sentence in prediction.get("rationales", {}).items()
+            if wanted.get(task)
+        },
+        "explanation": (prediction.get("explanation") or {}) if wants_diagnosis else {},
+        "urgency": max(prediction["diagnosis"].values(), default=0.0) if wants_diagnosis else 0.0,
+    }
+
+
+def fail_job(*, job_id, code: str, message: str) -> None:
+    with transaction.atomic():
+        failed = (
+            AnalysisJob.objects.filter(pk=job_id)
+            .exclude(status__in=FINISHED)
+            .update(
+                status=JobStatus.FAILED,
+                error_code=code,
+                error_message=message,
+                stage=Activity.NONE,
+                lease_owner="",
+                lease_expires_at=None,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+        )
+        if failed:
+            _announce(AnalysisJob.objects.get(pk=job_id), event=Event.JOB_FAILED)
+
+
+def cancel_job(*, job: AnalysisJob) -> bool:
+    """Cancel a job that has not finished; a worker holding it drops it at its next step."""
+    return (
+        AnalysisJob.objects.filter(pk=job.pk)
+        .exclude(status__in=FINISHED)
+        .update(
+            status=JobStatus.CANCELLED,
+            stage=Activity.NONE,
+            lease_owner="",
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        == 1
+    )
