@@ -478,7 +478,9 @@ def school_model(db):
 @pytest.fixture
 def school_labels(monkeypatch):
     labels = ["engaged", "confused", "frustrated", "bored"]
-    monkeypatch.setattr("tessera.dashboards.views.model_labels", lambda *, version: ([], labels))
+    monkeypatch.setattr(
+        "tessera.dashboards.views.dashboards.model_labels", lambda *, version: ([], labels)
+    )
     return labels
 
 
@@ -542,7 +544,7 @@ def test_the_class_overview_pages_its_students_and_counts_who_needs_attention(
         student = create_student(organization=school, student_number=name, full_name=name)
         for label in ("confused", "frustrated"):
             session_result(student, school_model, label)
-    monkeypatch.setattr("tessera.dashboards.views.ATTENTION_SHOWN", 1)
+    monkeypatch.setattr("tessera.dashboards.views.dashboards.ATTENTION_SHOWN", 1)
     browser = signed_in(client, teacher)
     first = page(browser.get(reverse("home")))
     assert "Page 1 of 2" in first
