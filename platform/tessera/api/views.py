@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from tessera.accounts.models import ApiToken, Membership, Organization
 from tessera.accounts.permissions import (
     Capability,
+    administered_organizations,
     may_issue_tokens,
     may_promote,
-    organizations_where,
 )
 from tessera.accounts.selectors import organization_of
 from tessera.accounts.services import (
@@ -90,11 +90,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 logger = logging.getLogger(__name__)
-
-
-def administered_by(request):
-    """The organizations where the requesting user may administer (members, models, webhooks)."""
-    return organizations_where(user=request.user, capability=Capability.ADMINISTER)
 
 
 class ReportRequestMixin:
@@ -666,7 +661,9 @@ class WebhookSubscriptionViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return self.base_queryset.filter(organization__in=administered_by(self.request))
+        return self.base_queryset.filter(
+            organization__in=administered_organizations(user=self.request.user)
+        )
 
     @extend_schema(
         request=serializers.WebhookSubscriptionSerializer,
@@ -720,5 +717,5 @@ class WebhookDeliveryViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return WebhookDelivery.objects.filter(
-            subscription__organization__in=administered_by(self.request)
+            subscription__organization__in=administered_organizations(user=self.request.user)
         )

@@ -218,7 +218,7 @@ def visit_fields(visit: Visit) -> dict[str, Visit]:
     return {kind_of(visit).visit_field: visit}
 
 
-def subject_fields(subject: Subject | None) -> dict[str, Subject]:
+def subject_fields(subject: Subject) -> dict[str, Subject]:
     """The foreign key that makes a report or a latest analysis about `subject`, for create()
-    or a lookup; none for None."""
-    return {kind_of(subject).subject_field: subject} if subject is not None else {}
+    or a lookup."""
+    return {kind_of(subject).subject_field: subject}

@@ -50,22 +50,22 @@ def request_report(
         raise Refused("that record belongs to another organization", code=RefusalCode.FOREIGN)
     if cohort is not None and (subject is not None or cohort.organization_id != organization.pk):
         raise Refused("choose either a record or one of your cohorts", code=RefusalCode.FOREIGN)
-    if subject is not None and kind_of(subject) != kind_of(organization):
-        kind = kind_of(subject)
+    subject_kind = kind_of(subject) if subject is not None else None
+    if subject_kind is not None and subject_kind != kind_of(organization):
+        kept_by = subject_kind.organization_kind.label.lower()
         raise Refused(
-            f"{kind.subject_noun} reports are for {kind.organization_kind.label.lower()}s",
-            code=RefusalCode.WRONG_KIND,
+            f"{subject_kind.subject_noun} reports are for {kept_by}s", code=RefusalCode.WRONG_KIND
         )
     period_end = period_end or timezone.localdate()
     if period_start and period_start > period_end:
         raise Refused("the period starts after it ends", code=RefusalCode.BAD_PERIOD)
     # A person's report is of their kind ("patient", "student"): ReportKind names it so.
-    kind = ReportKind(kind_of(subject).subject_noun) if subject else ReportKind.COHORT
+    kind = ReportKind(subject_kind.subject_noun) if subject_kind else ReportKind.COHORT
     with transaction.atomic():
         report = Report.objects.create(
             organization=organization,
             kind=kind,
-            **subject_fields(subject),
+            **(subject_fields(subject) if subject is not None else {}),
             cohort=cohort,
             period_start=period_start,
             period_end=period_end,

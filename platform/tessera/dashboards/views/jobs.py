@@ -71,13 +71,6 @@ def _correction_form(result: AnalysisResult, data=None) -> CorrectionForm:
     )
 
 
-def visible_job(request: HttpRequest, pk) -> AnalysisJob:
-    jobs = AnalysisJob.objects.select_related("model_version", "organization").prefetch_related(
-        "media", "results__model_version", "results__feedback__given_by"
-    )
-    return get_object_or_404(selectors.visible(jobs, user=request.user), pk=pk)
-
-
 @login_required
 @require_GET
 def job_status(request: HttpRequest, pk) -> HttpResponse:

@@ -12,8 +12,8 @@ from tessera.dashboards import selectors
 from tessera.dashboards.access import require, visible_or_404
 from tessera.dashboards.forms import UploadForm
 from tessera.dashboards.views.common import is_htmx, sentence, subject_url
-from tessera.dashboards.views.jobs import job_context, visible_job
-from tessera.jobs.models import JobTask
+from tessera.dashboards.views.jobs import job_context
+from tessera.jobs.models import AnalysisJob, JobTask
 from tessera.jobs.services import (
     request_analysis,
     retry_job,
@@ -145,7 +145,7 @@ def analyse(request: HttpRequest, visit_kind: str, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def retry(request: HttpRequest, pk) -> HttpResponse:
-    job = visible_job(request, pk)
+    job = visible_or_404(AnalysisJob, request, pk)
     require(request, Capability.WRITE, job.organization)
     visit = visit_of(job)
     try:
