@@ -5,6 +5,7 @@ are needed, then registered and promoted. Nothing is downloaded: the text encode
 that ships with pip."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -30,11 +31,11 @@ from mlcore.synthetic import (
 )
 from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
+from tessera.accounts.policy import OrganizationKind
 from tessera.jobs.models import ModelVersion
 from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import json_safe, promote_model_version
 
-DEMO_MODELS = {"clinic": "demo-clinic-v1", "school": "demo-school-v1"}
 # The demo's cases, for training and for the seeded people alike: a seeded case drawn at another
 # size would be, rightly, unlike the training data.
 DEMO_IMAGE_SIZE = 64
@@ -42,29 +43,37 @@ DEMO_VOICE_SECONDS = 3.0
 INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
 
 
-def demo_config(kind: str) -> ModelConfig:
-    audio = AudioEncoderConfig(seconds=3.0, n_mels=48, channels=(16, 32, 64))
+def _audio() -> AudioEncoderConfig:
+    return AudioEncoderConfig(seconds=DEMO_VOICE_SECONDS, n_mels=48, channels=(16, 32, 64))
+
+
+def _fusion() -> FusionConfig:
     # Hiding modalities often in training makes each one learnt (bench/fusion.py).
-    fusion = FusionConfig(kind="attention", dim=96, modality_dropout=0.4)
-    if kind == "clinic":
-        return ModelConfig(
-            name=DEMO_MODELS[kind],
-            # a nodule is small and local: a network that reads it where it is (bench/fusion.py)
-            image=ImageEncoderConfig(arch="detector", size=64),
-            audio=audio,
-            fusion=fusion,
-            tasks=TaskConfig(
-                diagnosis_labels=list(CLINIC_FINDINGS),
-                emotion_labels=list(CLINIC_AFFECTS),
-                # a finding shows on the image; affect is the voice's arousal and the words'
-                requires={"diagnosis": ["image"], "emotion": ["text", "audio"]},
-            ),
-        )
+    return FusionConfig(kind="attention", dim=96, modality_dropout=0.4)
+
+
+def _clinic_config(name: str) -> ModelConfig:
     return ModelConfig(
-        name=DEMO_MODELS[kind],
+        name=name,
+        # a nodule is small and local: a network that reads it where it is (bench/fusion.py)
+        image=ImageEncoderConfig(arch="detector", size=DEMO_IMAGE_SIZE),
+        audio=_audio(),
+        fusion=_fusion(),
+        tasks=TaskConfig(
+            diagnosis_labels=list(CLINIC_FINDINGS),
+            emotion_labels=list(CLINIC_AFFECTS),
+            # a finding shows on the image; affect is the voice's arousal and the words'
+            requires={"diagnosis": ["image"], "emotion": ["text", "audio"]},
+        ),
+    )
+
+
+def _school_config(name: str) -> ModelConfig:
+    return ModelConfig(
+        name=name,
         modalities=["text", "audio"],
-        audio=audio,
-        fusion=fusion,
+        audio=_audio(),
+        fusion=_fusion(),
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
             tutoring_library=str(INTERVENTIONS),
@@ -74,6 +83,33 @@ def demo_config(kind: str) -> ModelConfig:
             requires={"emotion": ["text"]},
         ),
     )
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """One demo model: the organizations it serves, and how it is built and checked."""
+
+    serves: OrganizationKind
+    name: str
+    config: Callable[[str], ModelConfig]
+    # The tutoring suggestions' library, for a model that makes them.
+    library: Path | None
+    # Whether it reads images, whose heatmaps are checked against the generator's lesions.
+    pointing_game: bool
+
+
+DEMO = (
+    DemoModel(OrganizationKind.CLINIC, "demo-clinic-v1", _clinic_config, None, True),
+    DemoModel(OrganizationKind.SCHOOL, "demo-school-v1", _school_config, INTERVENTIONS, False),
+)
+DEMO_MODELS = {demo.serves: demo.name for demo in DEMO}
+_DEMO_SERVING = {demo.serves: demo for demo in DEMO}
+
+
+def demo_config(kind: str) -> ModelConfig:
+    """The configuration of the demo model that serves `kind` organizations."""
+    demo = _DEMO_SERVING[OrganizationKind(kind)]
+    return demo.config(demo.name)
 
 
 def _pointing_game(model, test: list, manifest: Path) -> dict:
@@ -96,7 +132,8 @@ def ensure_demo_models(
     """Train, register and promote whichever demo model is missing; returns the new versions.
     A kind that already has an active model keeps it."""
     created = []
-    for kind, name in DEMO_MODELS.items():
+    for demo in DEMO:
+        kind, name = demo.serves, demo.name
         bundle = Path(settings.MLCORE_MODELS_DIR) / name
         if ModelVersion.objects.filter(name=name).exists() and (bundle / "config.json").is_file():
             continue
@@ -114,13 +151,12 @@ def ensure_demo_models(
         validation, calibration, test = (
             labelled[start : start + share] for start in (0, share, 2 * share)
         )
-        config = demo_config(kind)
+        config = demo.config(name)
         config.training_data_hash = manifest_hash(manifest)
         config.training_data = (
             f"{cases} synthetic cases (mlcore.synthetic, benchmark v2): a demo, with no "
             "clinical or educational validity"
         )
-        library = InterventionLibrary.load(INTERVENTIONS) if kind == "school" else None
         result = train(
             config,
             labelled[3 * share :],
@@ -128,9 +164,9 @@ def ensure_demo_models(
             TrainingConfig(epochs=epochs, batch_size=32, seed=7, progress=False),
             calibration_cases=calibration,
             test_cases=test,
-            library=library,
+            library=InterventionLibrary.load(demo.library) if demo.library else None,
         )
-        if kind == "clinic":
+        if demo.pointing_game:
             result.metrics["pointing_game"] = _pointing_game(result.model, test, manifest)
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
         version, _ = ModelVersion.objects.update_or_create(
