@@ -38,13 +38,21 @@ SELECT s.id, now() - random() * interval '84 days', {values}, now()
 FROM records_{subject} s CROSS JOIN generate_series(1, %(per_subject)s)
 WHERE s.organization_id = %(organization)s
 """
+# Each person and visit has its key (records.models.KeyedRecord makes them one by one).
+KEYS = """
+INSERT INTO records_subjectkey ({subject}_id)
+SELECT id FROM records_{subject} WHERE organization_id = %(organization)s;
+INSERT INTO records_visitkey ({visit}_id)
+SELECT v.id FROM records_{table} v JOIN records_{subject} s ON s.id = v.{subject}_id
+WHERE s.organization_id = %(organization)s;
+"""
 JOBS = """
-INSERT INTO jobs_analysisjob (id, organization_id, {visit}_id, task, status, stage, progress,
+INSERT INTO jobs_analysisjob (id, organization_id, visit_key_id, task, status, stage, progress,
     attempts, max_attempts, model_version_id, error_code, error_message, worker, lease_owner,
     timings, created_at, updated_at, finished_at)
-SELECT gen_random_uuid(), %(organization)s, v.id, 'all', 'succeeded', '', 100, 1, 3,
+SELECT gen_random_uuid(), %(organization)s, k.id, 'all', 'succeeded', '', 100, 1, 3,
        %(version)s, '', '', '', '', '{{}}', v.occurred_at, v.occurred_at, v.occurred_at
-FROM records_{table} v
+FROM records_{table} v JOIN records_visitkey k ON k.{visit}_id = v.id
 """
 SUGGESTION = """'[{"id": "concept-check", "title": "Check the concept", "score": 0.5}]'"""
 RESULTS = """
@@ -143,6 +151,9 @@ def seed(*, subjects: int, results: int) -> dict:
                 parameters,
             )
             visit_field = "encounter" if subject == "patient" else "learning_session"
+            cursor.execute(
+                KEYS.format(subject=subject, visit=visit_field, table=visit_table), parameters
+            )
             cursor.execute(JOBS.format(visit=visit_field, table=visit_table), parameters)
             is_clinic = subject == "patient"
             cursor.execute(
@@ -197,7 +208,8 @@ def dashboard_queries(seeded: dict) -> dict[str, Callable[[], object]]:
         "clinician: … of one ward": first_page(cohort=clinic.cohorts.first().pk),
         "clinician: running and failed jobs": lambda: selectors.job_counts(organization=clinic),
         "patient page: visits, jobs, results": lambda: [
-            (visit, list(visit.jobs.all())) for visit in selectors.visits_of(subject=patient)
+            (visit, list(visit.visit_key.jobs.all()))
+            for visit in selectors.visits_of(subject=patient)
         ],
         "teacher: affect per week (8 weeks)": lambda: affect_by_week(
             results=selectors.school_results(organization=school),

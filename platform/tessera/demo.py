@@ -157,7 +157,7 @@ def seed_demo(*, log=print) -> list[DemoUser]:
 def _analyse_history(organization: Organization, truth: dict, *, professional, log) -> None:
     """Analyse the past visits not analysed yet, date each analysis at its visit, and let the
     professional judge the older half of them from the synthetic truth."""
-    waiting = [visit for visit in truth if not visit.jobs.exists()]
+    waiting = [visit for visit in truth if not visit.visit_key.jobs.exists()]
     if not waiting:
         return
     if active_model_version(serves=organization.kind) is None:

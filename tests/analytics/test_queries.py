@@ -188,7 +188,7 @@ def test_a_rate_per_subgroup(school, version):
     )
     rates = rate_by_group(
         AnalysisResult.objects.all(),
-        group="job__learning_session__student__sex",
+        group="job__visit_key__learning_session__student__sex",
         condition=Q(abstain=True),
     )
     assert rates == {"female": 0.5, "male": 0.0}

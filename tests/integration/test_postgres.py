@@ -60,7 +60,7 @@ def test_two_identical_job_requests_at_once_with_one_idempotency_key_make_one_jo
     from rest_framework.test import APIClient
 
     from tessera.accounts.services import issue_api_token
-    from tessera.api import views
+    from tessera.api.views import jobs as views
     from tessera.jobs.models import AnalysisJob
     from tessera.jobs.services import promote_model_version, register_model_version
     from tessera.records.services import add_media, create_encounter

@@ -152,8 +152,7 @@ def finished(visit, version, **predicted) -> AnalysisResult:
     is_encounter = hasattr(visit, "patient")
     job = AnalysisJob.objects.create(
         organization=(visit.patient if is_encounter else visit.student).organization,
-        encounter=visit if is_encounter else None,
-        learning_session=None if is_encounter else visit,
+        visit_key=visit.visit_key,
         task="all",
         status="running",
         model_version=version,

@@ -10,9 +10,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tessera.accounts.models import Membership, Role
-from tessera.records.models import MediaAsset, Patient
-from tessera.records.services import create_encounter, create_patient
-from tests.conftest import stored_files
+from tessera.records.admin import EncounterAdmin
+from tessera.records.models import Encounter, MediaAsset, Patient
+from tessera.records.services import add_media, create_encounter, create_patient
+from tests.conftest import stored_files, upload
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -220,3 +221,35 @@ def test_memberships_of_other_organizations_are_invisible(
     page = client.get(reverse("admin:accounts_membership_changelist"))
     assert b"foreign-doctor" not in page.content
     assert Membership.objects.count() == 2
+
+
+def test_the_admin_writes_records_through_the_services_and_shows_a_visits_files(
+    org_admin, clinic, other_clinic, client, monkeypatch
+):
+    created = []
+    real_create = create_encounter
+
+    def watched_create(**fields):
+        created.append(fields)
+        return real_create(**fields)
+
+    monkeypatch.setattr(EncounterAdmin, "creates", staticmethod(watched_create))
+    patient = create_patient(organization=clinic, mrn="ADM-1", full_name="Admin Visit")
+    response = client.post(
+        reverse("admin:records_encounter_add"),
+        {"patient": patient.pk, "occurred_at_0": "2026-10-01", "occurred_at_1": "10:00"},
+    )
+    assert response.status_code == 302
+    assert [fields["patient"] for fields in created] == [patient]
+    encounter = Encounter.objects.get(patient=patient)
+    add_media(attached_to=encounter, kind="clinical_note", file=upload(b"Seen in the admin."))
+
+    page = client.get(reverse("admin:records_encounter_change", args=[encounter.pk]))
+    assert "Clinical note" in page.content.decode()
+    create_encounter(
+        patient=create_patient(organization=other_clinic, mrn="F-2", full_name="Far Away"),
+        occurred_at="2026-10-01T10:00Z",
+    )
+    upload_form = client.get(reverse("admin:records_mediaasset_add")).content.decode()
+    assert "Admin Visit, 2026-10-01" in upload_form, "the visits the admin may attach files to"
+    assert "Far Away" not in upload_form

@@ -92,7 +92,11 @@ def world(people, clinic, school, make_user) -> World:
 
     def job(status: str) -> AnalysisJob:
         made = AnalysisJob.objects.create(
-            organization=clinic, encounter=visit, task="all", model_version=version, status=status
+            organization=clinic,
+            visit_key=visit.visit_key,
+            task="all",
+            model_version=version,
+            status=status,
         )
         made.media.set([note])
         return made
@@ -109,7 +113,7 @@ def world(people, clinic, school, make_user) -> World:
     report = Report.objects.create(
         organization=clinic,
         kind="patient",
-        patient=patient,
+        subject_key=patient.subject_key,
         period_end=WHEN.date(),
         status=ReportStatus.READY,
         file_path="reports/role-walk.pdf",

@@ -74,7 +74,7 @@ def test_downloading_media_appends_a_row_on_the_page_and_in_the_api(client, clin
         ("page", "audit-doc"),
         ("api", "audit-doc"),
     ]
-    assert downloads[0].subject == f"patient:{note.encounter.patient_id}"
+    assert downloads[0].subject == f"patient:{note.visit_key.encounter.patient_id}"
 
 
 def test_api_reads_lists_and_writes_are_logged_with_the_token_user(clinician, patient):
@@ -102,7 +102,7 @@ def test_what_a_celery_task_reads_and_writes_is_logged_under_its_name(
     note, clinic_model, eager, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):  # the task runs as a worker would
-        job = request_analysis(attached_to=note.encounter, task="diagnosis")
+        job = request_analysis(attached_to=note.visit_key.encounter, task="diagnosis")
     job.refresh_from_db()
     assert job.status == "succeeded", job.error_message
     by_tasks = events(channel="task")
@@ -112,7 +112,8 @@ def test_what_a_celery_task_reads_and_writes_is_logged_under_its_name(
     }
     assert all(e.actor_name.startswith("task tessera.jobs.") for e in by_tasks)
     assert all(
-        e.actor is None and e.subject == f"patient:{note.encounter.patient_id}" for e in by_tasks
+        e.actor is None and e.subject == f"patient:{note.visit_key.encounter.patient_id}"
+        for e in by_tasks
     )
 
 
@@ -235,32 +236,32 @@ def test_a_stored_file_that_no_longer_matches_its_checksum_is_never_served(clien
     assert b"tampered" not in page.content
     api = client_for(clinician).get(f"/api/v1/media/{note.pk}/download/")
     assert "damaged" in assert_problem(api, 500, "damaged")["detail"]
-    shown = client.get(reverse("patient", args=[note.encounter.patient_id])).content
+    shown = client.get(reverse("patient", args=[note.visit_key.encounter.patient_id])).content
     assert b"This file is damaged" in shown
     assert b"tampered" not in shown
 
 
 def test_a_verdict_on_a_result_is_logged_as_the_patients_data(clinician, note, clinic_model):
-    result = finished(note.encounter, clinic_model, mass=0.9)
+    result = finished(note.visit_key.encounter, clinic_model, mass=0.9)
     client_for(clinician).post(
         f"/api/v1/results/{result.pk}/feedback/", {"kind": "confirm"}, format="json"
     )
     [event] = events(object_type="feedback", action="create")
     assert event.actor == clinician
-    assert event.subject == f"patient:{note.encounter.patient_id}"
+    assert event.subject == f"patient:{note.visit_key.encounter.patient_id}"
 
 
 def test_a_patient_page_logs_the_notes_and_results_it_shows(client, clinician, note, clinic_model):
-    result = finished(note.encounter, clinic_model, mass=0.9)
+    result = finished(note.visit_key.encounter, clinic_model, mass=0.9)
     client.force_login(clinician)
     before = AuditEvent.objects.latest("pk").pk
-    client.get(reverse("patient", args=[note.encounter.patient_id]))
+    client.get(reverse("patient", args=[note.visit_key.encounter.patient_id]))
     shown = {
         (event.object_type, event.object_id)
         for event in AuditEvent.objects.filter(pk__gt=before, action="view", actor=clinician)
     }
     assert shown == {
-        ("patient", str(note.encounter.patient_id)),
+        ("patient", str(note.visit_key.encounter.patient_id)),
         ("media", str(note.pk)),
         ("result", str(result.pk)),
     }

@@ -16,7 +16,7 @@ from tessera.audit.models import AuditEvent
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import AnalysisJob, AnalysisResult, JobStatus
 from tessera.jobs.services import promote_model_version, register_model_version
-from tessera.records.kinds import subject_of, visit_fields
+from tessera.records.kinds import subject_of, visit_fields, visit_of
 from tessera.records.models import MediaAsset, MediaKind
 from tessera.records.services import (
     add_media,
@@ -105,7 +105,7 @@ def world(clinic, school, dicom_bytes) -> World:
         for _ in range(2)  # two concerning analyses: the student needs attention
     ]
     Report.objects.create(
-        organization=clinic, kind="patient", patient=patient, period_end=WHEN.date()
+        organization=clinic, kind="patient", subject_key=patient.subject_key, period_end=WHEN.date()
     )
     return World(
         people=[patient, student],
@@ -136,7 +136,7 @@ def _pages(world: World, clinician, teacher) -> list[tuple[Client, str, dict]]:
     """(who, how, what): every page and part of a page that shows a person's data."""
     clinic, school = _signed_in(clinician), _signed_in(teacher)
     note_upload = reverse(
-        "upload", args=["encounter", world.notes[0].encounter_id, "clinical_note"]
+        "upload", args=["encounter", visit_of(world.notes[0]).pk, "clinical_note"]
     )
     return [
         (clinic, "get", {"path": reverse("home")}),

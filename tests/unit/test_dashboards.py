@@ -47,8 +47,7 @@ def finished_result(visit, version, **fields) -> AnalysisResult:
     is_encounter = isinstance(visit, Encounter)
     job = AnalysisJob.objects.create(
         organization=visit.patient.organization if is_encounter else visit.student.organization,
-        encounter=visit if is_encounter else None,
-        learning_session=None if is_encounter else visit,
+        visit_key=visit.visit_key,
         task="all",
         status=JobStatus.SUCCEEDED,
         model_version=version,
@@ -135,7 +134,7 @@ def test_the_dashboard_counts_pending_and_failed_jobs(client, encounter, people,
     for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED):
         AnalysisJob.objects.create(
             organization=encounter.patient.organization,
-            encounter=encounter,
+            visit_key=encounter.visit_key,
             task="all",
             status=status,
             model_version=clinic_model,
@@ -208,7 +207,7 @@ def test_a_clinician_uploads_analyses_and_confirms(
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(reverse("analyse", args=["encounter", visit.pk]), **HTMX)
     assert response.status_code == 200
-    job = AnalysisJob.objects.get(encounter=visit)
+    job = AnalysisJob.objects.get(visit_key__encounter=visit)
     assert job.status == JobStatus.SUCCEEDED  # eager: the worker ran when the request committed
     card = page(browser.get(reverse("job_status", args=[job.pk])))
     assert "hx-trigger" not in card  # finished: the card stops asking

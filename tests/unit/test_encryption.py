@@ -113,7 +113,7 @@ def test_the_pipeline_reads_encrypted_media_like_plain_media_and_caches_none_of_
             add_media(attached_to=where, kind=kind, file=upload(content))
         job = AnalysisJob.objects.create(
             organization=where.patient.organization,
-            encounter=where,
+            visit_key=where.visit_key,
             task="all",
             model_version=clinic_model,
         )

@@ -33,7 +33,7 @@ def test_a_request_and_its_result_update_the_patients_row(
     patient = encounter.patient
     with django_capture_on_commit_callbacks(execute=False):
         job = request_analysis(attached_to=encounter, task="all")
-    latest = LatestAnalysis.objects.get(patient=patient)
+    latest = LatestAnalysis.objects.get(subject_key__patient=patient)
     assert (latest.job_id, latest.result_id, latest.urgency) == (job.pk, None, None)
 
     result = complete_job(
@@ -68,7 +68,7 @@ def test_two_concerning_affects_of_the_last_three_flag_a_student_while_recent(
 
     # the older concerning analysis was five weeks ago: one in four weeks is no pattern
     older = AnalysisResult.objects.get(
-        job__learning_session__student=student, emotion_label="confused"
+        job__visit_key__learning_session__student=student, emotion_label="confused"
     )
     AnalysisResult.objects.filter(pk=older.pk).update(
         created_at=timezone.now() - timedelta(weeks=5)
@@ -91,7 +91,10 @@ def test_a_rebuild_gives_every_subject_the_row_its_services_kept(
             finished(visit, clinic_model, mass=mass, affect="anxious")
         if not masses:  # requested, never finished
             AnalysisJob.objects.create(
-                organization=clinic, encounter=visit, task="all", model_version=clinic_model
+                organization=clinic,
+                visit_key=visit.visit_key,
+                task="all",
+                model_version=clinic_model,
             )
             refresh_latest_analysis(subject=patient)
     student = create_student(organization=school, student_number="1", full_name="Sam")
@@ -100,16 +103,16 @@ def test_a_rebuild_gives_every_subject_the_row_its_services_kept(
         finished(session, school_version, affect=affect)
 
     kept = {
-        (row.patient_id, row.student_id): [getattr(row, field) for field in SUMMARY]
+        row.subject_key_id: [getattr(row, field) for field in SUMMARY]
         for row in LatestAnalysis.objects.all()
     }
     assert len(kept) == 4
     assert rebuild_latest_analyses(organization=clinic) == 3
     assert rebuild_latest_analyses(organization=school) == 1
     rebuilt = {
-        (row.patient_id, row.student_id): [getattr(row, field) for field in SUMMARY]
+        row.subject_key_id: [getattr(row, field) for field in SUMMARY]
         for row in LatestAnalysis.objects.all()
     }
     assert rebuilt == kept
-    assert kept[(None, student.pk)][4] == ["engaged", "confused", "confused"]
-    assert kept[(patients[0].pk, None)][2] == pytest.approx(0.9)
+    assert kept[student.subject_key.pk][4] == ["engaged", "confused", "confused"]
+    assert kept[patients[0].subject_key.pk][2] == pytest.approx(0.9)

@@ -127,7 +127,7 @@ def test_media_must_match_its_subject(encounter, session, wav_audio):
     with pytest.raises(IntegrityError), transaction.atomic():
         MediaAsset.objects.create(
             organization=encounter.patient.organization,
-            encounter=encounter,
+            visit_key=encounter.visit_key,
             kind=MediaKind.LEARNER_TEXT,
             sha256="0" * 64,
             size_bytes=1,

@@ -323,7 +323,7 @@ def test_the_sweeper_republishes_lost_reports(patient_with_history, monkeypatch)
     report = Report.objects.create(
         organization=patient_with_history.organization,
         kind="patient",
-        patient=patient_with_history,
+        subject_key=patient_with_history.subject_key,
         period_end=date.today(),
     )
     assert sweep_reports(publish_grace=timedelta(minutes=1)) == 0, "just asked: not lost yet"

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from tessera.accounts.models import Membership, Organization, Role
 from tessera.demo import DEMO_PASSWORD, PATIENT_COUNT, STUDENT_COUNT, VISITS_PER_PERSON
+from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import MediaAsset, MediaKind, Patient, Student
 from tessera.records.storage import content_store
 from tessera.records.uploads import validate_upload
@@ -98,16 +99,18 @@ def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
     assert set(AnalysisJob.objects.values_list("status", flat=True)) == {"succeeded"}
     assert {job.timings["batch_cases"] > 1 for job in AnalysisJob.objects.all()} == {True}
     for result in AnalysisResult.objects.select_related("job"):
-        visit = result.job.encounter or result.job.learning_session
+        visit = visit_of(result.job)
         assert result.created_at == visit.occurred_at + timedelta(minutes=12)
         assert timezone.now() - result.created_at < timedelta(weeks=8)
     today = Encounter.objects.filter(reason="Review today")
     assert today.count() == PATIENT_COUNT
-    assert not AnalysisJob.objects.filter(encounter__in=today).exists(), "left to try Analyse on"
+    assert not AnalysisJob.objects.filter(visit_key__encounter__in=today).exists(), (
+        "left to try Analyse on"
+    )
     assert not AnalysisJob.objects.filter(
-        learning_session__in=LearningSession.objects.filter(title__contains="today")
+        visit_key__learning_session__in=LearningSession.objects.filter(title__contains="today")
     ).exists()
-    school_results = AnalysisResult.objects.filter(job__learning_session__isnull=False)
+    school_results = AnalysisResult.objects.filter(job__visit_key__learning_session__isnull=False)
     assert all(set(result.left_out) == {"audio"} for result in school_results)
     assert all(result.tutoring for result in school_results)
     judged = 2  # the two visits older than three weeks
@@ -146,8 +149,8 @@ def test_every_result_of_a_demo_model_says_it_was_trained_on_synthetic_data(
     ensure_demo_models(cases=16, epochs=1, log=lambda message: None)
     assert set(ModelVersion.objects.values_list("trained_on_synthetic_data", flat=True)) == {True}
     call_command("seed_demo")
-    result = AnalysisResult.objects.filter(job__encounter__isnull=False).first()
-    patient = result.job.encounter.patient
+    result = AnalysisResult.objects.filter(job__visit_key__encounter__isnull=False).first()
+    patient = subject_of(result.job)
     client.post(reverse("login"), {"username": "dr-okafor", "password": DEMO_PASSWORD})
     page = client.get(reverse("patient", args=[patient.pk])).content.decode()
     assert page.count(f'<p class="meta synthetic">{SYNTHETIC_NOTICE}</p>') == 3, "each result"
@@ -157,7 +160,7 @@ def test_every_result_of_a_demo_model_says_it_was_trained_on_synthetic_data(
     report = Report.objects.create(
         organization=patient.organization,
         kind="patient",
-        patient=patient,
+        subject_key=patient.subject_key,
         period_start=today - timedelta(weeks=8),
         period_end=today,
     )

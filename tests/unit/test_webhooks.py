@@ -90,7 +90,10 @@ def test_a_failed_job_is_announced_only_to_subscribers_of_job_failed(
 ):
     organization = encounter.patient.organization
     job = AnalysisJob.objects.create(
-        organization=organization, encounter=encounter, task="diagnosis", model_version=clinic_model
+        organization=organization,
+        visit_key=encounter.visit_key,
+        task="diagnosis",
+        model_version=clinic_model,
     )
     with webhook_receiver() as wants_failures, webhook_receiver() as wants_successes:
         subscribe(organization, wants_failures.url, events=[Event.JOB_FAILED])

@@ -1,9 +1,15 @@
 """Filters of the list endpoints: django-filter, refusing what it would silently ignore, so a
 client that misspells a filter's value learns so instead of getting every row."""
 
-from django_filters import BooleanFilter, CharFilter
+from django.db.models import Model
+from django_filters import BooleanFilter, CharFilter, FilterSet, ModelChoiceFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
+
+from tessera.jobs.models import AnalysisJob
+from tessera.records.kinds import KINDS
+from tessera.records.models import MediaAsset
+from tessera.reports.models import Report
 
 BOOLEAN_VALUES = ("true", "false")
 
@@ -32,3 +38,34 @@ class StrictFilterBackend(DjangoFilterBackend):
             if errors:
                 raise ValidationError(errors)
         return super().filter_queryset(request, queryset, view)
+
+
+def filterset(model: type[Model], fields: list[str], **declared) -> type[FilterSet]:
+    """A FilterSet of `model`'s `fields`, and the filters `declared` by name."""
+    meta = type("Meta", (), {"model": model, "fields": fields})
+    return type(f"{model.__name__}FilterSet", (FilterSet,), {**declared, "Meta": meta})
+
+
+def by_visit() -> dict[str, ModelChoiceFilter]:
+    """`encounter=12` or `learning_session=7`, on rows that name their visit by its key."""
+    return {
+        kind.visit_field: ModelChoiceFilter(
+            field_name=kind.to_visit, queryset=kind.visit_model.objects.all()
+        )
+        for kind in KINDS
+    }
+
+
+def by_subject() -> dict[str, ModelChoiceFilter]:
+    """`patient=3` or `student=5`, on rows that name their person by its key."""
+    return {
+        kind.subject_field: ModelChoiceFilter(
+            field_name=kind.to_subject, queryset=kind.subject_model.objects.all()
+        )
+        for kind in KINDS
+    }
+
+
+MEDIA_FILTERS = filterset(MediaAsset, ["kind"], **by_visit())
+JOB_FILTERS = filterset(AnalysisJob, ["status", "task"], **by_visit())
+REPORT_FILTERS = filterset(Report, ["kind", "status", "cohort"], **by_subject())

@@ -9,10 +9,9 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
-from tessera.accounts.policy import OrganizationKind
 from tessera.accounts.selectors import organizations_of, scoped_to
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
-from tessera.records.kinds import KINDS
+from tessera.records.kinds import CLINIC, KINDS, SCHOOL, RecordKind
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -141,31 +140,22 @@ class NewTokenSerializer(TokenSerializer):
 
 
 class _SubjectSerializer(_InOneOrganizationSerializer):
+    """A patient or a student. The services validate them (a cohort of another organization
+    too); this says early, naming the organization, that it keeps no such people."""
+
     cohort = VisibleRelatedField(Cohort, required=False, allow_null=True)
     sex = serializers.ChoiceField(choices=Sex.choices, required=False)
-    kind = OrganizationKind.CLINIC
 
     def validate_organization(self, organization: Organization) -> Organization:
         organization = super().validate_organization(organization)
-        if organization.kind != self.kind:
-            raise serializers.ValidationError(
-                f"{organization.name} is a {organization.get_kind_display().lower()}: "
-                f"{self.Meta.model._meta.verbose_name_plural} belong to "
-                f"{OrganizationKind(self.kind).label.lower()}s"
-            )
+        refusal = self.Meta.model.kept_elsewhere(organization)
+        if refusal:
+            kind = organization.get_kind_display().lower()
+            raise serializers.ValidationError(f"{organization.name} is a {kind}: {refusal}")
         return organization
-
-    def validate(self, attrs: dict) -> dict:
-        cohort = attrs.get("cohort")
-        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
-        if cohort is not None and cohort.organization_id != organization.pk:
-            raise serializers.ValidationError({"cohort": "this cohort is in another organization"})
-        return attrs
 
 
 class PatientSerializer(_SubjectSerializer):
-    kind = OrganizationKind.CLINIC
-
     class Meta:
         model = Patient
         validators = []  # uniqueness: the model's own check says it in plain words
@@ -185,8 +175,6 @@ class PatientSerializer(_SubjectSerializer):
 
 
 class StudentSerializer(_SubjectSerializer):
-    kind = OrganizationKind.SCHOOL
-
     class Meta:
         model = Student
         validators = []  # uniqueness: the model's own check says it in plain words
@@ -224,7 +212,25 @@ class LearningSessionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "teacher", "created_at"]
 
 
+def visit_id_field(kind: RecordKind) -> serializers.IntegerField:
+    """The id of a media asset's or a job's visit when it is of `kind` (`encounter`,
+    `learning_session`), else null."""
+    return serializers.IntegerField(
+        source=f"visit_key.{kind.visit_field}_id", read_only=True, allow_null=True
+    )
+
+
+def subject_id_field(kind: RecordKind) -> serializers.IntegerField:
+    """The id of the person a report is about when they are of `kind` (`patient`, `student`),
+    else null."""
+    return serializers.IntegerField(
+        source=f"subject_key.{kind.subject_field}_id", read_only=True, allow_null=True
+    )
+
+
 class MediaSerializer(serializers.ModelSerializer):
+    encounter = visit_id_field(CLINIC)
+    learning_session = visit_id_field(SCHOOL)
     download = serializers.HyperlinkedIdentityField(view_name="api:media-download")
     original_kept = serializers.SerializerMethodField(
         help_text="The DICOM file as uploaded is kept (encrypted); admins get it from "
@@ -308,6 +314,8 @@ def left_out_field() -> serializers.DictField:
 
 
 class JobSerializer(serializers.ModelSerializer):
+    encounter = visit_id_field(CLINIC)
+    learning_session = visit_id_field(SCHOOL)
     model_version = serializers.CharField(source="model_version.name", read_only=True)
     left_out = left_out_field()
     result = serializers.SerializerMethodField()
@@ -492,6 +500,8 @@ class ReportRequestSerializer(serializers.Serializer):
 
 
 class ReportSerializer(serializers.ModelSerializer):
+    patient = subject_id_field(CLINIC)
+    student = subject_id_field(SCHOOL)
     model_versions = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     download = serializers.SerializerMethodField()
 

@@ -19,8 +19,8 @@ def audited_models() -> dict[type[Model], str]:
 
     An audited model says, beside its ORGANIZATION_LOOKUP, its `AUDIT_TYPE` (that name) and its
     `SUBJECT_LOOKUPS`: whose data a row is, as the path from it to its patient or student under
-    that kind of person ("patient": "encounter__patient"). So this app knows no other app's
-    models, and a new model is audited by saying so where it is defined."""
+    that kind of person ("patient": "visit_key__encounter__patient"). So this app knows no
+    other app's models, and a new model is audited by saying so where it is defined."""
     return {model: model.AUDIT_TYPE for model in apps.get_models() if hasattr(model, "AUDIT_TYPE")}
 
 
@@ -96,8 +96,9 @@ def _fields(obj: Model, organization_id: int, subject: str, *, action: str, acto
 
 
 def _follow(obj: Model, path: str):
-    """The id at the end of a lookup path (`encounter__patient` → the patient's id), reading
-    the instance's cached relations and foreign-key ids rather than the database where it can."""
+    """The id at the end of a lookup path (`visit_key__encounter__patient` → the patient's
+    id), reading the instance's cached relations and foreign-key ids rather than the database
+    where it can."""
     if path == "pk":
         return obj.pk
     *through, last = path.split("__")

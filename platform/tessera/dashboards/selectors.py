@@ -29,11 +29,13 @@ from tessera.jobs.models import (
     JobStatus,
     LatestAnalysis,
 )
-from tessera.records.kinds import Subject, Visit, kind_of, subject_of
+from tessera.records.kinds import SCHOOL, TO_PEOPLE, Subject, Visit, kind_of, subject_of
 from tessera.records.models import Cohort, MediaAsset, Patient, Student
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.PREPROCESSING, JobStatus.RUNNING)
+# The path from a person to their LatestAnalysis.
+LATEST = "subject_key__latest_analysis"
 
 
 def visible(queryset: QuerySet, *, user: AbstractBaseUser) -> QuerySet:
@@ -84,19 +86,19 @@ def clinic_patients(
     the filters use indexes however many results there are."""
     patients = (
         Patient.objects.filter(organization=organization)
-        .select_related("cohort", "latest_analysis")
-        .order_by(F("latest_analysis__urgency").desc(nulls_last=True), "full_name", "pk")
+        .select_related("cohort", LATEST)
+        .order_by(F(f"{LATEST}__urgency").desc(nulls_last=True), "full_name", "pk")
     )
     if cohort:
         patients = patients.filter(cohort_id=cohort)
     if status == PatientStatus.REVIEW:
-        patients = patients.filter(latest_analysis__abstained=True)
+        patients = patients.filter(**{f"{LATEST}__abstained": True})
     elif status == PatientStatus.PENDING:
-        patients = patients.filter(latest_analysis__job__status__in=UNFINISHED)
+        patients = patients.filter(**{f"{LATEST}__job__status__in": UNFINISHED})
     elif status == PatientStatus.FAILED:
-        patients = patients.filter(latest_analysis__job__status=JobStatus.FAILED)
+        patients = patients.filter(**{f"{LATEST}__job__status": JobStatus.FAILED})
     elif status == PatientStatus.NONE:
-        patients = patients.filter(latest_analysis__job__isnull=True)
+        patients = patients.filter(**{f"{LATEST}__job__isnull": True})
     return patients
 
 
@@ -110,7 +112,7 @@ class PatientRow:
 def patient_rows(patients: list[Patient]) -> list[PatientRow]:
     """A page of `clinic_patients` with each one's latest result and job status: two queries
     for the page, not one per patient."""
-    latest = [getattr(patient, "latest_analysis", None) for patient in patients]
+    latest = [getattr(patient.subject_key, "latest_analysis", None) for patient in patients]
     results = AnalysisResult.objects.select_related("model_version").in_bulk(
         [row.result_id for row in latest if row and row.result_id]
     )
@@ -166,10 +168,10 @@ def concerned_students(
     return (
         LatestAnalysis.objects.filter(
             organization=organization,
-            student__isnull=False,
+            subject_key__student__isnull=False,
             concern_since__gte=timezone.now() - timedelta(weeks=weeks),
         )
-        .select_related("student__cohort")
+        .select_related("subject_key__student__cohort")
         .order_by("-concern_since", "pk")
     )
 
@@ -179,7 +181,9 @@ def students_needing_attention(
 ) -> tuple[int, list[StudentAttention]]:
     """How many students need attention, and the `limit` whose concern is newest."""
     flagged = concerned_students(organization=organization, weeks=weeks)
-    listed = [StudentAttention(latest.student, latest.recent_affects) for latest in flagged[:limit]]
+    listed = [
+        StudentAttention(subject_of(latest), latest.recent_affects) for latest in flagged[:limit]
+    ]
     audit.record_each([item.student for item in listed], action=audit.Action.LIST)
     return flagged.count(), listed
 
@@ -188,7 +192,7 @@ def latest_suggestions(*, organization: Organization, limit: int = 10) -> list[A
     suggestions = list(
         AnalysisResult.objects.filter(organization=organization)
         .exclude(tutoring=[])
-        .select_related("job__learning_session__student", "model_version")
+        .select_related(*(f"job__{path}" for path in TO_PEOPLE), "model_version")
         .order_by("-created_at")[:limit]
     )
     audit.record_each(suggestions, action=audit.Action.LIST)
@@ -217,7 +221,7 @@ def _results_with_feedback() -> Prefetch:
 
 def _jobs_with_results() -> Prefetch:
     return Prefetch(
-        "jobs",
+        "visit_key__jobs",
         queryset=AnalysisJob.objects.select_related("model_version").prefetch_related(
             "media", _results_with_feedback()
         ),
@@ -230,7 +234,7 @@ def visits_of(*, subject: Subject) -> QuerySet:
     return (
         kind.visits_of(subject)
         .select_related(f"{kind.subject_field}__organization")
-        .prefetch_related("media", _jobs_with_results())
+        .prefetch_related("visit_key__media", _jobs_with_results())
     )
 
 
@@ -256,7 +260,12 @@ def visits_shown(visits: list[Visit]) -> list[VisitShown]:
         action=audit.Action.VIEW,
     )
     audit.record_each(
-        [result for visit in visits for job in visit.jobs.all() for result in job.results.all()],
+        [
+            result
+            for visit in visits
+            for job in visit.visit_key.jobs.all()
+            for result in job.results.all()
+        ],
         action=audit.Action.VIEW,
     )
     return cards
@@ -276,7 +285,7 @@ def result_shown(result: AnalysisResult) -> AnalysisResult:
     """A result's card again (after feedback on it), logged as viewed."""
     result = (
         AnalysisResult.objects.select_related(
-            "model_version", "job__encounter__patient", "job__learning_session__student"
+            "model_version", *(f"job__{path}" for path in TO_PEOPLE)
         )
         .prefetch_related("feedback__given_by", "job__media")
         .get(pk=result.pk)
@@ -310,7 +319,7 @@ def heatmap_shown(result: AnalysisResult) -> bytes:
 
 def affect_over_time(*, student: Student) -> list[AnalysisResult]:
     return list(
-        AnalysisResult.objects.filter(job__learning_session__student=student)
+        AnalysisResult.objects.filter(**{SCHOOL.from_result: student})
         .exclude(emotion_label="")
         .order_by("created_at")
     )

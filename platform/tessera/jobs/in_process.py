@@ -20,6 +20,7 @@ from tessera.jobs.services import (
     request_analysis,
     worker_name,
 )
+from tessera.records.kinds import TO_VISITS
 from tessera.records.models import Encounter, LearningSession
 
 
@@ -60,7 +61,7 @@ def analyse_in_process(
 def _preprocessed(job_id, *, worker: str) -> bool:
     """Preprocess the job and claim it for inference; False when its input failed it."""
     claim_for_preprocessing(job_id=job_id, worker=worker)
-    job = AnalysisJob.objects.select_related("model_version", "learning_session").get(pk=job_id)
+    job = AnalysisJob.objects.select_related("model_version", *TO_VISITS).get(pk=job_id)
     try:
         job_features.prepare(job)
     except (InputError, job_features.ModelUnavailable) as error:

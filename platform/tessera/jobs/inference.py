@@ -32,6 +32,7 @@ from tessera.jobs.services import (
     fail_job,
     release_for_retry,
 )
+from tessera.records.kinds import TO_VISITS
 
 OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)
 logger = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
     `started` (time.monotonic) is when the batch began to gather: its inference time counts
     the wait for company. Every job of the batch ends succeeded, failed, or backing off."""
     jobs = list(
-        AnalysisJob.objects.select_related(
-            "model_version", "learning_session", "organization"
-        ).filter(pk__in=job_ids)
+        AnalysisJob.objects.select_related("model_version", "organization", *TO_VISITS).filter(
+            pk__in=job_ids
+        )
     )
     try:
         return _run_batch(jobs, worker=worker, started=started)

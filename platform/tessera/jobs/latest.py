@@ -11,7 +11,7 @@ from django.db import transaction
 from analytics.attention import WINDOW, concern_since
 from tessera.accounts.models import Organization
 from tessera.jobs.models import AnalysisJob, AnalysisResult, LatestAnalysis
-from tessera.records.kinds import KINDS, Subject, kind_of
+from tessera.records.kinds import KINDS, Subject, kind_of, subject_fields
 
 
 class ResultFacts(NamedTuple):
@@ -44,8 +44,7 @@ def refresh_latest_analysis(*, subject: Subject) -> LatestAnalysis:
     results (a few indexed rows, however long their history). The subject is locked first, so
     two workers finishing jobs of the same subject take turns, and the second sees the first
     one's result."""
-    kind = kind_of(subject)
-    field, path = kind.subject_field, kind.from_visit
+    path = kind_of(subject).from_visit
     with transaction.atomic():
         list(type(subject).objects.select_for_update().filter(pk=subject.pk).values_list("pk"))
         job_id = (
@@ -62,7 +61,7 @@ def refresh_latest_analysis(*, subject: Subject) -> LatestAnalysis:
         newest = newest_first.first()
         labelled = newest_first.exclude(emotion_label="")[:WINDOW]
         latest, _ = LatestAnalysis.objects.update_or_create(
-            **{field: subject},
+            **subject_fields(subject),
             defaults={
                 "organization_id": subject.organization_id,
                 **_summary(
@@ -82,15 +81,15 @@ def rebuild_latest_analyses(*, organization: Organization) -> int:
     with transaction.atomic():
         LatestAnalysis.objects.filter(organization=organization).delete()
         for kind in KINDS:
-            field, path = kind.subject_field, kind.from_visit
+            path = f"{kind.from_visit}__subject_key"
             newest_job = {}
             jobs = (
                 AnalysisJob.objects.filter(organization=organization, **{f"{path}__isnull": False})
                 .order_by(path, "-created_at", "-pk")
                 .values_list(path, "pk")
             )
-            for subject_id, job_id in jobs.iterator(chunk_size=10_000):
-                newest_job.setdefault(subject_id, job_id)
+            for key_id, job_id in jobs.iterator(chunk_size=10_000):
+                newest_job.setdefault(key_id, job_id)
             results: dict[int, list[ResultFacts]] = {}
             ordered = (
                 AnalysisResult.objects.filter(organization=organization)
@@ -98,15 +97,15 @@ def rebuild_latest_analyses(*, organization: Organization) -> int:
                 .order_by(f"job__{path}", "-created_at", "-pk")
                 .values_list(f"job__{path}", *FACTS)
             )
-            for subject_id, *facts in ordered.iterator(chunk_size=10_000):
-                results.setdefault(subject_id, []).append(ResultFacts(*facts))
-            for subject_id, job_id in newest_job.items():
-                history = results.get(subject_id, [])
+            for key_id, *facts in ordered.iterator(chunk_size=10_000):
+                results.setdefault(key_id, []).append(ResultFacts(*facts))
+            for key_id, job_id in newest_job.items():
+                history = results.get(key_id, [])
                 labelled = [facts for facts in history if facts.emotion_label]
                 rows.append(
                     LatestAnalysis(
                         organization=organization,
-                        **{f"{field}_id": subject_id},
+                        subject_key_id=key_id,
                         **_summary(job_id, history[0] if history else None, labelled),
                     )
                 )

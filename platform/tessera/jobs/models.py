@@ -18,7 +18,7 @@ from django.db.models import Q
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.kinds import subject_of
-from tessera.records.models import Encounter, LearningSession, MediaAsset, Patient, Student
+from tessera.records.models import MediaAsset, SubjectKey, VisitKey
 
 SYNTHETIC_NOTICE = "Demo model trained on synthetic data: no clinical or educational validity."
 
@@ -115,12 +115,7 @@ class AnalysisJob(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="jobs")
-    encounter = models.ForeignKey(
-        Encounter, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
-    )
-    learning_session = models.ForeignKey(
-        LearningSession, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
-    )
+    visit_key = models.ForeignKey(VisitKey, on_delete=models.CASCADE, related_name="jobs")
     media = models.ManyToManyField(MediaAsset, related_name="jobs")
     task = models.CharField(max_length=16, choices=JobTask.choices)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -162,15 +157,6 @@ class AnalysisJob(models.Model):
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
             models.Index(fields=["organization", "-created_at"], name="job_org_created"),
         ]
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    Q(encounter__isnull=False, learning_session__isnull=True)
-                    | Q(encounter__isnull=True, learning_session__isnull=False)
-                ),
-                name="job_has_one_subject",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.get_task_display()} job {str(self.pk)[:8]} ({self.get_status_display()})"
@@ -184,8 +170,8 @@ class AnalysisResult(models.Model):
     ORGANIZATION_LOOKUP = "organization"
     AUDIT_TYPE = "result"
     SUBJECT_LOOKUPS = {
-        "patient": "job__encounter__patient",
-        "student": "job__learning_session__student",
+        "patient": "job__visit_key__encounter__patient",
+        "student": "job__visit_key__learning_session__student",
     }
 
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="results")
@@ -315,11 +301,8 @@ class LatestAnalysis(models.Model):
     ORGANIZATION_LOOKUP = "organization"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    patient = models.OneToOneField(
-        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="latest_analysis"
-    )
-    student = models.OneToOneField(
-        Student, on_delete=models.CASCADE, null=True, blank=True, related_name="latest_analysis"
+    subject_key = models.OneToOneField(
+        SubjectKey, on_delete=models.CASCADE, related_name="latest_analysis"
     )
     job = models.ForeignKey(
         AnalysisJob,
@@ -355,15 +338,6 @@ class LatestAnalysis(models.Model):
             models.Index(fields=["organization", "concern_since"], name="latest_concern"),
             models.Index(fields=["organization", "abstained"], name="latest_abstained"),
         ]
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    Q(patient__isnull=False, student__isnull=True)
-                    | Q(patient__isnull=True, student__isnull=False)
-                ),
-                name="latest_analysis_of_one_subject",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"Latest analysis of {subject_of(self)}"
@@ -375,8 +349,8 @@ class Feedback(models.Model):
     ORGANIZATION_LOOKUP = "result__organization"
     AUDIT_TYPE = "feedback"
     SUBJECT_LOOKUPS = {
-        "patient": "result__job__encounter__patient",
-        "student": "result__job__learning_session__student",
+        "patient": "result__job__visit_key__encounter__patient",
+        "student": "result__job__visit_key__learning_session__student",
     }
 
     class Kind(models.TextChoices):

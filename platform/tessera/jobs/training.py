@@ -32,6 +32,7 @@ from tessera.jobs.services import (
     promote_model_version,
     register_model_version,
 )
+from tessera.records.kinds import TO_VISITS
 from tessera.refusals import RefusalCode, Refused
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def labelled_results(*, serves: str) -> list[tuple[AnalysisResult, Feedback]]:
     its latest such verdict."""
     feedback = (
         _labelling_feedback(serves)
-        .select_related("result__job__learning_session", "result__job__model_version")
+        .select_related(
+            "result__job__model_version", *(f"result__job__{path}" for path in TO_VISITS)
+        )
         .order_by("result_id", "-created_at", "-pk")
     )
     latest: dict[int, Feedback] = {}

@@ -16,7 +16,14 @@ from django.utils import timezone
 from tessera.audit import services as audit
 from tessera.audit.models import AuditEvent
 from tessera.jobs.models import AnalysisJob
-from tessera.records.kinds import Subject, kind_of, visit_id_of
+from tessera.records.kinds import (
+    TO_VISITS,
+    Subject,
+    kind_of,
+    subject_fields,
+    visit_id_of,
+    visit_ids,
+)
 from tessera.records.models import MediaAsset
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report
@@ -39,7 +46,7 @@ def export_subject(*, subject: Subject) -> bytes:
             }
             for asset in media
         }
-        reports = [_report(archive, report) for report in subject.reports.order_by("created_at")]
+        reports = [_report(archive, report) for report in _reports(subject).order_by("created_at")]
         document = {
             "format": EXPORT_FORMAT,
             "exported_at": timezone.now(),
@@ -84,11 +91,11 @@ def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> di
 
     jobs = list(
         AnalysisJob.objects.filter(**{kind_of(subject).from_visit: subject}).select_related(
-            "model_version", "learning_session"
+            "model_version", *TO_VISITS
         )
     )
     cached = [cache_path(job) for job in jobs]
-    reports = list(subject.reports.all())
+    reports = list(_reports(subject))
     counts = {
         "visits": _visits(subject).count(),
         "files": _media(subject).count(),
@@ -114,12 +121,29 @@ def _visits(subject: Subject) -> QuerySet:
 
 
 def _media(subject: Subject) -> QuerySet[MediaAsset]:
-    return MediaAsset.objects.filter(**{kind_of(subject).from_visit: subject}).order_by("pk")
+    return (
+        MediaAsset.objects.filter(**{kind_of(subject).from_visit: subject})
+        .select_related("visit_key")
+        .order_by("pk")
+    )
+
+
+def _reports(subject: Subject) -> QuerySet[Report]:
+    return Report.objects.filter(**subject_fields(subject))
 
 
 def _record(obj) -> dict:
     """Every column of the row (foreign keys as ids)."""
     return {field.attname: field.value_from_object(obj) for field in obj._meta.concrete_fields}
+
+
+def _job_record(job: AnalysisJob) -> dict:
+    """The job's columns, its visit named by its own id under its kind's name
+    (`encounter_id`, `learning_session_id`) rather than by its key, which means nothing to the
+    person."""
+    record = _record(job)
+    del record["visit_key_id"]
+    return record | {f"{field}_id": pk for field, pk in visit_ids(job).items()}
 
 
 def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
@@ -141,7 +165,7 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
         ],
         "analyses": [
             {
-                **_record(job),
+                **_job_record(job),
                 "results": [
                     {
                         **_record(result),
@@ -151,7 +175,7 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
                     for result in job.results.select_related("model_version")
                 ],
             }
-            for job in visit.jobs.order_by("created_at")
+            for job in visit.visit_key.jobs.order_by("created_at")
         ],
     }
 

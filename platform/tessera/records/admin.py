@@ -1,9 +1,15 @@
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin
+from django.db.models import Model, QuerySet
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from tessera.accounts.admin import OrganizationScopedAdmin
-from tessera.records.kinds import KINDS, kind_accepting
+from tessera.accounts.selectors import scoped_to
+from tessera.records.kinds import KINDS, kind_accepting, visit_of
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -12,22 +18,56 @@ from tessera.records.models import (
     Patient,
     Student,
 )
-from tessera.records.services import add_media
+from tessera.records.services import (
+    add_media,
+    change_record,
+    create_cohort,
+    create_encounter,
+    create_learning_session,
+    create_patient,
+    create_student,
+)
 from tessera.records.uploads import UploadRejected, validate_upload
 
 organization_filter = ("organization", admin.RelatedOnlyFieldListFilter)
 cohort_filter = ("cohort", admin.RelatedOnlyFieldListFilter)
 
 
+class SavedThroughServices(OrganizationScopedAdmin):
+    """Creates a record with its service (`creates`, given the form's fields) and changes it
+    with `change_record`, as the API and the pages do: the same rules, whoever writes."""
+
+    creates: Callable[..., Model]
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        return type(self).creates(**form.cleaned_data)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:  # the form has set the changed fields on `obj`
+            change_record(
+                record=obj, changes={name: getattr(obj, name) for name in form.changed_data}
+            )
+        # else: save_form created it
+
+    def save_related(self, request, form, formsets, change) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
+        # else: the service wrote all there is of a new record
+
+
 @admin.register(Cohort)
-class CohortAdmin(OrganizationScopedAdmin):
+class CohortAdmin(SavedThroughServices):
+    creates = create_cohort
     list_display = ["name", "organization", "created_at"]
     list_filter = [organization_filter]
     search_fields = ["name"]
 
 
 @admin.register(Patient)
-class PatientAdmin(OrganizationScopedAdmin):
+class PatientAdmin(SavedThroughServices):
+    creates = create_patient
     list_display = ["full_name", "mrn", "organization", "cohort", "birth_date", "sex"]
     list_filter = [organization_filter, cohort_filter, "sex"]
     search_fields = ["full_name", "mrn"]
@@ -36,7 +76,8 @@ class PatientAdmin(OrganizationScopedAdmin):
 
 
 @admin.register(Student)
-class StudentAdmin(OrganizationScopedAdmin):
+class StudentAdmin(SavedThroughServices):
+    creates = create_student
     list_display = ["full_name", "student_number", "organization", "cohort", "grade"]
     list_filter = [organization_filter, cohort_filter, "grade"]
     search_fields = ["full_name", "student_number"]
@@ -44,59 +85,67 @@ class StudentAdmin(OrganizationScopedAdmin):
     list_select_related = ["organization", "cohort"]
 
 
-class MediaInline(admin.TabularInline):
-    """What was uploaded for a visit or session; uploads go through the media page."""
+class VisitAdmin(SavedThroughServices):
+    """An encounter or a learning session, with what was uploaded for it (uploads go through
+    the media page)."""
 
-    model = MediaAsset
-    fields = ["kind", "original_filename", "size", "content_type", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    show_change_link = True
+    @admin.display(description="Files")
+    def files(self, visit) -> str:
+        assets = list(visit.media.order_by("created_at"))
+        if not assets:
+            return "None yet"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">{}</a> {} ({})</li>',
+                (
+                    (
+                        reverse("admin:records_mediaasset_change", args=[asset.pk]),
+                        asset.get_kind_display(),
+                        asset.original_filename,
+                        filesizeformat(asset.size_bytes),
+                    )
+                    for asset in assets
+                ),
+            ),
+        )
 
-    @admin.display(description="Size")
-    def size(self, asset: MediaAsset) -> str:
-        return filesizeformat(asset.size_bytes)
-
-    # The parent admin has already checked the organization.
-    def has_view_permission(self, request, obj=None) -> bool:
-        return True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        shown = super().get_readonly_fields(request, obj)
+        return shown if obj is None else [*shown, "files"]
 
 
 @admin.register(Encounter)
-class EncounterAdmin(OrganizationScopedAdmin):
+class EncounterAdmin(VisitAdmin):
+    creates = create_encounter
     list_display = ["patient", "occurred_at", "reason", "clinician"]
     list_filter = ["occurred_at"]
     search_fields = ["patient__full_name", "patient__mrn", "reason"]
     date_hierarchy = "occurred_at"
     list_select_related = ["patient", "clinician"]
-    inlines = [MediaInline]
 
 
 @admin.register(LearningSession)
-class LearningSessionAdmin(OrganizationScopedAdmin):
+class LearningSessionAdmin(VisitAdmin):
+    creates = create_learning_session
     list_display = ["student", "occurred_at", "subject_area", "title", "teacher"]
     list_filter = ["subject_area", "occurred_at"]
     search_fields = ["student__full_name", "student__student_number", "title"]
     date_hierarchy = "occurred_at"
     list_select_related = ["student", "teacher"]
-    inlines = [MediaInline]
 
 
 class MediaUploadForm(forms.ModelForm):
+    """The kind, the file, and one visit of a kind that takes it: a field per kind of visit
+    (`encounter`, `learning_session`), which MediaAssetAdmin adds with the visits the user
+    administers."""
+
     file = forms.FileField(help_text="Validated before anything is stored.")
 
     class Meta:
         model = MediaAsset
-        fields = ["kind", "encounter", "learning_session"]
+        fields = ["kind"]
 
     def clean(self):
         cleaned = super().clean()
@@ -108,6 +157,7 @@ class MediaUploadForm(forms.ModelForm):
             raise forms.ValidationError(
                 f"Attach this kind of media to {accepting.visit_described}, and to nothing else."
             )
+        cleaned["attached_to"] = cleaned[accepting.visit_field]
         if upload:
             try:
                 validate_upload(
@@ -132,8 +182,7 @@ class MediaAssetAdmin(OrganizationScopedAdmin):
     list_select_related = ["organization"]
     readonly_fields = [
         "organization",
-        "encounter",
-        "learning_session",
+        "visit",
         "kind",
         "sha256",
         "size_bytes",
@@ -149,17 +198,32 @@ class MediaAssetAdmin(OrganizationScopedAdmin):
     def size(self, asset: MediaAsset) -> str:
         return filesizeformat(asset.size_bytes)
 
+    @admin.display(description="Visit")
+    def visit(self, asset: MediaAsset) -> str:
+        return str(visit_of(asset))
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = MediaUploadForm
+            visits = {
+                kind.visit_field: forms.ModelChoiceField(
+                    self._scoped(request, kind.visit_model.objects.all()), required=False
+                )
+                for kind in KINDS
+            }
+            kwargs["form"] = type("MediaUploadForm", (MediaUploadForm,), visits)
         return super().get_form(request, obj, change=change, **kwargs)
+
+    def _scoped(self, request, visits: QuerySet) -> QuerySet:
+        if request.user.is_superuser:
+            return visits
+        return scoped_to(visits, organizations=self._administered(request))
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["kind", "encounter", "learning_session", "file"]
+            return ["kind", *(kind.visit_field for kind in KINDS), "file"]
         return self.readonly_fields
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -168,7 +232,7 @@ class MediaAssetAdmin(OrganizationScopedAdmin):
     def save_form(self, request, form, change):
         upload = form.cleaned_data["file"]
         return add_media(
-            attached_to=form.cleaned_data["encounter"] or form.cleaned_data["learning_session"],
+            attached_to=form.cleaned_data["attached_to"],
             kind=form.cleaned_data["kind"],
             file=upload,
             filename=upload.name,

@@ -4,8 +4,10 @@ A clinic keeps patients and their encounters; a school keeps students and their 
 sessions. Everything else — uploads, analyses, reports, privacy requests, pages, the API — is
 the same for both, and asks this module for the kind of a record (`kind_of`) and what that kind
 calls things, instead of asking which model it holds. Going from any record to its visit
-(`visit_of`) or its person (`subject_of`) is done here too. What each kind of organization may
-analyse is its policy (tessera.accounts.policy), not a difference of records.
+(`visit_of`) or its person (`subject_of`) is done here too: media and jobs name their visit by
+one key (a VisitKey), reports and latest analyses their person by one (a SubjectKey), and this
+module reads which visit or person a key names. What each kind of organization may analyse is
+its policy (tessera.accounts.policy), not a difference of records.
 
 This is the only module that tells the kinds apart by their models.
 """
@@ -25,6 +27,8 @@ from tessera.records.models import (
     MediaKind,
     Patient,
     Student,
+    SubjectKey,
+    VisitKey,
 )
 
 Subject = Patient | Student
@@ -35,9 +39,9 @@ Visit = Encounter | LearningSession
 class RecordKind:
     subject_model: type[Model]  # its ORGANIZATION_KIND says which organizations keep it
     visit_model: type[Model]
-    # The foreign key to the person, on a visit, a report and a latest analysis.
+    # The foreign key to the person, on a visit and on a SubjectKey.
     subject_field: str
-    # The foreign key to the visit, on a media asset and an analysis job.
+    # The foreign key to the visit, on a VisitKey.
     visit_field: str
     # A person's visits (the related name).
     visits: str
@@ -77,14 +81,24 @@ class RecordKind:
         return self.subject_field
 
     @property
+    def to_visit(self) -> str:
+        """The lookup path from a media asset or a job to its visit."""
+        return f"visit_key__{self.visit_field}"
+
+    @property
     def from_visit(self) -> str:
         """The lookup path from a media asset or a job to its person."""
-        return f"{self.visit_field}__{self.subject_field}"
+        return f"{self.to_visit}__{self.subject_field}"
 
     @property
     def from_result(self) -> str:
         """The lookup path from a result to its person."""
         return f"job__{self.from_visit}"
+
+    @property
+    def to_subject(self) -> str:
+        """The lookup path from a report or a latest analysis to its person."""
+        return f"subject_key__{self.subject_field}"
 
     def visits_of(self, subject: Model):
         """The person's visits (a related manager)."""
@@ -148,6 +162,13 @@ SCHOOL = RecordKind(
 )
 KINDS = (CLINIC, SCHOOL)
 
+# What select_related() follows from a media asset or a job to load its visit (so `visit_of`
+# reads no row), or its person too (`subject_of`).
+TO_VISITS = tuple(kind.to_visit for kind in KINDS)
+TO_PEOPLE = tuple(kind.from_visit for kind in KINDS)
+# ... and from a report or a latest analysis to load its person.
+TO_SUBJECTS = tuple(kind.to_subject for kind in KINDS)
+
 _BY_MODEL = {kind.subject_model: kind for kind in KINDS} | {
     kind.visit_model: kind for kind in KINDS
 }
@@ -156,16 +177,20 @@ _BY_SLUG = {kind.visit_slug: kind for kind in KINDS}
 
 
 def kind_of(record: Model) -> RecordKind:
-    """The kind of an organization, a person, a visit, or a row that points at a visit (a
-    media asset, a job) or at a person (a report, a latest analysis)."""
+    """The kind of an organization, a person, a visit, a key, or a row that names a visit by its
+    key (a media asset, a job) or a person by theirs (a report, a latest analysis)."""
     if type(record) in _BY_MODEL:
         return _BY_MODEL[type(record)]
     if isinstance(record, Organization):
         return _BY_ORGANIZATION_KIND[record.kind]
-    for kind in KINDS:
-        for field in (kind.visit_field, kind.subject_field):
-            if getattr(record, f"{field}_id", None) is not None:
-                return kind
+    if isinstance(record, VisitKey):
+        return next(kind for kind in KINDS if getattr(record, f"{kind.visit_field}_id"))
+    if isinstance(record, SubjectKey):
+        return next(kind for kind in KINDS if getattr(record, f"{kind.subject_field}_id"))
+    if getattr(record, "visit_key_id", None) is not None:
+        return kind_of(record.visit_key)
+    if getattr(record, "subject_key_id", None) is not None:
+        return kind_of(record.subject_key)
     raise ValueError(f"{record!r} is no record of a person")
 
 
@@ -185,7 +210,7 @@ def kind_accepting(media_kind: str) -> RecordKind:
 
 def visit_of(row: Model) -> Visit:
     """The visit of a media asset or a job."""
-    return getattr(row, kind_of(row).visit_field)
+    return getattr(row.visit_key, kind_of(row).visit_field)
 
 
 def subject_of(record: Model) -> Subject:
@@ -194,31 +219,39 @@ def subject_of(record: Model) -> Subject:
     kind = kind_of(record)
     if type(record) is kind.subject_model:
         return record
-    if type(record) is kind.visit_model or getattr(record, f"{kind.subject_field}_id", None):
+    if type(record) is kind.visit_model:
         return getattr(record, kind.subject_field)
+    if getattr(record, "subject_key_id", None) is not None:
+        return getattr(record.subject_key, kind.subject_field)
     return getattr(visit_of(record), kind.subject_field)
 
 
 def visit_id_of(row: Model) -> int:
-    """The id of the visit of a media asset or a job, without reading it."""
-    return getattr(row, f"{kind_of(row).visit_field}_id")
+    """The id of the visit of a media asset or a job, without reading the visit."""
+    return getattr(row.visit_key, f"{kind_of(row).visit_field}_id")
+
+
+def visit_ids(row: Model) -> dict[str, int | None]:
+    """The id of a media asset's or a job's visit under each kind's name, the others None
+    ({"encounter": 12, "learning_session": None}): how the API and the webhooks name it."""
+    return {kind.visit_field: getattr(row.visit_key, f"{kind.visit_field}_id") for kind in KINDS}
 
 
 def subject_id_of(row: Model) -> int:
     """The id of the person a report or a latest analysis is about, without reading them."""
-    return getattr(row, f"{kind_of(row).subject_field}_id")
+    return getattr(row.subject_key, f"{kind_of(row).subject_field}_id")
 
 
 def topic_of(visit: Visit) -> str | None:
     return kind_of(visit).topic(visit)
 
 
-def visit_fields(visit: Visit) -> dict[str, Visit]:
-    """The foreign key that attaches a media asset or a job to `visit`, for create()."""
-    return {kind_of(visit).visit_field: visit}
+def visit_fields(visit: Visit) -> dict[str, VisitKey]:
+    """The key that attaches a media asset or a job to `visit`, for create()."""
+    return {"visit_key": visit.visit_key}
 
 
-def subject_fields(subject: Subject) -> dict[str, Subject]:
-    """The foreign key that makes a report or a latest analysis about `subject`, for create()
-    or a lookup."""
-    return {kind_of(subject).subject_field: subject}
+def subject_fields(subject: Subject) -> dict[str, SubjectKey]:
+    """The key that makes a report or a latest analysis about `subject`, for create() or a
+    lookup."""
+    return {"subject_key": subject.subject_key}

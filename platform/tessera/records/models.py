@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from tessera.accounts.models import Organization
@@ -47,10 +47,29 @@ class Cohort(models.Model):
         return self.name
 
 
-class Subject(models.Model):
+class KeyedRecord(models.Model):
+    """A person or a visit, which other rows name by a key of its own (a SubjectKey, a
+    VisitKey), made in the same transaction as the record."""
+
+    KEY: str  # the key's related name
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        creating = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if creating:
+                link = self._meta.get_field(self.KEY).field  # the key's one-to-one to us
+                link.model.objects.create(**{link.name: self})
+
+
+class Subject(KeyedRecord):
     """What patients and students share: an organization, an identity, a pseudonym."""
 
     ORGANIZATION_LOOKUP = "organization"
+    KEY = "subject_key"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="%(class)ss"
@@ -69,6 +88,15 @@ class Subject(models.Model):
     class Meta:
         abstract = True
 
+    @classmethod
+    def kept_elsewhere(cls, organization: Organization) -> str | None:
+        """Why `organization` cannot keep this kind of person ("students belong to schools"),
+        or None when it can: the rule the model's validation and the API both word."""
+        if organization.kind == cls.ORGANIZATION_KIND:
+            return None
+        kept_by = OrganizationKind(cls.ORGANIZATION_KIND).label.lower()
+        return f"{cls._meta.verbose_name_plural} belong to {kept_by}s"
+
     def clean(self) -> None:
         if (
             self.cohort_id
@@ -76,14 +104,9 @@ class Subject(models.Model):
             and self.cohort.organization_id != self.organization_id
         ):
             raise ValidationError({"cohort": "This cohort belongs to another organization."})
-        if self.organization_id and self.organization.kind != self.ORGANIZATION_KIND:
-            kept_by = OrganizationKind(self.ORGANIZATION_KIND).label.lower()
-            raise ValidationError(
-                {
-                    "organization": f"{self._meta.verbose_name_plural.capitalize()} belong to "
-                    f"{kept_by}s."
-                }
-            )
+        refusal = self.organization_id and self.kept_elsewhere(self.organization)
+        if refusal:
+            raise ValidationError({"organization": f"{refusal[0].upper()}{refusal[1:]}."})
 
 
 class Patient(Subject):
@@ -133,7 +156,23 @@ class Student(Subject):
         return f"{self.full_name} ({self.student_number})"
 
 
-class Encounter(models.Model):
+class VisitRecord(KeyedRecord):
+    """What encounters and learning sessions share: the files attached to them, through their
+    key (VisitKey)."""
+
+    KEY = "visit_key"
+
+    class Meta:
+        abstract = True
+
+    @property
+    def media(self):
+        """This visit's files (a related manager: `.all()`, `.filter()`, prefetched by
+        `visit_key__media`)."""
+        return self.visit_key.media
+
+
+class Encounter(VisitRecord):
     """A patient visit."""
 
     ORGANIZATION_LOOKUP = "patient__organization"
@@ -155,7 +194,7 @@ class Encounter(models.Model):
         return f"{self.patient.full_name}, {self.occurred_at:%Y-%m-%d}"
 
 
-class LearningSession(models.Model):
+class LearningSession(VisitRecord):
     """A student's session: a lesson, an assignment, a spoken exercise."""
 
     ORGANIZATION_LOOKUP = "student__organization"
@@ -181,6 +220,65 @@ class LearningSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student.full_name}, {self.subject_area} {self.occurred_at:%Y-%m-%d}"
+
+
+class VisitKey(models.Model):
+    """The one key by which media and analysis jobs name their visit, an encounter or a
+    learning session, instead of a pair of nullable keys. Each visit has exactly one, made when
+    the visit is first saved (KeyedRecord); it goes with its visit, and takes the visit's
+    files and jobs with it. Encounters and sessions keep their own ids (the API's, the access
+    log's): the key has its own."""
+
+    encounter = models.OneToOneField(
+        Encounter, on_delete=models.CASCADE, null=True, blank=True, related_name="visit_key"
+    )
+    learning_session = models.OneToOneField(
+        LearningSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="visit_key",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(encounter__isnull=False, learning_session__isnull=True)
+                    | Q(encounter__isnull=True, learning_session__isnull=False)
+                ),
+                name="visit_key_names_one_visit",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Key of {self.encounter or self.learning_session}"
+
+
+class SubjectKey(models.Model):
+    """The one key by which reports and latest analyses name their person, a patient or a
+    student: the VisitKey of people."""
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="subject_key"
+    )
+    student = models.OneToOneField(
+        Student, on_delete=models.CASCADE, null=True, blank=True, related_name="subject_key"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(patient__isnull=False, student__isnull=True)
+                    | Q(patient__isnull=True, student__isnull=False)
+                ),
+                name="subject_key_names_one_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Key of {self.patient or self.student}"
 
 
 class MediaKind(models.TextChoices):
@@ -211,16 +309,14 @@ class MediaAsset(models.Model):
 
     ORGANIZATION_LOOKUP = "organization"
     AUDIT_TYPE = "media"
-    SUBJECT_LOOKUPS = {"patient": "encounter__patient", "student": "learning_session__student"}
+    SUBJECT_LOOKUPS = {
+        "patient": "visit_key__encounter__patient",
+        "student": "visit_key__learning_session__student",
+    }
     Kind = MediaKind
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="media")
-    encounter = models.ForeignKey(
-        Encounter, on_delete=models.CASCADE, null=True, blank=True, related_name="media"
-    )
-    learning_session = models.ForeignKey(
-        LearningSession, on_delete=models.CASCADE, null=True, blank=True, related_name="media"
-    )
+    visit_key = models.ForeignKey(VisitKey, on_delete=models.CASCADE, related_name="media")
     kind = models.CharField(max_length=16, choices=MediaKind.choices)
     sha256 = models.CharField(max_length=64, db_index=True, editable=False)
     size_bytes = models.BigIntegerField(editable=False)
@@ -248,23 +344,6 @@ class MediaAsset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    Q(
-                        kind__in=ENCOUNTER_MEDIA,
-                        encounter__isnull=False,
-                        learning_session__isnull=True,
-                    )
-                    | Q(
-                        kind__in=LEARNING_MEDIA,
-                        encounter__isnull=True,
-                        learning_session__isnull=False,
-                    )
-                ),
-                name="media_kind_matches_its_subject",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.sha256[:12]}"

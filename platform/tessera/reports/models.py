@@ -11,7 +11,7 @@ from django.db.models import F, Q
 from tessera.accounts.models import Organization
 from tessera.jobs.models import ModelVersion
 from tessera.records.kinds import Subject, subject_id_of, subject_of
-from tessera.records.models import Cohort, Patient, Student
+from tessera.records.models import Cohort, SubjectKey
 
 
 class ReportKind(models.TextChoices):
@@ -30,16 +30,21 @@ class ReportStatus(models.TextChoices):
 class Report(models.Model):
     ORGANIZATION_LOOKUP = "organization"
     AUDIT_TYPE = "report"
-    SUBJECT_LOOKUPS = {"patient": "patient", "student": "student"}
+    SUBJECT_LOOKUPS = {
+        "patient": "subject_key__patient",
+        "student": "subject_key__student",
+    }
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="reports")
     kind = models.CharField(max_length=16, choices=ReportKind.choices)
-    patient = models.ForeignKey(
-        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="reports"
-    )
-    student = models.ForeignKey(
-        Student, on_delete=models.CASCADE, null=True, blank=True, related_name="reports"
+    subject_key = models.ForeignKey(
+        SubjectKey,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reports",
+        help_text="For a patient's or a student's report: whose it is.",
     )
     cohort = models.ForeignKey(
         Cohort,
@@ -85,9 +90,8 @@ class Report(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    Q(kind="patient", patient__isnull=False, student__isnull=True)
-                    | Q(kind="student", student__isnull=False, patient__isnull=True)
-                    | Q(kind="cohort", patient__isnull=True, student__isnull=True)
+                    Q(kind__in=["patient", "student"], subject_key__isnull=False)
+                    | Q(kind="cohort", subject_key__isnull=True)
                 ),
                 name="report_subject_fits_its_kind",
             ),

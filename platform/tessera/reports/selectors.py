@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from tessera.accounts.models import Organization
+from tessera.records.kinds import TO_SUBJECTS
 from tessera.reports.models import Report, ReportSchedule
 
 
@@ -16,7 +17,7 @@ def report_file(report: Report) -> Path:
 def reports_of(*, organization: Organization) -> QuerySet[Report]:
     return (
         Report.objects.filter(organization=organization)
-        .select_related("patient", "student", "cohort", "requested_by")
+        .select_related("cohort", "requested_by", *TO_SUBJECTS)
         .prefetch_related("model_versions")
     )
 

@@ -21,7 +21,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tessera.accounts.models import Organization
 from tessera.celery import TASK_QUEUES, TaskName, enqueue
-from tessera.records.kinds import Subject, kind_of, subject_fields
+from tessera.records.kinds import TO_SUBJECTS, Subject, kind_of, subject_fields
 from tessera.records.models import Cohort
 from tessera.records.storage import content_store
 from tessera.refusals import RefusalCode, Refused
@@ -105,7 +105,7 @@ def render_report(*, report_id) -> Report | None:
     if not claim(report_id=report_id):
         return None
     report = Report.objects.select_related(
-        "organization", "patient", "student", "cohort", "requested_by"
+        "organization", "cohort", "requested_by", *TO_SUBJECTS
     ).get(pk=report_id)
     try:
         content = report_content(report)

@@ -55,7 +55,7 @@ def visit_context(
         "upload_forms": [
             forms.get(media_kind) or UploadForm(kind=media_kind) for media_kind in kind.media_kinds
         ],
-        "jobs": [job_context(job, can_write=can_write) for job in visit.jobs.all()],
+        "jobs": [job_context(job, can_write=can_write) for job in visit.visit_key.jobs.all()],
         "can_write": can_write,
         **extra,
     }

@@ -13,7 +13,7 @@ from tessera.jobs.models import (
     JobStatus,
     JobTask,
 )
-from tessera.records.kinds import subject_of
+from tessera.records.kinds import TO_PEOPLE, subject_of, visit_ids
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
@@ -26,7 +26,7 @@ def complete_job(
     with transaction.atomic():
         job = (
             AnalysisJob.objects.select_for_update(of=("self",))
-            .select_related("encounter__patient", "learning_session__student")
+            .select_related(*TO_PEOPLE)
             .get(pk=job_id)
         )
         if job.status == JobStatus.CANCELLED:
@@ -62,8 +62,7 @@ def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = N
             "job": str(job.pk),
             "status": job.status,
             "task": job.task,
-            "encounter": job.encounter_id,
-            "learning_session": job.learning_session_id,
+            **visit_ids(job),
             "result": result.pk if result else None,
             "error_code": job.error_code,
             "error_message": job.error_message,
