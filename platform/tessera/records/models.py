@@ -222,6 +222,13 @@ class LearningSession(VisitRecord):
         return f"{self.student.full_name}, {self.subject_area} {self.occurred_at:%Y-%m-%d}"
 
 
+def exactly_one_of(first: str, second: str) -> Q:
+    """Of two nullable foreign keys, exactly one is set."""
+    return Q(**{f"{first}__isnull": False, f"{second}__isnull": True}) | Q(
+        **{f"{first}__isnull": True, f"{second}__isnull": False}
+    )
+
+
 class VisitKey(models.Model):
     """The one key by which media and analysis jobs name their visit, an encounter or a
     learning session, instead of a pair of nullable keys. Each visit has exactly one, made when
@@ -243,10 +250,7 @@ class VisitKey(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(
-                    Q(encounter__isnull=False, learning_session__isnull=True)
-                    | Q(encounter__isnull=True, learning_session__isnull=False)
-                ),
+                condition=exactly_one_of("encounter", "learning_session"),
                 name="visit_key_names_one_visit",
             )
         ]
@@ -269,10 +273,7 @@ class SubjectKey(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(
-                    Q(patient__isnull=False, student__isnull=True)
-                    | Q(patient__isnull=True, student__isnull=False)
-                ),
+                condition=exactly_one_of("patient", "student"),
                 name="subject_key_names_one_person",
             )
         ]
