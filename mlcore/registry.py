@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from mlcore.bundle_check import CONFIG_FILE, WEIGHTS_FILE
 from mlcore.card import CARD_FILE, model_card
 from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError
@@ -30,8 +31,6 @@ from mlcore.model import MultimodalModel, build_model
 from mlcore.prefix import FrozenPrefixGenerator, load_language_model
 from mlcore.reliability import reliability_diagram
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tessera.operations.probes.ProbeMiddleware",  # first: /healthz and /readyz, see there
     "django.middleware.security.SecurityMiddleware",
     "tessera.security.ContentSecurityPolicyMiddleware",
     "tessera.limits.RequestSizeLimitMiddleware",

@@ -52,6 +52,7 @@ def test_compose_accepts_the_file_and_runs_every_role():
     assert "cpu,reports" in services["worker-cpu"]["command"]
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://")
     assert services["web"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
 def test_compose_refuses_to_start_without_a_secret_key():

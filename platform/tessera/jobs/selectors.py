@@ -16,6 +16,11 @@ def active_model_version(*, serves: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(serves=serves, status=ModelVersion.Status.ACTIVE).first()
 
 
+def serving_versions() -> QuerySet[ModelVersion]:
+    """The versions that serve organizations now (one per kind)."""
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+
+
 def model_versions_for(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelVersion]:
     """The versions `user` may read: those serving their kinds of organization (pages and API
     alike)."""
