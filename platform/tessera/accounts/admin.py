@@ -59,7 +59,11 @@ class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
     """Admin whose rows, choices and permissions stop at the user's administered organizations."""
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
+        return self.scoped(request, super().get_queryset(request))
+
+    def scoped(self, request, queryset):
+        """The rows of `queryset` in the organizations the user administers (all of them for
+        a superuser)."""
         if request.user.is_superuser:
             return queryset
         return scoped_to(queryset, organizations=self._administered(request))
@@ -74,10 +78,9 @@ class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
+        # A superuser keeps the admin's own choices (and their ordering).
         if not request.user.is_superuser and hasattr(related, "ORGANIZATION_LOOKUP"):
-            kwargs["queryset"] = scoped_to(
-                related._default_manager.all(), organizations=self._administered(request)
-            )
+            kwargs["queryset"] = self.scoped(request, related._default_manager.all())
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

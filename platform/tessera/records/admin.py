@@ -2,13 +2,12 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import Model
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from tessera.accounts.admin import OrganizationScopedAdmin
-from tessera.accounts.selectors import scoped_to
 from tessera.records.kinds import KINDS, kind_accepting, visit_of
 from tessera.records.models import (
     Cohort,
@@ -206,17 +205,12 @@ class MediaAssetAdmin(OrganizationScopedAdmin):
         if obj is None:
             visits = {
                 kind.visit_field: forms.ModelChoiceField(
-                    self._scoped(request, kind.visit_model.objects.all()), required=False
+                    self.scoped(request, kind.visit_model.objects.all()), required=False
                 )
                 for kind in KINDS
             }
             kwargs["form"] = type("MediaUploadForm", (MediaUploadForm,), visits)
         return super().get_form(request, obj, change=change, **kwargs)
-
-    def _scoped(self, request, visits: QuerySet) -> QuerySet:
-        if request.user.is_superuser:
-            return visits
-        return scoped_to(visits, organizations=self._administered(request))
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
