@@ -2,7 +2,11 @@
 
 import io
 import logging
+import shutil
+import subprocess
+import tempfile
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +117,21 @@ def dicom_bytes() -> bytes:
 @pytest.fixture(scope="session")
 def wav_audio() -> bytes:
     return wav_bytes(synthetic_voice(high_arousal=True, rng=np.random.default_rng(3), seconds=2.0))
+
+
+def spoken(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> bytes:
+    """`text` spoken by espeak-ng, as a WAV file; the test skips, naming the program, where it
+    is not installed (`.ci/run` installs it)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (Debian package espeak-ng): no speech to test with")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spoken.wav"  # a file: --stdout leaves the WAV header's sizes open
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
+            check=True,
+            capture_output=True,
+        )
+        return path.read_bytes()
 
 
 def slice_bytes(number: int) -> bytes:

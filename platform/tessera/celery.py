@@ -1,12 +1,13 @@
 """The Celery application shared by the web process and every worker.
 
-Three queues: `cpu` (preprocessing, webhooks, sweepers), `gpu` (inference and training; one
-process per GPU, pool solo or threads: never fork after CUDA initialisation) and `reports` (PDF
-rendering). Which task goes to which queue is said once, in `TASK_QUEUES` (Celery's
-`task_routes`): callers publish a task by its name (`enqueue`), never naming a queue, and so
-need not import the task modules, which import their services. The database, not the broker,
-is the source of truth for jobs, so delivery settings favour at-least-once: acknowledge after
-the task ran, and hand a message back when its worker dies.
+Four queues: `cpu` (preprocessing, webhooks, sweepers), `gpu` (inference and training; one
+process per GPU, pool solo or threads: never fork after CUDA initialisation), `reports` (PDF
+rendering) and `speech` (transcription, a span of a recording per task). Which task goes to
+which queue is said once, in `TASK_QUEUES` (Celery's `task_routes`): callers publish a task by
+its name (`enqueue`), never naming a queue, and so need not import the task modules, which
+import their services. The database, not the broker, is the source of truth for jobs, so
+delivery settings favour at-least-once: acknowledge after the task ran, and hand a message back
+when its worker dies.
 """
 
 import os
@@ -19,7 +20,7 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 
-QUEUE_NAMES = ("cpu", "gpu", "reports")
+QUEUE_NAMES = ("cpu", "gpu", "reports", "speech")
 
 
 class TaskName(StrEnum):
@@ -32,6 +33,8 @@ class TaskName(StrEnum):
     SWEEP_REPORTS = "tessera.reports.sweep"
     DELIVER_WEBHOOK = "tessera.webhooks.deliver"
     SWEEP_WEBHOOKS = "tessera.webhooks.sweep"
+    TRANSCRIBE = "tessera.records.transcribe"
+    SWEEP_TRANSCRIPTS = "tessera.records.sweep"
 
 
 TASK_QUEUES = {
@@ -44,6 +47,8 @@ TASK_QUEUES = {
     TaskName.SWEEP_REPORTS: "reports",
     TaskName.DELIVER_WEBHOOK: "cpu",
     TaskName.SWEEP_WEBHOOKS: "cpu",
+    TaskName.TRANSCRIBE: "speech",
+    TaskName.SWEEP_TRANSCRIPTS: "speech",
 }
 
 # Task options: a lost database connection is transient, so the task retries with exponential

@@ -290,6 +290,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tessera.reports.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
     },
+    "resume-lost-transcriptions": {
+        "task": "tessera.records.sweep",
+        "schedule": TESSERA_SWEEP_EVERY,
+    },
 }
 # Beat keeps its schedule in the database (django-celery-beat): the sweepers above, and the
 # weekly reports organizations schedule, which an admin can see and pause in the admin site.
@@ -355,6 +359,13 @@ MLCORE_MODELS_DIR = Path(env.str("MLCORE_MODELS_DIR", default=str(VAR_DIR / "mod
 TESSERA_FEATURE_CACHE = Path(
     env.str("TESSERA_FEATURE_CACHE", default=str(VAR_DIR / "cache" / "features"))
 ).resolve()
+
+# Transcription (records.transcription, on the `speech` queue): a recording is transcribed this
+# many seconds at a time, one task each, so that a long one never holds the queue; the speech
+# model (MLCORE_SPEECH_MODEL: a local CTranslate2 Whisper directory; default the shipped
+# tiny.en) uses this many CPU threads (0: CTranslate2's default).
+TESSERA_SPEECH_SPAN_SECONDS = env.float("TESSERA_SPEECH_SPAN_SECONDS", default=30.0)
+TESSERA_SPEECH_THREADS = env.int("TESSERA_SPEECH_THREADS", default=0)
 
 # --- Security -------------------------------------------------------------------------------
 # How many reverse proxies of ours stand in front of the web server. 0: the connection's peer is

@@ -80,3 +80,12 @@ document.addEventListener("htmx:afterRequest", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.id === "organization-switcher") event.target.form.submit();
 });
+
+// A transcript's line plays its recording from where the line starts.
+document.addEventListener("click", (event) => {
+  const line = event.target.closest("button.segment[data-seek]");
+  const audio = line && line.closest("li.media-speech, li.media-learner_audio")?.querySelector("audio");
+  if (!audio) return;
+  audio.currentTime = Number(line.dataset.seek);
+  audio.play().catch(() => {});  // a browser may refuse to play without a gesture it trusts
+});

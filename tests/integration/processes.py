@@ -25,6 +25,7 @@ def worker_process(
     beat: bool = False,
     faulty: bool = False,
     queues: str | None = None,
+    concurrency: int | None = None,
 ) -> Iterator[subprocess.Popen]:
     """`manage.py worker` (every queue unless `queues`; the sweeper too with `beat`; with the
     simulated GPU faults of faulty_worker.py if `faulty`), output into `log`; stopped (killed
@@ -33,6 +34,7 @@ def worker_process(
     command = [sys.executable, *launcher, "--loglevel", "info"]
     command += ["--beat"] if beat else []
     command += ["--queues", queues] if queues else []
+    command += ["--concurrency", str(concurrency)] if concurrency else []
     with log.open("a") as output:
         worker = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT

@@ -44,7 +44,7 @@ def _ping_every_queue(env: dict[str, str], worker: subprocess.Popen, log: Path) 
     )
     assert result.returncode == 0, f"{result.stderr}\n--- worker log ---\n{log.read_text()}"
     answers = dict(line.split() for line in result.stdout.splitlines())
-    assert set(answers) == {"cpu", "gpu", "reports"}
+    assert set(answers) == {"cpu", "gpu", "reports", "speech"}
     assert set(answers.values()) == {str(worker.pid)}, "the worker process itself ran every task"
     assert time.monotonic() - started < 120
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tessera.celery import QUEUE_NAMES
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -50,6 +52,13 @@ def test_compose_accepts_the_file_and_runs_every_role():
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert "cpu,reports" in services["worker-cpu"]["command"]
+    taken = {
+        queue
+        for service in services.values()
+        if "--queues" in (service.get("command") or [])
+        for queue in service["command"][service["command"].index("--queues") + 1].split(",")
+    }
+    assert taken == set(QUEUE_NAMES), "every queue has a worker"
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://")
     assert services["web"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])

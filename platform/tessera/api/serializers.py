@@ -6,6 +6,7 @@ did not exist."""
 import re
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
@@ -21,7 +22,9 @@ from tessera.records.models import (
     Patient,
     Sex,
     Student,
+    Transcript,
 )
+from tessera.records.selectors import readable_segments
 from tessera.reports.models import Report, ReportStatus
 from tessera.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
@@ -228,6 +231,47 @@ def subject_id_field(kind: RecordKind) -> serializers.IntegerField:
     )
 
 
+class SegmentSerializer(serializers.Serializer):
+    start = serializers.FloatField(help_text="Seconds from the recording's start.")
+    end = serializers.FloatField()
+    text = serializers.CharField()
+
+
+class TranscriptSerializer(serializers.ModelSerializer):
+    """What was said in a recording, made by the local speech model on the `speech` queue."""
+
+    progress = serializers.FloatField(
+        read_only=True, help_text="The share of the recording transcribed so far, 0 to 1."
+    )
+    segments = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField(help_text="The segments, joined.")
+
+    class Meta:
+        model = Transcript
+        fields = [
+            "status",
+            "message",
+            "speech_model",
+            "language",
+            "duration_seconds",
+            "progress",
+            "segments",
+            "text",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(SegmentSerializer(many=True))
+    def get_segments(self, transcript: Transcript) -> list[dict]:
+        return [
+            {"start": segment.start, "end": segment.end, "text": segment.text}
+            for segment in readable_segments(transcript)
+        ]
+
+    def get_text(self, transcript: Transcript) -> str:
+        return " ".join(segment.text for segment in readable_segments(transcript))
+
+
 class MediaSerializer(serializers.ModelSerializer):
     encounter = visit_id_field(CLINIC)
     learning_session = visit_id_field(SCHOOL)
@@ -235,6 +279,9 @@ class MediaSerializer(serializers.ModelSerializer):
     original_kept = serializers.SerializerMethodField(
         help_text="The DICOM file as uploaded is kept (encrypted); admins get it from "
         "`…/original/`."
+    )
+    transcript = TranscriptSerializer(
+        read_only=True, allow_null=True, help_text="A recording's transcript; null otherwise."
     )
 
     class Meta:
@@ -251,6 +298,7 @@ class MediaSerializer(serializers.ModelSerializer):
             "metadata",
             "encrypted",
             "original_kept",
+            "transcript",
             "created_at",
             "download",
         ]

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from analytics.attention import RECENT_WEEKS
+from mlcore.speech import Segment
 from tessera.accounts.models import Organization
 from tessera.accounts.permissions import Capability, organizations_where
 from tessera.accounts.selectors import scoped_to
@@ -30,7 +31,8 @@ from tessera.jobs.models import (
     LatestAnalysis,
 )
 from tessera.records.kinds import SCHOOL, TO_PEOPLE, Subject, Visit, kind_of, subject_of
-from tessera.records.models import Cohort, MediaAsset, Patient, Student
+from tessera.records.models import Cohort, MediaAsset, Patient, Student, Transcript
+from tessera.records.selectors import readable_segments, transcripts_of
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.PREPROCESSING, JobStatus.RUNNING)
@@ -234,7 +236,7 @@ def visits_of(*, subject: Subject) -> QuerySet:
     return (
         kind.visits_of(subject)
         .select_related(f"{kind.subject_field}__organization")
-        .prefetch_related("visit_key__media", _jobs_with_results())
+        .prefetch_related("visit_key__media__transcript", _jobs_with_results())
     )
 
 
@@ -248,15 +250,28 @@ class VisitShown:
     visit: Visit
     # Each note's or learner text's content, by media id.
     texts: dict[int, str]
+    # Each recording's transcript, by media id.
+    transcripts: dict[int, Transcript]
 
 
 def visits_shown(visits: list[Visit]) -> list[VisitShown]:
     """Visits as their cards show them (loaded by `visits_of` or `visit_with_history`): each
-    note's text, and every result on them, logged as viewed (files shown as previews or players
-    are logged when the browser fetches them)."""
-    cards = [VisitShown(visit, notes_text(list(visit.media.all()))) for visit in visits]
+    note's text, each recording's transcript, and every result on them, logged as viewed (files
+    shown as previews or players are logged when the browser fetches them)."""
+    cards = [
+        VisitShown(
+            visit,
+            notes_text(list(visit.media.all())),
+            {transcript.media_id: transcript for transcript in transcripts_of(visit.media.all())},
+        )
+        for visit in visits
+    ]
     audit.record_each(
         [asset for card in cards for asset in card.visit.media.all() if asset.pk in card.texts],
+        action=audit.Action.VIEW,
+    )
+    audit.record_each(
+        [transcript for card in cards for transcript in card.transcripts.values()],
         action=audit.Action.VIEW,
     )
     audit.record_each(
@@ -292,6 +307,37 @@ def result_shown(result: AnalysisResult) -> AnalysisResult:
     )
     audit.record(result, action=audit.Action.VIEW)
     return result
+
+
+def transcript_shown(*, user: AbstractBaseUser, media_pk) -> Transcript:
+    """A recording's transcript alone (it polls itself while it is made), logged as viewed."""
+    transcript = get_object_or_404(
+        visible(Transcript.objects.select_related("media"), user=user), media_id=media_pk
+    )
+    audit.record(transcript, action=audit.Action.VIEW)
+    return transcript
+
+
+@dataclass(frozen=True)
+class SaidMatch:
+    visit: Visit
+    media_id: int
+    segment: Segment
+
+
+def said_matching(cards: list[VisitShown], *, query: str) -> list[SaidMatch]:
+    """The transcript segments on these cards (already read and logged) that contain every
+    word of `query`, ignoring case, in the cards' order."""
+    words = query.casefold().split()
+    if not words:
+        return []
+    return [
+        SaidMatch(card.visit, media_id, segment)
+        for card in cards
+        for media_id, transcript in card.transcripts.items()
+        for segment in readable_segments(transcript)
+        if all(word in segment.text.casefold() for word in words)
+    ]
 
 
 def media_opened(asset: MediaAsset):

@@ -31,6 +31,7 @@ urlpatterns = [
     path("results/<int:pk>/heatmap.png", files.result_heatmap, name="result_heatmap"),
     path("files/<int:pk>/", files.media_file, name="media_file"),
     path("files/<int:pk>/preview.png", files.media_preview, name="media_preview"),
+    path("files/<int:pk>/transcript/", files.media_transcript, name="media_transcript"),
     path("audit/", audit.audit_page, name="audit"),
     path("patients/<int:pk>/export/", audit.patient_export, name="patient_export"),
     path("patients/<int:pk>/erase/", audit.patient_erase, name="patient_erase"),

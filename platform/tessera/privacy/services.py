@@ -25,6 +25,7 @@ from tessera.records.kinds import (
     visit_ids,
 )
 from tessera.records.models import MediaAsset
+from tessera.records.selectors import readable_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report
 from tessera.reports.selectors import report_file
@@ -123,7 +124,7 @@ def _visits(subject: Subject) -> QuerySet:
 def _media(subject: Subject) -> QuerySet[MediaAsset]:
     return (
         MediaAsset.objects.filter(**{kind_of(subject).from_visit: subject})
-        .select_related("visit_key")
+        .select_related("visit_key", "transcript")
         .order_by("pk")
     )
 
@@ -159,6 +160,7 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
                 "sha256": asset.sha256,
                 "metadata": asset.metadata,
                 "uploaded_at": asset.created_at,
+                "transcript": _transcript(asset),
                 **files[asset.pk],
             }
             for asset in own
@@ -176,6 +178,23 @@ def _visit(visit, media: list[MediaAsset], files: dict[int, dict]) -> dict:
                 ],
             }
             for job in visit.visit_key.jobs.order_by("created_at")
+        ],
+    }
+
+
+def _transcript(asset: MediaAsset) -> dict | None:
+    """What was said in a recording, as the speech model heard it; None for other files."""
+    if not hasattr(asset, "transcript"):
+        return None
+    transcript = asset.transcript
+    return {
+        "status": transcript.status,
+        "message": transcript.message,
+        "speech_model": transcript.speech_model,
+        "language": transcript.language,
+        "segments": [
+            {"start": segment.start, "end": segment.end, "text": segment.text}
+            for segment in readable_segments(transcript)
         ],
     }
 

@@ -348,3 +348,79 @@ class MediaAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.sha256[:12]}"
+
+
+class TranscriptStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting to be transcribed"
+    RUNNING = "running", "Being transcribed"
+    DONE = "done", "Transcribed"
+    NO_SPEECH = "no_speech", "No speech found"
+    NOT_UNDERSTOOD = "not_understood", "Not understood"
+    FAILED = "failed", "Could not be transcribed"
+
+
+TRANSCRIPT_FINISHED = (
+    TranscriptStatus.DONE,
+    TranscriptStatus.NO_SPEECH,
+    TranscriptStatus.NOT_UNDERSTOOD,
+    TranscriptStatus.FAILED,
+)
+
+
+class Transcript(models.Model):
+    """What was said in a recording, with each segment's time, and the model that heard it.
+
+    The segments are the person's words: they are kept as JSON, sealed with the media
+    encryption keys when the recording itself is stored encrypted (`records.transcription`
+    writes them, `records.selectors` reads them). The transcript goes with its recording."""
+
+    ORGANIZATION_LOOKUP = "media__organization"
+    AUDIT_TYPE = "transcript"
+    SUBJECT_LOOKUPS = {
+        "patient": "media__visit_key__encounter__patient",
+        "student": "media__visit_key__learning_session__student",
+    }
+
+    media = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="transcript")
+    status = models.CharField(
+        max_length=16, choices=TranscriptStatus.choices, default=TranscriptStatus.QUEUED
+    )
+    message = models.CharField(
+        max_length=300, blank=True, help_text="Why there is no transcript, in plain words."
+    )
+    speech_model = models.CharField(max_length=120, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    duration_seconds = models.FloatField(default=0.0)
+    transcribed_seconds = models.FloatField(
+        default=0.0, help_text="How far into the recording transcription has got."
+    )
+    sealed_segments = models.TextField(blank=True, editable=False)
+    encrypted = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(transcribed_seconds__gte=0)
+                & Q(transcribed_seconds__lte=models.F("duration_seconds") + 1),
+                name="transcript_progress_within_recording",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Transcript of {self.media}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TRANSCRIPT_FINISHED
+
+    @property
+    def progress(self) -> float:
+        """The share of the recording transcribed so far, 0 to 1."""
+        if self.finished:
+            return 1.0
+        if not self.duration_seconds:
+            return 0.0
+        return min(self.transcribed_seconds / self.duration_seconds, 1.0)

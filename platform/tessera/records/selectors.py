@@ -1,8 +1,15 @@
 """Reads for records that more than one room needs."""
 
+import json
+import logging
+
 from django.db.models import Q
 
-from tessera.records.models import MediaAsset
+from mlcore.speech import Segment
+from tessera.records.models import MediaAsset, Transcript
+from tessera.records.storage import StoredContentCorrupted, content_store
+
+logger = logging.getLogger(__name__)
 
 
 def stored_content_in_use(sha256: str, *, encrypted: bool) -> bool:
@@ -12,3 +19,31 @@ def stored_content_in_use(sha256: str, *, encrypted: bool) -> bool:
     if encrypted:
         refers |= Q(original_sha256=sha256)
     return MediaAsset.objects.filter(refers).exists()
+
+
+def transcript_segments(transcript: Transcript) -> list[Segment]:
+    """What was said, segment by segment (unsealed when the organization encrypts its media).
+    Raises StoredContentCorrupted when it cannot be decrypted."""
+    if not transcript.sealed_segments:
+        return []
+    plain = transcript.sealed_segments
+    if transcript.encrypted:
+        plain = content_store().unseal(plain).decode()
+    return [Segment(**segment) for segment in json.loads(plain)]
+
+
+def readable_segments(transcript: Transcript) -> list[Segment]:
+    """The segments to show (read once per transcript object): none, logged for the IT team,
+    when the sealed transcript cannot be decrypted with this server's keys."""
+    if not hasattr(transcript, "_readable_segments"):
+        try:
+            transcript._readable_segments = transcript_segments(transcript)
+        except StoredContentCorrupted:
+            logger.error("transcript %s cannot be decrypted with this server's keys", transcript.pk)
+            transcript._readable_segments = []
+    return transcript._readable_segments
+
+
+def transcripts_of(media) -> list[Transcript]:
+    """The transcripts of these files (their recordings'), as loaded with them."""
+    return [asset.transcript for asset in media if hasattr(asset, "transcript")]

@@ -24,9 +24,11 @@ from tessera.records.models import (
     Patient,
     Sex,
     Student,
+    Transcript,
 )
 from tessera.records.selectors import stored_content_in_use
 from tessera.records.storage import ContentStore, StoredContentCorrupted, content_store
+from tessera.records.transcription import is_recording, request_transcription
 from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
 
 
@@ -220,10 +222,13 @@ def _store(
             if item.original_sha256:  # identifiable: never kept in the clear
                 save(item.original_sha256, item.original_content, encrypted=True)
         with transaction.atomic():
-            return [
+            assets = [
                 _media_row(attached_to, item, encrypted=encrypted, uploaded_by=uploaded_by)
                 for item in staged
             ]
+            for asset in filter(is_recording, assets):
+                request_transcription(media=asset)
+            return assets
     except BaseException:
         for sha256, was_encrypted in stored:
             if not stored_content_in_use(sha256, encrypted=was_encrypted):
@@ -290,7 +295,8 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
     A damaged file is left as it is and reported by media id."""
     store = content_store()
     done = EncryptionSync()
-    for asset in MediaAsset.objects.select_related("organization").order_by("pk").iterator():
+    assets = MediaAsset.objects.select_related("organization", "transcript").order_by("pk")
+    for asset in assets.iterator():
         wanted = asset.organization.encrypt_media
         try:
             if asset.encrypted != wanted:
@@ -304,9 +310,24 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
                 done.rotated += 1
             if rotate and asset.original_sha256:
                 store.rotate(asset.original_sha256)
+            if hasattr(asset, "transcript"):
+                _reseal(store, asset.transcript, encrypted=wanted, rotate=rotate)
         except StoredContentCorrupted:
             done.damaged.append(asset.pk)
     return done
+
+
+def _reseal(store: ContentStore, transcript: Transcript, *, encrypted: bool, rotate: bool) -> None:
+    """The transcript's segments in the same form as its recording (under the first key)."""
+    if transcript.encrypted == encrypted and not (rotate and encrypted):
+        return
+    plain = transcript.sealed_segments
+    if plain and transcript.encrypted:
+        plain = store.unseal(plain).decode()
+    Transcript.objects.filter(pk=transcript.pk).update(
+        sealed_segments=store.seal(plain.encode()) if plain and encrypted else plain,
+        encrypted=encrypted,
+    )
 
 
 def _convert(store: ContentStore, asset: MediaAsset, *, encrypted: bool) -> None:

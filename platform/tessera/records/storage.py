@@ -147,6 +147,19 @@ class ContentStore:
         finally:
             Path(temporary).unlink(missing_ok=True)
 
+    def seal(self, plaintext: bytes) -> str:
+        """A short text kept in the database encrypted like the files (a transcript)."""
+        return self._cipher.encrypt(plaintext).decode("ascii")
+
+    def unseal(self, token: str) -> bytes:
+        """What `seal` sealed. Raises StoredContentCorrupted."""
+        try:
+            return self._cipher.decrypt(token.encode("ascii"))
+        except InvalidToken as error:
+            raise StoredContentCorrupted(
+                "a sealed record cannot be decrypted with this server's keys"
+            ) from error
+
     def delete(self, sha256: str, *, encrypted: bool = False) -> None:
         self.path(sha256, encrypted=encrypted).unlink(missing_ok=True)
 

@@ -111,7 +111,7 @@ def render_pdf(content: ReportContent) -> tuple[bytes, int]:
         ]
         if not table.rows:
             rows.append([_text("None in this period.", "cell")] + [""] * (len(table.header) - 1))
-        share = [1 / len(table.header)] * len(table.header)
+        share = list(table.shares) or [1 / len(table.header)] * len(table.header)
         story += [
             Spacer(1, 5 * mm),
             _text(table.title, "heading"),

@@ -26,6 +26,7 @@ from tessera.api.views.common import (
     ReportRequestMixin,
     SubjectRequestMixin,
 )
+from tessera.audit import services as audit
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -34,6 +35,7 @@ from tessera.records.models import (
     Patient,
     Student,
 )
+from tessera.records.selectors import transcripts_of
 from tessera.records.services import (
     add_dicom_series,
     add_media,
@@ -159,7 +161,7 @@ class MediaViewSet(
     """Uploaded files. Upload with multipart/form-data: `kind`, `file`, and the `encounter` or
     `learning_session` it belongs to; every file is validated before anything is stored."""
 
-    base_queryset = MediaAsset.objects.select_related("visit_key")
+    base_queryset = MediaAsset.objects.select_related("visit_key", "transcript")
     serializer_class = serializers.MediaSerializer
     action_capabilities = {
         "original": (
@@ -171,6 +173,17 @@ class MediaViewSet(
     filterset_class = MEDIA_FILTERS
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]
+
+    def get_object(self):
+        asset = super().get_object()
+        if self.action == "retrieve":
+            audit.record_each(transcripts_of([asset]), action=audit.Action.VIEW)
+        return asset
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        audit.record_each(transcripts_of(page or []), action=audit.Action.LIST)
+        return page
 
     @extend_schema(
         request={"multipart/form-data": serializers.MediaUploadSerializer},

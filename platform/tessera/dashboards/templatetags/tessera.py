@@ -2,6 +2,9 @@ from datetime import timedelta
 
 from django import template
 
+from mlcore.speech import Segment
+from tessera.records.models import Transcript
+from tessera.records.selectors import readable_segments
 from tessera.text import duration_in_words
 
 register = template.Library()
@@ -26,3 +29,18 @@ def percent(value) -> int:
 def label(value: str) -> str:
     """A model label as words: 'suspicious_mass' → 'suspicious mass'."""
     return str(value).replace("_", " ")
+
+
+@register.filter
+def said(transcript: Transcript) -> list[Segment]:
+    """A transcript's segments (an empty list where they cannot be read)."""
+    return readable_segments(transcript)
+
+
+@register.filter
+def timecode(seconds: float) -> str:
+    """Seconds into a recording as m:ss (h:mm:ss past an hour)."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

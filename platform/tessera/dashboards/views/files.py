@@ -4,6 +4,7 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
@@ -55,6 +56,14 @@ def media_preview(request: HttpRequest, pk: int) -> HttpResponse:
             f"This image cannot be shown: {error}", status=422, content_type="text/plain"
         )
     return HttpResponse(picture, content_type="image/png")
+
+
+@login_required
+@require_GET
+def media_transcript(request: HttpRequest, pk: int) -> HttpResponse:
+    """A recording's transcript, for its card to swap in while it is being made."""
+    transcript = selectors.transcript_shown(user=request.user, media_pk=pk)
+    return render(request, "dashboards/parts/transcript.html", {"transcript": transcript})
 
 
 def _damaged(asset: MediaAsset) -> HttpResponse:

@@ -58,6 +58,7 @@ def _subject_page(request: HttpRequest, subject, *, new_visit, **extra) -> HttpR
         user=request.user, capability=Capability.WRITE, organization=subject.organization
     )
     shown = [visit_context(card, can_write=can_write) for card in cards]
+    said = request.GET.get("said", "").strip()[:200]
     return render(
         request,
         "dashboards/subject.html",
@@ -66,6 +67,8 @@ def _subject_page(request: HttpRequest, subject, *, new_visit, **extra) -> HttpR
             "kind": kind,
             "identifier": kind.identifier_of(subject),
             "visits": shown,
+            "said": said,
+            "said_matches": selectors.said_matching(cards, query=said),
             "new_visit": new_visit,
             "report_form": ReportForm(),
             "can_write": can_write,

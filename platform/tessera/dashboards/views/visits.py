@@ -44,14 +44,21 @@ def _visit_or_404(request: HttpRequest, visit_kind: str, pk: int):
 def visit_context(
     card: selectors.VisitShown, *, can_write: bool, forms: dict | None = None, **extra
 ) -> dict:
-    visit, texts = card.visit, card.texts
+    visit = card.visit
     kind = kind_of(visit)
     forms = forms or {}
     media = list(visit.media.all())
     return {
         "visit": visit,
         "visit_kind": kind.visit_slug,
-        "media": [{"asset": asset, "text": texts.get(asset.pk)} for asset in media],
+        "media": [
+            {
+                "asset": asset,
+                "text": card.texts.get(asset.pk),
+                "transcript": card.transcripts.get(asset.pk),
+            }
+            for asset in media
+        ],
         "upload_forms": [
             forms.get(media_kind) or UploadForm(kind=media_kind) for media_kind in kind.media_kinds
         ],

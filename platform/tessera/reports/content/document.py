@@ -38,6 +38,7 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     note: str = ""
+    shares: tuple[float, ...] = ()  # each column's share of the width; equal when empty
 
 
 @dataclass

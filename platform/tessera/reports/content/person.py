@@ -9,6 +9,8 @@ from django.utils import timezone
 from analytics.trends import weekly_distribution, weeks_between
 from tessera.jobs.models import AnalysisResult, Feedback
 from tessera.records.kinds import CLINIC, SCHOOL, kind_of, visit_of
+from tessera.records.models import Transcript
+from tessera.records.selectors import readable_segments
 from tessera.reports import charts
 from tessera.reports.content.document import (
     MOST_ANALYSES_LISTED,
@@ -24,8 +26,11 @@ from tessera.reports.content.document import (
     percent,
     words,
 )
-from tessera.reports.content.queries import results_of
+from tessera.reports.content.queries import results_of, transcripts_of
 from tessera.reports.models import Report
+
+# A long recording's transcript is cut in the report; the page has all of it.
+MOST_SAID_CHARACTERS = 1500
 
 
 def _verdict(result: AnalysisResult) -> str:
@@ -78,8 +83,36 @@ def subject_content(report: Report) -> ReportContent:
         notice=notice_for(versions),
     )
     SUBJECT_SECTIONS[kind](content, Analysed(results, start, end))
+    transcripts = transcripts_of(subject, start=start, end=end)
+    if transcripts:
+        content.tables.append(_said(transcripts))
     content.explanations = [_explained(result) for result in results[-MOST_EXPLAINED:]]
     return content
+
+
+def _said(transcripts: list[Transcript]) -> Table:
+    """What was said in the person's recordings in the period, as the speech model heard it."""
+    rows = []
+    for transcript in transcripts:
+        visit = visit_of(transcript.media)
+        said = " ".join(segment.text for segment in readable_segments(transcript))
+        if len(said) > MOST_SAID_CHARACTERS:
+            said = f"{said[:MOST_SAID_CHARACTERS].rsplit(' ', 1)[0]} … (the rest in Tessera)"
+        rows.append(
+            [
+                f"{timezone.localtime(visit.occurred_at):%d %b %Y}",
+                kind_of(visit).visit_title(visit),
+                said or "(cannot be read on this server)",
+            ]
+        )
+    models = sorted({transcript.speech_model for transcript in transcripts})
+    return Table(
+        "What was said",
+        ["Date", "Visit", "Transcript"],
+        rows,
+        note=f"Transcribed on Tessera's server by {', '.join(models)}; it may mishear words.",
+        shares=(0.15, 0.2, 0.65),
+    )
 
 
 def _visit_name(result: AnalysisResult) -> str:

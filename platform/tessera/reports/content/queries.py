@@ -12,7 +12,7 @@ from tessera.audit import services as audit
 from tessera.jobs.models import AnalysisResult, Feedback, LatestAnalysis, ModelVersion
 from tessera.jobs.statistics import local_midnight
 from tessera.records.kinds import TO_VISITS, Subject, kind_of, subject_of
-from tessera.records.models import MediaAsset
+from tessera.records.models import MediaAsset, Transcript, TranscriptStatus
 from tessera.reports.models import Report
 
 
@@ -66,6 +66,27 @@ def results_of(subject: Subject, *, report: Report) -> tuple[list[AnalysisResult
         .order_by("created_at")
     )
     return results, start, end
+
+
+def transcripts_of(subject: Subject, *, start: date, end: date) -> list[Transcript]:
+    """The transcripts of the person's recordings on visits in the period, oldest visit first,
+    with their visit; logged as viewed."""
+    kind = kind_of(subject)
+    visit = f"media__{kind.to_visit}"
+    transcripts = list(
+        Transcript.objects.filter(
+            status=TranscriptStatus.DONE,
+            **{
+                f"media__{kind.from_visit}": subject,
+                f"{visit}__occurred_at__gte": local_midnight(start),
+                f"{visit}__occurred_at__lt": local_midnight(end + timedelta(1)),
+            },
+        )
+        .select_related(visit)
+        .order_by(f"{visit}__occurred_at", "media__created_at")
+    )
+    audit.record_each(transcripts, action=audit.Action.VIEW)
+    return transcripts
 
 
 @dataclass(frozen=True)

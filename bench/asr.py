@@ -1,0 +1,107 @@
+"""Speech to text (mlcore.speech) on the demo's committed recordings, measured in one run:
+
+- the real-time factor of the speech model on the CPU (seconds of audio per wall-clock second),
+  on one thread and on the default thread count, int8;
+- the word error rate over the clips against the texts they were spoken from, with a bootstrap
+  95% interval over clips;
+- the same clips' librosa log-mel features (what the audio encoder reads), timed the same way,
+  for comparison.
+
+The clips are espeak-ng's voice (platform/tessera/demo_recordings): clear, synthetic speech,
+so the error rate says how well the model hears such speech, not a clinic's or a classroom's.
+
+Usage: .venv/bin/python bench/asr.py [--model DIR] [--repeats 3]
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import ROOT
+
+from mlcore.io.audio import log_mel, read_audio, warm_up
+from mlcore.speech import (
+    load_speech_model,
+    recording_seconds,
+    text_of,
+    transcribe_span,
+    word_errors,
+)
+from mlcore.speech import warm_up as warm_up_speech
+
+CLIPS = ROOT / "platform" / "tessera" / "demo_recordings"
+WER_LIMIT = 0.10  # issue 20's acceptance check
+
+
+def transcribe(model, path: Path) -> str:
+    duration = recording_seconds(path)
+    start, segments = 0.0, []
+    while start < duration:
+        span = transcribe_span(model, path, start=start, duration=duration)
+        segments += span.segments
+        start = span.end
+    return text_of(segments)
+
+
+def bootstrap_rate(errors: np.ndarray, words: np.ndarray, *, draws: int = 2000) -> tuple:
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, errors.size, size=(draws, errors.size))
+    rates = errors[picks].sum(axis=1) / words[picks].sum(axis=1)
+    return tuple(np.percentile(rates, [2.5, 97.5]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="a CTranslate2 Whisper directory")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    texts = json.loads((CLIPS / "texts.json").read_text())
+    paths = [CLIPS / f"{name}.ogg" for name in texts]
+    audio_seconds = sum(recording_seconds(path) for path in paths)
+    print(f"{len(paths)} clips, {audio_seconds:.1f} s of speech")
+
+    for threads in (1, 0):
+        model = load_speech_model(args.model, device="cpu", cpu_threads=threads)
+        warm_up_speech(model)
+        started = time.perf_counter()
+        for _ in range(args.repeats):
+            heard = {name: transcribe(model, path) for name, path in zip(texts, paths, strict=True)}
+        wall = (time.perf_counter() - started) / args.repeats
+        label = "1 thread" if threads == 1 else "default threads"
+        print(
+            f"{model.name} int8, CPU, {label}: {wall:.2f} s for {audio_seconds:.1f} s of audio, "
+            f"real-time factor {audio_seconds / wall:.1f}x"
+        )
+
+    counted = [word_errors(texts[name], heard[name]) for name in texts]
+    errors = np.array([errors for errors, _ in counted])
+    words = np.array([words for _, words in counted])
+    rate = errors.sum() / words.sum()
+    low, high = bootstrap_rate(errors, words)
+    print(
+        f"word error rate: {rate:.1%} [{low:.1%}, {high:.1%}] over {words.sum()} words "
+        f"({'holds' if rate <= WER_LIMIT else 'does not hold'}: at most {WER_LIMIT:.0%})"
+    )
+    for name in texts:
+        wrong, total = word_errors(texts[name], heard[name])
+        if wrong:
+            print(f"  {name}: {wrong}/{total} — heard “{heard[name]}”")
+
+    warm_up()
+    started = time.perf_counter()
+    for _ in range(args.repeats):
+        for path in paths:
+            log_mel(read_audio(path))
+    features = (time.perf_counter() - started) / args.repeats
+    print(
+        f"librosa log-mel features of the same clips: {features:.2f} s, "
+        f"{audio_seconds / features:.0f}x real time (transcription takes "
+        f"{wall / features:.1f}x as long)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Transcription with real workers (issue 20): a spoken recording uploaded in one process is
+transcribed by a worker on the `speech` queue, and shows in the API and on the page; a
+30-minute recording, worked through a span per task, does not hold up a short one queued
+after it."""
+
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.conftest import spoken
+from tests.integration.processes import (
+    manage,
+    pipeline_environment,
+    query,
+    shell,
+    throwaway_database,
+    worker_process,
+)
+
+pytestmark = pytest.mark.worker
+
+SENTENCE = "The patient reports a cough for three weeks and some pain on the right side."
+
+UPLOAD = """
+from pathlib import Path
+from django.utils import timezone
+from tessera.accounts.models import Organization, Role
+from tessera.accounts.services import create_organization, set_membership
+from tessera.records.models import Patient
+from tessera.records.services import add_media, create_encounter, create_patient
+clinic = Organization.objects.filter(slug="speech").first() or create_organization(
+    name="Clinic", slug="speech", kind="clinic", jurisdiction="US"
+)
+patient = Patient.objects.filter(mrn="S-1").first() or create_patient(
+    organization=clinic, mrn="S-1", full_name="Ada Speaker"
+)
+visit = create_encounter(patient=patient, occurred_at=timezone.now())
+with Path({path!r}).open("rb") as file:
+    asset = add_media(attached_to=visit, kind="speech", file=file, filename="dictation.flac")
+print(asset.transcript.pk)
+"""
+
+SHOWN = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from rest_framework.test import APIClient
+from tessera.accounts.models import Organization, Role
+from tessera.accounts.services import set_membership
+from tessera.records.models import Transcript
+transcript = Transcript.objects.select_related("media").get(pk={pk})
+clinician = get_user_model().objects.create_user("dr-listener", password="x")
+set_membership(
+    user=clinician, organization=Organization.objects.get(slug="speech"), role=Role.CLINICIAN
+)
+api = APIClient()
+api.force_authenticate(clinician)
+body = api.get(f"/api/v1/media/{{transcript.media_id}}/").json()["transcript"]
+print(body["status"], len(body["segments"]), body["text"])
+browser = Client()
+browser.force_login(clinician)
+patient = transcript.media.visit_key.encounter.patient
+page = browser.get(f"/patients/{{patient.pk}}/", HTTP_HOST="localhost").content.decode()
+print("segment-shown", 'class="segment" data-seek="0.0"' in page)
+"""
+
+
+@pytest.fixture
+def speech(tmp_path, models_dir):
+    with throwaway_database(tmp_path) as database_url:
+        env = pipeline_environment(tmp_path, database_url, models_dir)
+        manage(env, "migrate", "-v", "0")
+        yield env, database_url
+
+
+def upload(env, path) -> int:
+    return int(shell(env, UPLOAD.format(path=str(path))).split()[-1])
+
+
+def transcript_row(database_url: str, pk: int) -> tuple:
+    [row] = query(
+        database_url,
+        "SELECT status, transcribed_seconds, duration_seconds, message "
+        f"FROM records_transcript WHERE id = {pk}",
+    )
+    return row
+
+
+def wait_until_finished(database_url: str, pk: int, *, seconds: float, log) -> tuple:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        row = transcript_row(database_url, pk)
+        if row[0] not in ("queued", "running"):
+            return row
+        time.sleep(0.2)
+    raise AssertionError(f"transcript {pk} unfinished: {row}\n{log.read_text()[-3000:]}")
+
+
+def test_a_worker_transcribes_a_spoken_recording_for_the_api_and_the_page(speech, tmp_path):
+    env, database_url = speech
+    recording = tmp_path / "dictation.wav"
+    recording.write_bytes(spoken(SENTENCE))
+    log = tmp_path / "worker.log"
+    with worker_process(env, log, queues="speech"):
+        pk = upload(env, recording)
+        status, *_ = wait_until_finished(database_url, pk, seconds=120, log=log)
+    assert status == "done", log.read_text()[-3000:]
+    shown = shell(env, SHOWN.format(pk=pk)).splitlines()
+    status, segments, text = shown[0].split(" ", 2)
+    assert status == "done"
+    assert int(segments) >= 1
+    assert "right side" in text.lower()
+    assert shown[1] == "segment-shown True"
+
+
+def test_a_thirty_minute_recording_does_not_hold_up_a_short_one(speech, tmp_path):
+    env, database_url = speech
+    short = tmp_path / "short.wav"
+    short.write_bytes(spoken(SENTENCE))
+    sentence, rate = soundfile.read(short, dtype="float32")
+    pause = np.zeros(rate // 2, dtype=np.float32)
+    repeats = int(30 * 60 * rate / (sentence.size + pause.size))  # just under the limit
+    long = tmp_path / "long.flac"
+    soundfile.write(long, np.tile(np.concatenate([sentence, pause]), repeats), rate)
+    log = tmp_path / "worker.log"
+    with worker_process(env, log, queues="speech", concurrency=1):
+        started = time.monotonic()
+        alone = upload(env, short)
+        wait_until_finished(database_url, alone, seconds=120, log=log)
+        alone_seconds = time.monotonic() - started
+
+        long_pk = upload(env, long)
+        deadline = time.monotonic() + 120
+        while transcript_row(database_url, long_pk)[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, done_seconds, duration, _ = transcript_row(database_url, long_pk)
+        assert status == "running", log.read_text()[-3000:]
+        assert duration > 29 * 60
+        assert 0 < done_seconds < duration
+
+        started = time.monotonic()
+        behind = upload(env, short)
+        assert wait_until_finished(database_url, behind, seconds=120, log=log)[0] == "done"
+        behind_seconds = time.monotonic() - started
+        assert transcript_row(database_url, long_pk)[0] == "running", "still going"
+        shell(
+            env,
+            f"from tessera.records.models import Transcript\n"
+            f"Transcript.objects.get(pk={long_pk}).media.delete()",
+        )
+    print(
+        f"a short recording alone: {alone_seconds:.1f} s; behind 30 minutes: {behind_seconds:.1f} s"
+    )
+    assert behind_seconds - alone_seconds <= 10
