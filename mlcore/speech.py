@@ -71,8 +71,7 @@ class Span:
 
     segments: list[Segment]
     end: float  # where the next span starts, in seconds
-    language: str
-    language_probability: float
+    language: str  # what the model heard, or took for granted (an English-only model)
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,6 @@ class SpeechModel:
     name: str
     english_only: bool
     whisper: object  # faster_whisper.WhisperModel
-
-    @property
-    def languages(self) -> str:
-        return "English" if self.english_only else "many languages"
 
 
 def speech_device(preference: str = "auto") -> str:
@@ -203,7 +198,7 @@ def transcribe_span(
         samples = samples[: quietest_cut(samples)]
     end = duration if last else start + samples.size / SAMPLE_RATE
     if samples.size == 0:
-        return Span(segments=[], end=end, language="", language_probability=0.0)
+        return Span(segments=[], end=end, language="")
     pieces, info = model.whisper.transcribe(
         samples,
         beam_size=1,
@@ -232,12 +227,7 @@ def transcribe_span(
             )
         )
         previous = text.casefold()
-    return Span(
-        segments=segments,
-        end=end,
-        language=info.language,
-        language_probability=float(info.language_probability),
-    )
+    return Span(segments=segments, end=end, language=info.language)
 
 
 def understood(segments: Iterable[Segment]) -> bool:

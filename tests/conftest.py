@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes, synthetic_voice, wav_bytes
 from tessera.accounts.models import Organization, Role
 from tessera.accounts.services import create_organization, set_membership
+from tessera.logs import ContextFilter, JsonLinesFormatter
 
 # A patient's name that tests seed (test_security) and that no log line of the whole run may
 # carry: logs leave the building (aggregators, support tickets), records must not.
@@ -22,9 +23,12 @@ PHI_CANARY = "Quillon Marrowfield-Esterhaze"
 
 
 class _PhiWatch(logging.Handler):
+    """Reads every record as production writes it: JSON lines with the context's ids."""
+
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.setFormatter(JsonLinesFormatter())
+        self.addFilter(ContextFilter())
         self.leaks: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -18,6 +18,8 @@ from celery import Celery
 from django.db import InterfaceError, OperationalError
 from kombu import Exchange, Queue
 
+import tessera.logs  # noqa: F401  (its task signals put the request's and job's ids on log lines)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 
 QUEUE_NAMES = ("cpu", "gpu", "reports", "speech")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tessera.operations.probes.ProbeMiddleware",  # first: /healthz and /readyz, see there
+    "tessera.logs.RequestIdMiddleware",  # every later line of the request names it
     "django.middleware.security.SecurityMiddleware",
     "tessera.security.ContentSecurityPolicyMiddleware",
     "tessera.limits.RequestSizeLimitMiddleware",
@@ -405,11 +406,28 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Every line carries the request's id (X-Request-ID) and, in a worker, the task's and the job's
+# (tessera.logs); `json`: one JSON object per line, for a log shipper.
+TESSERA_LOG_FORMAT = env.str("TESSERA_LOG_FORMAT", default="json" if PRODUCTION else "text")
+if TESSERA_LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(
+        f"TESSERA_LOG_FORMAT must be 'json' or 'text', not {TESSERA_LOG_FORMAT!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "tessera.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "tessera.logs.JsonLinesFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": TESSERA_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes announces its version at every start: not news to anyone.
     "loggers": {"axes.apps": {"level": "WARNING"}},

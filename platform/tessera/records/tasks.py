@@ -8,14 +8,21 @@ from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
-from tessera.celery import RETRY_WHEN_DATABASE_GONE, TaskName
+from tessera.celery import RETRY_WHEN_DATABASE_GONE, TASK_QUEUES, TaskName, app
 from tessera.records import transcription
+
+
+def _takes_recordings() -> bool:
+    """Whether this worker consumes the transcription queue (`-Q`): the others never load the
+    speech model."""
+    return TASK_QUEUES[TaskName.TRANSCRIBE] in app.amqp.queues.consume_from
 
 
 @worker_process_init.connect  # prefork pool: each child, after the fork
 def _warm_up_child(**_: object) -> None:
     """Load the speech model, and run it once, before the child takes a recording."""
-    transcription.warm_up()
+    if _takes_recordings():
+        transcription.warm_up()
 
 
 @worker_ready.connect
@@ -23,7 +30,7 @@ def _warm_up_worker(sender, **_: object) -> None:
     """The solo and threads pools run tasks in the worker process itself: warm it up before it
     consumes. A prefork parent never loads the model: its OpenMP threads would not survive the
     fork of a child (the child hangs in its first transcription)."""
-    if not isinstance(sender.pool, PreforkPool):
+    if _takes_recordings() and not isinstance(sender.pool, PreforkPool):
         transcription.warm_up()
 
 
