@@ -86,6 +86,12 @@ document.addEventListener("click", (event) => {
   const line = event.target.closest("button.segment[data-seek]");
   const audio = line && line.closest("li.media-speech, li.media-learner_audio")?.querySelector("audio");
   if (!audio) return;
-  audio.currentTime = Number(line.dataset.seek);
+  const seek = () => { audio.currentTime = Number(line.dataset.seek); };
+  if (audio.readyState >= HTMLMediaElement.HAVE_METADATA) {
+    seek();
+  } else {  // preload="none": a time set before the file's length is known would be lost
+    audio.addEventListener("loadedmetadata", seek, { once: true });
+    audio.load();
+  }
   audio.play().catch(() => {});  // a browser may refuse to play without a gesture it trusts
 });

@@ -28,6 +28,7 @@ pytestmark = [
     ),
 ]
 ANALYSIS_SECONDS = 180
+DEMO_RECORDINGS = Path(__file__).resolve().parents[2] / "platform" / "tessera" / "demo_recordings"
 
 
 def upload(page, label: str, path) -> None:
@@ -73,6 +74,29 @@ def test_a_clinician_analyses_a_visit_and_confirms_the_finding(browser_page, liv
         "WHERE u.username = 'doctor'"
     )
     assert feedback == [("confirm", "doctor")]
+
+
+def test_a_dictation_is_transcribed_in_place_and_a_line_plays_from_its_time(
+    browser_page, live_platform
+):
+    page, platform = browser_page, live_platform
+    complaints = watch_console(page)
+    sign_in(page, platform, "doctor")
+    page.get_by_role("link", name="Ada Lovelace").click()
+    upload(page, "Speech recording", DEMO_RECORDINGS / "clinic-10.ogg")
+    line = page.locator("button.segment", has_text="Breathing is easier")
+    # the transcript polls itself in, behind the demo recordings the worker transcribes first
+    expect(line).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
+    start = float(line.get_attribute("data-seek"))
+    assert start > 0
+    line.click()
+    audio = line.locator("xpath=ancestor::li[contains(@class, 'media-speech')]//audio")
+    page.wait_for_function("a => !a.paused && a.currentTime > 0", arg=audio.element_handle())
+    assert audio.evaluate("a => a.currentTime") >= start
+    page.get_by_label("Words from Ada Lovelace's recordings").fill("breathing easier")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator(".said-matches")).to_contain_text("Breathing is easier")
+    assert_console_quiet(page, complaints)
 
 
 def test_a_clinician_asks_for_a_patients_report_and_downloads_it(browser_page, live_platform):

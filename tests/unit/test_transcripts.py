@@ -391,3 +391,24 @@ def test_turning_encryption_on_and_rotating_keys_reseals_transcripts(clinic, tra
     transcribed.refresh_from_db()
     assert not transcribed.encrypted
     assert "right side" in transcribed.sealed_segments.lower()
+
+
+def test_a_recording_is_served_in_byte_ranges_so_a_player_can_seek(client, transcribed, clinician):
+    client.force_login(clinician)
+    url = reverse("media_file", args=[transcribed.media_id])
+    whole = client.get(url)
+    content = b"".join(whole.streaming_content)
+    assert whole["Accept-Ranges"] == "bytes"
+    size = len(content)
+    part = client.get(url, HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206
+    assert part["Content-Range"] == f"bytes 100-199/{size}"
+    assert part.content == content[100:200]
+    assert client.get(url, HTTP_RANGE="bytes=-10").content == content[-10:]
+    assert client.get(url, HTTP_RANGE=f"bytes={size - 5}-").content == content[-5:]
+    for unusable in (f"bytes={size}-", "bytes=50-10", "bytes=0-1,5-6", "pages=1-2"):
+        assert client.get(url, HTTP_RANGE=unusable).status_code == 200
+    downloads = AuditEvent.objects.filter(
+        object_type="media", object_id=str(transcribed.media_id), action="download"
+    )
+    assert downloads.count() == 8, "every read of the file is logged, parts too"

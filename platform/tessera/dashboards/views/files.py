@@ -1,6 +1,7 @@
 """Files and pictures: an uploaded file, a DICOM preview, a result's heatmap."""
 
 import logging
+import re
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -32,12 +33,47 @@ def media_file(request: HttpRequest, pk: int) -> FileResponse:
         content = selectors.media_opened(asset)
     except StoredContentCorrupted:
         return _damaged(asset)
-    return FileResponse(
+    wanted = _byte_range(request.headers.get("Range", ""), size=asset.size_bytes)
+    if wanted is not None:
+        return _part(content, wanted, size=asset.size_bytes, content_type=asset.content_type)
+    response = FileResponse(
         content,
         as_attachment=asset.kind == MediaKind.DICOM,
         filename=asset.original_filename or f"{asset.kind}-{asset.pk}",
         content_type=asset.content_type,
     )
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _byte_range(header: str, *, size: int) -> tuple[int, int] | None:
+    """The one byte range a player asks for (`bytes=500-`, `bytes=500-999`, `bytes=-500`), as
+    (first, last) within the file; None for no range, several, or one past the end (the whole
+    file is answered, as HTTP allows)."""
+    match = _BYTE_RANGE.fullmatch(header.strip())
+    if not match or match.groups() == ("", "") or size == 0:
+        return None
+    first, last = match.groups()
+    if not first:  # the last N bytes
+        return max(size - int(last), 0), size - 1
+    if int(first) >= size or (last and int(last) < int(first)):
+        return None
+    return int(first), min(int(last), size - 1) if last else size - 1
+
+
+def _part(content, wanted: tuple[int, int], *, size: int, content_type: str) -> HttpResponse:
+    """206 Partial Content: what lets a player seek (a transcript's line plays from its time)."""
+    first, last = wanted
+    with content:
+        content.seek(first)
+        body = content.read(last - first + 1)
+    response = HttpResponse(body, status=206, content_type=content_type)
+    response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    return response
 
 
 @login_required
