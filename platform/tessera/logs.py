@@ -24,9 +24,6 @@ _ACCEPTED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 task_context: ContextVar[dict[str, str] | None] = ContextVar("task_context", default=None)
 
-# Tasks whose first argument is an analysis job's id.
-_JOB_TASKS = frozenset({"tessera.jobs.preprocess", "tessera.jobs.infer"})
-
 
 class RequestIdMiddleware:
     def __init__(self, get_response) -> None:
@@ -83,8 +80,10 @@ def _carry_request_id(headers: dict | None = None, **_: object) -> None:
 
 @task_prerun.connect(dispatch_uid="logs.task_started")
 def _task_started(task_id: str, task, args=(), **_: object) -> None:
+    from tessera.celery import TaskName  # tessera.celery imports this module
+
     context = {"task": task.name, "task_id": task_id}
-    if task.name in _JOB_TASKS and args:
+    if task.name in (TaskName.PREPROCESS, TaskName.INFER) and args:  # (job_id,)
         context["job_id"] = str(args[0])
     task_context.set(context)
     request_id.set(getattr(task.request, "request_id", None) or "")

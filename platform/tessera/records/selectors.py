@@ -2,6 +2,7 @@
 
 import json
 import logging
+from dataclasses import asdict
 
 from django.db.models import Q
 
@@ -19,6 +20,13 @@ def stored_content_in_use(sha256: str, *, encrypted: bool) -> bool:
     if encrypted:
         refers |= Q(original_sha256=sha256)
     return MediaAsset.objects.filter(refers).exists()
+
+
+def sealed(segments: list[Segment], *, encrypted: bool) -> str:
+    """Segments as a transcript row keeps them: JSON, sealed with the media keys when
+    `encrypted` (what `transcript_segments` reads back)."""
+    plain = json.dumps([asdict(segment) for segment in segments])
+    return content_store().seal(plain.encode()) if encrypted else plain
 
 
 def transcript_segments(transcript: Transcript) -> list[Segment]:

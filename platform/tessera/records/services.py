@@ -26,7 +26,7 @@ from tessera.records.models import (
     Student,
     Transcript,
 )
-from tessera.records.selectors import stored_content_in_use
+from tessera.records.selectors import sealed, stored_content_in_use, transcript_segments
 from tessera.records.storage import ContentStore, StoredContentCorrupted, content_store
 from tessera.records.transcription import is_recording, request_transcription
 from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
@@ -311,21 +311,18 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
             if rotate and asset.original_sha256:
                 store.rotate(asset.original_sha256)
             if hasattr(asset, "transcript"):
-                _reseal(store, asset.transcript, encrypted=wanted, rotate=rotate)
+                _reseal(asset.transcript, encrypted=wanted, rotate=rotate)
         except StoredContentCorrupted:
             done.damaged.append(asset.pk)
     return done
 
 
-def _reseal(store: ContentStore, transcript: Transcript, *, encrypted: bool, rotate: bool) -> None:
+def _reseal(transcript: Transcript, *, encrypted: bool, rotate: bool) -> None:
     """The transcript's segments in the same form as its recording (under the first key)."""
     if transcript.encrypted == encrypted and not (rotate and encrypted):
         return
-    plain = transcript.sealed_segments
-    if plain and transcript.encrypted:
-        plain = store.unseal(plain).decode()
     Transcript.objects.filter(pk=transcript.pk).update(
-        sealed_segments=store.seal(plain.encode()) if plain and encrypted else plain,
+        sealed_segments=sealed(transcript_segments(transcript), encrypted=encrypted),
         encrypted=encrypted,
     )
 

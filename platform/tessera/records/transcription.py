@@ -7,9 +7,7 @@ progress shows after each. A span that is transcribed twice (a redelivered task)
 appended twice: each task names the point it starts from.
 """
 
-import json
 import logging
-from dataclasses import asdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -30,7 +28,7 @@ from mlcore.speech import warm_up as warm_up_model
 from tessera.audit import services as audit
 from tessera.celery import TaskName, enqueue
 from tessera.records.models import MODALITY_OF, MediaAsset, Transcript, TranscriptStatus
-from tessera.records.selectors import transcript_segments
+from tessera.records.selectors import sealed, transcript_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 logger = logging.getLogger(__name__)
@@ -163,13 +161,6 @@ def resume_lost_transcriptions(*, stale_after: timedelta) -> int:
     return resumed
 
 
-def _sealed(transcript: Transcript, segments: list[Segment]) -> str:
-    plain = json.dumps([asdict(segment) for segment in segments])
-    if transcript.encrypted:
-        return content_store().seal(plain.encode())
-    return plain
-
-
 def _progress(
     transcript: Transcript,
     segments: list[Segment],
@@ -187,7 +178,7 @@ def _progress(
         speech_model=model.name,
         duration_seconds=duration,
         transcribed_seconds=until,
-        sealed_segments=_sealed(transcript, segments),
+        sealed_segments=sealed(segments, encrypted=transcript.encrypted),
         updated_at=timezone.now(),
     )
 
@@ -195,7 +186,7 @@ def _progress(
 def _finish(transcript: Transcript, segments: list[Segment], *, status: str, message: str) -> None:
     transcript.status = status
     transcript.message = message
-    transcript.sealed_segments = _sealed(transcript, segments)
+    transcript.sealed_segments = sealed(segments, encrypted=transcript.encrypted)
     transcript.transcribed_seconds = transcript.duration_seconds
     transcript.finished_at = timezone.now()
     transcript.save()
