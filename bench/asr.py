@@ -4,22 +4,25 @@
   on one thread and on the default thread count, int8;
 - the word error rate over the clips against the texts they were spoken from, with a bootstrap
   95% interval over clips;
+- the word error rate over the same clips as the synthetic cases and the demo say them: at the
+  lowest and the highest arousal (slowed, lowered and quiet; hurried, raised and loud), through
+  the home microphone (mlcore.synthetic.audio.spoken_voice);
 - the same clips' librosa log-mel features (what the audio encoder reads), timed the same way,
   for comparison.
 
-The clips are espeak-ng's voice (platform/tessera/demo_recordings): clear, synthetic speech,
-so the error rate says how well the model hears such speech, not a clinic's or a classroom's.
+The clips are espeak-ng's voice (mlcore/resources/speech): clear, synthetic speech, so the error
+rate says how well the model hears such speech, not a clinic's or a classroom's.
 
 Usage: .venv/bin/python bench/asr.py [--model DIR] [--repeats 3]
 """
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT
 
 from mlcore.io.audio import log_mel, read_audio, warm_up
 from mlcore.speech import (
@@ -30,8 +33,9 @@ from mlcore.speech import (
     word_errors,
 )
 from mlcore.speech import warm_up as warm_up_speech
+from mlcore.synthetic.audio import spoken_voice, wav_bytes
+from mlcore.synthetic.speech import CLIPS, clips
 
-CLIPS = ROOT / "platform" / "tessera" / "demo_recordings"
 WER_LIMIT = 0.10  # issue 20's acceptance check
 
 
@@ -58,7 +62,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    texts = json.loads((CLIPS / "texts.json").read_text())
+    texts = {
+        name: clip["text"] for name, clip in json.loads((CLIPS / "clips.json").read_text()).items()
+    }
     paths = [CLIPS / f"{name}.ogg" for name in texts]
     audio_seconds = sum(recording_seconds(path) for path in paths)
     print(f"{len(paths)} clips, {audio_seconds:.1f} s of speech")
@@ -89,6 +95,25 @@ def main() -> None:
         wrong, total = word_errors(texts[name], heard[name])
         if wrong:
             print(f"  {name}: {wrong}/{total} — heard “{heard[name]}”")
+
+    with tempfile.TemporaryDirectory() as folder:
+        for intensity, manner in ((-2.5, "slow, low and quiet"), (2.5, "hurried, high and loud")):
+            rng = np.random.default_rng(0)
+            spoken = {}
+            for name in texts:
+                kind = name.split("-")[0]
+                clip = next(c for group in clips(kind).values() for c in group if c.name == name)
+                path = Path(folder) / f"{name}.wav"
+                path.write_bytes(wav_bytes(spoken_voice(clip, intensity=intensity, rng=rng)))
+                spoken[name] = transcribe(model, path)
+            counted = [word_errors(texts[name], spoken[name]) for name in texts]
+            errors = np.array([errors for errors, _ in counted])
+            words = np.array([words for _, words in counted])
+            low, high = bootstrap_rate(errors, words)
+            print(
+                f"word error rate as the demo says them ({manner}): "
+                f"{errors.sum() / words.sum():.1%} [{low:.1%}, {high:.1%}]"
+            )
 
     warm_up()
     started = time.perf_counter()

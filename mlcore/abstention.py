@@ -23,7 +23,12 @@ EVIDENCE_MISSING = "evidence_missing"
 UNLIKE_TRAINING = "unlike_training"
 LOW_CONFIDENCE = "low_confidence"
 TASK_NAMES = {"diagnosis": "the findings", "emotion": "the affect"}
-MODALITY_NOUNS = {"image": "an image", "text": "a text", "audio": "a recording"}
+MODALITY_NOUNS = {
+    "image": "an image",
+    "text": "a text",
+    "audio": "a recording",
+    "speech_text": "a transcript of what was said",
+}
 # Where a bundle proposes nothing, the threshold Moodle Analytics uses by default.
 DEFAULT_THRESHOLD = 0.6
 # The bundle proposes the confidence that this share of its held-out cases fall below.

@@ -9,7 +9,11 @@ from typing import Any
 
 from mlcore.errors import ConfigError
 
-MODALITIES = ("image", "text", "audio")
+# `text` is what was written (a note, an essay); `speech_text` what was said (a recording's
+# transcript), read by the same text encoder through a projection of its own; `audio` is the
+# sound of a recording (its prosody), never its words.
+MODALITIES = ("image", "text", "audio", "speech_text")
+DEFAULT_MODALITIES = ("image", "text", "audio")
 FUSION_KINDS = ("concat", "attention", "late", "sum")  # mlcore.fusion
 DEFAULT_TEXT_ENCODER = "builtin:all-MiniLM-L6-v2"
 
@@ -107,7 +111,7 @@ class PrefixConfig:
 @dataclass
 class ModelConfig:
     name: str = "tessera-model"
-    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    modalities: list[str] = field(default_factory=lambda: list(DEFAULT_MODALITIES))
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)

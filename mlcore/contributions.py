@@ -1,5 +1,5 @@
 """What each modality contributed to each task's answer: exact Shapley values over the
-modalities (at most three, so every subset is evaluated), per case and per task.
+modalities (at most four, so every subset is evaluated), per case and per task.
 
 For a task, the value of a set S of the case's modalities is the probability the model gives
 its answer (a finding's probability; the probability of the affect it chose) with only S
@@ -31,11 +31,16 @@ def _subset_weights(modalities: int) -> dict[tuple[bool, ...], float]:
     }
 
 
-def shapley_contributions(model: MultimodalModel, batch: Batch) -> dict[str, torch.Tensor]:
+def shapley_contributions(
+    model: MultimodalModel, batch: Batch, *, hidden: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """{task: (B, M) Shapley values in probability units}, tasks being each diagnosis label
-    and "emotion" (of the affect the model chose with everything present). Call in eval mode
-    under no_grad/inference_mode."""
+    and "emotion" (of the affect the model chose with everything present). `hidden` (B, M):
+    inputs the answer may not read, which then contribute 0. Call in eval mode under
+    no_grad/inference_mode."""
     tokens, present = model.encode(batch)
+    if hidden is not None:
+        present = present & ~hidden
     modalities = len(model.modalities)
     subsets = list(product((False, True), repeat=modalities))
     cases = len(batch)

@@ -1,7 +1,8 @@
 """Cases, manifests and batches.
 
-A manifest is JSON Lines, one case per line: optional `image`, `text` and `audio` paths
-(relative to the manifest), optional `subject`, labels `diagnosis` (a list) and `emotion`, and
+A manifest is JSON Lines, one case per line: optional `image`, `text`, `audio` and
+`speech_text` (what the recording says, as a text file: its transcript) paths (relative to the
+manifest), optional `subject`, labels `diagnosis` (a list) and `emotion`, and
 optional `subgroups` (name → value, for `validate`'s metrics per subgroup).
 Preprocessing turns a case into numpy features (what a CPU worker computes and caches); `collate`
 turns features into a padded batch for the model.
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlcore.config import ModelConfig
+from mlcore.config import MODALITIES, ModelConfig
 from mlcore.encoders.text import resolve_text_source
 from mlcore.errors import InputError
 from mlcore.input_checks import sound_level, text_language
@@ -39,6 +40,7 @@ class Case:
     image: str | bytes | None = None  # a path, or a DICOM file's bytes
     text: str | None = None  # the text itself
     audio: str | bytes | None = None  # a path, or the file's bytes
+    speech_text: str | None = None  # what the recording says: its transcript
     subject: str | None = None
     diagnosis: list[str] | None = None
     emotion: str | None = None
@@ -54,6 +56,7 @@ class Features:
     image: np.ndarray | None = None  # (1, *spatial)
     text_ids: np.ndarray | None = None  # (tokens,)
     audio: np.ndarray | None = None  # (1, n_mels, frames)
+    speech_ids: np.ndarray | None = None  # (tokens,) of the transcript
     subject: str | None = None
     # What each input is, for the input checks (mlcore.input_checks): the image's modality,
     # body part and matrix, the text's language, the recording's level.
@@ -61,12 +64,20 @@ class Features:
     # The text's sentences with the [start, end) of their tokens in `text_ids`, for finding the
     # sentence that moved an answer most (mlcore.evidence).
     sentences: list[tuple[str, int, int]] = field(default_factory=list)
+    # Task (diagnosis, emotion, tutoring) → inputs it may not read although the case has them
+    # (an organization's policy: affect not inferred from transcripts). Set by the caller.
+    withheld: dict[str, list[str]] = field(default_factory=dict)
 
     def modalities(self) -> list[str]:
-        return [name for name in ("image", "text", "audio") if self.input(name) is not None]
+        return [name for name in MODALITIES if self.input(name) is not None]
 
     def input(self, modality: str) -> np.ndarray | None:
-        return {"image": self.image, "text": self.text_ids, "audio": self.audio}[modality]
+        return {
+            "image": self.image,
+            "text": self.text_ids,
+            "audio": self.audio,
+            "speech_text": self.speech_ids,
+        }[modality]
 
 
 @dataclass
@@ -77,6 +88,8 @@ class Batch:
     text_ids: torch.Tensor | None = None
     text_mask: torch.Tensor | None = None
     audio: torch.Tensor | None = None
+    speech_ids: torch.Tensor | None = None
+    speech_mask: torch.Tensor | None = None
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> "Batch":
@@ -95,11 +108,16 @@ class Batch:
             text_ids=apply(self.text_ids),
             text_mask=apply(self.text_mask),
             audio=apply(self.audio),
+            speech_ids=apply(self.speech_ids),
+            speech_mask=apply(self.speech_mask),
             targets={key: apply(value) for key, value in self.targets.items()},
         )
 
     def __len__(self) -> int:
         return self.present.shape[0]
+
+
+_FILE_FIELDS = ("image", "text", "audio", "speech_text")  # a manifest's paths
 
 
 def read_manifest(path: str | Path) -> list[Case]:
@@ -119,6 +137,7 @@ def read_manifest(path: str | Path) -> list[Case]:
             "image",
             "text",
             "audio",
+            "speech_text",
             "subject",
             "diagnosis",
             "emotion",
@@ -137,16 +156,15 @@ def read_manifest(path: str | Path) -> list[Case]:
                 'such as {"sex": "F"}'
             )
 
-        paths = {
-            key: str(base / entry[key]) for key in ("image", "text", "audio") if entry.get(key)
-        }
-        text_path = paths.get("text")
+        paths = {key: str(base / entry[key]) for key in _FILE_FIELDS if entry.get(key)}
+        text_path, speech_path = paths.get("text"), paths.get("speech_text")
         cases.append(
             Case(
                 id=str(entry.get("id", number)),
                 image=paths.get("image"),
                 text=read_text(text_path) if text_path else None,
                 audio=paths.get("audio"),
+                speech_text=read_text(speech_path) if speech_path else None,
                 subject=entry.get("subject"),
                 diagnosis=entry.get("diagnosis"),
                 emotion=entry.get("emotion"),
@@ -167,7 +185,7 @@ def manifest_hash(path: str | Path) -> str:
     for line in path.read_text().splitlines():
         if line.strip():
             entry = json.loads(line)
-            for key in ("image", "text", "audio"):
+            for key in _FILE_FIELDS:
                 if entry.get(key):
                     digest.update(hashlib.sha256((path.parent / entry[key]).read_bytes()).digest())
     return digest.hexdigest()
@@ -180,7 +198,7 @@ class Preprocessor:
         self.config = config
         self.tokenizer = (
             Tokenizer(resolve_text_source(config.text.source), max_length=config.text.max_length)
-            if "text" in config.modalities
+            if {"text", "speech_text"} & set(config.modalities)
             else None
         )
 
@@ -201,10 +219,12 @@ class Preprocessor:
             )
             features.image = tensor.numpy()
             features.facts.update(image_facts(case.image, pixels))
-        if case.text and case.text.strip() and self.tokenizer is not None:
+        if case.text and case.text.strip() and "text" in config.modalities:
             features.text_ids = np.asarray(self.tokenizer.ids(case.text), dtype=np.int64)
             features.sentences = self.tokenizer.sentence_spans(case.text)
             features.facts["text_language"] = text_language(case.text)
+        if case.speech_text and case.speech_text.strip() and "speech_text" in config.modalities:
+            features.speech_ids = np.asarray(self.tokenizer.ids(case.speech_text), dtype=np.int64)
         if case.audio and "audio" in config.modalities:
             samples = read_audio(case.audio, sample_rate=config.audio.sample_rate)
             features.facts["sound_level"] = sound_level(samples)
@@ -250,14 +270,9 @@ def collate(
             ]
         )
     if "text" in modalities:
-        longest = max([len(item.text_ids) for item in items if item.text_ids is not None] or [1])
-        ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
-        mask = torch.zeros(len(items), longest, dtype=torch.long)
-        for row, item in enumerate(items):
-            if item.text_ids is not None:
-                ids[row, : len(item.text_ids)] = torch.from_numpy(item.text_ids)
-                mask[row, : len(item.text_ids)] = 1
-        batch.text_ids, batch.text_mask = ids, mask
+        batch.text_ids, batch.text_mask = _padded([item.text_ids for item in items], pad_id)
+    if "speech_text" in modalities:
+        batch.speech_ids, batch.speech_mask = _padded([item.speech_ids for item in items], pad_id)
     if "audio" in modalities:
         frames = round(config.audio.seconds * config.audio.sample_rate) // HOP_LENGTH + 1
         shape = (1, config.audio.n_mels, frames)
@@ -270,6 +285,18 @@ def collate(
     if cases is not None:
         batch.targets = targets(cases, config, interventions or [])
     return batch
+
+
+def _padded(sequences: list[np.ndarray | None], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded to the longest, and their attention mask (all zeros where None)."""
+    longest = max([len(ids) for ids in sequences if ids is not None] or [1])
+    padded = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), longest, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        if ids is not None:
+            padded[row, : len(ids)] = torch.from_numpy(ids)
+            mask[row, : len(ids)] = 1
+    return padded, mask
 
 
 def targets(

@@ -76,9 +76,19 @@ def forward_in_batches(
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            batch = collate([features[i] for i in indices], model.config, pad_id=pad_id).to(device)
+            chunk = [features[i] for i in indices]
+            batch = collate(chunk, model.config, pad_id=pad_id).to(device)
+            withheld = _withheld(chunk, model.modalities, device)
             tokens, present = model.encode(batch)
             output = model.decide(tokens, present, batch.subject)
+            for task, hidden in withheld.items():
+                # the task's answer from the inputs it may read (rows without any hidden
+                # input give the same answer as above)
+                setattr(
+                    output,
+                    task,
+                    getattr(model.decide(tokens, present & ~hidden, batch.subject), task),
+                )
             novelty, novelty_source = model.novelty(tokens, present, output.embedding)
             values = {
                 "tutoring": output.tutoring,
@@ -94,13 +104,38 @@ def forward_in_batches(
                     values[f"{task}_logits"] = logits
                     values[task] = getattr(model, task).probabilities(logits.float())
             if contributions:
-                for task, shares in shapley_contributions(model, batch).items():
-                    values[f"{CONTRIBUTION}{task}"] = shares
+                shares = shapley_contributions(model, batch)
+                for task, hidden in withheld.items():
+                    if task != "tutoring":
+                        apart = shapley_contributions(model, batch, hidden=hidden)
+                        shares.update({key: apart[key] for key in _answers_of(task, model)})
+                for task, task_shares in shares.items():
+                    values[f"{CONTRIBUTION}{task}"] = task_shares
             for name, value in values.items():
                 if value is not None:
                     chunks.setdefault(name, []).append(value.float().cpu().numpy())
     restore = np.argsort(order)
     return {name: np.concatenate(parts)[restore] for name, parts in chunks.items()}
+
+
+def _withheld(
+    items: Sequence[Features], modalities: list[str], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Task → (B, M) the inputs each case's answer to it may not read, for tasks where any
+    case withholds one."""
+    tasks = sorted({task for item in items for task, hidden in item.withheld.items() if hidden})
+    return {
+        task: torch.tensor(
+            [[m in item.withheld.get(task, ()) for m in modalities] for item in items],
+            device=device,
+        )
+        for task in tasks
+    }
+
+
+def _answers_of(task: str, model: MultimodalModel) -> list[str]:
+    """The contributions' keys of a task: each finding for a diagnosis."""
+    return list(model.config.tasks.diagnosis_labels) if task == "diagnosis" else [task]
 
 
 def unlike_training(
@@ -232,6 +267,12 @@ class InferenceEngine:
         model, config = self.model, self.config
         modalities = config.modalities
         used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]
+        # what each answer could not read, by contribution key (each finding, or emotion)
+        hidden = {
+            key: inputs
+            for task, inputs in features.withheld.items()
+            for key in _answers_of(task, model)
+        }
         unlike = unlike_training(model, arrays, row, features)
         entropies = []
         prediction = Prediction(
@@ -240,7 +281,7 @@ class InferenceEngine:
                 name.removeprefix(CONTRIBUTION): {
                     m: round(float(v), 4)
                     for m, v in zip(modalities, values[row], strict=True)
-                    if m in used
+                    if m in used and m not in hidden.get(name.removeprefix(CONTRIBUTION), ())
                 }
                 for name, values in arrays.items()
                 if name.startswith(CONTRIBUTION)

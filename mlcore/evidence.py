@@ -22,7 +22,12 @@ from mlcore.data import Features
 if TYPE_CHECKING:  # the engine writes these rationales: a run-time import would go in a circle
     from mlcore.engine import Prediction
 
-INPUT_NOUNS = {"image": "the image", "text": "the text", "audio": "the recording"}
+INPUT_NOUNS = {
+    "image": "the image",
+    "text": "the text",
+    "audio": "the recording",
+    "speech_text": "what was said",
+}
 # Below this change in probability a sentence "barely moved" the answer and is not quoted.
 BARELY = 0.01
 

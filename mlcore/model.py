@@ -28,7 +28,14 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.config = config
         self.modalities = list(config.modalities)
-        self.encoders = nn.ModuleDict({m: build_encoder(m, config) for m in self.modalities})
+        encoders: dict[str, nn.Module] = {}
+        for modality in sorted(self.modalities, key=lambda name: name != "text"):  # text first
+            # what was said is read by the written text's language model, when there is one
+            shared = encoders["text"].backbone if "text" in encoders else None
+            encoders[modality] = build_encoder(modality, config, text_backbone=shared)
+        self.encoders = nn.ModuleDict(
+            {modality: encoders[modality] for modality in self.modalities}
+        )
         self.fusion = build_fusion(config.fusion, len(self.modalities))
         dim, tasks = config.fusion.dim, config.tasks
         self.diagnosis = (
@@ -63,6 +70,8 @@ class MultimodalModel(nn.Module):
             return encoder(batch.image[rows])
         if modality == "audio":
             return encoder(batch.audio[rows])
+        if modality == "speech_text":
+            return encoder(batch.speech_ids[rows], batch.speech_mask[rows])
         return encoder(batch.text_ids[rows], batch.text_mask[rows])
 
     def forward(self, batch: Batch) -> Output:

@@ -36,7 +36,12 @@ FLAGGED_SHARE = 0.01
 # tail, so that one detector with a long tail (a small image network's, say) does not set the
 # level at which another's far cases (a text about the stock market) go unflagged.
 SCALE_QUANTILE = 0.9
-MODALITY_NOUNS = {"image": "image", "text": "text", "audio": "recording"}
+MODALITY_NOUNS = {
+    "image": "image",
+    "text": "text",
+    "audio": "recording",
+    "speech_text": "transcript",
+}
 
 
 def patterns(modalities: int) -> list[tuple[bool, ...]]:

@@ -36,6 +36,8 @@ LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"
 RELIABILITY_FILE = "reliability.png"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
+# What was said is read by the written text's backbone: the same weights, saved once.
+_SHARED_SPEECH_BACKBONE = "encoders.speech_text.backbone."
 _NOVELTY = "novelty."
 
 
@@ -49,11 +51,16 @@ class Bundle:
 
 
 def _external_prefixes(config: ModelConfig) -> tuple[str, ...]:
-    """Weights that live outside the bundle: a frozen, pretrained text encoder."""
-    text = config.text
-    if "text" in config.modalities and not text.trainable and text.random_init is None:
-        return (_FROZEN_TEXT_BACKBONE,)
-    return ()
+    """Weights that live outside the bundle (a frozen, pretrained text encoder) or under
+    another name (the backbone `speech_text` shares with `text`)."""
+    text, modalities = config.text, config.modalities
+    frozen = not text.trainable and text.random_init is None
+    prefixes = []
+    if frozen and "text" in modalities:
+        prefixes.append(_FROZEN_TEXT_BACKBONE)
+    if "speech_text" in modalities and ("text" in modalities or frozen):
+        prefixes.append(_SHARED_SPEECH_BACKBONE)
+    return tuple(prefixes)
 
 
 def _is_external(name: str, prefixes: tuple[str, ...]) -> bool:

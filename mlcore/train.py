@@ -12,7 +12,7 @@ import copy
 import math
 import random
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,9 +246,11 @@ def metrics_from_arrays(
 
 def _texts_embedded_once(model: MultimodalModel):
     """A frozen text encoder embeds each distinct text once for the whole training run."""
-    if "text" not in model.encoders:
-        return nullcontext()
-    return model.encoders["text"].remembering()
+    stack = ExitStack()
+    for modality in ("text", "speech_text"):
+        if modality in model.encoders:
+            stack.enter_context(model.encoders[modality].remembering())
+    return stack
 
 
 def _schedule(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:

@@ -8,13 +8,18 @@ from mlcore.encoders.image import ImageEncoder
 from mlcore.encoders.text import TextEncoder, mean_pool, resolve_text_source
 
 
-def build_encoder(modality: str, config: ModelConfig) -> nn.Module:
+def build_encoder(
+    modality: str, config: ModelConfig, *, text_backbone: nn.Module | None = None
+) -> nn.Module:
+    """`text_backbone`: the language model a text encoder already holds, for `speech_text` to
+    share."""
     dim = config.fusion.dim
     if modality == "image":
         encoder = ImageEncoder(config.image, dim)
         trainable = config.image.trainable
-    elif modality == "text":
-        return TextEncoder(config.text, dim)  # freezes its own backbone, keeps its projection
+    elif modality in ("text", "speech_text"):
+        # freezes its own backbone, keeps its projection
+        return TextEncoder(config.text, dim, backbone=text_backbone)
     else:
         encoder = LogMelCNN(config.audio, dim)
         trainable = config.audio.trainable

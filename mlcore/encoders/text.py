@@ -45,9 +45,14 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class TextEncoder(nn.Module):
-    def __init__(self, config: TextEncoderConfig, dim: int) -> None:
+    """`backbone`: another encoder's, to share (what was said and what was written are read by
+    one language model, each through its own projection)."""
+
+    def __init__(
+        self, config: TextEncoderConfig, dim: int, *, backbone: nn.Module | None = None
+    ) -> None:
         super().__init__()
-        self.backbone = load_backbone(config)
+        self.backbone = backbone if backbone is not None else load_backbone(config)
         self.frozen = not config.trainable
         if self.frozen:
             self.backbone.requires_grad_(False)

@@ -1,10 +1,11 @@
-"""Synthetic speech-like recordings whose prosody carries arousal.
+"""Synthetic recordings whose prosody carries arousal.
 
-A voiced source (harmonics of a moving pitch) shaped by vowel formants, cut into syllables and
-words. High arousal speaks faster, louder and higher, with livelier pitch; low arousal is slow,
-quiet and flat; an intensity in between sounds in between. No words are intelligible: what
-matters to the models is prosody. A `Microphone` records it: the home one cleanly, another
-site's with a narrower band, less gain, hum and hiss.
+`spoken_voice` says a real sentence (a committed clip, mlcore.synthetic.speech) the way the
+arousal makes it sound: high arousal faster, higher and louder; low arousal slower, lower and
+quieter; an intensity in between sounds in between. `synthetic_voice` is speech-like babble
+with the same prosody and no words (what a recogniser should call "no speech" or not English).
+A `Microphone` records either: the home one cleanly, another site's with a narrower band, less
+gain, hum and hiss.
 """
 
 import io
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
+from mlcore.synthetic.speech import Clip
+
 SAMPLE_RATE = 16_000
 _VOWEL_FORMANTS = ((730, 1090), (270, 2290), (300, 870), (530, 1840), (660, 1720))
 
@@ -21,13 +24,48 @@ _VOWEL_FORMANTS = ((730, 1090), (270, 2290), (300, 870), (530, 1840), (660, 1720
 @dataclass(frozen=True)
 class Microphone:
     gain: float = 1.0
-    hiss: float = 0.004
+    hiss: float = 0.002
     hum: float = 0.0  # amplitude of 50 Hz mains hum
     band: tuple[float, float] | None = None  # (low, high) Hz passed; None: everything
 
 
 HOME_MICROPHONE = Microphone()
 OTHER_MICROPHONE = Microphone(gain=0.8, hiss=0.012, hum=0.01, band=(300.0, 3400.0))
+
+
+def _arousal_level(intensity: float) -> float:
+    """An intensity (about -3 to 3: negative is low arousal, near 0 ambiguous) as 0 … 1."""
+    return 1.0 / (1.0 + math.exp(-1.6 * intensity))
+
+
+def spoken_voice(
+    clip: Clip,
+    *,
+    intensity: float,
+    rng: np.random.Generator,
+    seconds: float | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    microphone: Microphone = HOME_MICROPHONE,
+) -> np.ndarray:
+    """Mono float32 samples in [-1, 1]: `clip` spoken at the arousal `intensity`, the first
+    `seconds` of it (None: all of it)."""
+    level = _arousal_level(intensity)
+
+    def between(quiet: float, lively: float) -> float:
+        return (quiet + level * (lively - quiet)) * rng.uniform(0.97, 1.03)
+
+    # Played faster, a recording is also higher: one resampling moves pace and pitch together.
+    pace = between(0.95, 1.06)
+    loudness = between(0.2, 0.75)
+    source = clip.samples.astype(np.float64)
+    if seconds is not None:
+        source = source[: int(np.ceil(seconds * pace * clip.sample_rate)) + 1]
+    length = max(1, int(len(source) * sample_rate / (clip.sample_rate * pace)))
+    positions = np.linspace(0.0, len(source) - 1, length)
+    voice = np.interp(positions, np.arange(len(source)), source)
+    voice *= loudness / (np.abs(voice).max() or 1.0)
+    lead = np.zeros(int(rng.uniform(0.05, 0.25) * sample_rate))  # the speaker draws breath
+    return _record(np.concatenate([lead, voice]), microphone, rng, sample_rate)
 
 
 def synthetic_voice(
@@ -46,7 +84,7 @@ def synthetic_voice(
             raise ValueError("give high_arousal or intensity")
         level = 1.0 if high_arousal else 0.0
     else:
-        level = 1.0 / (1.0 + math.exp(-1.6 * intensity))  # 0 lowest … 1 highest
+        level = _arousal_level(intensity)
 
     def between(quiet: float, lively: float) -> float:
         # The intensity sets the prosody, up to a little of the speaker's own manner.

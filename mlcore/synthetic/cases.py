@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlcore.synthetic import truth
-from mlcore.synthetic.audio import HOME_MICROPHONE, OTHER_MICROPHONE, synthetic_voice
+from mlcore.synthetic.audio import HOME_MICROPHONE, OTHER_MICROPHONE, spoken_voice
 from mlcore.synthetic.images import HOME_SCANNER, OTHER_SCANNER, LesionSpot, synthetic_slice
+from mlcore.synthetic.speech import draw_clip
 from mlcore.synthetic.text import TOPICS, clinical_note, learner_text
 
 CLINIC_FINDINGS = ("suspicious_mass",)
@@ -31,12 +32,14 @@ class ClinicalCase:
     hounsfield: np.ndarray
     note: str
     voice: np.ndarray
+    spoken: str  # what the recording says, as the shipped speech model hears it
     lesion: LesionSpot | None  # a lesion the image shows (malignant or benign), and where
     lesion_contrast: float | None  # its HU over the lung
     symptom: str  # strong, mild or none, as the note says
     voice_intensity: float  # the voice's arousal cue
     manner: str | None  # agitated, slowed, or not mentioned
     wording: str  # distressed, mixed or calm
+    said: str  # what the recording says: distressed, mixed or calm
     findings: list[str]  # the label (7% noisy)
     affect: str  # the label (7% noisy)
     # P(label | cues of a set of modalities) for each set in truth.SUBSETS, by subset_name:
@@ -54,7 +57,7 @@ class ClinicalCase:
         }[self.symptom]
         voice = _voice_words(self.voice_intensity, high="tense voice", low="flat voice")
         wording = f"{self.wording} wording"
-        return f"{image}, {note}; {voice}, {wording}."
+        return f"{image}, {note}; {voice}, {wording}, {self.said} words aloud."
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,18 @@ class LearnerCase:
     subject: str
     text: str
     voice: np.ndarray
+    spoken: str  # what the recording says, as the shipped speech model hears it
     voice_intensity: float
     manner: str | None
     level: str  # struggling, unsure or confident, as the writing says
+    said: str  # struggling, unsure or confident, as the recording says
     affect: str  # the label (7% noisy)
     posterior: dict  # {"affect": {subset name: {label: p}}}
 
     @property
     def rationale(self) -> str:
         voice = _voice_words(self.voice_intensity, high="animated voice", low="flat voice")
-        return f"{voice}; writing sounds {self.level}."
+        return f"{voice}; writing sounds {self.level}, speaking sounds {self.said}."
 
 
 def _voice_words(intensity: float, *, high: str, low: str) -> str:
@@ -99,7 +104,7 @@ def clinical_case(
     rng: np.random.Generator,
     *,
     image_size: int = 128,
-    voice_seconds: float = 4.0,
+    voice_seconds: float | None = None,
     phrasing: str = "seen",
     site: str = "home",
 ) -> ClinicalCase:
@@ -113,6 +118,7 @@ def clinical_case(
     manner = _draw(rng, truth.MANNER_GIVEN[high])
     distressed = bool(rng.random() < truth.DISTRESS_RATE)
     wording = _draw(rng, truth.WORDING_GIVEN[distressed])
+    said = _draw(rng, truth.SAID_GIVEN["clinic"][distressed])
 
     hounsfield, spot = synthetic_slice(
         lesion=shows_lesion,
@@ -124,8 +130,9 @@ def clinical_case(
     note = clinical_note(
         symptom=symptom, wording=wording, manner=manner, phrasing=phrasing, rng=rng
     )
-    voice = synthetic_voice(
-        intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
+    clip = draw_clip(rng, kind="clinic", said=said)
+    voice = spoken_voice(
+        clip, intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
     )
     labelled_disease = disease != bool(rng.random() < truth.LABEL_NOISE)
     affect = _noisy_affect(rng, truth.CLINIC_AFFECT[(high, distressed)], CLINIC_AFFECTS)
@@ -141,6 +148,7 @@ def clinical_case(
                 voice=intensity,
                 manner=manner,
                 distress_cue=wording,
+                said=said,
                 modalities=subset,
                 kind="clinic",
             )
@@ -151,12 +159,14 @@ def clinical_case(
         hounsfield=hounsfield,
         note=note,
         voice=voice,
+        spoken=clip.heard_at(intensity, rng),
         lesion=spot,
         lesion_contrast=contrast,
         symptom=symptom,
         voice_intensity=intensity,
         manner=manner,
         wording=wording,
+        said=said,
         findings=["suspicious_mass"] if labelled_disease else [],
         affect=affect,
         posterior=posterior,
@@ -166,7 +176,7 @@ def clinical_case(
 def learner_case(
     rng: np.random.Generator,
     *,
-    voice_seconds: float = 4.0,
+    voice_seconds: float | None = None,
     phrasing: str = "seen",
     site: str = "home",
 ) -> LearnerCase:
@@ -177,9 +187,11 @@ def learner_case(
     manner = _draw(rng, truth.MANNER_GIVEN[high])
     struggling = bool(rng.random() < truth.DISTRESS_RATE)
     level = _draw(rng, truth.LEVEL_GIVEN[struggling])
+    said = _draw(rng, truth.SAID_GIVEN["school"][struggling])
     text = learner_text(subject=subject, level=level, manner=manner, phrasing=phrasing, rng=rng)
-    voice = synthetic_voice(
-        intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
+    clip = draw_clip(rng, kind="school", said=said)
+    voice = spoken_voice(
+        clip, intensity=intensity, rng=rng, seconds=voice_seconds, microphone=microphone
     )
     affect = _noisy_affect(rng, truth.SCHOOL_AFFECT[(high, struggling)], SCHOOL_AFFECTS)
     posterior = {
@@ -188,6 +200,7 @@ def learner_case(
                 voice=intensity,
                 manner=manner,
                 distress_cue=level,
+                said=said,
                 modalities=subset,
                 kind="school",
             )
@@ -198,9 +211,11 @@ def learner_case(
         subject=subject,
         text=text,
         voice=voice,
+        spoken=clip.heard_at(intensity, rng),
         voice_intensity=intensity,
         manner=manner,
         level=level,
+        said=said,
         affect=affect,
         posterior=posterior,
     )

@@ -1,5 +1,6 @@
-"""Write a synthetic dataset to disk: DICOM images, UTF-8 notes or learner texts, WAV audio and
-a manifest (JSON Lines) that `python -m mlcore train` reads, with `truth.jsonl` beside it: per
+"""Write a synthetic dataset to disk: DICOM images, UTF-8 notes or learner texts, WAV audio, what
+each recording says (`speech/`: its transcript, as the shipped speech model hears it), and a
+manifest (JSON Lines) that `python -m mlcore train` reads, with `truth.jsonl` beside it: per
 case, the cues the generator drew, its posterior given each set of modalities and where its
 lesion is (what benchmarks compare against; never an input).
 
@@ -32,23 +33,29 @@ def write_dataset(
     cases: int = 200,
     seed: int = 0,
     image_size: int = 64,
-    voice_seconds: float = 3.0,
+    voice_seconds: float | None = 3.0,
     split: str = "standard",
 ) -> Path:
     """Returns the manifest's path. `kind` is clinic (image, note, speech; finding and affect)
-    or school (learner text and audio; affect and subject)."""
+        or school (learner text and audio; affect and subject). A recording is its first
+    `voice_seconds` (None: the whole sentence)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     if kind not in ("clinic", "school"):
         raise ValueError(f"kind must be clinic or school, not {kind!r}")
     directory = Path(directory)
-    for folder in ("images", "texts", "audio"):
+    for folder in ("images", "texts", "audio", "speech"):
         (directory / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     lines, truths = [], []
     for index in range(cases):
         name = f"case-{index:05d}"
-        entry: dict = {"id": name, "text": f"texts/{name}.txt", "audio": f"audio/{name}.wav"}
+        entry: dict = {
+            "id": name,
+            "text": f"texts/{name}.txt",
+            "audio": f"audio/{name}.wav",
+            "speech_text": f"speech/{name}.txt",
+        }
         known: dict = {"id": name, "split": split}
         if kind == "clinic":
             case = clinical_case(
@@ -71,6 +78,7 @@ def write_dataset(
                 "lesion_contrast": case.lesion_contrast,
                 "symptom": case.symptom,
                 "wording": case.wording,
+                "said": case.said,
                 "manner": case.manner,
                 "voice_intensity": case.voice_intensity,
             }
@@ -90,6 +98,7 @@ def write_dataset(
             entry.update(subject=case.subject, emotion=case.affect)
             known["cues"] = {
                 "level": case.level,
+                "said": case.said,
                 "manner": case.manner,
                 "voice_intensity": case.voice_intensity,
             }
@@ -97,6 +106,7 @@ def write_dataset(
         known["posterior"] = case.posterior
         (directory / "texts" / f"{name}.txt").write_text(text, encoding="utf-8")
         (directory / "audio" / f"{name}.wav").write_bytes(wav_bytes(case.voice))
+        (directory / "speech" / f"{name}.txt").write_text(case.spoken, encoding="utf-8")
         lines.append(json.dumps(entry))
         truths.append(json.dumps(known))
     (directory / TRUTH_FILE).write_text("\n".join(truths) + "\n")

@@ -17,10 +17,16 @@ Affect is arousal (high or low) crossed with distress (distressed or calm):
 - the voice carries arousal as a continuous intensity z ~ N(±1, 0.6): strong in some cases,
   ambiguous near 0;
 - the note's wording carries distress (distressed, mixed or calm words) and, in some notes, the
-  patient's manner (agitated or slowed) says something about arousal too.
+  patient's manner (agitated or slowed) says something about arousal too;
+- what the recording *says* (one of the committed spoken sentences, mlcore.synthetic.speech)
+  carries distress too, less reliably than the note: the `speech_text` modality, read from its
+  transcript. The recording's sound is taken to carry prosody only (the `audio` modality: a
+  reader of the sound alone is taken not to understand the words). The transcript is what the
+  shipped speech model heard, whose slips grow as the voice gets quieter and slower: a little
+  about arousal that the posteriors below leave out.
 
-School: the same for arousal (voice, and sometimes the writing); the writing says how the
-lesson went (struggling, unsure, confident):
+School: the same for arousal (voice, and sometimes the writing); the writing, and less reliably
+what the learner said aloud, say how the lesson went (struggling, unsure, confident):
 
     arousal \\ writing    confident   struggling
     low                  bored       confused
@@ -73,6 +79,17 @@ SCHOOL_AFFECT = {
     (True, False): "engaged",
     (True, True): "frustrated",
 }
+# What the recording says, by distress (clinic) or struggle (school): weaker than the writing.
+SAID_GIVEN = {
+    "clinic": {
+        True: {"distressed": 0.7, "mixed": 0.2, "calm": 0.1},
+        False: {"distressed": 0.1, "mixed": 0.2, "calm": 0.7},
+    },
+    "school": {
+        True: {"struggling": 0.7, "unsure": 0.2, "confident": 0.1},
+        False: {"struggling": 0.1, "unsure": 0.2, "confident": 0.7},
+    },
+}
 # Which modality holds each cue.
 CUE_MODALITY = {
     "lesion": "image",
@@ -81,11 +98,28 @@ CUE_MODALITY = {
     "manner": "text",
     "level": "text",
     "voice": "audio",
+    "said": "speech_text",
 }
 # The sets of modalities whose posterior each case carries: each alone, and all together.
+# (With and without what was said: a model may not read transcripts, and in an EU school the
+# sound is never read.)
 SUBSETS = {
-    "clinic": (("image",), ("text",), ("audio",), ("image", "text", "audio")),
-    "school": (("text",), ("audio",), ("text", "audio")),
+    "clinic": (
+        ("image",),
+        ("text",),
+        ("audio",),
+        ("speech_text",),
+        ("image", "text", "audio"),
+        ("image", "text", "audio", "speech_text"),
+    ),
+    "school": (
+        ("text",),
+        ("audio",),
+        ("speech_text",),
+        ("text", "audio"),
+        ("text", "speech_text"),
+        ("text", "audio", "speech_text"),
+    ),
 }
 
 
@@ -143,11 +177,13 @@ def affect_posterior(
     voice: float,
     manner: str | None,
     distress_cue: str,
+    said: str,
     modalities: Iterable[str],
     kind: str,
 ) -> dict[str, float]:
     """P(the case is labelled with each affect | the cues of `modalities`); `distress_cue` is
-    the patient's wording (clinic) or the learner's level (school)."""
+    the patient's wording (clinic) or the learner's level (school), `said` what the recording
+    says."""
     modalities = set(modalities)
     arousal_cues, distress_cues = [], []
     if "audio" in modalities:
@@ -156,6 +192,9 @@ def affect_posterior(
         arousal_cues.append((MANNER_GIVEN[True][manner], MANNER_GIVEN[False][manner]))
         table = WORDING_GIVEN if kind == "clinic" else LEVEL_GIVEN
         distress_cues.append((table[True][distress_cue], table[False][distress_cue]))
+    if "speech_text" in modalities:
+        spoken = SAID_GIVEN[kind]
+        distress_cues.append((spoken[True][said], spoken[False][said]))
     high = _posterior(AROUSAL_RATE, arousal_cues)
     distressed = _posterior(DISTRESS_RATE, distress_cues)
     names = CLINIC_AFFECT if kind == "clinic" else SCHOOL_AFFECT

@@ -1,5 +1,7 @@
 """Demo data for `make run`: a clinic and a school, a user for every role, patients with CT
-images, notes and speech, students with writing and spoken answers.
+images, notes and spoken recordings, students with writing and spoken answers. The recordings
+say real sentences (mlcore's committed clips): the past visits' ones are transcribed while
+seeding, in this process, before their visits are analysed; today's are left to the worker.
 
 Each person has a history: visits over the last eight weeks, analysed while seeding by the real
 engine (in this process, in batches, once the demo models exist), some of them confirmed or
@@ -25,15 +27,25 @@ from django.utils import timezone
 from mlcore.synthetic import clinical_case, ct_dicom_bytes, learner_case, wav_bytes
 from mlcore.synthetic.cases import ClinicalCase, LearnerCase
 from tessera.accounts.models import Organization, Role
+from tessera.accounts.policy import OrganizationKind
 from tessera.accounts.services import set_membership
-from tessera.jobs.demo_models import DEMO_IMAGE_SIZE, DEMO_VOICE_SECONDS
+from tessera.jobs.demo_models import DEMO_IMAGE_SIZE
 from tessera.jobs.in_process import analyse_in_process
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus
 from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import record_feedback
 from tessera.records.kinds import subject_of, visit_of
-from tessera.records.models import Cohort, Encounter, LearningSession, MediaKind, Patient, Student
+from tessera.records.models import (
+    Cohort,
+    Encounter,
+    LearningSession,
+    MediaKind,
+    Patient,
+    Student,
+    Transcript,
+    TranscriptStatus,
+)
 from tessera.records.services import (
     add_media,
     create_cohort,
@@ -42,6 +54,7 @@ from tessera.records.services import (
     create_patient,
     create_student,
 )
+from tessera.records.transcription import transcribe_now
 
 DEMO_PASSWORD = "tessera-demo"
 PATIENT_COUNT = 20
@@ -146,12 +159,38 @@ def seed_demo(*, log=print) -> list[DemoUser]:
     users = {demo.username: _demo_user(demo, organizations) for demo in DEMO_USERS}
     clinic_truth = _seed_patients(clinic, clinician=users["dr-okafor"])
     school_truth = _seed_students(school, teacher=users["ms-lindqvist"])
+    _transcribe_recordings([*clinic_truth, *school_truth], log=log)
     for organization, truth, professional in (
         (clinic, clinic_truth, users["dr-okafor"]),
         (school, school_truth, users["ms-lindqvist"]),
     ):
         _analyse_history(organization, truth, professional=professional, log=log)
     return list(DEMO_USERS)
+
+
+def _transcribe_recordings(history: list[Encounter | LearningSession], *, log) -> None:
+    """Write down what the past visits' recordings say before they are analysed by a model that
+    reads it (what was said is evidence): here, once, since no worker runs yet. Today's
+    recordings, and any no model reads yet, are left to the worker, as a new upload's are."""
+    listening = [
+        kind
+        for kind in OrganizationKind
+        if (version := active_model_version(serves=kind)) and "speech_text" in version.reads
+    ]
+    waiting = list(
+        Transcript.objects.filter(
+            media__visit_key__in=[visit.visit_key for visit in history],
+            media__organization__kind__in=listening,
+            status=TranscriptStatus.QUEUED,
+        ).values_list("pk", flat=True)
+    )
+    if not waiting:
+        return
+    log(f"Transcribing the demo's {len(waiting)} recordings (once)…")
+    started = timezone.now()
+    for transcript_id in waiting:
+        transcribe_now(transcript_id=transcript_id)
+    log(f"  done in {(timezone.now() - started).total_seconds():.0f} s")
 
 
 def _analyse_history(organization: Organization, truth: dict, *, professional, log) -> None:
@@ -276,7 +315,6 @@ def _seed_patients(clinic: Organization, *, clinician) -> dict[Encounter, Clinic
             case = clinical_case(
                 np.random.default_rng(1000 + index * VISITS_PER_PERSON + number),
                 image_size=DEMO_IMAGE_SIZE,
-                voice_seconds=DEMO_VOICE_SECONDS,
             )
             with transaction.atomic():
                 encounter = Encounter.objects.filter(
@@ -350,10 +388,7 @@ def _seed_students(school: Organization, *, teacher) -> dict[LearningSession, Le
             cohort=cohort,
         )
         for number, (title, days_ago) in enumerate(SCHOOL_VISITS):
-            case = learner_case(
-                np.random.default_rng(5000 + index * VISITS_PER_PERSON + number),
-                voice_seconds=DEMO_VOICE_SECONDS,
-            )
+            case = learner_case(np.random.default_rng(5000 + index * VISITS_PER_PERSON + number))
             with transaction.atomic():
                 session = LearningSession.objects.filter(
                     student=student, title=title

@@ -367,6 +367,9 @@ TESSERA_FEATURE_CACHE = Path(
 # tiny.en) uses this many CPU threads (0: CTranslate2's default).
 TESSERA_SPEECH_SPAN_SECONDS = env.float("TESSERA_SPEECH_SPAN_SECONDS", default=30.0)
 TESSERA_SPEECH_THREADS = env.int("TESSERA_SPEECH_THREADS", default=0)
+# An analysis of a recording whose transcript is still being made waits for it, this long at
+# most after it was requested; then it runs without what the recording says.
+TESSERA_TRANSCRIPT_WAIT_SECONDS = env.float("TESSERA_TRANSCRIPT_WAIT_SECONDS", default=120.0)
 
 # --- Security -------------------------------------------------------------------------------
 # How many reverse proxies of ours stand in front of the web server. 0: the connection's peer is
@@ -429,6 +432,7 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # django-axes announces its version at every start: not news to anyone.
-    "loggers": {"axes.apps": {"level": "WARNING"}},
+    # django-axes announces its version at every start, faster-whisper every span it hears:
+    # not news to anyone.
+    "loggers": {"axes.apps": {"level": "WARNING"}, "faster_whisper": {"level": "WARNING"}},
 }

@@ -1,14 +1,21 @@
 """Transcription with real workers (issue 20): a spoken recording uploaded in one process is
-transcribed by a worker on the `speech` queue, and shows in the API and on the page; a
-30-minute recording, worked through a span per task, does not hold up a short one queued
-after it."""
+transcribed by a worker on the `speech` queue, and shows in the API and on the page; an
+analysis requested at once waits for the transcript and reads what was said (its `speech_text`
+contribution); a 30-minute recording, worked through a span per task, does not hold up a short
+one queued after it."""
 
+import json
 import time
 
 import numpy as np
 import pytest
 import soundfile
 
+from mlcore.config import FusionConfig, ModelConfig, TaskConfig
+from mlcore.data import read_manifest
+from mlcore.registry import save_bundle
+from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, write_dataset
+from mlcore.train import TrainingConfig, train
 from tests.conftest import spoken
 from tests.integration.processes import (
     manage,
@@ -66,6 +73,70 @@ print("segment-shown", 'class="segment" data-seek="0.0"' in page)
 """
 
 
+# One of the sentences the synthetic patients say when distressed (mlcore/resources/speech).
+DISTRESSED = "I am really frightened. The pain keeps me awake and nothing I take seems to help."
+
+ANALYSE_AT_ONCE = """
+from pathlib import Path
+from django.utils import timezone
+from tessera.accounts.services import create_organization
+from tessera.jobs.services import promote_model_version, register_model_version, request_analysis
+from tessera.records.services import add_media, create_encounter, create_patient
+clinic = create_organization(name="Clinic", slug="said", kind="clinic", jurisdiction="US")
+version = register_model_version(
+    name="listening", serves="clinic", bundle_path="listening", metrics={{}}
+)
+promote_model_version(version=version, promoted_by=None)
+patient = create_patient(organization=clinic, mrn="L-1", full_name="Lee Listened")
+visit = create_encounter(patient=patient, occurred_at=timezone.now())
+with Path({note!r}).open("rb") as file:
+    add_media(attached_to=visit, kind="clinical_note", file=file, filename="note.txt")
+with Path({recording!r}).open("rb") as file:
+    add_media(attached_to=visit, kind="speech", file=file, filename="patient.wav")
+print(request_analysis(attached_to=visit, task="all").pk.hex)
+"""
+
+RESULT = """
+import json
+import uuid
+from tessera.jobs.models import AnalysisJob
+job = AnalysisJob.objects.get(pk=uuid.UUID({pk!r}))
+result = job.results.first()
+print(json.dumps({{
+    "status": job.status,
+    "error": job.error_message,
+    "used": result and result.modalities_used,
+    "contributions": result and result.contributions,
+    "rationales": result and result.rationales,
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def listening_models(tmp_path_factory):
+    """A small clinic model that reads the written note and what the recording says (the
+    shipped MiniLM, frozen), trained on synthetic cases whose spoken sentences carry distress."""
+    root = tmp_path_factory.mktemp("listening")
+    cases = read_manifest(
+        write_dataset(
+            root / "data", kind="clinic", cases=240, seed=11, image_size=32, voice_seconds=0.5
+        )
+    )
+    config = ModelConfig(
+        name="listening",
+        modalities=["text", "speech_text"],
+        fusion=FusionConfig(kind="attention", dim=64, modality_dropout=0.4),
+        tasks=TaskConfig(
+            diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)
+        ),
+    )
+    result = train(
+        config, cases[:200], cases[200:], TrainingConfig(epochs=15, batch_size=32, progress=False)
+    )
+    save_bundle(root / "listening", result.model, metrics=result.metrics)
+    return root
+
+
 @pytest.fixture
 def speech(tmp_path, models_dir):
     with throwaway_database(tmp_path) as database_url:
@@ -112,6 +183,37 @@ def test_a_worker_transcribes_a_spoken_recording_for_the_api_and_the_page(speech
     assert int(segments) >= 1
     assert "right side" in text.lower()
     assert shown[1] == "segment-shown True"
+
+
+def test_an_analysis_waits_for_the_transcript_and_reads_what_was_said(tmp_path, listening_models):
+    recording = tmp_path / "patient.wav"
+    recording.write_bytes(spoken(DISTRESSED))
+    note = tmp_path / "note.txt"
+    # a note that leaves the patient's distress open (mixed wording): what was said decides it
+    note.write_text("No new symptoms of any kind. When asked, things are up and down.\n")
+    with throwaway_database(tmp_path) as database_url:
+        env = pipeline_environment(tmp_path, database_url, listening_models)
+        manage(env, "migrate", "-v", "0")
+        log = tmp_path / "worker.log"
+        with worker_process(env, log):
+            job_id = shell(
+                env, ANALYSE_AT_ONCE.format(note=str(note), recording=str(recording))
+            ).split()[-1]
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                [(status,)] = query(
+                    database_url, f"SELECT status FROM jobs_analysisjob WHERE id = '{job_id}'"
+                )
+                if status in ("succeeded", "failed"):
+                    break
+                time.sleep(0.5)
+        result = json.loads(shell(env, RESULT.format(pk=job_id)))
+    assert result["status"] == "succeeded", (result, log.read_text()[-3000:])
+    assert result["used"] == ["text", "speech_text"]
+    said = result["contributions"]["emotion"]["speech_text"]
+    assert said > 0, result["contributions"]
+    assert said > abs(result["contributions"]["emotion"]["text"]), result["contributions"]
+    assert "what was said" in result["rationales"]["emotion"]
 
 
 def test_a_thirty_minute_recording_does_not_hold_up_a_short_one(speech, tmp_path):

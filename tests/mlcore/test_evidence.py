@@ -147,7 +147,8 @@ def test_rationales_mention_only_the_evidence_present(engine, clinic_dataset):
             assert len(quoted) <= (1 if "text" in kept else 0), sentence
         if "image" in kept:
             zone = prediction.explanation["zone"]
-            assert (zone in prediction.rationales["diagnosis"]) == raised_finding
+            raised = round(100 * prediction.contributions["suspicious_mass"]["image"]) > 0
+            assert (zone in prediction.rationales["diagnosis"]) == raised
             assert prediction.explanation["method"] == "grad-cam"
         else:
             assert prediction.explanation == {}
@@ -234,27 +235,29 @@ def test_the_pointing_game_reads_peaks_in_the_lesions_coordinates(
     truth = read_truth(clinic_dataset)
     features = [engine.prepare(case) for case in cases]
     lesions = [truth[case.id]["lesion"] for case in cases]
-    # Heatmaps at the model's input size, peaking where each lesion is (then in a far corner).
+    # Heatmaps at the model's input size, peaking where each lesion is (then in a far corner),
+    # looked up by case: the game draws only the lesions the model finds.
     side = engine.config.image.size
-    targets = iter([])
+    targets: dict[int, tuple[int, int]] = {}
 
     def peaking(model, item, *, label, device, pad_id):
-        row, column = next(targets)
+        row, column = targets[id(item)]
         heatmap = np.zeros((side, side), dtype=np.float32)
         heatmap[row, column] = 1.0
         return heatmap
 
     monkeypatch.setattr("mlcore.pointing.diagnosis_heatmap", peaking)
-    present = [lesion for lesion in lesions if lesion is not None]
-    scale = side / present[0]["size"]
-    on = [(int(lesion["row"] * scale), int(lesion["column"] * scale)) for lesion in present]
-    targets = iter(on)
+    present = [(item, lesion) for item, lesion in zip(features, lesions, strict=True) if lesion]
+    scale = side / present[0][1]["size"]
+    targets = {
+        id(item): (int(lesion["row"] * scale), int(lesion["column"] * scale))
+        for item, lesion in present
+    }
     hit = pointing_game(engine.model, features, lesions, label="suspicious_mass", pad_id=0)
-    far = [
-        (0, side - 1) if lesion["column"] < present[0]["size"] / 2 else (side - 1, 0)
-        for lesion in present
-    ]
-    targets = iter(far)
+    targets = {
+        id(item): (0, side - 1) if lesion["column"] < lesion["size"] / 2 else (side - 1, 0)
+        for item, lesion in present
+    }
     miss = pointing_game(engine.model, features, lesions, label="suspicious_mass", pad_id=0)
     if hit["cases"]:
         assert hit["hit_rate"] == 1.0

@@ -2,7 +2,6 @@
 needed), span boundaries in quiet places, and the word error rate's arithmetic."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +19,7 @@ from mlcore.speech import (
     understood,
     word_errors,
 )
-
-CLIPS = Path(__file__).resolve().parents[2] / "platform" / "tessera" / "demo_recordings"
+from mlcore.synthetic.speech import CLIPS
 
 
 def test_word_errors_count_substitutions_deletions_and_insertions():
@@ -56,7 +54,7 @@ def test_understood_weighs_segments_by_their_length():
 
 @pytest.mark.parametrize("name", ["clinic-03", "clinic-08", "school-03"])
 def test_the_shipped_model_hears_the_demo_clips(name):
-    text = json.loads((CLIPS / "texts.json").read_text())[name]
+    text = json.loads((CLIPS / "clips.json").read_text())[name]["text"]
     path = CLIPS / f"{name}.ogg"
     duration = recording_seconds(path)
     span = transcribe_span(load_speech_model(), path, start=0.0, duration=duration)

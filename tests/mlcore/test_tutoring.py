@@ -44,7 +44,7 @@ def test_a_broken_library_is_refused(tmp_path):
 
 def test_feedback_teaches_which_intervention_helps(tmp_path):
     manifest = write_dataset(
-        tmp_path / "school", kind="school", cases=120, seed=3, voice_seconds=2.0
+        tmp_path / "school", kind="school", cases=200, seed=3, voice_seconds=2.0
     )
     cases = read_manifest(manifest)
     library = InterventionLibrary.load(LIBRARY)
@@ -58,12 +58,12 @@ def test_feedback_teaches_which_intervention_helps(tmp_path):
         ),
     )
     training = TrainingConfig(epochs=20, batch_size=16, learning_rate=3e-3, progress=False)
-    result = train(config, cases[:90], cases[90:], training, library=library)
+    result = train(config, cases[:150], cases[150:], training, library=library)
     bundle = save_bundle(tmp_path / "bundle", result.model, metrics=result.metrics)
     assert json.loads((bundle / "interventions.json").read_text())["version"] == library.version
 
     engine = InferenceEngine(bundle, device="cpu")
-    held_out = cases[90:]
+    held_out = cases[150:]
     features = [engine.prepare(case) for case in held_out]
     scores = engine.forward(features)["tutoring"]
     column = [item.id for item in library.interventions].index("worked-example")

@@ -158,7 +158,9 @@ def test_an_eu_school_analyses_a_session_without_its_recording_and_says_why(
     assert result.modalities_used == ["text"]
     assert all(set(values) == {"text"} for values in result.contributions.values())
     assert result.left_out == job.left_out
-    assert result.left_out_notes[0].startswith("The recording was left out: Emotion inference")
+    assert result.left_out_notes[0].startswith(
+        "The recording's sound was left out: Emotion inference"
+    )
     assert bool(result.emotion) == (task != "tutoring")  # affect from the text
     assert bool(result.tutoring) == (task != "emotion")
 

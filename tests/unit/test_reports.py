@@ -369,4 +369,4 @@ def test_a_student_report_says_what_each_analysis_left_out_and_why(
         asked = client.post(f"/api/v1/students/{student.pk}/reports/", {})
     assert asked.status_code == 202, asked.content
     text = rendered_text(client, asked, django_capture_on_commit_callbacks, "left-out.png")
-    assert f"The recording was left out: {reason}" in text
+    assert f"The recording's sound was left out: {reason}" in text

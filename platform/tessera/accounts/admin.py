@@ -15,7 +15,7 @@ from django.db.models import Q
 from tessera.accounts import two_factor
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.permissions import administered_organizations
-from tessera.accounts.policy import Analysis
+from tessera.accounts.policy import TRANSCRIPT_AFFECT_HELP, Analysis
 from tessera.accounts.selectors import organization_of, scoped_to
 from tessera.accounts.services import set_membership, sync_staff_status
 
@@ -89,7 +89,8 @@ class OrganizationForm(forms.ModelForm):
         choices=Analysis.choices,
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        help_text="Analyses the law forbids for this organization are refused on save.",
+        help_text="Analyses the law forbids for this organization are refused on save. "
+        + TRANSCRIPT_AFFECT_HELP,
     )
 
     class Meta:

@@ -1,8 +1,8 @@
 """The demo's models, so that `make run` analyses out of the box: one for clinics (CT, note,
-speech → finding and affect) and one for schools (learner text and audio → affect and tutoring
-suggestions), trained here from mlcore's synthetic data with fixed seeds the first time they
-are needed, then registered and promoted. Nothing is downloaded: the text encoder is the MiniLM
-that ships with pip."""
+a recording's sound and what it says → finding and affect) and one for schools (learner text,
+a recording's sound and what it says → affect and tutoring suggestions), trained here from
+mlcore's synthetic data with fixed seeds the first time they are needed, then registered and
+promoted. Nothing is downloaded: the text encoder is the MiniLM that ships with pip."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +39,7 @@ from tessera.jobs.services import json_safe, promote_model_version
 # The demo's cases, for training and for the seeded people alike: a seeded case drawn at another
 # size would be, rightly, unlike the training data.
 DEMO_IMAGE_SIZE = 64
-DEMO_VOICE_SECONDS = 3.0
+DEMO_VOICE_SECONDS = 3.0  # of a recording's sound the audio encoder hears
 INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
 
 
@@ -55,6 +55,7 @@ def _fusion() -> FusionConfig:
 def _clinic_config(name: str) -> ModelConfig:
     return ModelConfig(
         name=name,
+        modalities=["image", "text", "audio", "speech_text"],
         # a nodule is small and local: a network that reads it where it is (bench/fusion.py)
         image=ImageEncoderConfig(arch="detector", size=DEMO_IMAGE_SIZE),
         audio=_audio(),
@@ -71,15 +72,15 @@ def _clinic_config(name: str) -> ModelConfig:
 def _school_config(name: str) -> ModelConfig:
     return ModelConfig(
         name=name,
-        modalities=["text", "audio"],
+        modalities=["text", "audio", "speech_text"],
         audio=_audio(),
         fusion=_fusion(),
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
             tutoring_library=str(INTERVENTIONS),
             subjects=list(TOPICS),
-            # the writing says how the lesson went; where the law keeps the recording out, the
-            # affect is read from the writing alone
+            # the writing says how the lesson went; where the law keeps the recording's sound
+            # out and the policy its transcript, the affect is read from the writing alone
             requires={"emotion": ["text"]},
         ),
     )
@@ -144,7 +145,7 @@ def ensure_demo_models(
             cases=cases,
             seed=7,
             image_size=DEMO_IMAGE_SIZE,
-            voice_seconds=DEMO_VOICE_SECONDS,
+            voice_seconds=None,  # whole sentences, as the demo's people say them
         )
         labelled = read_manifest(manifest)
         share = max(1, len(labelled) * 15 // 100)  # validation, calibration, test: 15% each

@@ -1,5 +1,9 @@
 """A job's inputs as mlcore features, cached on disk by content: the same files preprocessed
-for the same model version are decoded once."""
+for the same model version are decoded once.
+
+A recording is two inputs: its sound (`audio`) and what it says (`speech_text`, its
+transcript). The job's `left_out` may keep the sound out (then it is never read) and the
+transcript out of the affect estimate (then the model's emotion head does not see it)."""
 
 import hashlib
 import io
@@ -15,10 +19,17 @@ from django.conf import settings
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor
 from mlcore.errors import InputError
+from mlcore.speech import text_of
 from tessera.audit import services as audit
-from tessera.jobs.models import AnalysisJob
+from tessera.jobs.models import AnalysisJob, JobTask
 from tessera.records.kinds import topic_of, visit_of
-from tessera.records.models import MODALITY_OF
+from tessera.records.models import (
+    MODALITY_OF,
+    TRANSCRIPT_FINISHED,
+    Transcript,
+    TranscriptStatus,
+)
+from tessera.records.selectors import transcript_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 
@@ -48,11 +59,13 @@ def _preprocessor_for(bundle_dir: Path) -> Preprocessor:
 
 def contents_by_modality(job: AnalysisJob) -> dict[str, bytes]:
     """The newest file of each modality among the job's media, read from the content store
-    (checked, and decrypted where the organization encrypts media at rest)."""
+    (checked, and decrypted where the organization encrypts media at rest); none of an input
+    the job leaves out (a recording kept in the job for its transcript alone)."""
     store = content_store()
     newest = {}
     for asset in job.media.order_by("created_at"):
-        newest[MODALITY_OF[asset.kind]] = asset
+        if MODALITY_OF[asset.kind] not in job.left_out:
+            newest[MODALITY_OF[asset.kind]] = asset
     contents = {}
     for modality, asset in newest.items():
         try:
@@ -66,6 +79,48 @@ def contents_by_modality(job: AnalysisJob) -> dict[str, bytes]:
     return contents
 
 
+def _transcript_read(job: AnalysisJob) -> Transcript | None:
+    """The transcript of the job's newest recording, when the model reads transcripts and some
+    answer of the job may read it (not an affect estimate that may not)."""
+    if "speech_text" not in job.model_version.reads:
+        return None
+    if job.task == JobTask.EMOTION and "speech_text" in job.left_out:
+        return None
+    return (
+        Transcript.objects.filter(media__in=job.media.all()).order_by("-media__created_at").first()
+    )
+
+
+def transcript_pending(job: AnalysisJob) -> bool:
+    """Whether what the job's recording says is still being written down (the job waits for
+    it: the words are evidence)."""
+    transcript = _transcript_read(job)
+    return transcript is not None and transcript.status not in TRANSCRIPT_FINISHED
+
+
+def said_in(job: AnalysisJob) -> str | None:
+    """What the job's newest recording says, when it was transcribed and the job reads it; the
+    read is audited."""
+    transcript = _transcript_read(job)
+    if transcript is None or transcript.status != TranscriptStatus.DONE:
+        return None
+    try:
+        said = text_of(transcript_segments(transcript))
+    except StoredContentCorrupted as error:
+        raise InputError(
+            "the transcript of the recording cannot be decrypted with this server's keys; "
+            "tell your IT team"
+        ) from error
+    audit.record_each([transcript], action=audit.Action.VIEW)
+    return said or None
+
+
+def withheld_from(job: AnalysisJob) -> dict[str, list[str]]:
+    """Task → inputs it may not read: the transcript, for the affect estimate, where the
+    policy keeps it out of that (`speech_text` in the job's `left_out`)."""
+    return {"emotion": ["speech_text"]} if "speech_text" in job.left_out else {}
+
+
 def case_for(job: AnalysisJob) -> Case:
     files = contents_by_modality(job)
     return Case(
@@ -73,6 +128,7 @@ def case_for(job: AnalysisJob) -> Case:
         image=files.get("image"),
         text=files["text"].decode("utf-8-sig") if "text" in files else None,
         audio=files.get("audio"),
+        speech_text=said_in(job),
         subject=topic_of(visit_of(job)),
     )
 
@@ -84,6 +140,11 @@ def cache_key(job: AnalysisJob) -> str:
     topic = topic_of(visit_of(job))
     if topic is not None:
         digest.update(topic.encode())
+    # the same files, read otherwise: a sound left out, a transcript finished since
+    digest.update(json.dumps(sorted(job.left_out)).encode())
+    transcript = _transcript_read(job)
+    if transcript is not None and transcript.status == TranscriptStatus.DONE:
+        digest.update(transcript.sealed_segments.encode())
     return digest.hexdigest()
 
 
@@ -96,14 +157,17 @@ def prepare(job: AnalysisJob) -> Features:
     ModelUnavailable when the job's model bundle cannot be read.
 
     Features of encrypted media are never cached: the cache would hold their content (as
-    arrays) in the clear."""
+    arrays) in the clear. Which inputs each task may read is the job's, never cached."""
     if job.media.filter(encrypted=True).exists():
-        return _preprocessor(job)(case_for(job))
-    path = cache_path(job)
-    if path.is_file():
-        return _load(path)
-    features = _preprocessor(job)(case_for(job))
-    _save(features, path)
+        features = _preprocessor(job)(case_for(job))
+    else:
+        path = cache_path(job)
+        if path.is_file():
+            features = _load(path)
+        else:
+            features = _preprocessor(job)(case_for(job))
+            _save(features, path)
+    features.withheld = withheld_from(job)
     return features
 
 
@@ -114,6 +178,7 @@ def _save(features: Features, path: Path) -> None:
             ("image", features.image),
             ("text_ids", features.text_ids),
             ("audio", features.audio),
+            ("speech_ids", features.speech_ids),
         )
         if value is not None
     }
@@ -138,6 +203,7 @@ def _load(path: Path) -> Features:
             image=stored.get("image"),
             text_ids=stored.get("text_ids"),
             audio=stored.get("audio"),
+            speech_ids=stored.get("speech_ids"),
             subject=str(stored["subject"]) if "subject" in stored else None,
             # Features cached before the input checks have no facts: nothing to check.
             facts=json.loads(str(stored["facts"])) if "facts" in stored else {},

@@ -7,6 +7,7 @@ lease; a lease that runs out lets another worker take the job again. A result is
 job and model version, so a job that runs twice still has one result.
 """
 
+import json
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from mlcore.config import DEFAULT_MODALITIES
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.kinds import subject_of
@@ -68,6 +70,16 @@ class ModelVersion(models.Model):
     def bundle_dir(self) -> Path:
         return Path(settings.MLCORE_MODELS_DIR) / self.bundle_path
 
+    @property
+    def reads(self) -> list[str]:
+        """The inputs (modalities) the model reads, from its bundle's configuration; [] when
+        the bundle cannot be read (its jobs then fail, saying so)."""
+        try:
+            config = json.loads((self.bundle_dir / "config.json").read_text())
+        except (OSError, ValueError):
+            return []
+        return list(config.get("modalities", DEFAULT_MODALITIES))
+
 
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -93,6 +105,7 @@ class Activity(StrEnum):
     also the names of its timings."""
 
     NONE = ""  # queued, or finished
+    WAITING_FOR_TRANSCRIPT = "waiting for the transcript"
     PREPROCESSING = "preprocessing"
     WAITING_FOR_INFERENCE = "waiting for inference"
     INFERENCE = "inference"
@@ -100,7 +113,14 @@ class Activity(StrEnum):
 
 
 # How a person calls each input of the model.
-INPUT_NOUN = {"image": "image", "text": "text", "audio": "recording"}
+INPUT_NOUN = {"image": "image", "text": "text", "audio": "recording", "speech_text": "transcript"}
+# How a result says an input was left out, where "left out" is not the whole story: a recording's
+# sound can be left out while its transcript is read, and a transcript left out of the affect
+# estimate is still read for tutoring suggestions.
+LEFT_OUT_NOTE = {
+    "audio": "The recording's sound was left out: {reason}",
+    "speech_text": "What the recording says was not read for the affect estimate: {reason}",
+}
 
 
 class JobTask(models.TextChoices):
@@ -144,7 +164,8 @@ class AnalysisJob(models.Model):
     left_out = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Input (image, text, audio) → why the law or the policy kept it out.",
+        help_text="Input (image, text, audio: a recording's sound; speech_text: its transcript, "
+        "which is then not read for affect) → why the law or the policy kept it out.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -285,12 +306,18 @@ class AnalysisResult(models.Model):
         return answers
 
     @property
+    def inputs_used(self) -> list[str]:
+        """The inputs this analysis read, as a person names them (text, recording, transcript)."""
+        return [INPUT_NOUN.get(modality, modality) for modality in self.modalities_used]
+
+    @property
     def left_out_notes(self) -> list[str]:
         """A sentence for each input the law or the policy kept out of this analysis."""
-        return [
-            f"The {INPUT_NOUN[modality]} was left out: {reason}"
-            for modality, reason in self.left_out.items()
-        ]
+        notes = []
+        for modality, reason in self.left_out.items():
+            note = LEFT_OUT_NOTE.get(modality, "The {noun} was left out: {reason}")
+            notes.append(note.format(noun=INPUT_NOUN[modality], reason=reason))
+        return notes
 
 
 class LatestAnalysis(models.Model):

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE, TaskName, enqueue
 from tessera.jobs.heartbeat import heartbeat
-from tessera.jobs.models import Activity, AnalysisJob, Stage
+from tessera.jobs.models import Activity, AnalysisJob, JobStatus, Stage
 from tessera.jobs.services import (
     claim_for_inference,
     claim_for_preprocessing,
@@ -28,6 +28,7 @@ from tessera.jobs.services import (
     publish,
     record_timing,
     sweep_stale_jobs,
+    wait_for_transcript,
     worker_name,
 )
 
@@ -49,9 +50,16 @@ def preprocess_job(job_id: str) -> None:
     from tessera.jobs import features as job_features
 
     worker = worker_name()
+    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+    if (
+        job.status == JobStatus.QUEUED
+        and job_features.transcript_pending(job)
+        and wait_for_transcript(job=job)
+    ):
+        return  # what the recording says is evidence: back when it is written down
     if not claim_for_preprocessing(job_id=job_id, worker=worker):
         return  # finished, cancelled, or held by another worker
-    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+    job.refresh_from_db()
     started = time.monotonic()
     try:
         with heartbeat(job_ids=[job_id], worker=worker):

@@ -194,6 +194,9 @@ def feedback_cases(*, serves: str) -> list[Case]:
     for result, verdict in labelled_results(serves=serves):
         labels = labels_from(result, verdict)
         case = job_features.case_for(result.job)
+        if "speech_text" in job_features.withheld_from(result.job).get("emotion", []):
+            # the labels teach affect: never from words the policy kept out of affect
+            case.speech_text = None
         case.diagnosis, case.emotion = labels.get("diagnosis"), labels.get("emotion")
         cases.append(case)
     return cases
@@ -205,7 +208,7 @@ def training_data_hash(cases: list[Case]) -> str:
     for case in sorted(cases, key=lambda case: case.id):
         labels = {"id": case.id, "diagnosis": case.diagnosis, "emotion": case.emotion}
         digest.update(json.dumps(labels, sort_keys=True).encode())
-        for content in (case.image, case.text, case.audio, case.subject):
+        for content in (case.image, case.text, case.audio, case.speech_text, case.subject):
             content = content.encode() if isinstance(content, str) else content or b""
             digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()

@@ -145,6 +145,15 @@ def transcribe_next_span(*, transcript_id: int, start: float) -> float | None:
     return None
 
 
+def transcribe_now(*, transcript_id: int) -> None:
+    """Transcribe a whole recording in this process, span after span (the demo's seeding, which
+    analyses its history before any worker runs)."""
+    transcript = Transcript.objects.get(pk=transcript_id)
+    start: float | None = transcript.transcribed_seconds
+    while start is not None:
+        start = transcribe_next_span(transcript_id=transcript_id, start=start)
+
+
 def resume_lost_transcriptions(*, stale_after: timedelta) -> int:
     """Publish again every transcription that has not moved for `stale_after`: its message was
     lost (a broker restart), its worker died, or it predates transcription. A span published

@@ -31,6 +31,7 @@ from tessera.jobs.services.requests import (
     request_analysis,
     retry_job,
     sweep_stale_jobs,
+    wait_for_transcript,
 )
 from tessera.jobs.services.results import cancel_job, complete_job, fail_job
 
@@ -56,5 +57,6 @@ __all__ = [
     "retry_delay",
     "retry_job",
     "sweep_stale_jobs",
+    "wait_for_transcript",
     "worker_name",
 ]

@@ -4,11 +4,13 @@ the pipeline's queues; the sweeper that makes sure no job is lost; running a job
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from mlcore.config import MODALITIES
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import Analysis
 from tessera.accounts.selectors import organization_of
@@ -16,6 +18,7 @@ from tessera.celery import TaskName, enqueue
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import (
     INPUT_NOUN,
+    Activity,
     AnalysisJob,
     JobStatus,
     JobTask,
@@ -29,7 +32,12 @@ from tessera.refusals import RefusalCode, Refused
 from tessera.text import duration_in_words
 
 # The analysis each input of an affect estimate is: leaving the input out leaves the analysis out.
-AFFECT_FROM = {"text": Analysis.EMOTION_FROM_TEXT, "audio": Analysis.EMOTION_FROM_VOICE}
+# A recording is two inputs: its sound (`audio`) and what it says (`speech_text`, its transcript).
+AFFECT_FROM = {
+    "text": Analysis.EMOTION_FROM_TEXT,
+    "audio": Analysis.EMOTION_FROM_VOICE,
+    "speech_text": Analysis.EMOTION_FROM_TRANSCRIPT,
+}
 
 
 def _core_analyses(*, task: str, organization: Organization) -> list[str]:
@@ -46,21 +54,47 @@ def _core_analyses(*, task: str, organization: Organization) -> list[str]:
 
 
 def inputs_to_leave_out(
-    *, organization: Organization, task: str, media: list[MediaAsset]
+    *, organization: Organization, task: str, media: list[MediaAsset], reads: list[str]
 ) -> dict[str, str]:
-    """Input (modality) → why the law or the organization's policy keeps it out of this task.
+    """Input (modality) → why the law or the organization's policy keeps it out of this task,
+    for the inputs the model `reads`.
 
     A diagnosis reads every input without inferring affect from it; every other task infers
     affect from the text and the voice it reads, so a forbidden affect analysis keeps that
-    input out."""
+    input out. A transcript is the exception: what a recording says is the learner's or the
+    patient's words, read for tutoring suggestions whatever the policy; with affect from
+    transcripts off, it is only kept out of the affect estimate (`speech_text` here means
+    that)."""
     if task == JobTask.DIAGNOSIS:
         return {}
+    inputs = {MODALITY_OF[asset.kind] for asset in media}
+    if "audio" in inputs:
+        inputs.add("speech_text")
     left_out = {}
-    for modality in sorted({MODALITY_OF[asset.kind] for asset in media} & AFFECT_FROM.keys()):
+    for modality in sorted(inputs & AFFECT_FROM.keys() & set(reads)):
         reason = organization.refusal_for(AFFECT_FROM[modality])
         if reason:
             left_out[modality] = reason
     return left_out
+
+
+def _analysed(
+    *, media: list[MediaAsset], task: str, left_out: dict[str, str], reads: list[str]
+) -> list[MediaAsset]:
+    """The files a job reads: each one with some input the task may read. A recording whose
+    sound is left out is still read for its transcript, unless that is left out too (an affect
+    estimate where affect from transcripts is off) or the model does not read transcripts."""
+    transcript_read = "speech_text" in reads and not (
+        task == JobTask.EMOTION and "speech_text" in left_out
+    )
+    analysed = []
+    for asset in media:
+        modality = MODALITY_OF[asset.kind]
+        if task == JobTask.EMOTION and modality not in AFFECT_FROM:
+            continue
+        if modality not in left_out or (modality == "audio" and transcript_read):
+            analysed.append(asset)
+    return analysed
 
 
 def request_analysis(
@@ -74,9 +108,10 @@ def request_analysis(
     """Create a queued job for `attached_to` and publish it after the transaction commits
     (unless `publish_to_workers` is off: this process runs it, see jobs.in_process).
 
-    An input that the law or the organization's policy keeps out of the task (a recording in
-    an EU school) is left out of the job, which says so in `left_out`, when the caller let the
-    visit's files be chosen; files the caller chose are analysed as chosen or not at all.
+    An input that the law or the organization's policy keeps out of the task (a recording's
+    sound in an EU school) is left out of the job, which says so in `left_out`, when the caller
+    let the visit's files be chosen; a file the caller chose is refused when nothing of it may
+    be read (a recording whose transcript may be read is read for that, and the job says so).
 
     Raises Refused (nothing written) when the media do not belong to the visit or
     session, when there is nothing (allowed) to analyse, when the organization's policy or
@@ -101,12 +136,14 @@ def request_analysis(
         reason = organization.refusal_for(analysis)
         if reason:
             raise Refused(reason, code=RefusalCode.POLICY)
-    left_out = inputs_to_leave_out(organization=organization, task=task, media=chosen)
-    if left_out and media is not None:
+    version = active_model_version(serves=organization.kind)
+    # what the policy keeps out is said first, as if a model read every input
+    reads = version.reads if version is not None else list(MODALITIES)
+    left_out = inputs_to_leave_out(organization=organization, task=task, media=chosen, reads=reads)
+    analysed = _analysed(media=chosen, task=task, left_out=left_out, reads=reads)
+    kept_out = [a for a in chosen if a not in analysed and MODALITY_OF[a.kind] in left_out]
+    if media is not None and kept_out:
         raise Refused(" ".join(left_out.values()), code=RefusalCode.POLICY)
-    analysed = [asset for asset in chosen if MODALITY_OF[asset.kind] not in left_out]
-    if task == JobTask.EMOTION:
-        analysed = [asset for asset in analysed if MODALITY_OF[asset.kind] in AFFECT_FROM]
     if not analysed and not left_out:
         raise Refused(
             "an affect estimate needs a text or a recording: upload one first",
@@ -116,7 +153,6 @@ def request_analysis(
         raise Refused(
             _nothing_allowed_left(left_out=left_out, visit_noun=visit_noun), code=RefusalCode.POLICY
         )
-    version = active_model_version(serves=organization.kind)
     if version is None:
         raise Refused(
             f"no model serves {organization.get_kind_display().lower()}s yet: an "
@@ -144,6 +180,24 @@ def _nothing_allowed_left(*, left_out: dict[str, str], visit_noun: str) -> str:
     return f"Nothing in this {visit_noun} may be analysed: {inputs} may not be used. " + " ".join(
         left_out.values()
     )
+
+
+TRANSCRIPT_POLL_SECONDS = 2
+
+
+def wait_for_transcript(*, job: AnalysisJob) -> bool:
+    """Whether a queued job should wait for the transcript its recording is still getting
+    (`transcript_pending`, asked by the caller): yes until TESSERA_TRANSCRIPT_WAIT_SECONDS
+    after it was requested, and then it is looked at again in a moment. After that it runs
+    without what the recording says."""
+    waited = timezone.now() - job.created_at
+    if waited > timedelta(seconds=settings.TESSERA_TRANSCRIPT_WAIT_SECONDS):
+        return False
+    AnalysisJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        stage=Activity.WAITING_FOR_TRANSCRIPT, updated_at=timezone.now()
+    )
+    enqueue(TaskName.PREPROCESS, str(job.pk), countdown=TRANSCRIPT_POLL_SECONDS)
+    return True
 
 
 TASK_OF_STAGE = {Stage.PREPROCESS: TaskName.PREPROCESS, Stage.INFER: TaskName.INFER}

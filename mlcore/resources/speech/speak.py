@@ -1,7 +1,8 @@
-"""Speaks the demo's recordings (run at development time, where espeak-ng is installed):
-each text of texts.json becomes NAME.ogg, 16 kHz mono Ogg Vorbis, beside this file.
+"""Speaks the synthetic cases' recordings (run at development time, where espeak-ng is
+installed): each text of clips.json that has no clip yet becomes NAME.ogg, 16 kHz mono Ogg
+Vorbis, beside this file. `said` is the cue the sentence carries (mlcore.synthetic.truth).
 
-    python platform/tessera/demo_recordings/speak.py
+    python mlcore/resources/speech/speak.py
 
 The clips are committed, so that `make run` and the tests need nothing beyond Python."""
 
@@ -19,14 +20,14 @@ WORDS_PER_MINUTE = 150
 
 
 def main() -> None:
-    texts = json.loads((HERE / "texts.json").read_text())
+    clips = json.loads((HERE / "clips.json").read_text())
     with tempfile.TemporaryDirectory() as folder:
-        for name, text in texts.items():
+        for name, clip in clips.items():
+            if (HERE / f"{name}.ogg").exists():
+                continue
             wav = Path(folder) / f"{name}.wav"
-            subprocess.run(
-                ["espeak-ng", "-v", VOICE, "-s", str(WORDS_PER_MINUTE), "-w", str(wav), text],
-                check=True,
-            )
+            speak = ["espeak-ng", "-v", VOICE, "-s", str(WORDS_PER_MINUTE), "-w", str(wav)]
+            subprocess.run([*speak, clip["text"]], check=True)
             samples, rate = soundfile.read(wav, dtype="float32")
             # 16 kHz is what the speech model hears; espeak-ng speaks at 22.05 kHz
             samples = librosa.resample(samples, orig_sr=rate, target_sr=16_000)
