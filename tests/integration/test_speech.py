@@ -89,8 +89,6 @@ version = register_model_version(
 promote_model_version(version=version, promoted_by=None)
 patient = create_patient(organization=clinic, mrn="L-1", full_name="Lee Listened")
 visit = create_encounter(patient=patient, occurred_at=timezone.now())
-with Path({note!r}).open("rb") as file:
-    add_media(attached_to=visit, kind="clinical_note", file=file, filename="note.txt")
 with Path({recording!r}).open("rb") as file:
     add_media(attached_to=visit, kind="speech", file=file, filename="patient.wav")
 print(request_analysis(attached_to=visit, task="all").pk.hex)
@@ -114,8 +112,8 @@ print(json.dumps({{
 
 @pytest.fixture(scope="module")
 def listening_models(tmp_path_factory):
-    """A small clinic model that reads the written note and what the recording says (the
-    shipped MiniLM, frozen), trained on synthetic cases whose spoken sentences carry distress."""
+    """A small clinic model that reads what a recording says (the shipped MiniLM, frozen),
+    trained on synthetic cases whose spoken sentences carry distress."""
     root = tmp_path_factory.mktemp("listening")
     cases = read_manifest(
         write_dataset(
@@ -124,7 +122,7 @@ def listening_models(tmp_path_factory):
     )
     config = ModelConfig(
         name="listening",
-        modalities=["text", "speech_text"],
+        modalities=["speech_text"],
         fusion=FusionConfig(kind="attention", dim=64, modality_dropout=0.4),
         tasks=TaskConfig(
             diagnosis_labels=list(CLINIC_FINDINGS), emotion_labels=list(CLINIC_AFFECTS)
@@ -187,18 +185,13 @@ def test_a_worker_transcribes_a_spoken_recording_for_the_api_and_the_page(speech
 
 def test_an_analysis_waits_for_the_transcript_and_reads_what_was_said(tmp_path, listening_models):
     recording = tmp_path / "patient.wav"
-    recording.write_bytes(spoken(DISTRESSED))
-    note = tmp_path / "note.txt"
-    # a note that leaves the patient's distress open (mixed wording): what was said decides it
-    note.write_text("No new symptoms of any kind. When asked, things are up and down.\n")
+    recording.write_bytes(spoken(DISTRESSED))  # no note: the affect rests on what was said
     with throwaway_database(tmp_path) as database_url:
         env = pipeline_environment(tmp_path, database_url, listening_models)
         manage(env, "migrate", "-v", "0")
         log = tmp_path / "worker.log"
         with worker_process(env, log):
-            job_id = shell(
-                env, ANALYSE_AT_ONCE.format(note=str(note), recording=str(recording))
-            ).split()[-1]
+            job_id = shell(env, ANALYSE_AT_ONCE.format(recording=str(recording))).split()[-1]
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 [(status,)] = query(
@@ -209,11 +202,9 @@ def test_an_analysis_waits_for_the_transcript_and_reads_what_was_said(tmp_path, 
                 time.sleep(0.5)
         result = json.loads(shell(env, RESULT.format(pk=job_id)))
     assert result["status"] == "succeeded", (result, log.read_text()[-3000:])
-    assert result["used"] == ["text", "speech_text"]
-    said = result["contributions"]["emotion"]["speech_text"]
-    assert said > 0, result["contributions"]
-    assert said > abs(result["contributions"]["emotion"]["text"]), result["contributions"]
-    assert "what was said" in result["rationales"]["emotion"]
+    assert result["used"] == ["speech_text"]  # the model reads no sound; the recording's words
+    assert result["contributions"]["emotion"]["speech_text"] > 0, result["contributions"]
+    assert "what was said raised it" in result["rationales"]["emotion"], result["rationales"]
 
 
 def test_a_thirty_minute_recording_does_not_hold_up_a_short_one(speech, tmp_path):
