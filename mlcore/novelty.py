@@ -104,9 +104,13 @@ class NoveltyDetector(nn.Module):
     def forward(
         self, tokens: torch.Tensor, present: torch.Tensor, embedding: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) novelty (0 where nothing applies) and (B,) the detector that gave it."""
+        """(B,) novelty (0 where nothing applies) and (B,) the detector that gave it: the input
+        whose own detector is furthest past the limit, where one is (it says which input to look
+        at), else the furthest of all."""
         distances = self.distances(tokens, present, embedding).nan_to_num(0.0)
         novelty, source = distances.max(dim=1)
+        furthest_input, input_source = distances[:, : self.modalities].max(dim=1)
+        source = torch.where(furthest_input > self.limit, input_source, source)
         return novelty, source
 
     def describe(self, source: int, modalities: Sequence[str]) -> str:
