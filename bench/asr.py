@@ -29,7 +29,7 @@ from mlcore.speech import (
     load_speech_model,
     recording_seconds,
     text_of,
-    transcribe_span,
+    transcribe,
     word_errors,
 )
 from mlcore.speech import warm_up as warm_up_speech
@@ -37,16 +37,6 @@ from mlcore.synthetic.audio import spoken_voice, wav_bytes
 from mlcore.synthetic.speech import CLIPS, clips
 
 WER_LIMIT = 0.10  # issue 20's acceptance check
-
-
-def transcribe(model, path: Path) -> str:
-    duration = recording_seconds(path)
-    start, segments = 0.0, []
-    while start < duration:
-        span = transcribe_span(model, path, start=start, duration=duration)
-        segments += span.segments
-        start = span.end
-    return text_of(segments)
 
 
 def bootstrap_rate(errors: np.ndarray, words: np.ndarray, *, draws: int = 2000) -> tuple:
@@ -74,7 +64,10 @@ def main() -> None:
         warm_up_speech(model)
         started = time.perf_counter()
         for _ in range(args.repeats):
-            heard = {name: transcribe(model, path) for name, path in zip(texts, paths, strict=True)}
+            heard = {
+                name: text_of(transcribe(model, path))
+                for name, path in zip(texts, paths, strict=True)
+            }
         wall = (time.perf_counter() - started) / args.repeats
         label = "1 thread" if threads == 1 else "default threads"
         print(
@@ -105,7 +98,7 @@ def main() -> None:
                 clip = next(c for group in clips(kind).values() for c in group if c.name == name)
                 path = Path(folder) / f"{name}.wav"
                 path.write_bytes(wav_bytes(spoken_voice(clip, intensity=intensity, rng=rng)))
-                spoken[name] = transcribe(model, path)
+                spoken[name] = text_of(transcribe(model, path))
             counted = [word_errors(texts[name], spoken[name]) for name in texts]
             errors = np.array([errors for errors, _ in counted])
             words = np.array([words for _, words in counted])

@@ -31,38 +31,26 @@ def _subset_weights(modalities: int) -> dict[tuple[bool, ...], float]:
     }
 
 
+def answer_keys(model: MultimodalModel, task: str) -> list[str]:
+    """The answers of a task, as contributions name them: each finding for a diagnosis."""
+    return list(model.config.tasks.diagnosis_labels) if task == "diagnosis" else [task]
+
+
 def shapley_contributions(
-    model: MultimodalModel, batch: Batch, *, hidden: torch.Tensor | None = None
+    model: MultimodalModel, batch: Batch, *, hidden: dict[str, torch.Tensor] | None = None
 ) -> dict[str, torch.Tensor]:
     """{task: (B, M) Shapley values in probability units}, tasks being each diagnosis label
-    and "emotion" (of the affect the model chose with everything present). `hidden` (B, M):
-    inputs the answer may not read, which then contribute 0. Call in eval mode under
-    no_grad/inference_mode."""
-    tokens, present = model.encode(batch)
-    if hidden is not None:
-        present = present & ~hidden
+    and "emotion" (of the affect the model chose with everything present). `hidden`: task →
+    (B, M) inputs its answers may not read, which then contribute 0 to them. Call in eval mode
+    under no_grad/inference_mode."""
+    tokens, present = model.encode(batch)  # once, whatever each task may read
+    values = _subset_values(model, tokens, present, batch.subject)
+    for task, inputs in (hidden or {}).items():
+        apart = _subset_values(model, tokens, present & ~inputs, batch.subject)
+        values.update({key: apart[key] for key in answer_keys(model, task) if key in apart})
     modalities = len(model.modalities)
     subsets = list(product((False, True), repeat=modalities))
     cases = len(batch)
-    # One pass over every subset of every case: (2^M * B) rows.
-    masks = torch.tensor(subsets, device=present.device).repeat_interleave(cases, dim=0)
-    output = model.decide(
-        tokens.repeat(len(subsets), 1, 1),
-        present.repeat(len(subsets), 1) & masks,
-        batch.subject.repeat(len(subsets), 1),
-    )
-    values: dict[str, torch.Tensor] = {}  # task -> (2^M, B) value of each subset
-    if output.diagnosis is not None:
-        probabilities = model.diagnosis.probabilities(output.diagnosis.float())
-        for column, label in enumerate(model.config.tasks.diagnosis_labels):
-            values[label] = probabilities[:, column].reshape(len(subsets), cases)
-    if output.emotion is not None:
-        probabilities = model.emotion.probabilities(output.emotion.float())
-        probabilities = probabilities.reshape(len(subsets), cases, -1)
-        chosen = probabilities[-1].argmax(dim=-1)  # the last subset is everything
-        values["emotion"] = probabilities.gather(
-            2, chosen.expand(len(subsets), cases).unsqueeze(-1)
-        ).squeeze(-1)
     index = {subset: row for row, subset in enumerate(subsets)}
     weights = _subset_weights(modalities)
     result = {}
@@ -77,3 +65,31 @@ def shapley_contributions(
                 contribution[:, player] += weights[subset] * gain
         result[task] = contribution
     return result
+
+
+def _subset_values(
+    model: MultimodalModel, tokens: torch.Tensor, present: torch.Tensor, subject: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Answer → (2^M, B) the value of each subset of the present modalities: fusion and heads
+    over every subset of every case in one pass ((2^M * B) rows)."""
+    subsets = list(product((False, True), repeat=len(model.modalities)))
+    cases = len(present)
+    masks = torch.tensor(subsets, device=present.device).repeat_interleave(cases, dim=0)
+    output = model.decide(
+        tokens.repeat(len(subsets), 1, 1),
+        present.repeat(len(subsets), 1) & masks,
+        subject.repeat(len(subsets), 1),
+    )
+    values: dict[str, torch.Tensor] = {}
+    if output.diagnosis is not None:
+        probabilities = model.diagnosis.probabilities(output.diagnosis.float())
+        for column, label in enumerate(model.config.tasks.diagnosis_labels):
+            values[label] = probabilities[:, column].reshape(len(subsets), cases)
+    if output.emotion is not None:
+        probabilities = model.emotion.probabilities(output.emotion.float())
+        probabilities = probabilities.reshape(len(subsets), cases, -1)
+        chosen = probabilities[-1].argmax(dim=-1)  # the last subset is everything
+        values["emotion"] = probabilities.gather(
+            2, chosen.expand(len(subsets), cases).unsqueeze(-1)
+        ).squeeze(-1)
+    return values

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mlcore.abstention import diagnosis_confidence, emotion_confidence, needs_person
-from mlcore.contributions import shapley_contributions
+from mlcore.contributions import answer_keys, shapley_contributions
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
 from mlcore.evidence import heatmap_zone, moving_sentences, rationale, sentence_variants
@@ -104,13 +104,8 @@ def forward_in_batches(
                     values[f"{task}_logits"] = logits
                     values[task] = getattr(model, task).probabilities(logits.float())
             if contributions:
-                shares = shapley_contributions(model, batch)
-                for task, hidden in withheld.items():
-                    if task != "tutoring":
-                        apart = shapley_contributions(model, batch, hidden=hidden)
-                        shares.update({key: apart[key] for key in _answers_of(task, model)})
-                for task, task_shares in shares.items():
-                    values[f"{CONTRIBUTION}{task}"] = task_shares
+                for task, shares in shapley_contributions(model, batch, hidden=withheld).items():
+                    values[f"{CONTRIBUTION}{task}"] = shares
             for name, value in values.items():
                 if value is not None:
                     chunks.setdefault(name, []).append(value.float().cpu().numpy())
@@ -131,11 +126,6 @@ def _withheld(
         )
         for task in tasks
     }
-
-
-def _answers_of(task: str, model: MultimodalModel) -> list[str]:
-    """The contributions' keys of a task: each finding for a diagnosis."""
-    return list(model.config.tasks.diagnosis_labels) if task == "diagnosis" else [task]
 
 
 def unlike_training(
@@ -271,7 +261,7 @@ class InferenceEngine:
         hidden = {
             key: inputs
             for task, inputs in features.withheld.items()
-            for key in _answers_of(task, model)
+            for key in answer_keys(model, task)
         }
         unlike = unlike_training(model, arrays, row, features)
         entropies = []

@@ -230,6 +230,18 @@ def transcribe_span(
     return Span(segments=segments, end=end, language=info.language)
 
 
+def transcribe(model: SpeechModel, source: Recording) -> list[Segment]:
+    """The whole recording's segments, span after span in this process (development scripts,
+    benchmarks; the platform publishes a task per span instead). Raises InputError."""
+    duration = recording_seconds(source)
+    start, segments = 0.0, []
+    while start < duration:
+        span = transcribe_span(model, source, start=start, duration=duration)
+        segments += span.segments
+        start = span.end
+    return segments
+
+
 def understood(segments: Iterable[Segment]) -> bool:
     """Whether the recogniser understood the words: the mean log-probability per token,
     weighted by each segment's length, is at UNDERSTOOD_LOG_PROBABILITY or above, a looping

@@ -33,7 +33,7 @@ from tessera.jobs.demo_models import DEMO_IMAGE_SIZE
 from tessera.jobs.in_process import analyse_in_process
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus
-from tessera.jobs.selectors import active_model_version
+from tessera.jobs.selectors import active_model_version, model_inputs
 from tessera.jobs.services import record_feedback
 from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import (
@@ -175,7 +175,8 @@ def _transcribe_recordings(history: list[Encounter | LearningSession], *, log) -
     listening = [
         kind
         for kind in OrganizationKind
-        if (version := active_model_version(serves=kind)) and "speech_text" in version.reads
+        if (version := active_model_version(serves=kind))
+        and "speech_text" in model_inputs(version=version)
     ]
     waiting = list(
         Transcript.objects.filter(

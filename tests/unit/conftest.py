@@ -2,6 +2,7 @@
 an image, a note and a recording."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -46,15 +47,16 @@ def bundle_dir(tmp_path_factory):
     return root / "clinic-v1"
 
 
-@pytest.fixture(scope="module")
-def school_bundle_dir(tmp_path_factory):
-    """A tiny school model: learner text and audio → affect and tutoring suggestions."""
-    root = tmp_path_factory.mktemp("school-models")
-    cases = read_manifest(
-        write_dataset(root / "data", kind="school", cases=24, seed=3, voice_seconds=2.0)
+def tiny_school_bundle(
+    root: Path, name: str, *, modalities: list[str], cases: int, seed: int, train_on: int, **data
+) -> Path:
+    """A tiny school model (affect and tutoring suggestions from `modalities`), trained for one
+    epoch on the first `train_on` of `cases` synthetic sessions, saved as `root / name`."""
+    labelled = read_manifest(
+        write_dataset(root / f"{name}-data", kind="school", cases=cases, seed=seed, **data)
     )
     config = tiny_config(
-        modalities=["text", "audio"],
+        modalities=modalities,
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
             tutoring_library=str(INTERVENTIONS),
@@ -63,13 +65,26 @@ def school_bundle_dir(tmp_path_factory):
     )
     result = train(
         config,
-        cases[:16],
-        cases[16:],
+        labelled[:train_on],
+        labelled[train_on:],
         TrainingConfig(epochs=1, batch_size=8, progress=False),
         library=InterventionLibrary.load(INTERVENTIONS),
     )
-    save_bundle(root / "school-v1", result.model, metrics=result.metrics)
-    return root / "school-v1"
+    return save_bundle(root / name, result.model, metrics=result.metrics)
+
+
+@pytest.fixture(scope="module")
+def school_bundle_dir(tmp_path_factory):
+    """A tiny school model: learner text and audio → affect and tutoring suggestions."""
+    return tiny_school_bundle(
+        tmp_path_factory.mktemp("school-models"),
+        "school-v1",
+        modalities=["text", "audio"],
+        cases=24,
+        seed=3,
+        train_on=16,
+        voice_seconds=2.0,
+    )
 
 
 @pytest.fixture

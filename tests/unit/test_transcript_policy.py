@@ -9,16 +9,13 @@ import pytest
 from mlcore.config import TaskConfig
 from mlcore.data import read_manifest
 from mlcore.engine import InferenceEngine
-from mlcore.heads import InterventionLibrary
 from mlcore.registry import save_bundle
 from mlcore.speech import Segment
-from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, SCHOOL_AFFECTS, write_dataset
-from mlcore.synthetic.text import TOPICS
+from mlcore.synthetic import CLINIC_AFFECTS, CLINIC_FINDINGS, write_dataset
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import Analysis, default_policy
 from tessera.accounts.services import create_organization
-from tessera.jobs.demo_models import INTERVENTIONS
 from tessera.jobs.features import prepare, withheld_from
 from tessera.jobs.models import JobStatus
 from tessera.jobs.services import promote_model_version, register_model_version, request_analysis
@@ -33,7 +30,7 @@ from tessera.records.services import (
 )
 from tests.conftest import upload
 from tests.mlcore.conftest import tiny_config
-from tests.unit.conftest import WHEN
+from tests.unit.conftest import WHEN, tiny_school_bundle
 
 SAID = "I keep getting it wrong and I do not know why."
 WRITTEN = b"I kept getting it wrong."
@@ -58,22 +55,15 @@ def speech_bundles(tmp_path_factory):
         TrainingConfig(epochs=1, batch_size=8, progress=False),
     )
     save_bundle(root / "clinic-speech", clinic.model, metrics=clinic.metrics)
-    school_cases = read_manifest(write_dataset(root / "school", kind="school", cases=16, seed=3))
-    school = train(
-        tiny_config(
-            modalities=["text", "audio", "speech_text"],
-            tasks=TaskConfig(
-                emotion_labels=list(SCHOOL_AFFECTS),
-                tutoring_library=str(INTERVENTIONS),
-                subjects=list(TOPICS),
-            ),
-        ),
-        school_cases[:12],
-        school_cases[12:],
-        TrainingConfig(epochs=1, batch_size=8, progress=False),
-        library=InterventionLibrary.load(INTERVENTIONS),
+    tiny_school_bundle(
+        root,
+        "school-speech",
+        modalities=["text", "audio", "speech_text"],
+        cases=16,
+        seed=3,
+        train_on=12,
+        voice_seconds=3.0,  # write_dataset's default, as before
     )
-    save_bundle(root / "school-speech", school.model, metrics=school.metrics)
     return root
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.speech import load_speech_model, recording_seconds, text_of, transcribe_span
+from mlcore.speech import load_speech_model, text_of, transcribe
 from mlcore.synthetic.audio import spoken_voice, wav_bytes
 from mlcore.synthetic.speech import CLIPS, HEARD_AT, HEARD_SEEDS, clips
 
@@ -23,8 +23,7 @@ from mlcore.synthetic.speech import CLIPS, HEARD_AT, HEARD_SEEDS, clips
 def hear(model, clip, intensity: float, seed: int, path: Path) -> str:
     samples = spoken_voice(clip, intensity=intensity, rng=np.random.default_rng(seed))
     path.write_bytes(wav_bytes(samples))
-    span = transcribe_span(model, path, start=0.0, duration=recording_seconds(path))
-    return text_of(span.segments)
+    return text_of(transcribe(model, path))
 
 
 def main() -> None:

@@ -81,7 +81,7 @@ def prohibition(*, kind: str, jurisdiction: str, analysis: str) -> str | None:
     return None
 
 
-def off_by_default(*, kind: str, jurisdiction: str, analysis: str) -> bool:
+def _off_by_default(*, kind: str, jurisdiction: str, analysis: str) -> bool:
     """Whether a lawful analysis starts off, for the organization to turn on knowingly."""
     return (
         kind == OrganizationKind.SCHOOL
@@ -97,5 +97,5 @@ def default_policy(*, kind: str, jurisdiction: str) -> list[str]:
         analysis.value
         for analysis in _OFFERED[OrganizationKind(kind)]
         if prohibition(kind=kind, jurisdiction=jurisdiction, analysis=analysis) is None
-        and not off_by_default(kind=kind, jurisdiction=jurisdiction, analysis=analysis)
+        and not _off_by_default(kind=kind, jurisdiction=jurisdiction, analysis=analysis)
     ]

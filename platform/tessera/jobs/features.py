@@ -22,6 +22,7 @@ from mlcore.errors import InputError
 from mlcore.speech import text_of
 from tessera.audit import services as audit
 from tessera.jobs.models import AnalysisJob, JobTask
+from tessera.jobs.selectors import model_inputs
 from tessera.records.kinds import topic_of, visit_of
 from tessera.records.models import (
     MODALITY_OF,
@@ -82,9 +83,9 @@ def contents_by_modality(job: AnalysisJob) -> dict[str, bytes]:
 def _transcript_read(job: AnalysisJob) -> Transcript | None:
     """The transcript of the job's newest recording, when the model reads transcripts and some
     answer of the job may read it (not an affect estimate that may not)."""
-    if "speech_text" not in job.model_version.reads:
+    if "speech_text" not in model_inputs(version=job.model_version):
         return None
-    if job.task == JobTask.EMOTION and "speech_text" in job.left_out:
+    if job.task == JobTask.EMOTION and "speech_text" in withheld_from(job).get("emotion", ()):
         return None
     return (
         Transcript.objects.filter(media__in=job.media.all()).order_by("-media__created_at").first()

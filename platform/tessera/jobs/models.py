@@ -7,7 +7,6 @@ lease; a lease that runs out lets another worker take the job again. A result is
 job and model version, so a job that runs twice still has one result.
 """
 
-import json
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +15,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from mlcore.config import DEFAULT_MODALITIES
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.kinds import subject_of
@@ -69,16 +67,6 @@ class ModelVersion(models.Model):
     @property
     def bundle_dir(self) -> Path:
         return Path(settings.MLCORE_MODELS_DIR) / self.bundle_path
-
-    @property
-    def reads(self) -> list[str]:
-        """The inputs (modalities) the model reads, from its bundle's configuration; [] when
-        the bundle cannot be read (its jobs then fail, saying so)."""
-        try:
-            config = json.loads((self.bundle_dir / "config.json").read_text())
-        except (OSError, ValueError):
-            return []
-        return list(config.get("modalities", DEFAULT_MODALITIES))
 
 
 class JobStatus(models.TextChoices):

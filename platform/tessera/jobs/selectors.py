@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from mlcore.card import card_sections
 from mlcore.config import ModelConfig
+from mlcore.errors import ConfigError
 from tessera.accounts.permissions import model_kinds_readable_by
 from tessera.jobs.models import ModelVersion
 
@@ -42,3 +43,17 @@ def model_labels(*, version: ModelVersion) -> tuple[list[str], list[str]]:
 def _labels(bundle_dir: Path) -> tuple[list[str], list[str]]:
     tasks = ModelConfig.load(bundle_dir / "config.json").tasks
     return list(tasks.diagnosis_labels), list(tasks.emotion_labels)
+
+
+def model_inputs(*, version: ModelVersion) -> tuple[str, ...]:
+    """The inputs (modalities) a model version reads, from its bundle; () when the bundle
+    cannot be read here (its jobs then fail, saying so)."""
+    try:
+        return _inputs(version.bundle_dir)
+    except (OSError, ConfigError):
+        return ()
+
+
+@lru_cache(maxsize=32)
+def _inputs(bundle_dir: Path) -> tuple[str, ...]:
+    return tuple(ModelConfig.load(bundle_dir / "config.json").modalities)

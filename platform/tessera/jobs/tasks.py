@@ -50,7 +50,9 @@ def preprocess_job(job_id: str) -> None:
     from tessera.jobs import features as job_features
 
     worker = worker_name()
-    job = AnalysisJob.objects.select_related("model_version").get(pk=job_id)
+    job = AnalysisJob.objects.select_related("model_version").filter(pk=job_id).first()
+    if job is None:
+        return  # erased with its record since it was published
     if (
         job.status == JobStatus.QUEUED
         and job_features.transcript_pending(job)

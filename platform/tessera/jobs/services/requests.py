@@ -1,6 +1,7 @@
 """Requests for analysis, with the organization's policy and the law; publishing a job to
 the pipeline's queues; the sweeper that makes sure no job is lost; running a job again."""
 
+from collections.abc import Collection
 from datetime import timedelta
 from functools import partial
 
@@ -24,7 +25,7 @@ from tessera.jobs.models import (
     JobTask,
     Stage,
 )
-from tessera.jobs.selectors import active_model_version
+from tessera.jobs.selectors import active_model_version, model_inputs
 from tessera.jobs.services.results import fail_job
 from tessera.records.kinds import Visit, kind_of, subject_of, visit_fields, visit_of
 from tessera.records.models import MODALITY_OF, MediaAsset
@@ -54,7 +55,7 @@ def _core_analyses(*, task: str, organization: Organization) -> list[str]:
 
 
 def inputs_to_leave_out(
-    *, organization: Organization, task: str, media: list[MediaAsset], reads: list[str]
+    *, organization: Organization, task: str, media: list[MediaAsset], reads: Collection[str]
 ) -> dict[str, str]:
     """Input (modality) → why the law or the organization's policy keeps it out of this task,
     for the inputs the model `reads`.
@@ -79,7 +80,7 @@ def inputs_to_leave_out(
 
 
 def _analysed(
-    *, media: list[MediaAsset], task: str, left_out: dict[str, str], reads: list[str]
+    *, media: list[MediaAsset], task: str, left_out: dict[str, str], reads: Collection[str]
 ) -> list[MediaAsset]:
     """The files a job reads: each one with some input the task may read. A recording whose
     sound is left out is still read for its transcript, unless that is left out too (an affect
@@ -138,7 +139,7 @@ def request_analysis(
             raise Refused(reason, code=RefusalCode.POLICY)
     version = active_model_version(serves=organization.kind)
     # what the policy keeps out is said first, as if a model read every input
-    reads = version.reads if version is not None else list(MODALITIES)
+    reads = model_inputs(version=version) if version is not None else MODALITIES
     left_out = inputs_to_leave_out(organization=organization, task=task, media=chosen, reads=reads)
     analysed = _analysed(media=chosen, task=task, left_out=left_out, reads=reads)
     kept_out = [a for a in chosen if a not in analysed and MODALITY_OF[a.kind] in left_out]
