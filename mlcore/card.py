@@ -28,6 +28,11 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
         f"- Tutoring: {'a library of interventions' if tasks.tutoring_library else 'off'}",
         f"- Text encoder: {config.text.source}",
+        *(
+            f"- {words} read only: {', '.join(tasks.reads[task])}"
+            for task, words in (("diagnosis", "Findings"), ("emotion", "Affect"))
+            if task in tasks.reads
+        ),
         *_needs_person_lines(config),
         "",
         "## Data",

@@ -29,6 +29,10 @@ class ImageEncoderConfig:
     block_config: tuple[int, ...] = (6, 12, 24, 16)
     # The detector's convolutions: the first halves the resolution, the others keep it.
     channels: tuple[int, ...] = (16, 32, 32, 32)
+    # How the detector gathers its positions' answers into one: "mean" (bundles saved before
+    # this existed) or "max", the strongest position's, which another scanner's noise moves
+    # far less than it moves the mean of every position's rectified response to it.
+    pooling: str = "mean"
     trainable: bool = True
     # How pixel values become the model's input. "fixed": CT through a fixed window in
     # Hounsfield units (`ct_window`: centre and width, the lung window by default), other images
@@ -81,6 +85,10 @@ class TaskConfig:
     # Task (diagnosis, emotion) → the modalities it cannot answer without ("needs a person:
     # evidence missing" when the case lacks one); a task not listed needs none in particular.
     requires: dict[str, list[str]] = field(default_factory=dict)
+    # Task (diagnosis, emotion) → the only modalities its head reads: the others never move its
+    # answer (a voice says nothing about a nodule, and a head that may read it learns the noise
+    # of its training split, which then counts among its reasons). A task not listed reads all.
+    reads: dict[str, list[str]] = field(default_factory=dict)
     # Task → the confidence below which it says "needs a person": proposed by training from the
     # validation and calibration splits (mlcore.abstention); an organization may set its own.
     abstain_below: dict[str, float] = field(default_factory=dict)
@@ -139,6 +147,8 @@ class ModelConfig:
             raise ConfigError(
                 f"image.intensity must be fixed or standardise, not {self.image.intensity!r}"
             )
+        if self.image.pooling not in ("mean", "max"):
+            raise ConfigError(f"image.pooling must be mean or max, not {self.image.pooling!r}")
         if len(self.image.ct_window) != 2 or self.image.ct_window[1] <= 0:
             raise ConfigError("image.ct_window is (centre, width) in HU, with a positive width")
         if not (self.tasks.diagnosis_labels or self.tasks.emotion_labels):
@@ -149,6 +159,14 @@ class ModelConfig:
                     f"tasks.requires: {task!r} must be diagnosis or emotion, needing some of "
                     f"{self.modalities}, not {needed}"
                 )
+        for task, read in self.tasks.reads.items():
+            if task not in ("diagnosis", "emotion") or not set(read) <= set(self.modalities):
+                raise ConfigError(
+                    f"tasks.reads: {task!r} must be diagnosis or emotion, reading some of "
+                    f"{self.modalities}, not {read}"
+                )
+            if not set(self.tasks.requires.get(task, ())) <= set(read):
+                raise ConfigError(f"tasks.reads: {task!r} must read every modality it requires")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -257,10 +257,11 @@ class InferenceEngine:
         model, config = self.model, self.config
         modalities = config.modalities
         used = [m for m, present in zip(modalities, arrays["present"][row], strict=True) if present]
-        # what each answer could not read, by contribution key (each finding, or emotion)
+        # what each answer could not read, by contribution key (each finding, or emotion): what
+        # the case withholds from it, and what its head never reads
         hidden = {
-            key: inputs
-            for task, inputs in features.withheld.items()
+            key: {*features.withheld.get(task, ()), *(set(modalities) - set(model.reads(task)))}
+            for task in ("diagnosis", "emotion")
             for key in answer_keys(model, task)
         }
         unlike = unlike_training(model, arrays, row, features)

@@ -47,8 +47,21 @@ class MultimodalModel(nn.Module):
             if library is not None
             else None
         )
+        for task in ("diagnosis", "emotion"):
+            read = tasks.reads.get(task, self.modalities)
+            # not saved: the configuration beside the weights says it
+            self.register_buffer(
+                f"{task}_reads",
+                torch.tensor([modality in read for modality in self.modalities]),
+                persistent=False,
+            )
         # How unlike the training data a case is; fitted after training (mlcore.novelty).
         self.novelty = NoveltyDetector(dim, len(self.modalities), max(1, len(tasks.emotion_labels)))
+
+    def reads(self, task: str) -> list[str]:
+        """The modalities the head of `task` (diagnosis or emotion) reads."""
+        mask = getattr(self, f"{task}_reads")
+        return [modality for modality, read in zip(self.modalities, mask, strict=True) if read]
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M, D) modality vectors (zeros where missing) and the (B, M) presence mask."""
@@ -81,19 +94,22 @@ class MultimodalModel(nn.Module):
     def decide(self, tokens: torch.Tensor, present: torch.Tensor, subject: torch.Tensor) -> Output:
         """Fusion and heads over encoded modalities: `present` may hide some of them (none at
         all gives the model's answer with no evidence), which is how contributions are
-        measured without encoding anything twice."""
+        measured without encoding anything twice. A task's head sees only the modalities it
+        reads (`TaskConfig.reads`)."""
         fused = self.fusion(tokens, present)
         output = Output(embedding=fused.embedding, weights=fused.weights, present=present)
         for name in ("diagnosis", "emotion"):
             head = getattr(self, name)
             if head is None:
                 continue
+            reads = getattr(self, f"{name}_reads")
+            read = fused if reads.all() else self.fusion(tokens, present & reads)
             if self.fusion.combines_predictions:
                 # Late fusion: each modality predicts; the gate weighs the predictions.
                 per_modality = head(tokens)  # (B, M, classes)
-                setattr(output, name, (per_modality * fused.weights.unsqueeze(-1)).sum(dim=1))
+                setattr(output, name, (per_modality * read.weights.unsqueeze(-1)).sum(dim=1))
             else:
-                setattr(output, name, head(fused.embedding))
+                setattr(output, name, head(read.embedding))
         if self.tutoring is not None:
             output.tutoring = self.tutoring(fused.embedding, subject)
         return output

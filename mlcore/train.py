@@ -52,6 +52,11 @@ class TrainingConfig:
     # nodule rather than learn where one side's borders lie. Turn off for findings that name
     # a side.
     mirror_images: bool = True
+    # Hear each training recording as another microphone might have taken it (`_re_recorded`):
+    # another gain, another room's noise floor, sometimes a narrower band. A voice's loudness
+    # carries arousal, so a model that never heard another microphone reads a quieter one's
+    # as a calmer voice.
+    vary_microphones: bool = False
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -106,6 +111,33 @@ def _mirrored(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """`images` with about half of them flipped left to right (the last axis)."""
     flip = torch.rand(len(images), generator=generator) < 0.5
     return torch.where(flip.view(-1, *[1] * (images.dim() - 1)), images.flip(-1), images)
+
+
+# Ranges of `_re_recorded`, in the log-mel's units (dB / 20, mlcore.io.audio): gain within
+# ±3 dB; a noise floor between -42 and -20 dB (a quiet room's hiss sits near -40 dB); with
+# probability 1/2, the lowest bins up to an eighth and the highest from three fifths of the
+# band up muffled by 40 dB.
+GAIN_DB = 3.0
+NOISE_FLOOR = (-2.1, -1.0)
+MUFFLED = 2.0
+
+
+def _re_recorded(audio: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Log-mel `audio` (B, 1, mels, frames) as other microphones would have taken it."""
+    count, mels = len(audio), audio.shape[-2]
+
+    def draw(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand((count, 1, 1, 1), generator=generator)
+
+    level = audio + draw(-GAIN_DB, GAIN_DB) / 20.0
+    band = torch.arange(mels).view(1, 1, mels, 1)
+    low_cut, high_cut = draw(0, mels / 8).floor(), draw(3 * mels / 5, mels).ceil()
+    narrow = torch.rand((count, 1, 1, 1), generator=generator) < 0.5
+    outside = narrow & ((band < low_cut) | (band >= high_cut))
+    level = level - MUFFLED * outside
+    floor = draw(*NOISE_FLOOR)
+    # powers add: 10^(2x) is a log-mel value's power
+    return torch.log10(10.0 ** (2 * level) + 10.0 ** (2 * floor)) / 2
 
 
 def training_loss(
@@ -307,7 +339,7 @@ def train(
         optimizer, _schedule(steps_per_epoch * training.epochs, training.warmup_fraction)
     )
     shuffler = torch.Generator().manual_seed(training.seed)
-    mirror = torch.Generator().manual_seed(training.seed + 1)
+    augmentation = torch.Generator().manual_seed(training.seed + 1)
     best_state, best_score, best_epoch, history = None, -1.0, 0, []
 
     with _texts_embedded_once(model):
@@ -331,7 +363,9 @@ def train(
                     interventions=interventions,
                 )
                 if training.mirror_images and batch.image is not None:
-                    batch.image = _mirrored(batch.image, mirror)
+                    batch.image = _mirrored(batch.image, augmentation)
+                if training.vary_microphones and batch.audio is not None:
+                    batch.audio = _re_recorded(batch.audio, augmentation)
                 batch = batch.to(device)
                 with autocast(device):
                     loss = training_loss(

@@ -44,9 +44,11 @@ class LesionDetector(nn.Module):
             channels_in = channels
         layers.append(convolution(channels_in, dim, kernel_size=1))
         self.features = nn.Sequential(*layers)
+        self.pooling = config.pooling
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.features(images).flatten(start_dim=2).mean(dim=2)
+        positions = self.features(images).flatten(start_dim=2)
+        return positions.amax(dim=2) if self.pooling == "max" else positions.mean(dim=2)
 
 
 class ImageEncoder(nn.Module):

@@ -7,6 +7,7 @@ set of modalities, and where its lesion is.
 split) and `site` the scanner and microphone (home, or another site's: the site-shift split).
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,7 +108,14 @@ def clinical_case(
     voice_seconds: float | None = None,
     phrasing: str = "seen",
     site: str = "home",
+    silent: Collection[str] = (),
 ) -> ClinicalCase:
+    """A case drawn from the generative model (mlcore.synthetic.truth). The cues named in
+    `silent` (of truth.SILENT) take the value that says least either way, whatever the hidden
+    state: probe cases in which the other cues alone carry the evidence."""
+    unknown = set(silent) - set(truth.SILENT)
+    if unknown:
+        raise ValueError(f"silent cues must be among {', '.join(truth.SILENT)}: {unknown}")
     scanner, microphone = SITES[site]
     disease = bool(rng.random() < truth.DISEASE_RATE)
     shows_lesion = bool(rng.random() < truth.LESION_GIVEN[disease])
@@ -119,6 +127,10 @@ def clinical_case(
     distressed = bool(rng.random() < truth.DISTRESS_RATE)
     wording = _draw(rng, truth.WORDING_GIVEN[distressed])
     said = _draw(rng, truth.SAID_GIVEN["clinic"][distressed])
+    quiet = {cue: truth.SILENT[cue] for cue in silent}
+    symptom, manner = quiet.get("symptom", symptom), quiet.get("manner", manner)
+    wording, said = quiet.get("wording", wording), quiet.get("said", said)
+    intensity = quiet.get("voice", intensity)
 
     hounsfield, spot = synthetic_slice(
         lesion=shows_lesion,

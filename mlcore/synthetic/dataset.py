@@ -35,14 +35,18 @@ def write_dataset(
     image_size: int = 64,
     voice_seconds: float | None = 3.0,
     split: str = "standard",
+    silent: tuple[str, ...] = (),
 ) -> Path:
     """Returns the manifest's path. `kind` is clinic (image, note, speech; finding and affect)
-        or school (learner text and audio; affect and subject). A recording is its first
-    `voice_seconds` (None: the whole sentence)."""
+    or school (learner text and audio; affect and subject). A recording is its first
+    `voice_seconds` (None: the whole sentence). `silent`: clinic cues that say nothing in
+    every case (mlcore.synthetic.cases.clinical_case), for probes."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     if kind not in ("clinic", "school"):
         raise ValueError(f"kind must be clinic or school, not {kind!r}")
+    if silent and kind != "clinic":
+        raise ValueError("only clinic cases have cues that can be made silent")
     directory = Path(directory)
     for folder in ("images", "texts", "audio", "speech"):
         (directory / folder).mkdir(parents=True, exist_ok=True)
@@ -59,7 +63,11 @@ def write_dataset(
         known: dict = {"id": name, "split": split}
         if kind == "clinic":
             case = clinical_case(
-                rng, image_size=image_size, voice_seconds=voice_seconds, **SPLITS[split]
+                rng,
+                image_size=image_size,
+                voice_seconds=voice_seconds,
+                silent=silent,
+                **SPLITS[split],
             )
             (directory / "images" / f"{name}.dcm").write_bytes(
                 ct_dicom_bytes(

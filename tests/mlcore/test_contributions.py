@@ -92,3 +92,22 @@ def test_predictions_carry_contributions_per_answer_for_the_inputs_used(clinic_d
     assert set(prediction.contributions) == {"suspicious_mass", "emotion"}
     for values in prediction.contributions.values():
         assert set(values) == {"image", "text"}
+
+
+def test_an_input_a_task_does_not_read_is_not_among_its_contributions(clinic_dataset, tmp_path):
+    """`TaskConfig.reads`: the finding never reads the recording, so the card never says what
+    the recording did to it (a model that still read it would contribute, and one that listed
+    it would say it "barely moved" an answer it cannot move); the affect still names it."""
+    cases = read_manifest(clinic_dataset)
+    config = tiny_config()
+    config.tasks.reads = {"diagnosis": ["image", "text"]}
+    result = train(
+        config, cases[:24], cases[24:36], TrainingConfig(epochs=1, batch_size=12, progress=False)
+    )
+    engine = InferenceEngine(save_bundle(tmp_path / "b", result.model, metrics=result.metrics))
+    (prediction,) = engine.predict([cases[40]])
+    assert set(prediction.contributions["suspicious_mass"]) == {"image", "text"}
+    assert set(prediction.contributions["emotion"]) == {"image", "text", "audio"}
+    assert "recording" not in prediction.rationales["diagnosis"]
+    assert "the recording" in prediction.rationales["emotion"]
+    assert engine.model.reads("diagnosis") == ["image", "text"], "the bundle keeps what it reads"

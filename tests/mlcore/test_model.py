@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -64,6 +65,34 @@ def test_sum_fusion_adds_each_modality_s_own_term_to_the_logits():
             torch.testing.assert_close(everything.diagnosis - without.diagnosis, own_term)
         nothing = model.decide(tokens, torch.zeros_like(present), batch.subject)
     torch.testing.assert_close(nothing.emotion, model.emotion.linear.bias.expand(4, -1))
+
+
+@pytest.mark.parametrize("kind", ["concat", "attention", "late", "sum"])
+def test_a_head_never_reads_a_modality_its_task_does_not_read(kind):
+    """`TaskConfig.reads`: the finding reads the image and the text, so whatever the recording
+    holds, or whether it is there at all, leaves the finding as it is; the affect still reads
+    it (a bug that fused every modality for every head would break the first, one that hid it
+    from every head the second)."""
+    reads = {"diagnosis": ["image", "text"]}
+    config = tiny_config(
+        fusion=FusionConfig(kind=kind, dim=32), tasks=replace(tiny_config().tasks, reads=reads)
+    )
+    model = build_model(config).eval()
+    assert model.reads("diagnosis") == ["image", "text"]
+    assert model.reads("emotion") == list(MODALITIES)
+    rng = np.random.default_rng(3)
+    batch = collate([_features(MODALITIES, rng) for _ in range(4)], config)
+    with torch.inference_mode():
+        tokens, present = model.encode(batch)
+        everything = model.decide(tokens, present, batch.subject)
+        no_audio = present.clone()
+        no_audio[:, 2] = False
+        without = model.decide(tokens, no_audio, batch.subject)
+        louder = tokens.index_fill(1, torch.tensor([2]), 5.0)
+        other_voice = model.decide(louder, present, batch.subject)
+    torch.testing.assert_close(everything.diagnosis, without.diagnosis)
+    torch.testing.assert_close(everything.diagnosis, other_voice.diagnosis)
+    assert not torch.allclose(everything.emotion, without.emotion)
 
 
 def test_a_missing_modality_does_not_change_the_others_tokens():
@@ -137,6 +166,16 @@ def test_bad_configs_are_refused_clearly():
         )
     with pytest.raises(ConfigError, match=r"tasks\.requires"):
         tiny_config(tasks=TaskConfig(emotion_labels=["a"], requires={"mood": ["text"]}))
+    with pytest.raises(ConfigError, match=r"tasks\.reads: 'emotion' must read every modality"):
+        tiny_config(
+            tasks=TaskConfig(
+                emotion_labels=["a"], requires={"emotion": ["audio"]}, reads={"emotion": ["text"]}
+            )
+        )
+    with pytest.raises(ConfigError, match=r"tasks\.reads"):
+        tiny_config(tasks=TaskConfig(emotion_labels=["a"], reads={"emotion": ["smell"]}))
+    with pytest.raises(ConfigError, match=r"image\.pooling"):
+        ModelConfig.from_dict({**tiny_config().to_dict(), "image": {"pooling": "median"}})
 
 
 def test_a_config_saved_with_one_abstention_threshold_gives_it_to_every_task():

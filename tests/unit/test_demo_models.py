@@ -33,6 +33,8 @@ def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings
         assert "Heatmaps are not shown: the pointing game could not be played" in card
     assert "inputs unlike any training data" in card
     assert "Texts checked for their language: en" in card
+    assert "- Findings read only: image, text" in card
+    assert "- Affect read only: text, audio, speech_text" in card
 
     assert ensure_demo_models(cases=12, epochs=1, log=messages.append) == []
     assert ModelVersion.objects.count() == 2

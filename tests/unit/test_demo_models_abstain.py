@@ -7,8 +7,8 @@ import pytest
 from mlcore.data import read_manifest
 from mlcore.heads import InterventionLibrary
 from mlcore.synthetic import write_dataset
-from mlcore.train import TrainingConfig, train
-from tessera.jobs.demo_models import INTERVENTIONS, demo_config
+from mlcore.train import train
+from tessera.jobs.demo_models import INTERVENTIONS, demo_config, demo_training
 
 
 @pytest.mark.parametrize("kind", ["clinic", "school"])
@@ -23,7 +23,7 @@ def test_demo_models_abstain_out_of_distribution_and_rarely_in_it(kind, tmp_path
         demo_config(kind),
         cases[3 * share :],
         validation,
-        TrainingConfig(epochs=20, batch_size=32, seed=7, progress=False),
+        demo_training(),
         calibration_cases=calibration,
         test_cases=test,
         library=InterventionLibrary.load(INTERVENTIONS) if kind == "school" else None,

@@ -202,3 +202,24 @@ def test_a_dataset_keeps_its_truth_beside_the_manifest(tmp_path):
     assert all(0 <= lesion["row"] < 32 and lesion["size"] == 32 for lesion in lesions)
     with pytest.raises(ValueError, match="split must be one of"):
         write_dataset(tmp_path, split="holiday")
+
+
+def test_silent_cues_say_nothing_and_leave_the_others_to_carry_the_evidence():
+    """Probe cases (`silent`): the note says nothing of the patient's mood, so the posterior
+    from the note alone is the prior's for distress, while the recording still tells; and the
+    cues left alone still follow the hidden state (a silenced cue that kept its drawn value, or
+    one that silenced the others too, would break these)."""
+    rng = np.random.default_rng(5)
+    cases = [
+        clinical_case(rng, image_size=16, voice_seconds=0.05, silent=("wording", "manner"))
+        for _ in range(400)
+    ]
+    assert {case.wording for case in cases} == {"mixed"}
+    assert {case.manner for case in cases} == {None}
+    text_alone = np.array([list(c.posterior["affect"]["text"].values()) for c in cases])
+    np.testing.assert_allclose(text_alone, text_alone[0:1].repeat(len(cases), axis=0))
+    heard = np.array([max(c.posterior["affect"]["audio+speech_text"].values()) for c in cases])
+    assert heard.mean() > 0.4, "the recording carries the evidence"
+    assert {case.said for case in cases} == {"distressed", "mixed", "calm"}
+    with pytest.raises(ValueError, match="silent cues"):
+        clinical_case(rng, silent=("lesion",))

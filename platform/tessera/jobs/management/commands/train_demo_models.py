@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tessera.jobs.demo_models import ensure_demo_models
+from tessera.jobs.demo_models import DEMO_CASES, DEMO_EPOCHS, ensure_demo_models
 
 
 class Command(BaseCommand):
@@ -11,8 +11,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--cases", type=int, default=480)
-        parser.add_argument("--epochs", type=int, default=20)
+        parser.add_argument("--cases", type=int, default=DEMO_CASES)
+        parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
 
     def handle(self, *args, cases: int, epochs: int, **options) -> None:
         if settings.PRODUCTION:
