@@ -48,8 +48,8 @@ class MultimodalModel(nn.Module):
             else None
         )
         for task in ("diagnosis", "emotion"):
-            read = tasks.reads.get(task, self.modalities)
-            # not saved: the configuration beside the weights says it
+            read = self.reads(task)
+            # a mask on the model's device for `decide`; not saved: the configuration says it
             self.register_buffer(
                 f"{task}_reads",
                 torch.tensor([modality in read for modality in self.modalities]),
@@ -60,8 +60,8 @@ class MultimodalModel(nn.Module):
 
     def reads(self, task: str) -> list[str]:
         """The modalities the head of `task` (diagnosis or emotion) reads."""
-        mask = getattr(self, f"{task}_reads")
-        return [modality for modality, read in zip(self.modalities, mask, strict=True) if read]
+        read = self.config.tasks.reads.get(task, self.modalities)
+        return [modality for modality in self.modalities if modality in read]
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M, D) modality vectors (zeros where missing) and the (B, M) presence mask."""
