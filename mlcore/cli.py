@@ -47,7 +47,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from mlcore.data import manifest_hash, read_manifest
-    from mlcore.heads import InterventionLibrary
+    from mlcore.library import InterventionLibrary
     from mlcore.registry import save_bundle
     from mlcore.train import TrainingConfig, train
 

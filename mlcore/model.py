@@ -9,7 +9,8 @@ from mlcore.config import ModelConfig
 from mlcore.data import Batch
 from mlcore.encoders import build_encoder
 from mlcore.fusion import build_fusion
-from mlcore.heads import DiagnosisHead, EmotionHead, InterventionLibrary, TutoringHead
+from mlcore.heads import DiagnosisHead, EmotionHead, TutoringHead
+from mlcore.library import InterventionLibrary
 from mlcore.novelty import NoveltyDetector
 
 

@@ -26,7 +26,7 @@ from mlcore.bundle_check import CONFIG_FILE, WEIGHTS_FILE
 from mlcore.card import CARD_FILE, model_card
 from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError
-from mlcore.heads import InterventionLibrary
+from mlcore.library import InterventionLibrary
 from mlcore.model import MultimodalModel, build_model
 from mlcore.prefix import FrozenPrefixGenerator, load_language_model
 from mlcore.reliability import reliability_diagram

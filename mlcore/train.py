@@ -29,8 +29,8 @@ from mlcore.device import autocast, select_device
 from mlcore.engine import forward_in_batches, unlike_training
 from mlcore.errors import InputError
 from mlcore.evaluate import classification_metrics, diagnosis_metrics, score
-from mlcore.heads import InterventionLibrary
 from mlcore.input_checks import profile
+from mlcore.library import InterventionLibrary
 from mlcore.model import MultimodalModel, Output, build_model
 from mlcore.novelty import fit_novelty
 

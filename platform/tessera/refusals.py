@@ -23,6 +23,8 @@ class RefusalCode(StrEnum):
     EMPTY = "empty"  # a correction that corrects nothing
     UNKNOWN_LABEL = "unknown_label"
     UNKNOWN_INTERVENTION = "unknown_intervention"
+    NOT_TRIED = "not_tried"  # whether a suggestion helped, before it was tried
+    INVALID_LIBRARY = "invalid_library"  # an intervention library that cannot be one
     TOO_LITTLE_FEEDBACK = "too_little_feedback"
 
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "tessera.accounts",
     "tessera.records",
+    "tessera.tutoring",
     "tessera.jobs",
     "tessera.dashboards",
     "tessera.api",

@@ -195,6 +195,71 @@ def test_a_teacher_analyses_a_session_and_marks_a_suggestion_useful(browser_page
     expect(page.locator("svg.chart")).to_be_visible()  # the class's affect over the weeks
 
 
+def test_a_teacher_tries_a_suggestion_and_says_at_the_next_session_that_it_helped(
+    browser_page, live_platform
+):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "teacher")
+    page.goto(f"{platform.url}/students/{platform.student}/")
+    tried = ""
+    for title in ("Loop 1", "Loop 2"):
+        new_session = page.locator("details.new-visit")
+        new_session.get_by_text("New learning session").click()
+        new_session.get_by_label("Subject").fill("Mathematics")
+        new_session.get_by_label("Title").fill(title)
+        new_session.get_by_role("button", name="Add").click()
+        card = page.locator("article.visit").filter(
+            has=page.get_by_role("heading", name=re.compile(f"{title}$"))
+        )
+        form = card.locator("form.upload").filter(has=page.get_by_label("Learner text"))
+        form.get_by_label("Learner text").set_input_files(platform.files / "essay.txt")
+        form.get_by_role("button", name="Upload").click()
+        expect(page.get_by_text("Learner text uploaded.")).to_be_visible()
+        card.get_by_role("button", name="Analyse").click()
+        result = card.locator(".result")
+        expect(result).to_be_visible(timeout=ANALYSIS_SECONDS * 1000)
+        if not tried:
+            first = result.locator("ol.suggestions > li").first
+            tried = first.locator("strong").inner_text()
+            first.get_by_role("button", name=re.compile("^Tried it")).click()
+            expect(result.get_by_text("Recorded: Tried it.")).to_be_visible()
+
+    page.reload()
+    follow_up = card.locator(".follow-up")
+    expect(follow_up).to_contain_text(f"You tried {tried}")
+    follow_up.get_by_role("button", name=re.compile("^It helped")).click()
+    expect(page.get_by_text("Recorded: It helped.")).to_be_visible()
+    expect(page.locator(".follow-up")).to_have_count(0)
+
+    page.goto(platform.url + "/")
+    row = page.locator("table.what-helped tbody tr").filter(
+        has=page.get_by_role("rowheader", name=tried, exact=True)
+    )
+    expect(row.locator("td")).to_have_text(["1", "1", "0", "0"])
+    snapshot(page, "teacher-what-helped")
+
+
+def test_a_teacher_adds_an_intervention_to_the_schools_library(browser_page, live_platform):
+    page, platform = browser_page, live_platform
+    sign_in(page, platform, "teacher")
+    page.get_by_role("link", name="Library").click()
+    expect(page.get_by_role("heading", name="Intervention library")).to_be_visible()
+    page.get_by_label("Id").fill("number-line")
+    page.get_by_label("Title").fill("Use a number line")
+    page.get_by_label("confused").check()
+    page.get_by_label("Subjects").fill("Mathematics")
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(
+        page.get_by_text(re.compile(r"Saved as version \d+\. Added “Use a number line”"))
+    ).to_be_visible()
+    expect(page.get_by_role("rowheader", name=re.compile("^Use a number line"))).to_be_visible()
+    versions = platform.sql(
+        "SELECT number, change FROM tutoring_libraryversion ORDER BY number DESC LIMIT 1"
+    )
+    assert versions[0][1] == "Added “Use a number line”."
+    snapshot(page, "teacher-library")
+
+
 def test_a_corrupt_dicom_is_refused_next_to_its_field(browser_page, live_platform):
     page, platform = browser_page, live_platform
     page.expected_console_errors.append("the server responded with a status of 422")
@@ -281,6 +346,7 @@ UNLABELLED = """() => [
         ("teacher", "/students/{student}/"),
         ("teacher", "/models/"),
         ("teacher", "/reports/"),
+        ("teacher", "/library/"),
         ("doctor", "/models/"),
     ],
 )

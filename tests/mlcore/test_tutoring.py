@@ -2,23 +2,22 @@
 intervention the school adds later is scored without retraining."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import mlcore
 from mlcore.config import TaskConfig
 from mlcore.data import read_manifest
 from mlcore.engine import InferenceEngine
 from mlcore.errors import ConfigError
-from mlcore.heads import InterventionLibrary
+from mlcore.heads.tutoring import library_keys
+from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.registry import save_bundle
 from mlcore.synthetic import SCHOOL_AFFECTS, write_dataset
 from mlcore.train import TrainingConfig, train
 from tests.mlcore.conftest import tiny_config
 
-LIBRARY = Path(mlcore.__file__).parent / "resources" / "interventions.json"
+LIBRARY = SHIPPED_LIBRARY
 SUBJECTS = ["Mathematics", "English", "Science"]
 
 
@@ -88,6 +87,6 @@ def test_a_new_intervention_is_scored_without_retraining(tmp_path):
     )
     (tmp_path / "lib.json").write_text(json.dumps(library))
     extended = InterventionLibrary.load(tmp_path / "lib.json")
-    keys = extended.keys(list(SCHOOL_AFFECTS), SUBJECTS)
+    keys = library_keys(extended, list(SCHOOL_AFFECTS), SUBJECTS)
     assert keys.shape[0] == len(library["interventions"])
     assert keys[-1].tolist() == [0, 1, 0, 0, 1, 0, 0]  # confused, Mathematics

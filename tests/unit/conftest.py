@@ -8,14 +8,13 @@ import pytest
 
 from mlcore.config import FusionConfig, TaskConfig
 from mlcore.data import read_manifest
-from mlcore.heads import InterventionLibrary
+from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.registry import save_bundle
 from mlcore.synthetic import SCHOOL_AFFECTS, write_dataset
 from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.models import Role
 from tessera.celery import app as celery_app
-from tessera.jobs.demo_models import INTERVENTIONS
 from tessera.jobs.models import AnalysisJob, AnalysisResult
 from tessera.jobs.services import complete_job, promote_model_version, register_model_version
 from tessera.records.models import MediaKind
@@ -59,7 +58,7 @@ def tiny_school_bundle(
         modalities=modalities,
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
-            tutoring_library=str(INTERVENTIONS),
+            tutoring_library=str(SHIPPED_LIBRARY),
             subjects=list(TOPICS),
         ),
     )
@@ -68,7 +67,7 @@ def tiny_school_bundle(
         labelled[:train_on],
         labelled[train_on:],
         TrainingConfig(epochs=1, batch_size=8, progress=False),
-        library=InterventionLibrary.load(INTERVENTIONS),
+        library=InterventionLibrary.load(SHIPPED_LIBRARY),
     )
     return save_bundle(root / name, result.model, metrics=result.metrics)
 

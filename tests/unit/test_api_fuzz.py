@@ -24,11 +24,12 @@ from tessera.wsgi import application
 from tests.unit.conftest import WHEN
 
 # What a 400 may say about schema-valid data: what no OpenAPI schema can state. Which ids exist
-# and are yours; rules between fields ("exactly one of"); what a host name may be (`format: uri`
-# allows labels longer than DNS does); and a file sent as a text part (how multipart carries a
-# field is its encoding, not its schema).
+# and are yours, and what kind of organization one is; rules between fields ("exactly one of");
+# what a host name may be (`format: uri` allows labels longer than DNS does); and a file sent
+# as a text part (how multipart carries a field is its encoding, not its schema).
 BEYOND_THE_SCHEMA = (
     "among the records you can see",
+    "only a school keeps an intervention library",
     "That choice is not one of the available choices",
     "name exactly one of",
     "Enter a valid URL.",

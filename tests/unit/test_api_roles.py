@@ -24,6 +24,7 @@ from tessera.records.services import (
 )
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
+from tessera.tutoring.services import library_in_effect
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, send_ping
 from tests.conftest import slice_bytes, upload
@@ -74,6 +75,7 @@ class World:
     delivery: str
     school: int
     student: int
+    library: int
     session: int
     report: str
 
@@ -135,6 +137,7 @@ def world(people, clinic, school, make_user) -> World:
         delivery=str(send_ping(subscription=subscription).pk),
         school=school.pk,
         student=student.pk,
+        library=library_in_effect(organization=school).pk,
         session=session.pk,
         report=str(report.pk),
     )
@@ -270,6 +273,14 @@ SCHOOL_ENDPOINTS = [
         "post",
         "/api/v1/learning-sessions/",
         lambda w: {"student": w.student, "occurred_at": WHEN.isoformat(), "subject_area": "art"},
+        201,
+        400,
+    ),
+    ("get", "/api/v1/library-versions/{library}/", None, 200, 404),
+    (
+        "post",
+        "/api/v1/library-versions/",
+        lambda w: {"organization": w.school, "interventions": [{"id": "new", "title": "New"}]},
         201,
         400,
     ),

@@ -99,7 +99,17 @@ def world(clinic, school, dicom_bytes) -> World:
         kind=MediaKind.LEARNER_TEXT,
         file=upload(b"I felt lost in fractions today."),
     )
-    suggestion = [{"id": "worked-example", "title": "A worked example", "score": 0.8}]
+    suggestion = [
+        {
+            "rank": 1,
+            "id": "worked-example",
+            "title": "A worked example",
+            "description": "",
+            "matches": ["confused"],
+            "reason": "matches: confused",
+            "basis": "tags",
+        }
+    ]
     school_results = [
         _result(session, emotion={"confused": 0.9}, emotion_label="confused", tutoring=suggestion)
         for _ in range(2)  # two concerning analyses: the student needs attention

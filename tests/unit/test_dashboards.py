@@ -495,7 +495,17 @@ def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResul
         emotion_label=label,
         modalities_used=["text"],
         contributions={"emotion": {"text": 0.5}},
-        tutoring=[{"id": "worked-example", "title": "Show a worked example", "score": 0.8}],
+        tutoring=[
+            {
+                "rank": 1,
+                "id": "worked-example",
+                "title": "Show a worked example",
+                "description": "",
+                "matches": [label],
+                "reason": f"matches: {label}",
+                "basis": "tags",
+            }
+        ],
     )
     AnalysisResult.objects.filter(pk=result.pk).update(
         created_at=timezone.now() - timedelta(days=days_ago)

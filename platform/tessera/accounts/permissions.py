@@ -6,6 +6,7 @@ role allows there (`ROLE_CAPABILITIES`):
 | --- | --- | --- | --- | --- |
 | read records, results, reports; see the models page | yes | yes | yes | yes |
 | write records, upload, analyse, give feedback, ask for reports | yes | yes | no | no |
+| curate the school's intervention library | yes | teacher | no | no |
 | administer: members, webhooks | yes | no | no | no |
 | read the access log | yes | no | no | no |
 | promote a model version | yes | no | no | no |
@@ -36,12 +37,13 @@ class Capability(StrEnum):
     DOWNLOAD_ORIGINALS = "download_originals"
     EXPORT_SUBJECT = "export_subject"
     ERASE_SUBJECT = "erase_subject"
+    CURATE = "curate"  # edit the organization's intervention library
 
 
 ROLE_CAPABILITIES: dict[str, set[Capability]] = {
     Role.ORG_ADMIN: set(Capability),
     Role.CLINICIAN: {Capability.READ, Capability.WRITE},
-    Role.TEACHER: {Capability.READ, Capability.WRITE},
+    Role.TEACHER: {Capability.READ, Capability.WRITE, Capability.CURATE},
     Role.ANALYST: {Capability.READ},
     Role.VIEWER: {Capability.READ},
 }

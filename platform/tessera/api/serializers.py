@@ -12,7 +12,7 @@ from rest_framework import serializers
 from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.selectors import organizations_of, scoped_to
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobTask, ModelVersion
-from tessera.records.kinds import CLINIC, KINDS, SCHOOL, RecordKind
+from tessera.records.kinds import CLINIC, KINDS, SCHOOL, RecordKind, kind_of
 from tessera.records.models import (
     Cohort,
     Encounter,
@@ -26,6 +26,9 @@ from tessera.records.models import (
 )
 from tessera.records.selectors import readable_segments
 from tessera.reports.models import Report, ReportStatus
+from tessera.text import printable_name
+from tessera.tutoring import services as library
+from tessera.tutoring.models import LibraryVersion
 from tessera.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
 
@@ -408,6 +411,19 @@ class JobRequestSerializer(serializers.Serializer):
 
 class ResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
+    tutoring = serializers.ListField(
+        child=serializers.DictField(),
+        read_only=True,
+        help_text="Tutoring suggestions, best first: `rank`, the intervention's `id`, `title` and "
+        "`description`, `matches` (the affect and subject it was chosen for), `reason` (why, in "
+        "a sentence) and `basis` (`tags`: ranked by the library's tags, the head not having "
+        "learnt from this school yet). A rank, never a probability.",
+    )
+    tutoring_library = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        help_text="The version of the organization's intervention library the suggestions came "
+        "from (GET /api/v1/library-versions/{id}/).",
+    )
     left_out = left_out_field()
     contributions = serializers.DictField(
         child=serializers.DictField(child=serializers.FloatField()),
@@ -439,6 +455,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "emotion_label",
             "emotion",
             "tutoring",
+            "tutoring_library",
             "modalities_used",
             "left_out",
             "contributions",
@@ -582,3 +599,74 @@ class ReportSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(
             reverse("api:report-download", kwargs={"pk": report.pk})
         )
+
+
+class InterventionSerializer(serializers.Serializer):
+    """One intervention of a library; the service checks it again, with the affects the
+    school's model estimates."""
+
+    id = serializers.RegexField(
+        library.ID_PATTERN.pattern, max_length=64, help_text="e.g. worked-example"
+    )
+    title = serializers.CharField(max_length=library.TITLE_LENGTH, validators=[printable_name])
+    description = serializers.CharField(
+        max_length=library.DESCRIPTION_LENGTH,
+        required=False,
+        allow_blank=True,
+        validators=[printable_name],
+    )
+    affects = serializers.ListField(
+        child=serializers.CharField(max_length=library.SUBJECT_LENGTH, validators=[printable_name]),
+        required=False,
+        max_length=20,
+        help_text="The affects it is for, among those the school's model estimates; [] for any.",
+    )
+    subjects = serializers.ListField(
+        child=serializers.CharField(max_length=library.SUBJECT_LENGTH, validators=[printable_name]),
+        required=False,
+        max_length=50,
+        help_text="The subjects it is for; [] for any.",
+    )
+    grades = serializers.ListField(
+        child=serializers.IntegerField(
+            min_value=library.LOWEST_GRADE, max_value=library.HIGHEST_GRADE
+        ),
+        required=False,
+        min_length=2,
+        max_length=2,
+        help_text="[lowest, highest] grade it suits; left out for any.",
+    )
+
+
+class LibraryVersionSerializer(serializers.ModelSerializer):
+    """A version of a school's intervention library. A new one is written by sending the whole
+    library: `organization` (a school) and its `interventions`."""
+
+    organization = VisibleRelatedField(Organization)
+    interventions = serializers.ListField(
+        child=InterventionSerializer(), min_length=1, max_length=library.MOST_INTERVENTIONS
+    )
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, allow_null=True, read_only=True
+    )
+
+    class Meta:
+        model = LibraryVersion
+        fields = [
+            "id",
+            "organization",
+            "number",
+            "interventions",
+            "change",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = ["id", "number", "change", "created_by", "created_at"]
+
+    def validate_organization(self, organization: Organization) -> Organization:
+        if not kind_of(organization).suggests_tutoring:
+            kind = organization.get_kind_display().lower()
+            raise serializers.ValidationError(
+                f"{organization.name} is a {kind}: {library.ONLY_SCHOOLS}"
+            )
+        return organization

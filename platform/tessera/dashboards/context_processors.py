@@ -5,6 +5,7 @@ from django.utils.functional import SimpleLazyObject
 
 from tessera.accounts.models import Membership
 from tessera.accounts.selectors import memberships_of
+from tessera.records.kinds import kind_of
 
 SESSION_ORGANIZATION = "organization_id"
 
@@ -31,4 +32,11 @@ def organization(request: HttpRequest) -> dict:
     return {
         "current_membership": SimpleLazyObject(lambda: current_membership(request)[0]),
         "memberships": SimpleLazyObject(lambda: current_membership(request)[1]),
+        # Whether the organization keeps an intervention library (the menu's Library).
+        "suggests_tutoring": SimpleLazyObject(lambda: _suggests_tutoring(request)),
     }
+
+
+def _suggests_tutoring(request: HttpRequest) -> bool:
+    membership, _ = current_membership(request)
+    return membership is not None and kind_of(membership.organization).suggests_tutoring

@@ -181,3 +181,77 @@ class AuditFilterForm(forms.Form):
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
             raise forms.ValidationError("The end date is before the start date.")
         return data
+
+
+class InterventionForm(forms.Form):
+    """One intervention of the school's library, added or edited; the whole entry is judged by
+    `tutoring.services.parse_intervention`."""
+
+    id = forms.SlugField(
+        label="Id",
+        max_length=64,
+        help_text="Lower-case letters, digits and hyphens; an existing id edits that intervention.",
+    )
+    title = forms.CharField(label="Title", max_length=120)
+    description = forms.CharField(
+        label="What the teacher does",
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    affects = forms.MultipleChoiceField(
+        label="For learners who seem",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None: any affect.",
+    )
+    subjects = forms.CharField(
+        label="Subjects",
+        max_length=400,
+        required=False,
+        help_text="Separated by commas; empty: any subject.",
+    )
+    lowest_grade = forms.IntegerField(label="From grade", min_value=0, max_value=13, required=False)
+    highest_grade = forms.IntegerField(label="To grade", min_value=0, max_value=13, required=False)
+
+    def __init__(self, *args, affects: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["affects"].choices = [(a, a.replace("_", " ")) for a in affects]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        low, high = data.get("lowest_grade"), data.get("highest_grade")
+        if (low is None) != (high is None):
+            raise forms.ValidationError("Give both grades, or neither for any grade.")
+        return data
+
+    def entry(self) -> dict:
+        """The intervention as the library writes it."""
+        data = self.cleaned_data
+        entry = {
+            "id": data["id"],
+            "title": data["title"],
+            "description": data["description"],
+            "affects": list(data["affects"]),
+            "subjects": [s.strip() for s in data["subjects"].split(",") if s.strip()],
+        }
+        if data.get("lowest_grade") is not None:
+            entry["grades"] = [data["lowest_grade"], data["highest_grade"]]
+        return entry
+
+    @classmethod
+    def initial_for(cls, intervention: dict) -> dict:
+        grades = intervention.get("grades") or [None, None]
+        return {
+            **intervention,
+            "subjects": ", ".join(intervention.get("subjects", [])),
+            "lowest_grade": grades[0],
+            "highest_grade": grades[1],
+        }
+
+
+class LibraryImportForm(forms.Form):
+    file = forms.FileField(
+        label="Library (JSON)",
+        error_messages={"required": "Choose a JSON file, as the export writes it."},
+    )

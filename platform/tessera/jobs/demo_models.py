@@ -10,7 +10,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-import mlcore
 from mlcore.config import (
     AudioEncoderConfig,
     FusionConfig,
@@ -19,7 +18,7 @@ from mlcore.config import (
     TaskConfig,
 )
 from mlcore.data import Preprocessor, manifest_hash, read_manifest
-from mlcore.heads import InterventionLibrary
+from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.pointing import pointing_game
 from mlcore.registry import save_bundle
 from mlcore.synthetic import (
@@ -42,7 +41,6 @@ DEMO_IMAGE_SIZE = 64
 DEMO_VOICE_SECONDS = 3.0  # of a recording's sound the audio encoder hears
 DEMO_CASES = 480  # synthetic cases each demo model learns from
 DEMO_EPOCHS = 40
-INTERVENTIONS = Path(mlcore.__file__).parent / "resources" / "interventions.json"
 
 
 def _audio() -> AudioEncoderConfig:
@@ -99,7 +97,7 @@ def _school_config(name: str) -> ModelConfig:
         fusion=_fusion(),
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
-            tutoring_library=str(INTERVENTIONS),
+            tutoring_library=str(SHIPPED_LIBRARY),
             subjects=list(TOPICS),
             # the writing says how the lesson went; where the law keeps the recording's sound
             # out and the policy its transcript, the affect is read from the writing alone
@@ -123,7 +121,7 @@ class DemoModel:
 
 DEMO = (
     DemoModel(OrganizationKind.CLINIC, "demo-clinic-v1", _clinic_config, None, True),
-    DemoModel(OrganizationKind.SCHOOL, "demo-school-v1", _school_config, INTERVENTIONS, False),
+    DemoModel(OrganizationKind.SCHOOL, "demo-school-v1", _school_config, SHIPPED_LIBRARY, False),
 )
 DEMO_MODELS = {demo.serves: demo.name for demo in DEMO}
 _DEMO_SERVING = {demo.serves: demo for demo in DEMO}

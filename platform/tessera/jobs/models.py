@@ -19,6 +19,7 @@ from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.kinds import subject_of
 from tessera.records.models import MediaAsset, SubjectKey, VisitKey
+from tessera.tutoring.models import LibraryVersion
 
 SYNTHETIC_NOTICE = "Demo model trained on synthetic data: no clinical or educational validity."
 
@@ -216,7 +217,17 @@ class AnalysisResult(models.Model):
         help_text="Task (diagnosis, emotion) → why it needs a person: {reason: evidence_missing, "
         "unlike_training or low_confidence, detail: a sentence}. A task not listed answered.",
     )
+    # Ranked suggestions, each as mlcore.suggestions.Suggestion.to_dict writes it: a rank and
+    # why, never a percentage.
     tutoring = models.JSONField(default=list, blank=True)
+    tutoring_library = models.ForeignKey(
+        LibraryVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version of the organization's intervention library they came from.",
+    )
     rationale = models.TextField(
         blank=True, help_text="Written by the site's local language model, where one is set up."
     )
@@ -373,6 +384,9 @@ class Feedback(models.Model):
         CORRECT = "correct", "Corrected"
         USEFUL = "useful", "Suggestion useful"
         NOT_USEFUL = "not_useful", "Suggestion not useful"
+        TRIED = "tried", "Tried it"
+        HELPED = "helped", "It helped"
+        DID_NOT_HELP = "did_not_help", "It did not help"
 
     result = models.ForeignKey(AnalysisResult, on_delete=models.CASCADE, related_name="feedback")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -380,7 +394,11 @@ class Feedback(models.Model):
         null=True, blank=True, help_text="Corrected findings (a list of labels), for 'correct'."
     )
     emotion_label = models.CharField(max_length=64, blank=True, help_text="Corrected affect label.")
-    intervention = models.CharField(max_length=64, blank=True, help_text="For useful / not useful.")
+    intervention = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The suggestion judged (useful / not useful), tried, or whether it helped.",
+    )
     comment = models.TextField(blank=True, max_length=2000)
     given_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

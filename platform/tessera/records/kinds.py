@@ -12,6 +12,7 @@ its policy (tessera.accounts.policy), not a difference of records.
 This is the only module that tells the kinds apart by their models.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,14 @@ class RecordKind:
     # What a visit was about, as the model reads it: a lesson's subject, which the tutoring
     # suggestions fit; nothing for an encounter.
     topic: Callable[[Model], str | None]
+    # The person's grade as a number, where their kind has one and it names one ("Year 7": 7),
+    # which the tutoring suggestions fit.
+    level: Callable[[Model], int | None]
+
+    @property
+    def suggests_tutoring(self) -> bool:
+        """Whether its visits get tutoring suggestions, from the organization's library."""
+        return self.core_analysis == Analysis.TUTORING
 
     @property
     def organization_kind(self) -> OrganizationKind:
@@ -132,6 +141,7 @@ CLINIC = RecordKind(
     erase_page="patient_erase",
     visit_title=lambda encounter: encounter.reason or "encounter",
     topic=lambda encounter: None,
+    level=lambda patient: None,
 )
 SCHOOL = RecordKind(
     subject_model=Student,
@@ -159,6 +169,7 @@ SCHOOL = RecordKind(
         session.title or session.subject_area.replace("_", " ") or "session"
     ),
     topic=lambda session: session.subject_area,
+    level=lambda student: _number_in(student.grade),
 )
 KINDS = (CLINIC, SCHOOL)
 
@@ -244,6 +255,15 @@ def subject_id_of(row: Model) -> int:
 
 def topic_of(visit: Visit) -> str | None:
     return kind_of(visit).topic(visit)
+
+
+def level_of(subject: Subject) -> int | None:
+    return kind_of(subject).level(subject)
+
+
+def _number_in(text: str) -> int | None:
+    found = re.search(r"\d+", text)
+    return int(found.group()) if found else None
 
 
 def visit_fields(visit: Visit) -> dict[str, VisitKey]:

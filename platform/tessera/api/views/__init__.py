@@ -13,6 +13,7 @@ from tessera.api.views.records import (
     StudentViewSet,
 )
 from tessera.api.views.reports import ReportViewSet
+from tessera.api.views.tutoring import LibraryVersionViewSet
 from tessera.api.views.webhooks import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "EncounterViewSet",
     "JobViewSet",
     "LearningSessionViewSet",
+    "LibraryVersionViewSet",
     "MediaViewSet",
     "MemberViewSet",
     "ModelVersionViewSet",

@@ -99,7 +99,7 @@ class JobViewSet(
 class ResultViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """What a model made of a job's inputs; professionals confirm or correct it."""
 
-    base_queryset = AnalysisResult.objects.select_related("model_version")
+    base_queryset = AnalysisResult.objects.select_related("model_version", "tutoring_library")
     serializer_class = serializers.ResultSerializer
     filter_backends = LIST_BACKENDS
     filterset_fields = ["job", "abstain", "emotion_label"]

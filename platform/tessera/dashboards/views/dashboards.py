@@ -15,6 +15,7 @@ from tessera.dashboards.context_processors import SESSION_ORGANIZATION, current_
 from tessera.dashboards.forms import PatientFilterForm
 from tessera.jobs.selectors import (
     active_model_version,
+    intervention_outcomes,
     model_labels,
 )
 from tessera.jobs.statistics import affect_by_week
@@ -109,6 +110,7 @@ def _school_dashboard(request: HttpRequest, membership) -> HttpResponse:
             "attention": attention,
             "attention_count": attention_count,
             "suggestions": suggestions,
+            "what_helped": intervention_outcomes(organization=organization),
             "students": page,
         },
     )

@@ -15,6 +15,7 @@ from tessera.dashboards.access import form_errors, require
 from tessera.dashboards.forms import CorrectionForm
 from tessera.dashboards.views.common import is_htmx, sentence, subject_url
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback
+from tessera.jobs.selectors import tried_before
 from tessera.jobs.services import record_feedback
 from tessera.records.kinds import subject_of
 from tessera.records.models import MediaKind
@@ -39,6 +40,7 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
         "emotion": sorted(result.emotion.items(), key=lambda item: -item[1]),
         "feedback": feedback,
         "suggestions": _suggestions_with_verdicts(result, feedback),
+        "follow_up": _follow_up(result),
         "correction": _correction_form(result),
         "image": image if result.explanation else None,
         # The model drew no heatmap for findings on an image: its heatmaps failed, or never had,
@@ -49,13 +51,36 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
 
 
 def _suggestions_with_verdicts(result: AnalysisResult, feedback: list[Feedback]) -> list[dict]:
-    """The result's tutoring suggestions, each with the verdict already given on it, if any."""
-    verdicts = {
-        item.intervention: item.get_kind_display() for item in feedback if item.intervention
-    }
+    """The result's tutoring suggestions, each with what teachers said of it: judged useful or
+    not, tried, helped or not."""
+    said: dict[str, set[str]] = {}
+    for item in feedback:
+        if item.intervention:
+            said.setdefault(item.intervention, set()).add(item.kind)
+
+    def first_of(kinds: set[str], *choices: str) -> str | None:
+        return next((Feedback.Kind(kind).label for kind in choices if kind in kinds), None)
+
     return [
-        {**suggestion, "verdict": verdicts.get(suggestion["id"])} for suggestion in result.tutoring
+        {
+            **suggestion,
+            "verdict": first_of(
+                said.get(suggestion["id"], set()), Feedback.Kind.USEFUL, Feedback.Kind.NOT_USEFUL
+            ),
+            "tried": Feedback.Kind.TRIED in said.get(suggestion["id"], set()),
+            "outcome": first_of(
+                said.get(suggestion["id"], set()), Feedback.Kind.HELPED, Feedback.Kind.DID_NOT_HELP
+            ),
+        }
+        for suggestion in result.tutoring
     ]
+
+
+def _follow_up(result: AnalysisResult) -> dict | None:
+    """At the learner's next session: what a teacher tried after the previous one, to say
+    whether it helped."""
+    earlier, tried = tried_before(result=result)
+    return {"result": earlier, "suggestions": tried} if tried else None
 
 
 def _correction_form(result: AnalysisResult, data=None) -> CorrectionForm:

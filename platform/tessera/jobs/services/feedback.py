@@ -1,4 +1,5 @@
-"""A professional's verdict on a result: confirmed, corrected, or a suggestion judged."""
+"""A professional's verdict on a result: confirmed, corrected, or a suggestion judged; and the
+teacher's loop on a suggestion: tried, then (at the learner's next session) whether it helped."""
 
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -8,6 +9,15 @@ from tessera.jobs.models import (
 )
 from tessera.jobs.selectors import model_labels
 from tessera.refusals import RefusalCode, Refused
+
+ABOUT_A_SUGGESTION = (
+    Feedback.Kind.USEFUL,
+    Feedback.Kind.NOT_USEFUL,
+    Feedback.Kind.TRIED,
+    Feedback.Kind.HELPED,
+    Feedback.Kind.DID_NOT_HELP,
+)
+OUTCOMES = (Feedback.Kind.HELPED, Feedback.Kind.DID_NOT_HELP)
 
 
 def record_feedback(
@@ -34,13 +44,14 @@ def record_feedback(
             )
         if emotion_label and emotion_label not in known_affects:
             raise Refused(f"unknown affect label: {emotion_label}", code=RefusalCode.UNKNOWN_LABEL)
-    if kind in (Feedback.Kind.USEFUL, Feedback.Kind.NOT_USEFUL):
+    if kind in ABOUT_A_SUGGESTION:
         offered = {item["id"] for item in result.tutoring}
         if intervention not in offered:
             raise Refused(
                 "say which of the suggested interventions this is about",
                 code=RefusalCode.UNKNOWN_INTERVENTION,
             )
+        _check_the_loop(result=result, kind=kind, intervention=intervention)
     return Feedback.objects.create(
         result=result,
         kind=kind,
@@ -50,3 +61,20 @@ def record_feedback(
         comment=comment,
         given_by=given_by,
     )
+
+
+def _check_the_loop(*, result: AnalysisResult, kind: str, intervention: str) -> None:
+    """A suggestion is tried once, and said to have helped (or not) once, after it was tried."""
+    said = set(result.feedback.filter(intervention=intervention).values_list("kind", flat=True))
+    if kind == Feedback.Kind.TRIED and Feedback.Kind.TRIED in said:
+        raise Refused("this suggestion is already marked as tried", code=RefusalCode.DUPLICATE)
+    if kind in OUTCOMES:
+        if Feedback.Kind.TRIED not in said:
+            raise Refused(
+                "mark the suggestion as tried before saying whether it helped",
+                code=RefusalCode.NOT_TRIED,
+            )
+        if said & set(OUTCOMES):
+            raise Refused(
+                "whether this suggestion helped is already recorded", code=RefusalCode.DUPLICATE
+            )

@@ -4,6 +4,7 @@ cancelled; the organization's webhooks told."""
 from django.db import transaction
 from django.utils import timezone
 
+from mlcore.suggestions import rank_by_tags
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import (
     FINISHED,
@@ -13,7 +14,18 @@ from tessera.jobs.models import (
     JobStatus,
     JobTask,
 )
-from tessera.records.kinds import TO_PEOPLE, subject_of, visit_ids
+from tessera.jobs.selectors import tutoring_verdicts
+from tessera.records.kinds import (
+    TO_PEOPLE,
+    kind_of,
+    level_of,
+    subject_of,
+    topic_of,
+    visit_ids,
+    visit_of,
+)
+from tessera.tutoring.models import LibraryVersion
+from tessera.tutoring.services import library_in_effect
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
 
@@ -77,6 +89,8 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
     wants_emotion = task in (JobTask.EMOTION, JobTask.ALL)
     wants_tutoring = task in (JobTask.TUTORING, JobTask.ALL)
     wanted = {"diagnosis": wants_diagnosis, "emotion": wants_emotion}
+    suggests = wants_tutoring and kind_of(job).suggests_tutoring
+    library = library_in_effect(organization=job.organization) if suggests else None
     needs_person = {
         answer: why for answer, why in prediction["needs_person"].items() if wanted.get(answer)
     }
@@ -85,7 +99,8 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
         "findings": prediction["findings"] if wants_diagnosis else [],
         "emotion": prediction["emotion"] if wants_emotion else {},
         "emotion_label": (prediction["emotion_label"] or "") if wants_emotion else "",
-        "tutoring": prediction["tutoring"] if wants_tutoring else [],
+        "tutoring": _suggestions(job, prediction, library) if library else [],
+        "tutoring_library": library,
         "modalities_used": prediction["modalities_used"],
         "left_out": job.left_out,
         "contributions": {
@@ -105,6 +120,22 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
         "explanation": (prediction.get("explanation") or {}) if wants_diagnosis else {},
         "urgency": max(prediction["diagnosis"].values(), default=0.0) if wants_diagnosis else 0.0,
     }
+
+
+def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) -> list[dict]:
+    """The organization's library ranked for this session by the transparent match
+    (mlcore.suggestions): the affect the model read, the lesson's subject, the learner's grade
+    and what the teachers said of each intervention before."""
+    return [
+        suggestion.to_dict()
+        for suggestion in rank_by_tags(
+            library.library,
+            affect=prediction["emotion"],
+            subject=topic_of(visit_of(job)),
+            grade=level_of(subject_of(job)),
+            verdicts=tutoring_verdicts(organization_id=job.organization_id),
+        )
+    ]
 
 
 def fail_job(*, job_id, code: str, message: str) -> None:

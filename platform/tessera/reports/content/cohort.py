@@ -13,6 +13,7 @@ from analytics.monitoring import expected_calibration_error, largest_gap
 from analytics.trends import weeks_between
 from tessera.accounts.models import Organization
 from tessera.jobs.models import AnalysisResult, ModelVersion
+from tessera.jobs.selectors import intervention_outcomes
 from tessera.jobs.statistics import (
     affect_agreement,
     affect_by_week,
@@ -258,4 +259,29 @@ def _drift_word(psi: float) -> str:
 
 
 # What a report shows of a cohort beyond what every report shows.
-COHORT_SECTIONS = {CLINIC: _findings_chart, SCHOOL: _attention_table}
+def _what_helped_table(content: ReportContent, period: Period) -> None:
+    """A school's: the suggestions its teachers tried, and what they said at the learner's
+    next session (all of the school's, whatever the period: counts are few)."""
+    rows = intervention_outcomes(organization=period.organization)
+    content.tables.append(
+        Table(
+            "What helped",
+            ["Intervention", "Tried", "Helped", "Did not help", "Not said yet"],
+            [
+                [
+                    row["title"],
+                    *(str(row[key]) for key in ("tried", "helped", "did_not_help", "not_said")),
+                ]
+                for row in rows
+            ],
+            note="" if rows else "No suggestion marked as tried yet.",
+        )
+    )
+
+
+def _school_sections(content: ReportContent, period: Period) -> None:
+    _attention_table(content, period)
+    _what_helped_table(content, period)
+
+
+COHORT_SECTIONS = {CLINIC: _findings_chart, SCHOOL: _school_sections}

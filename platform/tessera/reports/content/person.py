@@ -223,7 +223,8 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
         parts.append(
             "Suggestions: "
             + "; ".join(
-                f"{item['title']} ({percent(item.get('score'))})" for item in result.tutoring[:3]
+                f"{item['rank']}. {item['title']} ({item['reason']})"
+                for item in result.tutoring[:3]
             )
             + "."
         )

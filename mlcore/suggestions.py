@@ -1,0 +1,144 @@
+"""Tutoring suggestions ranked by a transparent match, for a head that has not learnt yet: the
+interventions the library tags for the affect the model reads come first, then by how well
+they fit: the probability of the affect they are for (the likeliest, if several, and a quarter
+of the others'), a subject of their own, and what the teachers said of them before. Each
+suggestion says why, in words a teacher can check ("matches: confused, Mathematics"); none
+carries a made-up percentage.
+
+An intervention tagged for other affects than the one read is never suggested while one tagged
+for it (or for any affect) is left: a worked example, for confusion, is not offered to a
+frustrated learner when the library has something for frustration.
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from mlcore.library import Intervention, InterventionLibrary
+
+SUGGESTIONS = 3
+# What adds to the probability of the likeliest affect an intervention is for: a share of the
+# other affects it is for (it suits an uncertain reading too), a subject of its own (made for
+# this lesson rather than any), and the teachers' earlier verdicts.
+OTHER_AFFECTS_WEIGHT = 0.25
+SUBJECT_WEIGHT = 0.1
+VERDICT_WEIGHT = 0.2
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """What teachers said of an intervention: useful, or that it helped at the learner's next
+    session (`useful`), or the opposite (`not_useful`)."""
+
+    useful: int = 0
+    not_useful: int = 0
+
+    @property
+    def balance(self) -> float:
+        """In (-1, 1): (useful - not useful) over the verdicts and two, so one verdict moves
+        the rank a little and many move it more."""
+        return (self.useful - self.not_useful) / (self.useful + self.not_useful + 2)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    rank: int
+    id: str
+    title: str
+    description: str
+    matches: tuple[str, ...]  # the affect and the subject it was chosen for
+    reason: str
+    basis: str = "tags"  # the library's tags, not a learnt head
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "matches": list(self.matches)}
+
+
+def rank_by_tags(
+    library: InterventionLibrary,
+    *,
+    affect: Mapping[str, float],
+    subject: str | None = None,
+    grade: int | None = None,
+    verdicts: Mapping[str, Verdicts] | None = None,
+    count: int = SUGGESTIONS,
+) -> list[Suggestion]:
+    """The library's best `count` interventions for a session whose affect the model estimated
+    as `affect` (label → probability; empty when unknown), on `subject` for a learner in
+    `grade` (either None when unknown). An intervention for other subjects or grades is left
+    out; one for other affects only where nothing suits the affect read."""
+    verdicts = verdicts or {}
+    read = max(affect, key=affect.get) if affect else None
+    candidates = [
+        item
+        for item in library.interventions
+        if _suits(item.subjects, subject) and _suits_grade(item.grades, grade)
+    ]
+    fitting = [
+        item for item in candidates if read is None or not item.affects or read in item.affects
+    ]
+    chosen = fitting or candidates
+
+    def fit(item: Intervention) -> float:
+        for_affects = [affect.get(tag, 0.0) for tag in item.affects]
+        likeliest = max(for_affects, default=0.0)
+        others = OTHER_AFFECTS_WEIGHT * (sum(for_affects) - likeliest)
+        own_subject = SUBJECT_WEIGHT if subject and subject in item.subjects else 0.0
+        said = VERDICT_WEIGHT * verdicts.get(item.id, Verdicts()).balance
+        return likeliest + others + own_subject + said
+
+    ordered = sorted(chosen, key=lambda item: (-fit(item), item.id))[:count]
+    return [
+        _suggestion(
+            rank,
+            item,
+            read=read,
+            subject=subject,
+            verdicts=verdicts.get(item.id, Verdicts()),
+            nothing_for=None if fitting else read,
+        )
+        for rank, item in enumerate(ordered, start=1)
+    ]
+
+
+def _suits(listed: tuple[str, ...], value: str | None) -> bool:
+    return not listed or value is None or value in listed
+
+
+def _suits_grade(grades: tuple[int, int] | None, grade: int | None) -> bool:
+    return grades is None or grade is None or grades[0] <= grade <= grades[1]
+
+
+def _suggestion(
+    rank: int,
+    item: Intervention,
+    *,
+    read: str | None,
+    subject: str | None,
+    verdicts: Verdicts,
+    nothing_for: str | None,
+) -> Suggestion:
+    matches = []
+    if read is not None and read in item.affects:
+        matches.append(read)
+    if subject and subject in item.subjects:
+        matches.append(subject)
+    parts = []
+    if matches:
+        parts.append(f"matches: {', '.join(matches)}")
+    elif not item.affects and not item.subjects:
+        parts.append("suits any affect and subject")
+    if nothing_for is not None:
+        parts.append(
+            f"nothing in the library is for {nothing_for}; this is for {', '.join(item.affects)}"
+        )
+    said = verdicts.useful + verdicts.not_useful
+    if said:
+        parts.append(f"teachers found it useful {verdicts.useful} of {said} times")
+    return Suggestion(
+        rank=rank,
+        id=item.id,
+        title=item.title,
+        description=item.description,
+        matches=tuple(matches),
+        reason="; ".join(parts) or "fits this subject and grade",
+    )
