@@ -71,7 +71,8 @@ def rank_by_tags(
     candidates = [
         item
         for item in library.interventions
-        if _suits(item.subjects, subject) and _suits_grade(item.grades, grade)
+        if (not item.subjects or subject is None or _for_subject(item, subject))
+        and _suits_grade(item.grades, grade)
     ]
     fitting = [
         item for item in candidates if read is None or not item.affects or read in item.affects
@@ -82,7 +83,7 @@ def rank_by_tags(
         for_affects = [affect.get(tag, 0.0) for tag in item.affects]
         likeliest = max(for_affects, default=0.0)
         others = OTHER_AFFECTS_WEIGHT * (sum(for_affects) - likeliest)
-        own_subject = SUBJECT_WEIGHT if subject and subject in item.subjects else 0.0
+        own_subject = SUBJECT_WEIGHT if subject and _for_subject(item, subject) else 0.0
         said = VERDICT_WEIGHT * verdicts.get(item.id, Verdicts()).balance
         return likeliest + others + own_subject + said
 
@@ -100,8 +101,10 @@ def rank_by_tags(
     ]
 
 
-def _suits(listed: tuple[str, ...], value: str | None) -> bool:
-    return not listed or value is None or value in listed
+def _for_subject(item: Intervention, subject: str) -> str | None:
+    """The subject of `item` that `subject` names, whatever its case ("mathematics" names
+    "Mathematics"; "maths" does not: a library lists subjects as the sessions name them)."""
+    return next((own for own in item.subjects if own.casefold() == subject.casefold()), None)
 
 
 def _suits_grade(grades: tuple[int, int] | None, grade: int | None) -> bool:
@@ -120,8 +123,8 @@ def _suggestion(
     matches = []
     if read is not None and read in item.affects:
         matches.append(read)
-    if subject and subject in item.subjects:
-        matches.append(subject)
+    if subject and (own := _for_subject(item, subject)):
+        matches.append(own)
     parts = []
     if matches:
         parts.append(f"matches: {', '.join(matches)}")

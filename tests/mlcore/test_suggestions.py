@@ -88,8 +88,10 @@ def test_the_subject_and_the_grade_leave_out_what_does_not_fit():
     bored = {"bored": 1.0}
     ids = [s.id for s in rank_by_tags(lib, affect=bored, subject="English", grade=7)]
     assert ids == ["anyone"]
-    ids = [s.id for s in rank_by_tags(lib, affect=bored, subject="Mathematics", grade=2)]
-    assert ids[0] == "maths-only", "its own subject ranks above one for any subject"
+    ranked = rank_by_tags(lib, affect=bored, subject="mathematics", grade=2)
+    ids = [s.id for s in ranked]
+    assert ids[0] == "maths-only", "its own subject (in any case) ranks above one for any subject"
+    assert ranked[0].reason == "matches: bored, Mathematics"
     assert set(ids) == {"maths-only", "little-ones", "anyone"}
     assert {s.id for s in rank_by_tags(lib, affect=bored)} == {
         "maths-only",
