@@ -1,5 +1,6 @@
 """Reads for jobs and models."""
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,6 +100,16 @@ def affects_estimated(*, serves: str) -> list[str]:
         return []
 
 
+def said_of_suggestions(verdicts: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """Intervention id → the kinds of feedback given on it, from (intervention, kind) pairs
+    (feedback on no suggestion left out)."""
+    said: dict[str, set[str]] = {}
+    for intervention, kind in verdicts:
+        if intervention:
+            said.setdefault(intervention, set()).add(kind)
+    return said
+
+
 def tried_before(*, result: AnalysisResult) -> tuple[AnalysisResult | None, list[dict]]:
     """The person's analysis before `result`'s session, and its suggestions a teacher tried
     without saying yet whether they helped: what to ask at the learner's next session."""
@@ -116,9 +127,7 @@ def tried_before(*, result: AnalysisResult) -> tuple[AnalysisResult | None, list
     )
     if earlier is None:
         return None, []
-    said: dict[str, set[str]] = {}
-    for intervention, kind in earlier.feedback.values_list("intervention", "kind"):
-        said.setdefault(intervention, set()).add(kind)
+    said = said_of_suggestions(earlier.feedback.values_list("intervention", "kind"))
     open_trials = [
         suggestion
         for suggestion in earlier.tutoring

@@ -15,7 +15,7 @@ from tessera.dashboards.access import form_errors, require
 from tessera.dashboards.forms import CorrectionForm
 from tessera.dashboards.views.common import is_htmx, sentence, subject_url
 from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback
-from tessera.jobs.selectors import tried_before
+from tessera.jobs.selectors import said_of_suggestions, tried_before
 from tessera.jobs.services import record_feedback
 from tessera.records.kinds import subject_of
 from tessera.records.models import MediaKind
@@ -53,10 +53,7 @@ def _result_context(result: AnalysisResult, *, job: AnalysisJob, **extra) -> dic
 def _suggestions_with_verdicts(result: AnalysisResult, feedback: list[Feedback]) -> list[dict]:
     """The result's tutoring suggestions, each with what teachers said of it: judged useful or
     not, tried, helped or not."""
-    said: dict[str, set[str]] = {}
-    for item in feedback:
-        if item.intervention:
-            said.setdefault(item.intervention, set()).add(item.kind)
+    said = said_of_suggestions((item.intervention, item.kind) for item in feedback)
 
     def first_of(kinds: set[str], *choices: str) -> str | None:
         return next((Feedback.Kind(kind).label for kind in choices if kind in kinds), None)
