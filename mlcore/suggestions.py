@@ -1,9 +1,11 @@
-"""Tutoring suggestions ranked by a transparent match, for a head that has not learnt yet: the
+"""Tutoring suggestions. Until a school's head has learnt from its teachers' verdicts
+(mlcore.learnt_ranking), ranked by a transparent match: the
 interventions the library tags for the affect the model reads come first, then by how well
 they fit: the probability of the affect they are for (the likeliest, if several, and a quarter
 of the others'), a subject of their own, and what the teachers said of them before. Each
 suggestion says why, in words a teacher can check ("matches: confused, Mathematics"); none
-carries a made-up percentage.
+carries a made-up percentage. Once the head has learnt, it orders the same candidates (the
+rule above still holds), and each suggestion says so.
 
 An intervention tagged for other affects than the one read is never suggested while one tagged
 for it (or for any affect) is left: a worked example, for confusion, is not offered to a
@@ -13,6 +15,7 @@ frustrated learner when the library has something for frustration.
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from mlcore.learnt_ranking import LearntRanker, Session
 from mlcore.library import Intervention, InterventionLibrary
 
 SUGGESTIONS = 3
@@ -47,7 +50,7 @@ class Suggestion:
     description: str
     matches: tuple[str, ...]  # the affect and the subject it was chosen for
     reason: str
-    basis: str = "tags"  # the library's tags, not a learnt head
+    basis: str = "tags"  # "tags": the transparent match; "learnt": the school's learnt head
 
     def to_dict(self) -> dict:
         return {**asdict(self), "matches": list(self.matches)}
@@ -60,12 +63,14 @@ def rank_by_tags(
     subject: str | None = None,
     grade: int | None = None,
     verdicts: Mapping[str, Verdicts] | None = None,
+    learnt: LearntRanker | None = None,
     count: int = SUGGESTIONS,
 ) -> list[Suggestion]:
     """The library's best `count` interventions for a session whose affect the model estimated
     as `affect` (label → probability; empty when unknown), on `subject` for a learner in
     `grade` (either None when unknown). An intervention for other subjects or grades is left
-    out; one for other affects only where nothing suits the affect read."""
+    out; one for other affects only where nothing suits the affect read. With `learnt`, the
+    school's learnt head orders them (an intervention it has no verdicts on, by its tags)."""
     verdicts = verdicts or {}
     read = max(affect, key=affect.get) if affect else None
     candidates = [
@@ -78,16 +83,15 @@ def rank_by_tags(
         item for item in candidates if read is None or not item.affects or read in item.affects
     ]
     chosen = fitting or candidates
+    session = Session(affect=affect, subject=subject, grade=grade)
 
-    def fit(item: Intervention) -> float:
-        for_affects = [affect.get(tag, 0.0) for tag in item.affects]
-        likeliest = max(for_affects, default=0.0)
-        others = OTHER_AFFECTS_WEIGHT * (sum(for_affects) - likeliest)
-        own_subject = SUBJECT_WEIGHT if subject and _for_subject(item, subject) else 0.0
-        said = VERDICT_WEIGHT * verdicts.get(item.id, Verdicts()).balance
-        return likeliest + others + own_subject + said
+    def order(item: Intervention) -> float:
+        fit = tag_fit(item, affect=affect, subject=subject)
+        if learnt is not None:
+            return learnt.score(session, item, fit)
+        return fit + VERDICT_WEIGHT * verdicts.get(item.id, Verdicts()).balance
 
-    ordered = sorted(chosen, key=lambda item: (-fit(item), item.id))[:count]
+    ordered = sorted(chosen, key=lambda item: (-order(item), item.id))[:count]
     return [
         _suggestion(
             rank,
@@ -96,9 +100,20 @@ def rank_by_tags(
             subject=subject,
             verdicts=verdicts.get(item.id, Verdicts()),
             nothing_for=None if fitting else read,
+            learnt=learnt,
         )
         for rank, item in enumerate(ordered, start=1)
     ]
+
+
+def tag_fit(item: Intervention, *, affect: Mapping[str, float], subject: str | None) -> float:
+    """How well `item`'s tags fit the session: the probability of the likeliest affect it is
+    for, a share of the others', and a subject of its own."""
+    for_affects = [affect.get(tag, 0.0) for tag in item.affects]
+    likeliest = max(for_affects, default=0.0)
+    others = OTHER_AFFECTS_WEIGHT * (sum(for_affects) - likeliest)
+    own_subject = SUBJECT_WEIGHT if subject and _for_subject(item, subject) else 0.0
+    return likeliest + others + own_subject
 
 
 def _for_subject(item: Intervention, subject: str) -> str | None:
@@ -119,6 +134,7 @@ def _suggestion(
     subject: str | None,
     verdicts: Verdicts,
     nothing_for: str | None,
+    learnt: LearntRanker | None,
 ) -> Suggestion:
     matches = []
     if read is not None and read in item.affects:
@@ -137,6 +153,12 @@ def _suggestion(
     said = verdicts.useful + verdicts.not_useful
     if said:
         parts.append(f"teachers found it useful {verdicts.useful} of {said} times")
+    if learnt is not None:
+        parts.append(
+            f"ordered by what {learnt.verdicts} verdicts of this school's teachers taught"
+            if item.id in learnt.judged
+            else "new to the learnt ranking: placed by its tags until teachers judge it"
+        )
     return Suggestion(
         rank=rank,
         id=item.id,
@@ -144,4 +166,5 @@ def _suggestion(
         description=item.description,
         matches=tuple(matches),
         reason="; ".join(parts) or "fits this subject and grade",
+        basis="tags" if learnt is None else "learnt",
     )
