@@ -269,6 +269,8 @@ TESSERA_BATCH_WAIT_MS = env.float("TESSERA_BATCH_WAIT_MS", default=50.0)
 TESSERA_RETRY_BACKOFF_SECONDS = env.float("TESSERA_RETRY_BACKOFF_SECONDS", default=5.0)
 # Learning from feedback: a training run needs this many confirmed or corrected results.
 TESSERA_TRAINING_MIN_CASES = env.int("TESSERA_TRAINING_MIN_CASES", default=20)
+# Suggestions a school's teachers must have judged before a run teaches its tutoring head.
+TESSERA_TUTORING_MIN_VERDICTS = env.int("TESSERA_TUTORING_MIN_VERDICTS", default=30)
 TESSERA_TRAINING_EPOCHS = env.int("TESSERA_TRAINING_EPOCHS", default=10)
 TESSERA_TRAINING_LEARNING_RATE = env.float("TESSERA_TRAINING_LEARNING_RATE", default=3e-4)
 # A run still `running` after this long lost its worker, and may be taken again.

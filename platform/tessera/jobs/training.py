@@ -1,7 +1,12 @@
 """Learning from feedback: a training run gathers the results professionals confirmed or
 corrected, fine-tunes the active model on them, and promotes the new version only if it is not
 worse on held-out cases (macro-F1). Every version stays listed with its metrics, and the run
-records who asked for it and what it decided."""
+records who asked for it and what it decided.
+
+For schools it also teaches each school's tutoring head from its teachers' verdicts on
+suggestions (mlcore.tutoring_training), where a school has enough of them: the head is used
+only if held-out verdicts find it worse than neither the tag match nor the head in use. Either
+part runs when it has enough feedback."""
 
 import hashlib
 import json
@@ -20,9 +25,12 @@ from django.utils import timezone
 from mlcore.data import Case, Features, Preprocessor
 from mlcore.device import select_device
 from mlcore.errors import ConfigError, InputError
+from mlcore.learnt_ranking import Session, Verdict
 from mlcore.model import MultimodalModel
 from mlcore.registry import load_bundle, save_bundle
 from mlcore.train import TrainingConfig, evaluate_model, preprocess, train
+from mlcore.tutoring_training import train_and_judge
+from tessera.accounts.models import Organization
 from tessera.celery import TaskName, enqueue
 from tessera.jobs import features as job_features
 from tessera.jobs.models import AnalysisResult, Feedback, ModelVersion, TrainingRun
@@ -32,11 +40,16 @@ from tessera.jobs.services import (
     promote_model_version,
     register_model_version,
 )
-from tessera.records.kinds import TO_VISITS
+from tessera.records.kinds import TO_VISITS, kind_for, level_of, subject_of, topic_of, visit_of
 from tessera.refusals import RefusalCode, Refused
+from tessera.tutoring.selectors import head_in_use
+from tessera.tutoring.services import library_in_effect, record_head
 
 logger = logging.getLogger(__name__)
 LABELLING = (Feedback.Kind.CONFIRM, Feedback.Kind.CORRECT)
+# A teacher's verdict on a suggestion: was it useful (or did it help, which outranks it)?
+SAID_USEFUL = {Feedback.Kind.USEFUL: True, Feedback.Kind.NOT_USEFUL: False}
+SAID_IT_HELPED = {Feedback.Kind.HELPED: True, Feedback.Kind.DID_NOT_HELP: False}
 
 
 def _labelling_feedback(serves: str):
@@ -65,12 +78,18 @@ def request_training(*, serves: str, requested_by: AbstractBaseUser | None = Non
     base = active_model_version(serves=serves)
     if base is None:
         raise Refused(f"no active {serves} model to fine-tune", code=RefusalCode.NO_MODEL)
-    available = _labelling_feedback(serves).values("result_id").distinct().count()
+    available = labelled_count(serves=serves)
     needed = settings.TESSERA_TRAINING_MIN_CASES
-    if available < needed:
+    if available < needed and not schools_ready_for_tutoring(serves=serves):
+        tutoring = (
+            f", and no school has the {settings.TESSERA_TUTORING_MIN_VERDICTS} verdicts on "
+            "suggestions a tutoring head needs"
+            if kind_for(serves).suggests_tutoring
+            else ""
+        )
         raise Refused(
             f"only {available} results have been confirmed or corrected; training needs at "
-            f"least {needed}",
+            f"least {needed}{tutoring}",
             code=RefusalCode.TOO_LITTLE_FEEDBACK,
         )
     with transaction.atomic():
@@ -114,6 +133,32 @@ def run_training(*, run_id: int) -> TrainingRun:
 
 
 def _train_and_decide(run: TrainingRun) -> None:
+    decisions = []
+    if labelled_count(serves=run.serves) >= settings.TESSERA_TRAINING_MIN_CASES:
+        decisions.append(_train_model(run))
+    schools = schools_ready_for_tutoring(serves=run.serves)
+    if schools:
+        run.metrics = {**run.metrics, "tutoring": {}}
+    for school in schools:
+        decisions.append(_teach_tutoring_head(run, school))
+    if not decisions:
+        raise Refused("the feedback that made this run worth queueing is gone")
+    run.status = (
+        TrainingRun.Status.PROMOTED
+        if any(promoted for promoted, _ in decisions)
+        else TrainingRun.Status.REJECTED
+    )
+    run.message = "; ".join(message for _, message in decisions)
+    logger.info("training run %s: %s", run.pk, run.message)
+
+
+def labelled_count(*, serves: str) -> int:
+    """How many results of `serves` organizations a professional confirmed or corrected."""
+    return _labelling_feedback(serves).values("result_id").distinct().count()
+
+
+def _train_model(run: TrainingRun) -> tuple[bool, str]:
+    """Fine-tune the base on the labelled results; (promoted, what was decided)."""
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     name = f"{run.serves}-{stamp}-run{run.pk}"
     bundle_dir = Path(settings.MLCORE_MODELS_DIR) / name
@@ -155,6 +200,7 @@ def _train_and_decide(run: TrainingRun) -> None:
     save_bundle(bundle_dir, result.model, metrics=result.metrics, history=result.history)
     run.metrics = json_safe(
         {
+            **run.metrics,
             "held_out_cases": len(test_cases),
             "candidate_macro_f1": candidate_score,
             "base_macro_f1": base_score,
@@ -171,20 +217,79 @@ def _train_and_decide(run: TrainingRun) -> None:
     run.candidate = version
     if candidate_score >= base_score:
         promote_model_version(version=version, promoted_by=run.requested_by)
-        run.status = TrainingRun.Status.PROMOTED
-        run.message = (
+        return True, (
             f"promoted: held-out macro-F1 {candidate_score:.3f} against "
             f"{base_score:.3f} for {run.base_version.name}"
         )
-    else:
-        version.status = ModelVersion.Status.REJECTED
-        version.save(update_fields=["status"])
-        run.status = TrainingRun.Status.REJECTED
-        run.message = (
-            f"kept {run.base_version.name}: held-out macro-F1 {candidate_score:.3f} is below "
-            f"its {base_score:.3f}"
+    version.status = ModelVersion.Status.REJECTED
+    version.save(update_fields=["status"])
+    return False, (
+        f"kept {run.base_version.name}: held-out macro-F1 {candidate_score:.3f} is below "
+        f"its {base_score:.3f}"
+    )
+
+
+def _tutoring_verdict_feedback(organization_id: int):
+    return Feedback.objects.filter(
+        result__organization_id=organization_id,
+        kind__in=[*SAID_USEFUL, *SAID_IT_HELPED],
+    ).exclude(intervention="")
+
+
+def tutoring_training_verdicts(*, organization_id: int) -> list[Verdict]:
+    """Per suggestion the organization's teachers judged (a result's intervention), their
+    word on it: whether it helped at the learner's next session, else whether it looked
+    useful. The session is the one the suggestion was made for."""
+    said: dict[tuple[int, str], tuple[AnalysisResult, list[str]]] = {}
+    feedback = _tutoring_verdict_feedback(organization_id).select_related(
+        *(f"result__job__{path}" for path in TO_VISITS)
+    )
+    for verdict in feedback.order_by("created_at", "pk"):
+        _, kinds = said.setdefault((verdict.result_id, verdict.intervention), (verdict.result, []))
+        kinds.append(verdict.kind)
+    verdicts = []
+    for (_, intervention), (result, kinds) in sorted(said.items()):
+        outcome = [SAID_IT_HELPED[kind] for kind in kinds if kind in SAID_IT_HELPED]
+        looked = [SAID_USEFUL[kind] for kind in kinds if kind in SAID_USEFUL]
+        session = Session(
+            affect=result.emotion,
+            subject=topic_of(visit_of(result.job)),
+            grade=level_of(subject_of(result.job)),
+            id=str(result.job.visit_key_id),
         )
-    logger.info("training run %s: %s", run.pk, run.message)
+        useful = (outcome or looked)[-1]
+        verdicts.append(Verdict(session=session, intervention=intervention, useful=useful))
+    return verdicts
+
+
+def schools_ready_for_tutoring(*, serves: str) -> list[Organization]:
+    """Organizations of kind `serves` (schools) whose teachers have judged enough suggestions
+    to teach a tutoring head."""
+    if not kind_for(serves).suggests_tutoring:
+        return []
+    needed = settings.TESSERA_TUTORING_MIN_VERDICTS
+    return [
+        organization
+        for organization in Organization.objects.filter(kind=serves).order_by("pk")
+        if _tutoring_verdict_feedback(organization.pk)
+        .values("result_id", "intervention")
+        .distinct()
+        .count()
+        >= needed
+    ]
+
+
+def _teach_tutoring_head(run: TrainingRun, school: Organization) -> tuple[bool, str]:
+    """Teach `school`'s tutoring head from its verdicts and decide whether to use it."""
+    library = library_in_effect(organization=school)
+    decision = train_and_judge(
+        library.library,
+        tutoring_training_verdicts(organization_id=school.pk),
+        active=head_in_use(organization_id=school.pk),
+    )
+    head = record_head(organization=school, library=library, decision=decision)
+    run.metrics["tutoring"][school.slug] = {**decision.metrics(), "used": head.in_use}
+    return head.in_use, f"{school.name}'s tutoring head: {decision.message}"
 
 
 def feedback_cases(*, serves: str) -> list[Case]:

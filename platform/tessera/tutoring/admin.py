@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from tessera.accounts.admin import OrganizationScopedAdmin
 from tessera.refusals import Refused
-from tessera.tutoring.models import LibraryVersion
+from tessera.tutoring.models import LibraryVersion, TutoringHead
 from tessera.tutoring.services import import_library, parse_library, taggable_affects
 
 
@@ -62,3 +62,23 @@ class LibraryVersionAdmin(OrganizationScopedAdmin):
             known_affects=(),
         )
         obj.pk, obj.number = version.pk, version.number
+
+
+@admin.register(TutoringHead)
+class TutoringHeadAdmin(OrganizationScopedAdmin):
+    """Read only: heads are taught by training runs (`manage.py train_from_feedback school`),
+    each with the held-out comparison that decided whether it is used."""
+
+    list_display = ["__str__", "organization", "verdicts", "in_use", "created_at"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter), "in_use"]
+    readonly_fields = ["organization", "library", "verdicts", "metrics", "in_use", "decision"]
+    exclude = ["weights"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -2,8 +2,9 @@
 
 from django.db.models import QuerySet
 
+from mlcore.learnt_ranking import LearntRanker
 from tessera.accounts.models import Organization
-from tessera.tutoring.models import LibraryVersion
+from tessera.tutoring.models import LibraryVersion, TutoringHead
 
 
 def library_versions(*, organization: Organization) -> QuerySet[LibraryVersion]:
@@ -31,3 +32,10 @@ def intervention_titles(*, organization: Organization) -> dict[str, str]:
         for item in interventions:
             titles.setdefault(item["id"], item["title"])
     return titles
+
+
+def head_in_use(*, organization_id: int) -> LearntRanker | None:
+    """The learnt head that orders the organization's suggestions; None until one has been
+    taught and found not worse than the tag match."""
+    head = TutoringHead.objects.filter(organization_id=organization_id, in_use=True).first()
+    return head.ranker if head is not None else None

@@ -11,11 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from mlcore.library import SHIPPED_LIBRARY, Intervention, InterventionLibrary
+from mlcore.tutoring_training import Decision
 from tessera.accounts.models import Organization
 from tessera.records.kinds import kind_of
 from tessera.refusals import RefusalCode, Refused
 from tessera.text import printable_name
-from tessera.tutoring.models import LibraryVersion
+from tessera.tutoring.models import LibraryVersion, TutoringHead
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MOST_INTERVENTIONS = 200
@@ -248,4 +249,23 @@ def _next_version(
             interventions=[item.to_dict() for item in interventions],
             change=change,
             created_by=by,
+        )
+
+
+def record_head(
+    *, organization: Organization, library: LibraryVersion, decision: Decision
+) -> TutoringHead:
+    """Keep the head a training run taught the organization, with the decision on it; when it
+    is to be used, it replaces the one in use."""
+    with transaction.atomic():
+        if decision.use_it:
+            TutoringHead.objects.filter(organization=organization, in_use=True).update(in_use=False)
+        return TutoringHead.objects.create(
+            organization=organization,
+            library=library,
+            weights=decision.candidate.to_dict(),
+            verdicts=decision.candidate.verdicts,
+            metrics=decision.metrics(),
+            in_use=decision.use_it,
+            decision=decision.message,
         )

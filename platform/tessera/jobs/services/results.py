@@ -25,6 +25,7 @@ from tessera.records.kinds import (
     visit_of,
 )
 from tessera.tutoring.models import LibraryVersion
+from tessera.tutoring.selectors import head_in_use
 from tessera.tutoring.services import library_in_effect
 from tessera.webhooks.models import Event
 from tessera.webhooks.services import emit
@@ -123,9 +124,10 @@ def _result_fields(job: AnalysisJob, prediction: dict) -> dict:
 
 
 def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) -> list[dict]:
-    """The organization's library ranked for this session by the transparent match
-    (mlcore.suggestions): the affect the model read, the lesson's subject, the learner's grade
-    and what the teachers said of each intervention before."""
+    """The organization's library ranked for this session (mlcore.suggestions) by the
+    school's learnt head where one is in use, else by the transparent match: the affect the
+    model read, the lesson's subject, the learner's grade and what the teachers said of each
+    intervention before."""
     return [
         suggestion.to_dict()
         for suggestion in rank_by_tags(
@@ -134,6 +136,7 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
             subject=topic_of(visit_of(job)),
             grade=level_of(subject_of(job)),
             verdicts=tutoring_verdicts(organization_id=job.organization_id),
+            learnt=head_in_use(organization_id=job.organization_id),
         )
     ]
 
