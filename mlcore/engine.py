@@ -17,7 +17,13 @@ from mlcore.abstention import diagnosis_confidence, emotion_confidence, needs_pe
 from mlcore.contributions import answer_keys, shapley_contributions
 from mlcore.data import Case, Features, Preprocessor, collate
 from mlcore.device import autocast, select_device
-from mlcore.evidence import heatmap_zone, moving_sentences, rationale, sentence_variants
+from mlcore.evidence import (
+    heatmap_zone,
+    moving_sentences,
+    quoted_sentences,
+    rationale,
+    sentence_variants,
+)
 from mlcore.explain import coarsen, diagnosis_heatmap
 from mlcore.input_checks import concerns
 from mlcore.model import MultimodalModel
@@ -49,6 +55,9 @@ class Prediction:
     rationale: str | None = None  # written by the frozen language model, when configured
     # Per task, one sentence from the evidence the model used (mlcore.evidence).
     rationales: dict[str, str] = field(default_factory=dict)
+    # Per task, the sentence of the text that held the answer up most, as the rationale quotes
+    # it (mlcore.evidence.quoted_sentences); {} where no sentence did.
+    quotes: dict[str, str] = field(default_factory=dict)
     # Where in the image the top finding came from: {method, finding, zone, heatmap (a grid of
     # at most HEATMAP_CELLS a side)}; {} without an image or findings.
     explanation: dict = field(default_factory=dict)
@@ -233,6 +242,7 @@ class InferenceEngine:
                     "heatmap": coarsen(heatmap, cells=HEATMAP_CELLS),
                 }
             prediction.rationales = rationale(prediction, zone=zone, sentences=sentences)
+            prediction.quotes = quoted_sentences(prediction, sentences)
 
     def explain(self, features: Features, *, label: str) -> np.ndarray:
         """A Grad-CAM heatmap in [0, 1] over the case's (preprocessed) image of what raised the

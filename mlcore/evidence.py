@@ -113,7 +113,7 @@ def rationale(
 ) -> dict[str, str]:
     """One sentence per task of `prediction`, from its contributions, the heatmap's `zone`
     (for the findings) and each task's moving sentence."""
-    sentences = sentences or {}
+    quoted = quoted_sentences(prediction, sentences or {})
     result = {}
     for task, (key, words, probability, sign) in answers(prediction).items():
         shares = prediction.contributions.get(key, {})
@@ -131,17 +131,24 @@ def rationale(
             # The heatmap shows where the image raised the finding: said only where it did.
             if modality == "image" and zone and task == "diagnosis" and sign * points > 0:
                 detail = f", its heatmap peaking in the {zone}"
-            # The quoted sentence is the one that held the answer up most: it is said only of a
-            # text that raised the answer.
-            if (
-                modality == "text"
-                and points > 0
-                and task in sentences
-                and sentences[task][1] >= BARELY
-            ):
-                detail = f', most of all "{sentences[task][0]}"'
+            if modality == "text" and task in quoted:
+                detail = f', most of all "{quoted[task]}"'
             lead = "" if place == 0 else "then "
             parts.append(f"{lead}{noun} {effect}{detail}")
         evidence = "; ".join(parts) if parts else "no input moved it"
         result[task] = f"{words} ({round(100 * probability)}%): {evidence}."
     return result
+
+
+def quoted_sentences(
+    prediction: "Prediction", sentences: dict[str, tuple[str, float]]
+) -> dict[str, str]:
+    """Per task, the sentence of the text that held its answer up most (`sentences`, from
+    `moving_sentences`), where the text raised the answer and that sentence moved it at least
+    BARELY: what a rationale may quote as the evidence."""
+    quoted = {}
+    for task, (key, _words, _probability, sign) in answers(prediction).items():
+        raised = round(100 * sign * prediction.contributions.get(key, {}).get("text", 0.0)) > 0
+        if raised and task in sentences and sentences[task][1] >= BARELY:
+            quoted[task] = sentences[task][0]
+    return quoted

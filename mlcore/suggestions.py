@@ -50,6 +50,10 @@ class Suggestion:
     description: str
     matches: tuple[str, ...]  # the affect and the subject it was chosen for
     reason: str
+    # Why this one for this learner, from the evidence alone: what the library says it is for,
+    # and what the session showed (the affect read, the learner's sentence that shows it, the
+    # subject). Nothing in it is generated beyond joining those.
+    rationale: str = ""
     basis: str = "tags"  # "tags": the transparent match; "learnt": the school's learnt head
 
     def to_dict(self) -> dict:
@@ -64,13 +68,15 @@ def rank_by_tags(
     grade: int | None = None,
     verdicts: Mapping[str, Verdicts] | None = None,
     learnt: LearntRanker | None = None,
+    quote: str | None = None,
     count: int = SUGGESTIONS,
 ) -> list[Suggestion]:
     """The library's best `count` interventions for a session whose affect the model estimated
     as `affect` (label → probability; empty when unknown), on `subject` for a learner in
     `grade` (either None when unknown). An intervention for other subjects or grades is left
     out; one for other affects only where nothing suits the affect read. With `learnt`, the
-    school's learnt head orders them (an intervention it has no verdicts on, by its tags)."""
+    school's learnt head orders them (an intervention it has no verdicts on, by its tags).
+    `quote`: the learner's sentence that held the affect read up most, for the rationale."""
     verdicts = verdicts or {}
     read = max(affect, key=affect.get) if affect else None
     candidates = [
@@ -101,6 +107,7 @@ def rank_by_tags(
             verdicts=verdicts.get(item.id, Verdicts()),
             nothing_for=None if fitting else read,
             learnt=learnt,
+            quote=quote,
         )
         for rank, item in enumerate(ordered, start=1)
     ]
@@ -135,6 +142,7 @@ def _suggestion(
     verdicts: Verdicts,
     nothing_for: str | None,
     learnt: LearntRanker | None,
+    quote: str | None,
 ) -> Suggestion:
     matches = []
     if read is not None and read in item.affects:
@@ -166,5 +174,27 @@ def _suggestion(
         description=item.description,
         matches=tuple(matches),
         reason="; ".join(parts) or "fits this subject and grade",
+        rationale=_rationale(item, read=read, quote=quote, subject=subject),
         basis="tags" if learnt is None else "learnt",
     )
+
+
+def _rationale(
+    item: Intervention, *, read: str | None, quote: str | None, subject: str | None
+) -> str:
+    """'For a learner who seems confused, in Mathematics. This learner seems confused (they
+    wrote "…"), in Mathematics.' The library's tags, then the evidence; the learner's sentence
+    is quoted only beside the affect it showed."""
+    own = _for_subject(item, subject) if subject else None
+    purpose = (
+        f"For a learner who seems {' or '.join(item.affects)}"
+        if item.affects
+        else "For any learner"
+    )
+    if own:
+        purpose += f", in {own}"
+    if read:
+        shown = f' (they wrote "{quote}")' if quote else ""
+        lesson = f", in {subject}" if subject else ""
+        return f"{purpose}. This learner seems {read}{shown}{lesson}."
+    return f"{purpose}. This session is in {subject}." if subject else f"{purpose}."

@@ -171,8 +171,10 @@ def test_the_quoted_sentence_is_the_one_whose_removal_moves_the_answer_most(engi
     raised = round(100 * prediction.contributions["emotion"]["text"]) > 0
     if max(drops) >= 0.01 and raised:
         assert f'most of all "{moving}"' in prediction.rationales["emotion"]
+        assert prediction.quotes["emotion"] == moving, "what a suggestion's rationale quotes"
     else:
         assert "most of all" not in prediction.rationales["emotion"]
+        assert "emotion" not in prediction.quotes
 
 
 def test_heatmaps_not_checked_against_lesions_are_not_shown(engine, clinic_dataset):

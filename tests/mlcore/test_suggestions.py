@@ -125,3 +125,33 @@ def test_grades_round_trip_and_a_reversed_range_is_refused():
     assert again == lib
     with pytest.raises(ConfigError, match="lowest comes first"):
         library(entry("x", grades=[6, 3]))
+
+
+def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
+    """Guardrail: a suggestion's words are the library entry's (title, description, tags) and
+    the session's evidence (the affect read, the learner's own sentence, the subject), joined by
+    fixed words; nothing is generated."""
+    rng = np.random.default_rng(1)
+    essay = ["I do not get why the sign flips.", "Fractions are fine.", "Can we stop now?"]
+    by_id = {item.id: item for item in SHIPPED.interventions}
+    checked = 0
+    for affect, subject in itertools.product(SCHOOL_AFFECTS, SUBJECTS):
+        estimate = dict(zip(SCHOOL_AFFECTS, rng.dirichlet(np.ones(4)).tolist(), strict=True))
+        estimate[affect] = 2.0  # the affect read
+        quote = essay[int(rng.integers(len(essay)))] if rng.random() < 0.7 else None
+        for suggestion in rank_by_tags(SHIPPED, affect=estimate, subject=subject, quote=quote):
+            item = by_id[suggestion.id]
+            assert (suggestion.title, suggestion.description) == (item.title, item.description)
+            purpose = (
+                f"For a learner who seems {' or '.join(map(re.escape, item.affects))}"
+                if item.affects
+                else "For any learner"
+            )
+            own = [s for s in item.subjects if subject and s.casefold() == subject.casefold()]
+            purpose += f", in {re.escape(own[0])}" if own else ""
+            shown = f' \\(they wrote "{re.escape(quote)}"\\)' if quote else ""
+            lesson = f", in {re.escape(subject)}" if subject else ""
+            pattern = f"{purpose}\\. This learner seems {affect}{shown}{lesson}\\."
+            assert re.fullmatch(pattern, suggestion.rationale), suggestion.rationale
+            checked += 1
+    assert checked >= len(SCHOOL_AFFECTS) * len(SUBJECTS)

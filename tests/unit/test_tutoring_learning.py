@@ -29,9 +29,7 @@ CONFUSED = {"confused": 0.8, "bored": 0.2}
 
 @pytest.fixture
 def version(db):
-    version = register_model_version(
-        name="school-v1", serves="school", bundle_path="x", metrics={}
-    )
+    version = register_model_version(name="school-v1", serves="school", bundle_path="x", metrics={})
     return promote_model_version(version=version, promoted_by=None)
 
 
@@ -40,7 +38,7 @@ def teacher(school, make_user):
     return make_user("teacher", organization=school, role=Role.TEACHER)
 
 
-def analysed(learner, version, *, subject: str, days_ago: int = 1):
+def analysed(learner, version, *, subject: str, days_ago: int = 1, quote: str = ""):
     session = create_learning_session(
         student=learner,
         occurred_at=timezone.now() - timedelta(days=days_ago),
@@ -55,6 +53,8 @@ def analysed(learner, version, *, subject: str, days_ago: int = 1):
     )
     predicted = prediction()
     predicted["emotion"], predicted["emotion_label"] = CONFUSED, "confused"
+    if quote:
+        predicted["quotes"] = {"emotion": quote}
     return complete_job(job_id=job.pk, worker="gpu", prediction=predicted)
 
 
@@ -143,3 +143,15 @@ def test_too_few_verdicts_are_refused_in_a_sentence(school, teacher, version, se
     with pytest.raises(Refused, match="no school has the 30 verdicts on suggestions"):
         training.request_training(serves="school")
     assert not TrainingRun.objects.exists()
+
+
+def test_each_suggestion_says_why_from_the_learners_own_sentence(school, version):
+    learner = create_student(organization=school, student_number="Q-1", full_name="Quinn")
+    wrote = "I keep mixing up which formula goes where."
+    result = analysed(learner, version, subject="Mathematics", quote=wrote)
+    assert result.tutoring[0]["rationale"] == (
+        "For a learner who seems confused, in Mathematics. This learner seems confused "
+        f'(they wrote "{wrote}"), in Mathematics.'
+    )
+    unquoted = analysed(learner, version, subject="Mathematics")
+    assert all('"' not in suggestion["rationale"] for suggestion in unquoted.tutoring)

@@ -416,8 +416,10 @@ class ResultSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="Tutoring suggestions, best first: `rank`, the intervention's `id`, `title` and "
         "`description`, `matches` (the affect and subject it was chosen for), `reason` (why, in "
-        "a sentence) and `basis` (`tags`: ranked by the library's tags, the head not having "
-        "learnt from this school yet). A rank, never a probability.",
+        "a sentence), `rationale` (what the library says it is for, then what the session showed: "
+        "the affect read, the learner's sentence that showed it, the subject) and `basis` "
+        "(`tags`: ranked by the library's tags; `learnt`: ordered by the head this school's "
+        "verdicts taught). A rank, never a probability.",
     )
     tutoring_library = serializers.PrimaryKeyRelatedField(
         read_only=True,

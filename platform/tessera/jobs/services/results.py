@@ -127,7 +127,8 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
     """The organization's library ranked for this session (mlcore.suggestions) by the
     school's learnt head where one is in use, else by the transparent match: the affect the
     model read, the lesson's subject, the learner's grade and what the teachers said of each
-    intervention before."""
+    intervention before; each with a rationale quoting the learner's sentence that showed the
+    affect, where one did."""
     return [
         suggestion.to_dict()
         for suggestion in rank_by_tags(
@@ -137,6 +138,7 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
             grade=level_of(subject_of(job)),
             verdicts=tutoring_verdicts(organization_id=job.organization_id),
             learnt=head_in_use(organization_id=job.organization_id),
+            quote=prediction.get("quotes", {}).get("emotion"),
         )
     ]
 
