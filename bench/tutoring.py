@@ -26,7 +26,7 @@ from scipy import stats
 
 from mlcore.learnt_ranking import LearntRanker, Session, Verdict
 from mlcore.library import Intervention, InterventionLibrary
-from mlcore.suggestions import rank_by_tags, tag_fit
+from mlcore.suggestions import rank_interventions, tag_fit
 from mlcore.tutoring_training import balances, train_and_judge
 
 AFFECTS = ("confused", "frustrated", "bored", "engaged")
@@ -118,7 +118,7 @@ def draw_sessions(count: int, grades: list[int], random: np.random.Generator, pr
 def ranked(library, session, *, learnt, known, count=3) -> list[str]:
     return [
         suggestion.id
-        for suggestion in rank_by_tags(
+        for suggestion in rank_interventions(
             library,
             affect=session.affect,
             subject=session.subject,

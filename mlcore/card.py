@@ -26,7 +26,12 @@ def model_card(config: ModelConfig, metrics: dict) -> str:
         f"- Fusion: {config.fusion.kind}",
         f"- Diagnosis labels: {', '.join(tasks.diagnosis_labels) or 'none'}",
         f"- Emotion labels: {', '.join(tasks.emotion_labels) or 'none'}",
-        f"- Tutoring: {'a library of interventions' if tasks.tutoring_library else 'off'}",
+        (
+            "- Tutoring: the platform ranks a school's intervention library by the affect "
+            "estimate, the subject and its teachers' verdicts (mlcore.learnt_ranking)"
+            if tasks.emotion_labels
+            else "- Tutoring: none (no affect estimate)"
+        ),
         f"- Text encoder: {config.text.source}",
         *(
             f"- {words} read only: {', '.join(tasks.reads[task])}"

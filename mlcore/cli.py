@@ -24,11 +24,7 @@ def _load_config(path: Path) -> tuple[ModelConfig, dict]:
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"cannot read configuration {path}: {error}") from error
     training = data.pop("training", {})
-    config = ModelConfig.from_dict(data)
-    library = config.tasks.tutoring_library
-    if library and not Path(library).is_absolute():
-        config.tasks.tutoring_library = str((path.parent / library).resolve())
-    return config, training
+    return ModelConfig.from_dict(data), training
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -47,7 +43,6 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from mlcore.data import manifest_hash, read_manifest
-    from mlcore.library import InterventionLibrary
     from mlcore.registry import save_bundle
     from mlcore.train import TrainingConfig, train
 
@@ -74,11 +69,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     if "validation" not in held_out:
         raise InputError("training needs a validation split (--validation-fraction above 0)")
     config.training_data_hash = manifest_hash(args.manifest)
-    library = (
-        InterventionLibrary.load(config.tasks.tutoring_library)
-        if config.tasks.tutoring_library
-        else None
-    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "training_log.jsonl").open("w") as log:
@@ -89,7 +79,6 @@ def cmd_train(args: argparse.Namespace) -> None:
             training,
             calibration_cases=held_out.get("calibration"),
             test_cases=held_out.get("test"),
-            library=library,
             log=lambda entry: log.write(json.dumps(entry) + "\n"),
         )
     save_bundle(out, result.model, metrics=result.metrics, history=result.history)

@@ -79,9 +79,6 @@ class FusionConfig:
 class TaskConfig:
     diagnosis_labels: list[str] = field(default_factory=list)
     emotion_labels: list[str] = field(default_factory=list)
-    # Path to the intervention library (JSON); None turns the tutoring head off.
-    tutoring_library: str | None = None
-    subjects: list[str] = field(default_factory=list)
     # Task (diagnosis, emotion) → the modalities it cannot answer without ("needs a person:
     # evidence missing" when the case lacks one); a task not listed needs none in particular.
     requires: dict[str, list[str]] = field(default_factory=dict)
@@ -191,6 +188,12 @@ class ModelConfig:
                 tasks = dict(data.get("tasks", {}))
                 tasks.setdefault("abstain_below", {"diagnosis": threshold, "emotion": threshold})
                 data["tasks"] = tasks
+            if {"tutoring_library", "subjects"} & set(data.get("tasks", {})):
+                # the tutoring head a model carried before tutoring learnt per school
+                tasks = dict(data["tasks"])
+                tasks.pop("tutoring_library", None)
+                tasks.pop("subjects", None)
+                data = {**data, "tasks": tasks}
             values = {
                 key: _build(sections[key], value) if key in sections else value
                 for key, value in data.items()

@@ -44,9 +44,9 @@ def shapley_contributions(
     (B, M) inputs its answers may not read, which then contribute 0 to them. Call in eval mode
     under no_grad/inference_mode."""
     tokens, present = model.encode(batch)  # once, whatever each task may read
-    values = _subset_values(model, tokens, present, batch.subject)
+    values = _subset_values(model, tokens, present)
     for task, inputs in (hidden or {}).items():
-        apart = _subset_values(model, tokens, present & ~inputs, batch.subject)
+        apart = _subset_values(model, tokens, present & ~inputs)
         values.update({key: apart[key] for key in answer_keys(model, task) if key in apart})
     modalities = len(model.modalities)
     subsets = list(product((False, True), repeat=modalities))
@@ -68,7 +68,7 @@ def shapley_contributions(
 
 
 def _subset_values(
-    model: MultimodalModel, tokens: torch.Tensor, present: torch.Tensor, subject: torch.Tensor
+    model: MultimodalModel, tokens: torch.Tensor, present: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Answer → (2^M, B) the value of each subset of the present modalities: fusion and heads
     over every subset of every case in one pass ((2^M * B) rows)."""
@@ -78,7 +78,6 @@ def _subset_values(
     output = model.decide(
         tokens.repeat(len(subsets), 1, 1),
         present.repeat(len(subsets), 1) & masks,
-        subject.repeat(len(subsets), 1),
     )
     values: dict[str, torch.Tensor] = {}
     if output.diagnosis is not None:

@@ -44,7 +44,6 @@ class Case:
     subject: str | None = None
     diagnosis: list[str] | None = None
     emotion: str | None = None
-    tutoring: dict[str, bool] | None = None  # intervention id -> accepted (True) or dismissed
     rationale: str | None = None  # a reviewed explanation, to train rationale generation
     subgroups: dict[str, str] | None = None  # e.g. {"sex": "F", "site": "B"}: for validation
 
@@ -57,7 +56,6 @@ class Features:
     text_ids: np.ndarray | None = None  # (tokens,)
     audio: np.ndarray | None = None  # (1, n_mels, frames)
     speech_ids: np.ndarray | None = None  # (tokens,) of the transcript
-    subject: str | None = None
     # What each input is, for the input checks (mlcore.input_checks): the image's modality,
     # body part and matrix, the text's language, the recording's level.
     facts: dict[str, str | int | float] = field(default_factory=dict)
@@ -83,7 +81,6 @@ class Features:
 @dataclass
 class Batch:
     present: torch.Tensor  # (B, M) bool, in config.modalities order
-    subject: torch.Tensor  # (B, subjects) one-hot
     image: torch.Tensor | None = None
     text_ids: torch.Tensor | None = None
     text_mask: torch.Tensor | None = None
@@ -103,7 +100,6 @@ class Batch:
 
         return Batch(
             present=apply(self.present),
-            subject=apply(self.subject),
             image=apply(self.image),
             text_ids=apply(self.text_ids),
             text_mask=apply(self.text_mask),
@@ -141,7 +137,6 @@ def read_manifest(path: str | Path) -> list[Case]:
             "subject",
             "diagnosis",
             "emotion",
-            "tutoring",
             "subgroups",
         }
         if unknown:
@@ -168,7 +163,6 @@ def read_manifest(path: str | Path) -> list[Case]:
                 subject=entry.get("subject"),
                 diagnosis=entry.get("diagnosis"),
                 emotion=entry.get("emotion"),
-                tutoring=entry.get("tutoring"),
                 rationale=entry.get("rationale"),
                 subgroups={k: str(v) for k, v in subgroups.items()} if subgroups else None,
             )
@@ -204,7 +198,7 @@ class Preprocessor:
 
     def __call__(self, case: Case) -> Features:
         config = self.config
-        features = Features(subject=case.subject)
+        features = Features()
         if case.image and "image" in config.modalities:
             pixels = read_image(
                 case.image,
@@ -250,17 +244,11 @@ def collate(
     *,
     pad_id: int = 0,
     cases: list[Case] | None = None,
-    interventions: list[str] | None = None,
 ) -> Batch:
     """Pad and stack features; with `cases`, also the training targets."""
     modalities = config.modalities
     present = torch.tensor([[item.input(m) is not None for m in modalities] for item in items])
-    subjects = config.tasks.subjects
-    subject = torch.zeros(len(items), len(subjects))
-    for row, item in enumerate(items):
-        if item.subject in subjects:
-            subject[row, subjects.index(item.subject)] = 1.0
-    batch = Batch(present=present, subject=subject)
+    batch = Batch(present=present)
     if "image" in modalities:
         shape = (1,) + (config.image.size,) * config.image.spatial_dims
         batch.image = torch.stack(
@@ -283,7 +271,7 @@ def collate(
             ]
         )
     if cases is not None:
-        batch.targets = targets(cases, config, interventions or [])
+        batch.targets = targets(cases, config)
     return batch
 
 
@@ -299,9 +287,7 @@ def _padded(sequences: list[np.ndarray | None], pad_id: int) -> tuple[torch.Tens
     return padded, mask
 
 
-def targets(
-    cases: list[Case], config: ModelConfig, interventions: list[str]
-) -> dict[str, torch.Tensor]:
+def targets(cases: list[Case], config: ModelConfig) -> dict[str, torch.Tensor]:
     diagnosis_labels, emotion_labels = config.tasks.diagnosis_labels, config.tasks.emotion_labels
     result: dict[str, torch.Tensor] = {}
     if diagnosis_labels:
@@ -321,12 +307,5 @@ def targets(
                 emotion_labels.index(case.emotion) if case.emotion is not None else -100
                 for case in cases
             ]
-        )
-    if interventions:
-        result["tutoring"] = torch.tensor(
-            [[float((case.tutoring or {}).get(i, False)) for i in interventions] for case in cases]
-        )
-        result["tutoring_known"] = torch.tensor(
-            [[i in (case.tutoring or {}) for i in interventions] for case in cases]
         )
     return result

@@ -51,7 +51,6 @@ class Prediction:
     findings: list[str] = field(default_factory=list)  # labels with probability >= 0.5
     emotion: dict[str, float] = field(default_factory=dict)  # label -> probability
     emotion_label: str | None = None
-    tutoring: list[dict] = field(default_factory=list)  # ranked interventions
     rationale: str | None = None  # written by the frozen language model, when configured
     # Per task, one sentence from the evidence the model used (mlcore.evidence).
     rationales: dict[str, str] = field(default_factory=dict)
@@ -76,7 +75,7 @@ def forward_in_batches(
     contributions: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the (eval-mode) model over `features` in length-bucketed batches; arrays in input order:
-    calibrated probabilities (`diagnosis`, `emotion`), their logits, tutoring scores, modality
+    calibrated probabilities (`diagnosis`, `emotion`), their logits, modality
     weights and presence, the fused embedding, and its novelty with the detector that gave it
     (mlcore.novelty); with `contributions`, each task's (B, M)
     Shapley values as `contribution/<task>`."""
@@ -89,18 +88,17 @@ def forward_in_batches(
             batch = collate(chunk, model.config, pad_id=pad_id).to(device)
             withheld = _withheld(chunk, model.modalities, device)
             tokens, present = model.encode(batch)
-            output = model.decide(tokens, present, batch.subject)
+            output = model.decide(tokens, present)
             for task, hidden in withheld.items():
                 # the task's answer from the inputs it may read (rows without any hidden
                 # input give the same answer as above)
                 setattr(
                     output,
                     task,
-                    getattr(model.decide(tokens, present & ~hidden, batch.subject), task),
+                    getattr(model.decide(tokens, present & ~hidden), task),
                 )
             novelty, novelty_source = model.novelty(tokens, present, output.embedding)
             values = {
-                "tutoring": output.tutoring,
                 "weights": output.weights,
                 "present": output.present,
                 "embedding": output.embedding,
@@ -307,18 +305,6 @@ class InferenceEngine:
             prediction.emotion_label = labels[int(probabilities.argmax())]
             prediction.confidence["emotion"] = round(emotion_confidence(probabilities), 4)
             entropies.append(_entropy(probabilities) / math.log(len(labels)))
-        if model.tutoring is not None:
-            scores = arrays["tutoring"][row]
-            ranked = np.argsort(-scores)[:3]
-            library = model.tutoring.library.interventions
-            prediction.tutoring = [
-                {
-                    "id": library[i].id,
-                    "title": library[i].title,
-                    "score": round(float(scores[i]), 4),
-                }
-                for i in ranked
-            ]
         prediction.uncertainty = round(float(np.mean(entropies)), 4) if entropies else 0.0
         self.review(prediction)
         return prediction

@@ -22,8 +22,8 @@ from mlcore.library import Intervention
 
 # Centre and scale of the grade term: grades 1 to 12 map to about -1.1 to 1.1.
 GRADE_CENTRE, GRADE_SCALE = 6.5, 5.0
-# Strength of the pull of an intervention's own terms towards zero (per verdict, a prior worth
-# about this many pseudo-verdicts).
+# Strength of the pull of an intervention's own terms towards zero: a Gaussian prior of
+# variance 1 / DEFAULT_L2 on each, against the verdicts' log-likelihood.
 DEFAULT_L2 = 1.0
 NEWTON_STEPS = 50
 # The weight of the tag fit is pulled towards TAG_PRIOR (a fit better by a quarter: odds of
@@ -79,9 +79,6 @@ class LearntRanker:
             for name, value in _terms(session, item, fit).items()
         )
 
-    def probability(self, session: Session, item: Intervention, fit: float) -> float:
-        return float(0.5 * (1.0 + np.tanh(0.5 * self.score(session, item, fit))))
-
     def to_dict(self) -> dict:
         return {
             "weights": {name: round(value, 6) for name, value in sorted(self.weights.items())},
@@ -102,7 +99,10 @@ def fit_ranker(
     examples: Sequence[tuple[Verdict, Intervention, float]], *, l2: float = DEFAULT_L2
 ) -> LearntRanker:
     """Fit on `examples`: each verdict with the intervention it judged and that one's tag fit
-    for the session. Newton's method on the penalised log-likelihood (convex: one answer)."""
+    for the session. Newton's method on the penalised log-likelihood (convex: one answer).
+    Without examples, the prior: the tags' order."""
+    if not examples:
+        return LearntRanker(weights={"intercept": 0.0, "tags": TAG_PRIOR})
     rows = [_terms(verdict.session, item, fit) for verdict, item, fit in examples]
     names = sorted({name for row in rows for name in row})
     index = {name: column for column, name in enumerate(names)}

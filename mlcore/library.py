@@ -1,6 +1,6 @@
 """A curated library of tutoring interventions: what each is, which affects, subjects and
 grades it suits. Plain data, no torch: the web platform keeps a school's library in its
-database in this shape, and the tutoring head (mlcore.heads.tutoring) scores one."""
+database in this shape, and mlcore.suggestions ranks one for a session."""
 
 import json
 from dataclasses import dataclass

@@ -9,8 +9,7 @@ from mlcore.config import ModelConfig
 from mlcore.data import Batch
 from mlcore.encoders import build_encoder
 from mlcore.fusion import build_fusion
-from mlcore.heads import DiagnosisHead, EmotionHead, TutoringHead
-from mlcore.library import InterventionLibrary
+from mlcore.heads import DiagnosisHead, EmotionHead
 from mlcore.novelty import NoveltyDetector
 
 
@@ -21,11 +20,10 @@ class Output:
     present: torch.Tensor  # (B, M) modalities the model actually used
     diagnosis: torch.Tensor | None = None  # logits (B, labels)
     emotion: torch.Tensor | None = None  # logits (B, classes)
-    tutoring: torch.Tensor | None = None  # scores (B, interventions)
 
 
 class MultimodalModel(nn.Module):
-    def __init__(self, config: ModelConfig, library: InterventionLibrary | None = None) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.modalities = list(config.modalities)
@@ -43,11 +41,6 @@ class MultimodalModel(nn.Module):
             DiagnosisHead(dim, tasks.diagnosis_labels) if tasks.diagnosis_labels else None
         )
         self.emotion = EmotionHead(dim, tasks.emotion_labels) if tasks.emotion_labels else None
-        self.tutoring = (
-            TutoringHead(dim, library, tasks.emotion_labels, tasks.subjects)
-            if library is not None
-            else None
-        )
         for task in ("diagnosis", "emotion"):
             read = self.reads(task)
             # a mask on the model's device for `decide`; not saved: the configuration says it
@@ -90,9 +83,9 @@ class MultimodalModel(nn.Module):
 
     def forward(self, batch: Batch) -> Output:
         tokens, present = self.encode(batch)
-        return self.decide(tokens, present, batch.subject)
+        return self.decide(tokens, present)
 
-    def decide(self, tokens: torch.Tensor, present: torch.Tensor, subject: torch.Tensor) -> Output:
+    def decide(self, tokens: torch.Tensor, present: torch.Tensor) -> Output:
         """Fusion and heads over encoded modalities: `present` may hide some of them (none at
         all gives the model's answer with no evidence), which is how contributions are
         measured without encoding anything twice. A task's head sees only the modalities it
@@ -111,8 +104,6 @@ class MultimodalModel(nn.Module):
                 setattr(output, name, (per_modality * read.weights.unsqueeze(-1)).sum(dim=1))
             else:
                 setattr(output, name, head(read.embedding))
-        if self.tutoring is not None:
-            output.tutoring = self.tutoring(fused.embedding, subject)
         return output
 
 
@@ -129,5 +120,5 @@ def _drop_modalities(present: torch.Tensor, probability: float) -> torch.Tensor:
     return keep
 
 
-def build_model(config: ModelConfig, library: InterventionLibrary | None = None) -> MultimodalModel:
-    return MultimodalModel(config, library)
+def build_model(config: ModelConfig) -> MultimodalModel:
+    return MultimodalModel(config)

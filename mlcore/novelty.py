@@ -154,7 +154,7 @@ def _views(
                 if not mask.any():
                     continue
                 subset = wanted.expand(int(mask.sum()), -1)
-                embedding = model.decide(tokens[mask], subset, batch.subject[mask]).embedding
+                embedding = model.decide(tokens[mask], subset).embedding
                 key = detector.modalities + index
                 vectors.setdefault(key, []).append(embedding.float().cpu().numpy())
                 rows_of.setdefault(key, []).extend(rows[mask.cpu()].tolist())

@@ -7,7 +7,6 @@
                          and the calibration report (each head's fitted temperature)
     reliability.png      the reliability diagram of every probability head on that split
     MODEL_CARD.md        intended use, data, metrics, calibration, limits
-    interventions.json   the tutoring library the model was trained with (when it has one)
     prefix_mapper.safetensors   the rationale mapper, when rationale generation was trained
                          (the frozen language model itself stays in its local directory)
 
@@ -26,13 +25,11 @@ from mlcore.bundle_check import CONFIG_FILE, WEIGHTS_FILE
 from mlcore.card import CARD_FILE, model_card
 from mlcore.config import ModelConfig
 from mlcore.errors import ConfigError
-from mlcore.library import InterventionLibrary
 from mlcore.model import MultimodalModel, build_model
 from mlcore.prefix import FrozenPrefixGenerator, load_language_model
 from mlcore.reliability import reliability_diagram
 
 METRICS_FILE = "metrics.json"
-LIBRARY_FILE = "interventions.json"
 MAPPER_FILE = "prefix_mapper.safetensors"
 RELIABILITY_FILE = "reliability.png"
 _FROZEN_TEXT_BACKBONE = "encoders.text.backbone."
@@ -73,9 +70,6 @@ def save_bundle(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = ModelConfig.from_dict(model.config.to_dict())
-    if model.tutoring is not None:
-        (directory / LIBRARY_FILE).write_text(model.tutoring.library.to_json() + "\n")
-        config.tasks.tutoring_library = LIBRARY_FILE
     external = _external_prefixes(config)
     weights = {
         name: tensor.detach().cpu().contiguous()
@@ -103,10 +97,7 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
             f"{directory} is not a model bundle (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
     config = ModelConfig.load(directory / CONFIG_FILE)
-    library = None
-    if config.tasks.tutoring_library:
-        library = InterventionLibrary.load(directory / config.tasks.tutoring_library)
-    model = build_model(config, library)
+    model = build_model(config)
     weights = _upgraded(load_file(str(directory / WEIGHTS_FILE)), model)
     result = model.load_state_dict(weights, strict=False)
     external = _external_prefixes(config)
@@ -137,7 +128,10 @@ def load_bundle(directory: str | Path, *, device: torch.device | str = "cpu") ->
 
 def _upgraded(weights: dict[str, torch.Tensor], model: MultimodalModel) -> dict:
     """Weights saved by an older mlcore, in today's shapes: one diagnosis temperature for all
-    labels (before each label had its own) becomes that temperature for each."""
+    labels (before each label had its own) becomes that temperature for each; the tutoring
+    head that bundles carried before tutoring learnt per school (mlcore.learnt_ranking) is
+    left out."""
+    weights = {key: value for key, value in weights.items() if not key.startswith("tutoring.")}
     name = "diagnosis.temperature"
     if name in weights and model.diagnosis is not None and weights[name].ndim == 0:
         weights = {**weights, name: weights[name].expand_as(model.diagnosis.temperature).clone()}

@@ -1,11 +1,11 @@
 """Tutoring suggestions. Until a school's head has learnt from its teachers' verdicts
-(mlcore.learnt_ranking), ranked by a transparent match: the
-interventions the library tags for the affect the model reads come first, then by how well
-they fit: the probability of the affect they are for (the likeliest, if several, and a quarter
-of the others'), a subject of their own, and what the teachers said of them before. Each
-suggestion says why, in words a teacher can check ("matches: confused, Mathematics"); none
-carries a made-up percentage. Once the head has learnt, it orders the same candidates (the
-rule above still holds), and each suggestion says so.
+(mlcore.learnt_ranking), they are ranked by a transparent match: the interventions the library
+tags for the affect the model reads come first, then by how well they fit: the probability of
+the affect they are for (the likeliest, if several, and a quarter of the others'), a subject of
+their own, and what the teachers said of them before. Each suggestion says why, in words a
+teacher can check ("matches: confused, Mathematics"); none carries a made-up percentage. Once
+the head has learnt, it orders the same candidates (the rule below still holds), and each
+suggestion says so.
 
 An intervention tagged for other affects than the one read is never suggested while one tagged
 for it (or for any affect) is left: a worked example, for confusion, is not offered to a
@@ -60,7 +60,7 @@ class Suggestion:
         return {**asdict(self), "matches": list(self.matches)}
 
 
-def rank_by_tags(
+def rank_interventions(
     library: InterventionLibrary,
     *,
     affect: Mapping[str, float],

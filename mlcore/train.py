@@ -30,7 +30,6 @@ from mlcore.engine import forward_in_batches, unlike_training
 from mlcore.errors import InputError
 from mlcore.evaluate import classification_metrics, diagnosis_metrics, score
 from mlcore.input_checks import profile
-from mlcore.library import InterventionLibrary
 from mlcore.model import MultimodalModel, Output, build_model
 from mlcore.novelty import fit_novelty
 
@@ -98,12 +97,6 @@ def task_loss(output: Output, targets: dict[str, torch.Tensor]) -> torch.Tensor:
             )
     if output.emotion is not None and (targets["emotion"] >= 0).any():
         loss = loss + F.cross_entropy(output.emotion.float(), targets["emotion"], ignore_index=-100)
-    if output.tutoring is not None and targets.get("tutoring_known") is not None:
-        known = targets["tutoring_known"]
-        if known.any():
-            loss = loss + F.binary_cross_entropy_with_logits(
-                output.tutoring[known].float(), targets["tutoring"][known]
-            )
     return loss
 
 
@@ -154,7 +147,7 @@ def training_loss(
     read, is trained rather than extrapolated.
     """
     tokens, present = model.encode(batch)
-    loss = task_loss(model.decide(tokens, present, batch.subject), batch.targets)
+    loss = task_loss(model.decide(tokens, present), batch.targets)
     if single_modality_weight <= 0 or len(model.modalities) < 2:
         return loss
     for column in range(len(model.modalities)):
@@ -163,8 +156,7 @@ def training_loss(
             continue
         alone = torch.zeros_like(present[rows])
         alone[:, column] = True
-        output = model.decide(tokens[rows], alone, batch.subject[rows])
-        output.tutoring = None  # a teacher's verdict was on the whole session's suggestion
+        output = model.decide(tokens[rows], alone)
         targets = {key: value[rows] for key, value in batch.targets.items()}
         loss = loss + single_modality_weight * task_loss(output, targets)
     return loss
@@ -305,7 +297,6 @@ def train(
     *,
     calibration_cases: list[Case] | None = None,
     test_cases: list[Case] | None = None,
-    library: InterventionLibrary | None = None,
     log: Callable[[dict], None] | None = None,
     start_from: MultimodalModel | None = None,
 ) -> TrainingResult:
@@ -320,15 +311,12 @@ def train(
         model = copy.deepcopy(start_from).to(device)
         config = model.config
     else:
-        model = build_model(config, library).to(device)
+        model = build_model(config).to(device)
     config.mlcore_version = mlcore.__version__
     preprocessor = Preprocessor(config)
     train_features = preprocess(train_cases, preprocessor)
     validation_features = preprocess(validation_cases, preprocessor)
     config.inputs = profile([item.facts for item in train_features], start=config.inputs)
-    if start_from is not None and model.tutoring is not None:
-        library = model.tutoring.library
-    interventions = [item.id for item in library.interventions] if library else []
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -360,7 +348,6 @@ def train(
                     config,
                     pad_id=preprocessor.pad_id,
                     cases=[train_cases[i] for i in indices],
-                    interventions=interventions,
                 )
                 if training.mirror_images and batch.image is not None:
                     batch.image = _mirrored(batch.image, augmentation)

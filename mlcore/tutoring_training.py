@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlcore.learnt_ranking import LearntRanker, Verdict, fit_ranker, hit_and_ndcg
 from mlcore.library import InterventionLibrary
-from mlcore.suggestions import Verdicts, rank_by_tags, tag_fit
+from mlcore.suggestions import Verdicts, rank_interventions, tag_fit
 
 TOP = 3
 
@@ -99,7 +99,7 @@ def held_out_score(
             useful.add(verdict.intervention)
     rankings = []
     for session, judged, useful in sessions.values():
-        ranked = rank_by_tags(
+        ranked = rank_interventions(
             library,
             affect=session.affect,
             subject=session.subject,

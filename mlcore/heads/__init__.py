@@ -2,13 +2,12 @@
 
 - diagnosis: multi-label; sigmoid probabilities, each label calibrated by its own temperature
   fitted on the calibration split after training;
-- emotion: multi-class over the configured label set, also temperature-calibrated;
-- tutoring: scores every intervention of a curated library (mlcore.library, which a school can
-  edit) from the case embedding and the intervention's keys (affects, subjects); learns from
-  accept/dismiss.
+- emotion: multi-class over the configured label set, also temperature-calibrated.
+
+Tutoring suggestions are ranked outside the network, per school, from the affect estimate
+(mlcore.suggestions, mlcore.learnt_ranking).
 """
 
 from mlcore.heads.classification import DiagnosisHead, EmotionHead
-from mlcore.heads.tutoring import TutoringHead
 
-__all__ = ["DiagnosisHead", "EmotionHead", "TutoringHead"]
+__all__ = ["DiagnosisHead", "EmotionHead"]

@@ -31,7 +31,7 @@ def model_and_batch(clinic_dataset):
 
 def _answer_probability(model, batch, present, chosen):
     tokens, _ = model.encode(batch)
-    output = model.decide(tokens, present, batch.subject)
+    output = model.decide(tokens, present)
     return {
         "suspicious_mass": model.diagnosis.probabilities(output.diagnosis)[:, 0],
         "emotion": model.emotion.probabilities(output.emotion).gather(1, chosen[:, None])[:, 0],
@@ -66,9 +66,9 @@ def test_they_add_up_to_the_answer_and_a_missing_input_contributes_nothing(model
     with torch.inference_mode():
         measured = shapley_contributions(model, batch)
         tokens, present = model.encode(batch)
-        full = model.diagnosis.probabilities(model.decide(tokens, present, batch.subject).diagnosis)
+        full = model.diagnosis.probabilities(model.decide(tokens, present).diagnosis)
         empty = model.diagnosis.probabilities(
-            model.decide(tokens, torch.zeros_like(present), batch.subject).diagnosis
+            model.decide(tokens, torch.zeros_like(present)).diagnosis
         )
     total = measured["suspicious_mass"].sum(dim=1)
     np.testing.assert_allclose(total.numpy(), (full - empty)[:, 0].numpy(), atol=1e-5)

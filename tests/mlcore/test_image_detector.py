@@ -68,6 +68,6 @@ def test_the_loss_adds_each_modalitys_own_answer(clinic_dataset):
         for column in range(3):
             only = torch.zeros_like(present)
             only[:, column] = True
-            alone.append(task_loss(model.decide(tokens, only, batch.subject), batch.targets))
+            alone.append(task_loss(model.decide(tokens, only), batch.targets))
     torch.testing.assert_close(fused_only, task_loss(model(batch), batch.targets))
     torch.testing.assert_close(both, fused_only + 0.6 * sum(alone))

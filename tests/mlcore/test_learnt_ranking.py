@@ -10,7 +10,7 @@ import pytest
 
 from mlcore.learnt_ranking import LearntRanker, Session, Verdict, hit_and_ndcg
 from mlcore.library import InterventionLibrary
-from mlcore.suggestions import rank_by_tags
+from mlcore.suggestions import rank_interventions
 from mlcore.tutoring_training import fit_on, is_held_out, train_and_judge
 
 CONFUSED = {"confused": 0.8, "frustrated": 0.1, "bored": 0.1}
@@ -57,11 +57,13 @@ def ids(ranked) -> list[str]:
 
 
 def test_verdicts_change_the_ranking_on_sessions_the_head_never_saw():
-    before = ids(rank_by_tags(LIBRARY, affect=CONFUSED, subject="Reading", grade=5))
+    before = ids(rank_interventions(LIBRARY, affect=CONFUSED, subject="Reading", grade=5))
     assert before[0] == "alpha", "the tags tie, and the id breaks the tie"
     head = fit_on(LIBRARY, class_verdicts(40))
-    reading = rank_by_tags(LIBRARY, affect=CONFUSED, subject="Reading", grade=6, learnt=head)
-    maths = rank_by_tags(LIBRARY, affect=CONFUSED, subject="Mathematics", grade=4, learnt=head)
+    reading = rank_interventions(LIBRARY, affect=CONFUSED, subject="Reading", grade=6, learnt=head)
+    maths = rank_interventions(
+        LIBRARY, affect=CONFUSED, subject="Mathematics", grade=4, learnt=head
+    )
     assert ids(reading)[0] == "delta"
     assert ids(maths)[0] == "alpha"
     assert {suggestion.basis for suggestion in reading} == {"learnt"}
@@ -76,7 +78,7 @@ def test_an_intervention_nobody_judged_is_placed_by_its_tags():
         ("newer", ["confused", "frustrated"]),
     )
     uncertain = {"confused": 0.5, "frustrated": 0.4, "bored": 0.1}
-    ranked = rank_by_tags(grown, affect=uncertain, subject="Reading", count=10, learnt=head)
+    ranked = rank_interventions(grown, affect=uncertain, subject="Reading", count=10, learnt=head)
     order = ids(ranked)
     assert order.index("newer") < order.index("new-one"), "for both affects read, as tags say"
     assert head.score(Session(affect=uncertain), grown.interventions[-1], 0.6) > head.score(
@@ -92,7 +94,7 @@ def test_the_learnt_head_never_suggests_against_the_affect_read_when_a_match_exi
         verdicts=3,
         judged=("for-bored",),
     )
-    ranked = rank_by_tags(LIBRARY, affect=CONFUSED, learnt=head, count=10)
+    ranked = rank_interventions(LIBRARY, affect=CONFUSED, learnt=head, count=10)
     assert "for-bored" not in ids(ranked)
 
 
@@ -103,15 +105,23 @@ def test_a_head_survives_json_and_carries_no_percentage():
     item = LIBRARY.interventions[3]
     expected = pytest.approx(head.score(session, item, 0.8), abs=1e-5)
     assert again.score(session, item, 0.8) == expected
-    for suggestion in rank_by_tags(LIBRARY, affect=CONFUSED, subject="Reading", learnt=again):
+    for suggestion in rank_interventions(LIBRARY, affect=CONFUSED, subject="Reading", learnt=again):
         assert "%" not in json.dumps(suggestion.to_dict())
+
+
+def test_no_verdicts_leave_the_tags_order():
+    head = fit_on(LIBRARY, [])
+    maths = {"confused": 0.6, "frustrated": 0.4}
+    assert ids(rank_interventions(LIBRARY, affect=maths, learnt=head)) == ids(
+        rank_interventions(LIBRARY, affect=maths)
+    )
 
 
 def test_verdicts_that_all_agree_still_fit():
     session = Session(affect=CONFUSED, id="only")
     head = fit_on(LIBRARY, [Verdict(session=session, intervention="beta", useful=True)] * 4)
     assert np.isfinite(list(head.weights.values())).all()
-    assert ids(rank_by_tags(LIBRARY, affect=CONFUSED, learnt=head))[0] == "beta"
+    assert ids(rank_interventions(LIBRARY, affect=CONFUSED, learnt=head))[0] == "beta"
 
 
 def test_a_head_is_used_only_when_held_out_verdicts_say_it_is_not_worse():

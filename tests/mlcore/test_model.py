@@ -54,16 +54,16 @@ def test_sum_fusion_adds_each_modality_s_own_term_to_the_logits():
     batch = collate([_features(MODALITIES, rng) for _ in range(4)], config)
     with torch.inference_mode():
         tokens, present = model.encode(batch)
-        everything = model.decide(tokens, present, batch.subject)
+        everything = model.decide(tokens, present)
         for column in range(len(MODALITIES)):
             hidden = present.clone()
             hidden[:, column] = False
-            without = model.decide(tokens, hidden, batch.subject)
+            without = model.decide(tokens, hidden)
             own_term = tokens[:, column] @ model.emotion.linear.weight.T
             torch.testing.assert_close(everything.emotion - without.emotion, own_term)
             own_term = tokens[:, column] @ model.diagnosis.linear.weight.T
             torch.testing.assert_close(everything.diagnosis - without.diagnosis, own_term)
-        nothing = model.decide(tokens, torch.zeros_like(present), batch.subject)
+        nothing = model.decide(tokens, torch.zeros_like(present))
     torch.testing.assert_close(nothing.emotion, model.emotion.linear.bias.expand(4, -1))
 
 
@@ -84,12 +84,12 @@ def test_a_head_never_reads_a_modality_its_task_does_not_read(kind):
     batch = collate([_features(MODALITIES, rng) for _ in range(4)], config)
     with torch.inference_mode():
         tokens, present = model.encode(batch)
-        everything = model.decide(tokens, present, batch.subject)
+        everything = model.decide(tokens, present)
         no_audio = present.clone()
         no_audio[:, 2] = False
-        without = model.decide(tokens, no_audio, batch.subject)
+        without = model.decide(tokens, no_audio)
         louder = tokens.index_fill(1, torch.tensor([2]), 5.0)
-        other_voice = model.decide(louder, present, batch.subject)
+        other_voice = model.decide(louder, present)
     torch.testing.assert_close(everything.diagnosis, without.diagnosis)
     torch.testing.assert_close(everything.diagnosis, other_voice.diagnosis)
     assert not torch.allclose(everything.emotion, without.emotion)

@@ -11,7 +11,7 @@ import pytest
 
 from mlcore.errors import ConfigError
 from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
-from mlcore.suggestions import Verdicts, rank_by_tags
+from mlcore.suggestions import Verdicts, rank_interventions
 from mlcore.synthetic import SCHOOL_AFFECTS
 
 SHIPPED = InterventionLibrary.load(SHIPPED_LIBRARY)
@@ -40,7 +40,7 @@ def test_tag_match_never_suggests_against_the_affect_read_when_a_match_exists():
                 0.5 * noise + 0.5 * np.eye(len(SCHOOL_AFFECTS))[SCHOOL_AFFECTS.index(affect)]
             )
             estimate = dict(zip(SCHOOL_AFFECTS, probabilities.tolist(), strict=True))
-            suggestions = rank_by_tags(SHIPPED, affect=estimate, subject=subject)
+            suggestions = rank_interventions(SHIPPED, affect=estimate, subject=subject)
             matching = [
                 item
                 for item in SHIPPED.interventions
@@ -59,7 +59,7 @@ def test_tag_match_never_suggests_against_the_affect_read_when_a_match_exists():
 
 
 def test_a_suggestion_says_why_and_carries_no_percentage():
-    suggestions = rank_by_tags(
+    suggestions = rank_interventions(
         SHIPPED, affect={"confused": 0.7, "frustrated": 0.2, "bored": 0.1}, subject="Mathematics"
     )
     # For confusion in Mathematics in particular, then for confusion (and frustration too) in
@@ -68,7 +68,7 @@ def test_a_suggestion_says_why_and_carries_no_percentage():
         ("worked-example", "matches: confused, Mathematics"),
         ("concept-check", "matches: confused"),
     ]
-    uncertain = rank_by_tags(
+    uncertain = rank_interventions(
         SHIPPED, affect={"confused": 0.5, "frustrated": 0.45, "bored": 0.05}, subject="Mathematics"
     )
     assert uncertain[0].id == "concept-check", "for both affects, when the reading is unsure"
@@ -86,14 +86,14 @@ def test_the_subject_and_the_grade_leave_out_what_does_not_fit():
         entry("anyone", affects=["bored"]),
     )
     bored = {"bored": 1.0}
-    ids = [s.id for s in rank_by_tags(lib, affect=bored, subject="English", grade=7)]
+    ids = [s.id for s in rank_interventions(lib, affect=bored, subject="English", grade=7)]
     assert ids == ["anyone"]
-    ranked = rank_by_tags(lib, affect=bored, subject="mathematics", grade=2)
+    ranked = rank_interventions(lib, affect=bored, subject="mathematics", grade=2)
     ids = [s.id for s in ranked]
     assert ids[0] == "maths-only", "its own subject (in any case) ranks above one for any subject"
     assert ranked[0].reason == "matches: bored, Mathematics"
     assert set(ids) == {"maths-only", "little-ones", "anyone"}
-    assert {s.id for s in rank_by_tags(lib, affect=bored)} == {
+    assert {s.id for s in rank_interventions(lib, affect=bored)} == {
         "maths-only",
         "little-ones",
         "anyone",
@@ -103,9 +103,9 @@ def test_the_subject_and_the_grade_leave_out_what_does_not_fit():
 def test_teachers_verdicts_move_an_intervention_among_equals():
     lib = library(entry("a", affects=["confused"]), entry("b", affects=["confused"]))
     confused = {"confused": 0.9, "bored": 0.1}
-    assert [s.id for s in rank_by_tags(lib, affect=confused)] == ["a", "b"]
+    assert [s.id for s in rank_interventions(lib, affect=confused)] == ["a", "b"]
     verdicts = {"a": Verdicts(useful=0, not_useful=3), "b": Verdicts(useful=2, not_useful=0)}
-    ranked = rank_by_tags(lib, affect=confused, verdicts=verdicts)
+    ranked = rank_interventions(lib, affect=confused, verdicts=verdicts)
     assert [s.id for s in ranked] == ["b", "a"]
     assert "found it useful 2 of 2 times" in ranked[0].reason
     assert "found it useful 0 of 3 times" in ranked[1].reason
@@ -113,7 +113,7 @@ def test_teachers_verdicts_move_an_intervention_among_equals():
 
 def test_where_nothing_suits_the_affect_the_reason_says_so():
     lib = library(entry("for-bored", affects=["bored"]), entry("for-engaged", affects=["engaged"]))
-    ranked = rank_by_tags(lib, affect={"frustrated": 0.6, "bored": 0.3, "engaged": 0.1})
+    ranked = rank_interventions(lib, affect={"frustrated": 0.6, "bored": 0.3, "engaged": 0.1})
     assert [s.id for s in ranked] == ["for-bored", "for-engaged"]
     assert "nothing in the library is for frustrated" in ranked[0].reason
 
@@ -139,7 +139,9 @@ def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
         estimate = dict(zip(SCHOOL_AFFECTS, rng.dirichlet(np.ones(4)).tolist(), strict=True))
         estimate[affect] = 2.0  # the affect read
         quote = essay[int(rng.integers(len(essay)))] if rng.random() < 0.7 else None
-        for suggestion in rank_by_tags(SHIPPED, affect=estimate, subject=subject, quote=quote):
+        for suggestion in rank_interventions(
+            SHIPPED, affect=estimate, subject=subject, quote=quote
+        ):
             item = by_id[suggestion.id]
             assert (suggestion.title, suggestion.description) == (item.title, item.description)
             purpose = (

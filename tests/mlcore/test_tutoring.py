@@ -1,20 +1,22 @@
-"""Tutoring suggestions: a curated, versioned library; learned from accept/dismiss feedback; an
-intervention the school adds later is scored without retraining."""
+"""The intervention library mlcore ships and reads; a model bundle saved while the network
+still carried a tutoring head (before tutoring learnt per school, mlcore.learnt_ranking) still
+loads."""
 
 import json
 
-import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
+from mlcore.bundle_check import CONFIG_FILE, WEIGHTS_FILE
 from mlcore.config import TaskConfig
-from mlcore.data import read_manifest
+from mlcore.data import Case
 from mlcore.engine import InferenceEngine
 from mlcore.errors import ConfigError
-from mlcore.heads.tutoring import library_keys
 from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
-from mlcore.registry import save_bundle
-from mlcore.synthetic import SCHOOL_AFFECTS, write_dataset
-from mlcore.train import TrainingConfig, train
+from mlcore.model import build_model
+from mlcore.registry import load_bundle, save_bundle
+from mlcore.synthetic import SCHOOL_AFFECTS
 from tests.mlcore.conftest import tiny_config
 
 LIBRARY = SHIPPED_LIBRARY
@@ -41,52 +43,19 @@ def test_a_broken_library_is_refused(tmp_path):
         InterventionLibrary.load(tmp_path / "lib.json")
 
 
-def test_feedback_teaches_which_intervention_helps(tmp_path):
-    manifest = write_dataset(
-        tmp_path / "school", kind="school", cases=200, seed=3, voice_seconds=2.0
-    )
-    cases = read_manifest(manifest)
-    library = InterventionLibrary.load(LIBRARY)
-    # Teachers accepted a worked example for confused learners and dismissed it for the others.
-    for case in cases:
-        case.tutoring = {"worked-example": case.emotion == "confused"}
-    config = tiny_config(
-        modalities=["text", "audio"],
-        tasks=TaskConfig(
-            emotion_labels=list(SCHOOL_AFFECTS), tutoring_library=str(LIBRARY), subjects=SUBJECTS
-        ),
-    )
-    training = TrainingConfig(epochs=20, batch_size=16, learning_rate=3e-3, progress=False)
-    result = train(config, cases[:150], cases[150:], training, library=library)
-    bundle = save_bundle(tmp_path / "bundle", result.model, metrics=result.metrics)
-    assert json.loads((bundle / "interventions.json").read_text())["version"] == library.version
+def test_a_bundle_that_carried_a_tutoring_head_still_loads(tmp_path):
+    config = tiny_config(modalities=["text"], tasks=TaskConfig(emotion_labels=list(SCHOOL_AFFECTS)))
+    model = build_model(config)
+    bundle = save_bundle(tmp_path / "old", model, metrics={})
+    written = json.loads((bundle / CONFIG_FILE).read_text())
+    written["tasks"] |= {"tutoring_library": "interventions.json", "subjects": SUBJECTS}
+    (bundle / CONFIG_FILE).write_text(json.dumps(written))
+    weights = load_file(str(bundle / WEIGHTS_FILE))
+    weights["tutoring.key_projection.weight"] = torch.zeros(7, 7)
+    save_file(weights, str(bundle / WEIGHTS_FILE))
 
-    engine = InferenceEngine(bundle, device="cpu")
-    held_out = cases[150:]
-    features = [engine.prepare(case) for case in held_out]
-    scores = engine.forward(features)["tutoring"]
-    column = [item.id for item in library.interventions].index("worked-example")
-    confused = [scores[i, column] for i, case in enumerate(held_out) if case.emotion == "confused"]
-    others = [scores[i, column] for i, case in enumerate(held_out) if case.emotion != "confused"]
-    assert confused
-    assert others
-    assert np.mean(confused) > np.mean(others) + 1.0
-    assert all(len(p.tutoring) == 3 for p in engine.predict_features(features))
-
-
-def test_a_new_intervention_is_scored_without_retraining(tmp_path):
-    library = json.loads(LIBRARY.read_text())
-    library["version"] = "2026.12.1"
-    library["interventions"].append(
-        {
-            "id": "number-line",
-            "title": "Use a number line",
-            "affects": ["confused"],
-            "subjects": ["Mathematics"],
-        }
-    )
-    (tmp_path / "lib.json").write_text(json.dumps(library))
-    extended = InterventionLibrary.load(tmp_path / "lib.json")
-    keys = library_keys(extended, list(SCHOOL_AFFECTS), SUBJECTS)
-    assert keys.shape[0] == len(library["interventions"])
-    assert keys[-1].tolist() == [0, 1, 0, 0, 1, 0, 0]  # confused, Mathematics
+    loaded = load_bundle(bundle)
+    assert not hasattr(loaded.model, "tutoring")
+    assert loaded.config.tasks.emotion_labels == list(SCHOOL_AFFECTS)
+    (prediction,) = InferenceEngine(bundle).predict([Case(id="c", text="I am lost.")])
+    assert set(prediction.emotion) == set(SCHOOL_AFFECTS)

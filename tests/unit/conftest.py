@@ -8,10 +8,8 @@ import pytest
 
 from mlcore.config import FusionConfig, TaskConfig
 from mlcore.data import read_manifest
-from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.registry import save_bundle
 from mlcore.synthetic import SCHOOL_AFFECTS, write_dataset
-from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.models import Role
 from tessera.celery import app as celery_app
@@ -49,25 +47,21 @@ def bundle_dir(tmp_path_factory):
 def tiny_school_bundle(
     root: Path, name: str, *, modalities: list[str], cases: int, seed: int, train_on: int, **data
 ) -> Path:
-    """A tiny school model (affect and tutoring suggestions from `modalities`), trained for one
-    epoch on the first `train_on` of `cases` synthetic sessions, saved as `root / name`."""
+    """A tiny school model (affect, by which tutoring suggestions rank, from `modalities`),
+    trained for one epoch on the first `train_on` of `cases` synthetic sessions, saved as
+    `root / name`."""
     labelled = read_manifest(
         write_dataset(root / f"{name}-data", kind="school", cases=cases, seed=seed, **data)
     )
     config = tiny_config(
         modalities=modalities,
-        tasks=TaskConfig(
-            emotion_labels=list(SCHOOL_AFFECTS),
-            tutoring_library=str(SHIPPED_LIBRARY),
-            subjects=list(TOPICS),
-        ),
+        tasks=TaskConfig(emotion_labels=list(SCHOOL_AFFECTS)),
     )
     result = train(
         config,
         labelled[:train_on],
         labelled[train_on:],
         TrainingConfig(epochs=1, batch_size=8, progress=False),
-        library=InterventionLibrary.load(SHIPPED_LIBRARY),
     )
     return save_bundle(root / name, result.model, metrics=result.metrics)
 
@@ -146,7 +140,6 @@ def prediction(*, mass: float = 0.0, affect: str = "", abstain: bool = False) ->
         "findings": ["suspicious_mass"] if mass >= 0.5 else [],
         "emotion": {affect: 1.0} if affect else {},
         "emotion_label": affect or None,
-        "tutoring": [],
         "modalities_used": ["text"],
         "contributions": {"suspicious_mass": {"text": 0.3}},
         "uncertainty": 0.2,

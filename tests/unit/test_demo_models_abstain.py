@@ -5,7 +5,6 @@ split, each task."""
 import pytest
 
 from mlcore.data import read_manifest
-from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.synthetic import write_dataset
 from mlcore.train import train
 from tessera.jobs.demo_models import demo_config, demo_training
@@ -26,7 +25,6 @@ def test_demo_models_abstain_out_of_distribution_and_rarely_in_it(kind, tmp_path
         demo_training(),
         calibration_cases=calibration,
         test_cases=test,
-        library=InterventionLibrary.load(SHIPPED_LIBRARY) if kind == "school" else None,
     )
     in_distribution = result.metrics["needs_person_rate"]
     unlike = result.metrics["out_of_distribution"]

@@ -229,7 +229,6 @@ def test_two_workers_handed_the_same_job_run_it_once(
         "findings": ["suspicious_mass"],
         "emotion": {},
         "emotion_label": None,
-        "tutoring": [],
         "modalities_used": ["image"],
         "contributions": {"suspicious_mass": {"image": 0.4}},
         "uncertainty": 0.2,

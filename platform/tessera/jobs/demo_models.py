@@ -18,7 +18,6 @@ from mlcore.config import (
     TaskConfig,
 )
 from mlcore.data import Preprocessor, manifest_hash, read_manifest
-from mlcore.library import SHIPPED_LIBRARY, InterventionLibrary
 from mlcore.pointing import pointing_game
 from mlcore.registry import save_bundle
 from mlcore.synthetic import (
@@ -28,7 +27,6 @@ from mlcore.synthetic import (
     read_truth,
     write_dataset,
 )
-from mlcore.synthetic.text import TOPICS
 from mlcore.train import TrainingConfig, train
 from tessera.accounts.policy import OrganizationKind
 from tessera.jobs.models import ModelVersion
@@ -97,8 +95,6 @@ def _school_config(name: str) -> ModelConfig:
         fusion=_fusion(),
         tasks=TaskConfig(
             emotion_labels=list(SCHOOL_AFFECTS),
-            tutoring_library=str(SHIPPED_LIBRARY),
-            subjects=list(TOPICS),
             # the writing says how the lesson went; where the law keeps the recording's sound
             # out and the policy its transcript, the affect is read from the writing alone
             requires={"emotion": ["text"]},
@@ -113,15 +109,13 @@ class DemoModel:
     serves: OrganizationKind
     name: str
     config: Callable[[str], ModelConfig]
-    # The tutoring suggestions' library, for a model that makes them.
-    library: Path | None
     # Whether it reads images, whose heatmaps are checked against the generator's lesions.
     pointing_game: bool
 
 
 DEMO = (
-    DemoModel(OrganizationKind.CLINIC, "demo-clinic-v1", _clinic_config, None, True),
-    DemoModel(OrganizationKind.SCHOOL, "demo-school-v1", _school_config, SHIPPED_LIBRARY, False),
+    DemoModel(OrganizationKind.CLINIC, "demo-clinic-v1", _clinic_config, True),
+    DemoModel(OrganizationKind.SCHOOL, "demo-school-v1", _school_config, False),
 )
 DEMO_MODELS = {demo.serves: demo.name for demo in DEMO}
 _DEMO_SERVING = {demo.serves: demo for demo in DEMO}
@@ -185,7 +179,6 @@ def ensure_demo_models(
             demo_training(epochs=epochs),
             calibration_cases=calibration,
             test_cases=test,
-            library=InterventionLibrary.load(demo.library) if demo.library else None,
         )
         if demo.pointing_game:
             result.metrics["pointing_game"] = _pointing_game(result.model, test, manifest)

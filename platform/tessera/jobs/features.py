@@ -183,8 +183,6 @@ def _save(features: Features, path: Path) -> None:
         )
         if value is not None
     }
-    if features.subject:
-        arrays["subject"] = np.array(features.subject)
     if features.facts:
         arrays["facts"] = np.array(json.dumps(features.facts))
     if features.sentences:
@@ -205,7 +203,6 @@ def _load(path: Path) -> Features:
             text_ids=stored.get("text_ids"),
             audio=stored.get("audio"),
             speech_ids=stored.get("speech_ids"),
-            subject=str(stored["subject"]) if "subject" in stored else None,
             # Features cached before the input checks have no facts: nothing to check.
             facts=json.loads(str(stored["facts"])) if "facts" in stored else {},
             sentences=[tuple(span) for span in json.loads(str(stored["sentences"]))]

@@ -4,7 +4,7 @@ cancelled; the organization's webhooks told."""
 from django.db import transaction
 from django.utils import timezone
 
-from mlcore.suggestions import rank_by_tags
+from mlcore.suggestions import rank_interventions
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import (
     FINISHED,
@@ -131,7 +131,7 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
     affect, where one did."""
     return [
         suggestion.to_dict()
-        for suggestion in rank_by_tags(
+        for suggestion in rank_interventions(
             library.library,
             affect=prediction["emotion"],
             subject=topic_of(visit_of(job)),
