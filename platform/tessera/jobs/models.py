@@ -305,11 +305,6 @@ class AnalysisResult(models.Model):
         return answers
 
     @property
-    def inputs_used(self) -> list[str]:
-        """The inputs this analysis read, as a person names them (text, recording, transcript)."""
-        return [INPUT_NOUN.get(modality, modality) for modality in self.modalities_used]
-
-    @property
     def left_out_notes(self) -> list[str]:
         """A sentence for each input the law or the policy kept out of this analysis."""
         notes = []
