@@ -26,7 +26,7 @@ from scipy import stats
 
 from mlcore.learnt_ranking import LearntRanker, Session, Verdict
 from mlcore.library import Intervention, InterventionLibrary
-from mlcore.suggestions import rank_interventions, tag_fit
+from mlcore.suggestions import rank_session, tag_fit
 from mlcore.tutoring_training import balances, train_and_judge
 
 AFFECTS = ("confused", "frustrated", "bored", "engaged")
@@ -116,18 +116,7 @@ def draw_sessions(count: int, grades: list[int], random: np.random.Generator, pr
 
 
 def ranked(library, session, *, learnt, known, count=3) -> list[str]:
-    return [
-        suggestion.id
-        for suggestion in rank_interventions(
-            library,
-            affect=session.affect,
-            subject=session.subject,
-            grade=session.grade,
-            verdicts=known,
-            learnt=learnt,
-            count=count,
-        )
-    ]
+    return rank_session(library, session, verdicts=known, learnt=learnt, count=count)
 
 
 def hidden_hit(library, teacher, sessions, *, learnt, known) -> tuple[float, float]:

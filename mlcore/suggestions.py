@@ -113,6 +113,28 @@ def rank_interventions(
     ]
 
 
+def rank_session(
+    library: InterventionLibrary,
+    session: Session,
+    *,
+    verdicts: Mapping[str, Verdicts] | None = None,
+    learnt: LearntRanker | None = None,
+    count: int = SUGGESTIONS,
+) -> list[str]:
+    """The ids `rank_interventions` suggests, best first, for a session as the learnt head
+    describes one (what training and the benchmark rank)."""
+    ranked = rank_interventions(
+        library,
+        affect=session.affect,
+        subject=session.subject,
+        grade=session.grade,
+        verdicts=verdicts,
+        learnt=learnt,
+        count=count,
+    )
+    return [suggestion.id for suggestion in ranked]
+
+
 def tag_fit(item: Intervention, *, affect: Mapping[str, float], subject: str | None) -> float:
     """How well `item`'s tags fit the session: the probability of the likeliest affect it is
     for, a share of the others', and a subject of its own."""

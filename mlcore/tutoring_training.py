@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlcore.learnt_ranking import LearntRanker, Verdict, fit_ranker, hit_and_ndcg
 from mlcore.library import InterventionLibrary
-from mlcore.suggestions import Verdicts, rank_interventions, tag_fit
+from mlcore.suggestions import Verdicts, rank_session, tag_fit
 
 TOP = 3
 
@@ -99,16 +99,10 @@ def held_out_score(
             useful.add(verdict.intervention)
     rankings = []
     for session, judged, useful in sessions.values():
-        ranked = rank_interventions(
-            library,
-            affect=session.affect,
-            subject=session.subject,
-            grade=session.grade,
-            verdicts=known,
-            learnt=learnt,
-            count=len(library.interventions),
+        ranked = rank_session(
+            library, session, verdicts=known, learnt=learnt, count=len(library.interventions)
         )
-        rankings.append(([item.id for item in ranked if item.id in judged], useful))
+        rankings.append(([key for key in ranked if key in judged], useful))
     hit, ndcg, count = hit_and_ndcg(rankings, k=TOP)
     return HeldOut(hit=hit, ndcg=ndcg, sessions=count)
 

@@ -6,7 +6,7 @@ import json
 from django import forms
 from django.contrib import admin
 
-from tessera.accounts.admin import OrganizationScopedAdmin
+from tessera.accounts.admin import HistoryAdmin, OrganizationScopedAdmin
 from tessera.refusals import Refused
 from tessera.tutoring.models import LibraryVersion, TutoringHead
 from tessera.tutoring.services import import_library, parse_library, taggable_affects
@@ -65,7 +65,7 @@ class LibraryVersionAdmin(OrganizationScopedAdmin):
 
 
 @admin.register(TutoringHead)
-class TutoringHeadAdmin(OrganizationScopedAdmin):
+class TutoringHeadAdmin(HistoryAdmin, OrganizationScopedAdmin):
     """Read only: heads are taught by training runs (`manage.py train_from_feedback school`),
     each with the held-out comparison that decided whether it is used."""
 
@@ -73,12 +73,3 @@ class TutoringHeadAdmin(OrganizationScopedAdmin):
     list_filter = [("organization", admin.RelatedOnlyFieldListFilter), "in_use"]
     readonly_fields = ["organization", "library", "verdicts", "metrics", "in_use", "decision"]
     exclude = ["weights"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
