@@ -69,6 +69,7 @@ def rank_interventions(
     verdicts: Mapping[str, Verdicts] | None = None,
     learnt: LearntRanker | None = None,
     quote: str | None = None,
+    affect_unsure: bool = False,
     count: int = SUGGESTIONS,
 ) -> list[Suggestion]:
     """The library's best `count` interventions for a session whose affect the model estimated
@@ -76,7 +77,8 @@ def rank_interventions(
     `grade` (either None when unknown). An intervention for other subjects or grades is left
     out; one for other affects only where nothing suits the affect read. With `learnt`, the
     school's learnt head orders them (an intervention it has no verdicts on, by its tags).
-    `quote`: the learner's sentence that held the affect read up most, for the rationale."""
+    `quote`: the learner's sentence that held the affect read up most, for the rationale;
+    `affect_unsure`: the affect estimate needs a person, which each rationale then says."""
     verdicts = verdicts or {}
     read = max(affect, key=affect.get) if affect else None
     candidates = [
@@ -108,6 +110,7 @@ def rank_interventions(
             nothing_for=None if fitting else read,
             learnt=learnt,
             quote=quote,
+            affect_unsure=affect_unsure,
         )
         for rank, item in enumerate(ordered, start=1)
     ]
@@ -165,6 +168,7 @@ def _suggestion(
     nothing_for: str | None,
     learnt: LearntRanker | None,
     quote: str | None,
+    affect_unsure: bool,
 ) -> Suggestion:
     matches = []
     if read is not None and read in item.affects:
@@ -196,17 +200,26 @@ def _suggestion(
         description=item.description,
         matches=tuple(matches),
         reason="; ".join(parts) or "fits this subject and grade",
-        rationale=_rationale(item, read=read, quote=quote, subject=subject),
+        rationale=_rationale(
+            item, read=read, quote=quote, subject=subject, affect_unsure=affect_unsure
+        ),
         basis="tags" if learnt is None else "learnt",
     )
 
 
 def _rationale(
-    item: Intervention, *, read: str | None, quote: str | None, subject: str | None
+    item: Intervention,
+    *,
+    read: str | None,
+    quote: str | None,
+    subject: str | None,
+    affect_unsure: bool,
 ) -> str:
     """'For a learner who seems confused, in Mathematics. This learner seems confused (they
     wrote "…"), in Mathematics.' The library's tags, then the evidence; the learner's sentence
-    is quoted only beside the affect it showed."""
+    is quoted only beside the affect it showed. Where the affect estimate needs a person, the
+    read is a "may" and the rationale says why, so a suggestion never sounds surer than the
+    estimate it rests on."""
     own = _for_subject(item, subject) if subject else None
     purpose = (
         f"For a learner who seems {' or '.join(item.affects)}"
@@ -218,5 +231,10 @@ def _rationale(
     if read:
         shown = f' (they wrote "{quote}")' if quote else ""
         lesson = f", in {subject}" if subject else ""
+        if affect_unsure:
+            return (
+                f"{purpose}. This learner may seem {read}{shown}{lesson}; "
+                "the affect estimate is unsure and needs a person."
+            )
         return f"{purpose}. This learner seems {read}{shown}{lesson}."
     return f"{purpose}. This session is in {subject}." if subject else f"{purpose}."

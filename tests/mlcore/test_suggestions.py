@@ -134,13 +134,14 @@ def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
     rng = np.random.default_rng(1)
     essay = ["I do not get why the sign flips.", "Fractions are fine.", "Can we stop now?"]
     by_id = {item.id: item for item in SHIPPED.interventions}
-    checked = 0
+    checked = unsure_checked = 0
     for affect, subject in itertools.product(SCHOOL_AFFECTS, SUBJECTS):
         estimate = dict(zip(SCHOOL_AFFECTS, rng.dirichlet(np.ones(4)).tolist(), strict=True))
         estimate[affect] = 2.0  # the affect read
         quote = essay[int(rng.integers(len(essay)))] if rng.random() < 0.7 else None
+        unsure = bool(rng.random() < 0.3)
         for suggestion in rank_interventions(
-            SHIPPED, affect=estimate, subject=subject, quote=quote
+            SHIPPED, affect=estimate, subject=subject, quote=quote, affect_unsure=unsure
         ):
             item = by_id[suggestion.id]
             assert (suggestion.title, suggestion.description) == (item.title, item.description)
@@ -153,7 +154,14 @@ def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
             purpose += f", in {re.escape(own[0])}" if own else ""
             shown = f' \\(they wrote "{re.escape(quote)}"\\)' if quote else ""
             lesson = f", in {re.escape(subject)}" if subject else ""
-            pattern = f"{purpose}\\. This learner seems {affect}{shown}{lesson}\\."
+            pattern = (
+                f"{purpose}\\. This learner may seem {affect}{shown}{lesson}; "
+                "the affect estimate is unsure and needs a person\\."
+                if unsure
+                else f"{purpose}\\. This learner seems {affect}{shown}{lesson}\\."
+            )
             assert re.fullmatch(pattern, suggestion.rationale), suggestion.rationale
             checked += 1
+            unsure_checked += unsure
     assert checked >= len(SCHOOL_AFFECTS) * len(SUBJECTS)
+    assert 0 < unsure_checked < checked

@@ -483,7 +483,9 @@ def school_labels(monkeypatch):
     return labels
 
 
-def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResult:
+def session_result(
+    student, school_model, label, *, days_ago=0, needs_person=None
+) -> AnalysisResult:
     session = create_learning_session(
         student=student, occurred_at=timezone.now(), subject_area="Mathematics"
     )
@@ -495,6 +497,7 @@ def session_result(student, school_model, label, *, days_ago=0) -> AnalysisResul
         emotion_label=label,
         modalities_used=["text"],
         contributions={"emotion": {"text": 0.5}},
+        needs_person=needs_person or {},
         tutoring=[
             {
                 "rank": 1,
@@ -587,6 +590,20 @@ def test_a_teacher_marks_a_suggestion_useful(
     assert "Recorded: Suggestion useful." in page(response)
     feedback = Feedback.objects.get()
     assert (feedback.kind, feedback.intervention) == ("useful", "worked-example")
+
+
+def test_suggestions_for_an_affect_that_needs_a_person_say_so(
+    client, school, make_user, school_model, school_labels
+):
+    teacher = make_user("teacher", organization=school, role=Role.TEACHER)
+    student = create_student(organization=school, student_number="1", full_name="Stu Dent")
+    unsure = {"reason": "uncertain", "detail": "The estimate is unsure."}
+    session_result(student, school_model, "confused", needs_person={"emotion": unsure})
+    text = page(signed_in(client, teacher).get(reverse("student", args=[student.pk])))
+    assert (
+        "Ranked for a student who may seem confused (the affect estimate above, which needs a "
+        "person: check it before you choose)"
+    ) in " ".join(text.split())
 
 
 def test_a_judgement_of_a_suggestion_never_offered_is_refused(

@@ -38,7 +38,9 @@ def teacher(school, make_user):
     return make_user("teacher", organization=school, role=Role.TEACHER)
 
 
-def analysed(learner, version, *, subject: str, days_ago: int = 1, quote: str = ""):
+def analysed(
+    learner, version, *, subject: str, days_ago: int = 1, quote: str = "", unsure: bool = False
+):
     session = create_learning_session(
         student=learner,
         occurred_at=timezone.now() - timedelta(days=days_ago),
@@ -55,6 +57,10 @@ def analysed(learner, version, *, subject: str, days_ago: int = 1, quote: str = 
     predicted["emotion"], predicted["emotion_label"] = CONFUSED, "confused"
     if quote:
         predicted["quotes"] = {"emotion": quote}
+    if unsure:
+        predicted["needs_person"] = {
+            "emotion": {"reason": "uncertain", "detail": "The estimate is unsure."}
+        }
     return complete_job(job_id=job.pk, worker="gpu", prediction=predicted)
 
 
@@ -155,3 +161,14 @@ def test_each_suggestion_says_why_from_the_learners_own_sentence(school, version
     )
     unquoted = analysed(learner, version, subject="Mathematics")
     assert all('"' not in suggestion["rationale"] for suggestion in unquoted.tutoring)
+
+
+def test_a_suggestion_for_an_unsure_affect_estimate_says_it_needs_a_person(school, version):
+    """A read the model is unsure of ("Needs a person" on the affect) is still the best guess
+    the ranking has, but no suggestion may sound surer than it."""
+    learner = create_student(organization=school, student_number="U-1", full_name="Uma")
+    result = analysed(learner, version, subject="Mathematics", unsure=True)
+    for suggestion in result.tutoring:
+        assert "This learner may seem confused, in Mathematics; " in suggestion["rationale"]
+        assert suggestion["rationale"].endswith("the affect estimate is unsure and needs a person.")
+        assert "This learner seems" not in suggestion["rationale"]

@@ -224,6 +224,7 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
             "Suggestions: "
             + "; ".join(
                 f"{item['rank']}. {item['title']} ({item['reason']})"
+                + (f" {item['rationale']}" if item.get("rationale") else "")
                 for item in result.tutoring[:3]
             )
             + "."
