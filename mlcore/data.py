@@ -62,6 +62,8 @@ class Features:
     # The text's sentences with the [start, end) of their tokens in `text_ids`, for finding the
     # sentence that moved an answer most (mlcore.evidence).
     sentences: list[tuple[str, int, int]] = field(default_factory=list)
+    # The same for the transcript's sentences in `speech_ids`.
+    spoken_sentences: list[tuple[str, int, int]] = field(default_factory=list)
     # Task (diagnosis, emotion, tutoring) → inputs it may not read although the case has them
     # (an organization's policy: affect not inferred from transcripts). Set by the caller.
     withheld: dict[str, list[str]] = field(default_factory=dict)
@@ -219,6 +221,7 @@ class Preprocessor:
             features.facts["text_language"] = text_language(case.text)
         if case.speech_text and case.speech_text.strip() and "speech_text" in config.modalities:
             features.speech_ids = np.asarray(self.tokenizer.ids(case.speech_text), dtype=np.int64)
+            features.spoken_sentences = self.tokenizer.sentence_spans(case.speech_text)
         if case.audio and "audio" in config.modalities:
             samples = read_audio(case.audio, sample_rate=config.audio.sample_rate)
             features.facts["sound_level"] = sound_level(samples)

@@ -54,9 +54,10 @@ class Prediction:
     rationale: str | None = None  # written by the frozen language model, when configured
     # Per task, one sentence from the evidence the model used (mlcore.evidence).
     rationales: dict[str, str] = field(default_factory=dict)
-    # Per task, the sentence of the text that held the answer up most, as the rationale quotes
-    # it (mlcore.evidence.quoted_sentences); {} where no sentence did.
-    quotes: dict[str, str] = field(default_factory=dict)
+    # Per task, per input (text, speech_text), the sentence that held the answer up most, as
+    # the rationale quotes it, the strongest first (mlcore.evidence.quoted_sentences); {} where
+    # no sentence did.
+    quotes: dict[str, dict[str, str]] = field(default_factory=dict)
     # Where in the image the top finding came from: {method, finding, zone, heatmap (a grid of
     # at most HEATMAP_CELLS a side)}; {} without an image or findings.
     explanation: dict = field(default_factory=dict)

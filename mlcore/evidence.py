@@ -4,8 +4,10 @@ task, built only from what the model used for that case.
 - Each input's contribution to the task's answer (the Shapley values of mlcore.contributions),
   largest first, in points of probability.
 - For an image, where the Grad-CAM heatmap of the top finding peaks, as a zone of the image.
-- For a text, the sentence that moved the answer most: the one whose removal lowers the
-  answer's probability the most (leave-one-sentence-out, all of a batch's variants in one run).
+- For a text and for what a recording said (its transcript), the sentence that moved the
+  answer most: the one whose removal lowers the answer's probability the most
+  (leave-one-sentence-out, all of a batch's variants in one run). A transcript an answer may
+  not read (withheld by policy) cannot move it, so it is never quoted for it.
 
 An input the case lacks contributes nothing and is never named.
 """
@@ -67,31 +69,44 @@ def answers(prediction: "Prediction") -> dict[str, tuple[str, str, float, float]
     return found
 
 
-def sentence_variants(features: Sequence[Features]) -> tuple[list[Features], list[tuple]]:
-    """Each case's features with one sentence of its text left out (no text when it was the
-    only one), and for each variant its (case row, sentence)."""
+# The inputs made of sentences: their token ids, and their sentences' token spans, in Features.
+SENTENCE_INPUTS = {
+    "text": ("text_ids", "sentences"),
+    "speech_text": ("speech_ids", "spoken_sentences"),
+}
+
+
+def sentence_variants(
+    features: Sequence[Features],
+) -> tuple[list[Features], list[tuple[int, str, str]]]:
+    """Each case's features with one sentence of its text, or of its transcript, left out
+    (none of that input when it was the only sentence), and for each variant its (case row,
+    input, sentence)."""
     variants, owners = [], []
     for row, item in enumerate(features):
-        if item.text_ids is None:
-            continue
-        for sentence, start, end in item.sentences:
-            kept = np.concatenate([item.text_ids[:start], item.text_ids[end:]])
-            variants.append(replace(item, text_ids=kept if len(kept) > 2 else None))
-            owners.append((row, sentence))
+        for name, (ids_field, spans_field) in SENTENCE_INPUTS.items():
+            ids = getattr(item, ids_field)
+            if ids is None:
+                continue
+            for sentence, start, end in getattr(item, spans_field):
+                kept = np.concatenate([ids[:start], ids[end:]])
+                variants.append(replace(item, **{ids_field: kept if len(kept) > 2 else None}))
+                owners.append((row, name, sentence))
     return variants, owners
 
 
 def moving_sentences(
     predictions: Sequence["Prediction"],
-    owners: list[tuple[int, str]],
+    owners: list[tuple[int, str, str]],
     arrays: dict[str, np.ndarray],
     tasks: TaskConfig,
-) -> list[dict[str, tuple[str, float]]]:
-    """Per case, per task: the sentence whose removal lowers the answer's probability the
-    most, and by how much (a fraction: 0.12 is 12 points), from the variants' outputs
-    (`arrays`, in `sentence_variants` order); {} for a case without text."""
-    best: list[dict[str, tuple[str, float]]] = [{} for _ in predictions]
-    for index, (row, sentence) in enumerate(owners):
+) -> list[dict[str, dict[str, tuple[str, float]]]]:
+    """Per case, per task, per input (text, speech_text): the sentence whose removal lowers
+    the answer's probability the most, and by how much (a fraction: 0.12 is 12 points), from
+    the variants' outputs (`arrays`, in `sentence_variants` order); {} for a case without
+    sentences."""
+    best: list[dict[str, dict[str, tuple[str, float]]]] = [{} for _ in predictions]
+    for index, (row, name, sentence) in enumerate(owners):
         for task, (key, _words, probability, sign) in answers(predictions[row]).items():
             if task == "diagnosis":
                 p = float(arrays["diagnosis"][index][tasks.diagnosis_labels.index(key)])
@@ -100,8 +115,9 @@ def moving_sentences(
                 chosen = tasks.emotion_labels.index(predictions[row].emotion_label)
                 without = float(arrays["emotion"][index][chosen])
             drop = probability - without
-            if task not in best[row] or drop > best[row][task][1]:
-                best[row][task] = (sentence, drop)
+            found = best[row].setdefault(task, {})
+            if name not in found or drop > found[name][1]:
+                found[name] = (sentence, drop)
     return best
 
 
@@ -109,7 +125,7 @@ def rationale(
     prediction: "Prediction",
     *,
     zone: str | None = None,
-    sentences: dict[str, tuple[str, float]] | None = None,
+    sentences: dict[str, dict[str, tuple[str, float]]] | None = None,
 ) -> dict[str, str]:
     """One sentence per task of `prediction`, from its contributions, the heatmap's `zone`
     (for the findings) and each task's moving sentence."""
@@ -131,8 +147,8 @@ def rationale(
             # The heatmap shows where the image raised the finding: said only where it did.
             if modality == "image" and zone and task == "diagnosis" and sign * points > 0:
                 detail = f", its heatmap peaking in the {zone}"
-            if modality == "text" and task in quoted:
-                detail = f', most of all "{quoted[task]}"'
+            if modality in quoted.get(task, {}):
+                detail = f', most of all "{quoted[task][modality]}"'
             lead = "" if place == 0 else "then "
             parts.append(f"{lead}{noun} {effect}{detail}")
         evidence = "; ".join(parts) if parts else "no input moved it"
@@ -141,14 +157,21 @@ def rationale(
 
 
 def quoted_sentences(
-    prediction: "Prediction", sentences: dict[str, tuple[str, float]]
-) -> dict[str, str]:
-    """Per task, the sentence of the text that held its answer up most (`sentences`, from
-    `moving_sentences`), where the text raised the answer and that sentence moved it at least
-    BARELY: what a rationale may quote as the evidence."""
+    prediction: "Prediction", sentences: dict[str, dict[str, tuple[str, float]]]
+) -> dict[str, dict[str, str]]:
+    """Per task, per input (text, speech_text), the sentence that held its answer up most
+    (`sentences`, from `moving_sentences`), where that input raised the answer and the sentence
+    moved it at least BARELY, the one that moved it most first: what a rationale may quote as
+    the evidence."""
     quoted = {}
     for task, (key, _words, _probability, sign) in answers(prediction).items():
-        raised = round(100 * sign * prediction.contributions.get(key, {}).get("text", 0.0)) > 0
-        if raised and task in sentences and sentences[task][1] >= BARELY:
-            quoted[task] = sentences[task][0]
+        moved = sorted(sentences.get(task, {}).items(), key=lambda item: -item[1][1])
+        kept = {
+            name: sentence
+            for name, (sentence, drop) in moved
+            if drop >= BARELY
+            and round(100 * sign * prediction.contributions.get(key, {}).get(name, 0.0)) > 0
+        }
+        if kept:
+            quoted[task] = kept
     return quoted

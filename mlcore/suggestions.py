@@ -68,7 +68,7 @@ def rank_interventions(
     grade: int | None = None,
     verdicts: Mapping[str, Verdicts] | None = None,
     learnt: LearntRanker | None = None,
-    quote: str | None = None,
+    quotes: Mapping[str, str] | None = None,
     affect_unsure: bool = False,
     count: int = SUGGESTIONS,
 ) -> list[Suggestion]:
@@ -77,7 +77,8 @@ def rank_interventions(
     `grade` (either None when unknown). An intervention for other subjects or grades is left
     out; one for other affects only where nothing suits the affect read. With `learnt`, the
     school's learnt head orders them (an intervention it has no verdicts on, by its tags).
-    `quote`: the learner's sentence that held the affect read up most, for the rationale;
+    `quotes`: per input (text, speech_text), the learner's sentence that held the affect read
+    up most, the strongest first (mlcore.evidence.quoted_sentences), for the rationale;
     `affect_unsure`: the affect estimate needs a person, which each rationale then says."""
     verdicts = verdicts or {}
     read = max(affect, key=affect.get) if affect else None
@@ -109,7 +110,7 @@ def rank_interventions(
             verdicts=verdicts.get(item.id, Verdicts()),
             nothing_for=None if fitting else read,
             learnt=learnt,
-            quote=quote,
+            quotes=quotes or {},
             affect_unsure=affect_unsure,
         )
         for rank, item in enumerate(ordered, start=1)
@@ -167,7 +168,7 @@ def _suggestion(
     verdicts: Verdicts,
     nothing_for: str | None,
     learnt: LearntRanker | None,
-    quote: str | None,
+    quotes: Mapping[str, str],
     affect_unsure: bool,
 ) -> Suggestion:
     matches = []
@@ -201,7 +202,7 @@ def _suggestion(
         matches=tuple(matches),
         reason="; ".join(parts) or "fits this subject and grade",
         rationale=_rationale(
-            item, read=read, quote=quote, subject=subject, affect_unsure=affect_unsure
+            item, read=read, quotes=quotes, subject=subject, affect_unsure=affect_unsure
         ),
         basis="tags" if learnt is None else "learnt",
     )
@@ -211,15 +212,15 @@ def _rationale(
     item: Intervention,
     *,
     read: str | None,
-    quote: str | None,
+    quotes: Mapping[str, str],
     subject: str | None,
     affect_unsure: bool,
 ) -> str:
     """'For a learner who seems confused, in Mathematics. This learner seems confused (they
     wrote "…"), in Mathematics.' The library's tags, then the evidence; the learner's sentence
-    is quoted only beside the affect it showed. Where the affect estimate needs a person, the
-    read is a "may" and the rationale says why, so a suggestion never sounds surer than the
-    estimate it rests on."""
+    (written, or said in the recording) is quoted only beside the affect it showed. Where the
+    affect estimate needs a person, the read is a "may" and the rationale says why, so a
+    suggestion never sounds surer than the estimate it rests on."""
     own = _for_subject(item, subject) if subject else None
     purpose = (
         f"For a learner who seems {' or '.join(item.affects)}"
@@ -229,7 +230,10 @@ def _rationale(
     if own:
         purpose += f", in {own}"
     if read:
-        shown = f' (they wrote "{quote}")' if quote else ""
+        shown = ""
+        if strongest := next(iter(quotes.items()), None):  # the sentence that showed it most
+            name, sentence = strongest
+            shown = f' (they {"said" if name == "speech_text" else "wrote"} "{sentence}")'
         lesson = f", in {subject}" if subject else ""
         if affect_unsure:
             return (

@@ -67,7 +67,7 @@ def test_a_rationale_names_each_input_by_what_it_did():
         diagnosis={"suspicious_mass": 0.8},
         contributions={"suspicious_mass": {"image": 0.25, "text": -0.04, "audio": 0.004}},
     )
-    sentences = {"diagnosis": ("She has a cough.", 0.05)}
+    sentences = {"diagnosis": {"text": ("She has a cough.", 0.05)}}
     # A text that lowered the answer is not quoted as what held it up.
     assert rationale(prediction, zone="left lower zone", sentences=sentences) == {
         "diagnosis": "Suspicious mass (80%): the image raised it by 25 points, its heatmap "
@@ -97,7 +97,7 @@ def test_a_rationale_names_each_input_by_what_it_did():
         diagnosis={"suspicious_mass": 0.8}, contributions={"suspicious_mass": {"audio": 0.006}}
     )
     assert rationale(slight)["diagnosis"].endswith("the recording raised it by 1 point.")
-    feeble = {"emotion": ("Fine.", 0.001)}  # a sentence that barely moved it is not quoted
+    feeble = {"emotion": {"text": ("Fine.", 0.001)}}  # a sentence that barely moved it: unquoted
     calm = _prediction(
         emotion={"neutral": 0.6, "pain": 0.4},
         emotion_label="neutral",
@@ -171,7 +171,7 @@ def test_the_quoted_sentence_is_the_one_whose_removal_moves_the_answer_most(engi
     raised = round(100 * prediction.contributions["emotion"]["text"]) > 0
     if max(drops) >= 0.01 and raised:
         assert f'most of all "{moving}"' in prediction.rationales["emotion"]
-        assert prediction.quotes["emotion"] == moving, "what a suggestion's rationale quotes"
+        assert prediction.quotes["emotion"] == {"text": moving}, "what a suggestion quotes"
     else:
         assert "most of all" not in prediction.rationales["emotion"]
         assert "emotion" not in prediction.quotes

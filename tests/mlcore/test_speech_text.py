@@ -7,9 +7,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mlcore.config import ModelConfig
-from mlcore.data import Case, Preprocessor, read_manifest
-from mlcore.engine import InferenceEngine
+from mlcore.config import ModelConfig, TaskConfig
+from mlcore.data import Case, Features, Preprocessor, read_manifest
+from mlcore.engine import InferenceEngine, Prediction
+from mlcore.evidence import moving_sentences, quoted_sentences, rationale, sentence_variants
 from mlcore.model import build_model
 from mlcore.registry import WEIGHTS_FILE, save_bundle
 from mlcore.synthetic import truth
@@ -101,3 +102,76 @@ def test_what_was_said_moves_the_posterior_of_distress_only():
     assert clinic_affect(said="distressed", modalities=("text",)) == clinic_affect(
         said="calm", modalities=("text",)
     )
+
+
+def test_what_was_said_is_quoted_only_where_the_answer_may_read_it(bundle):
+    """The rationale (and a tutoring suggestion) quotes the transcript's sentence whose removal
+    lowers the affect most, as it does the text's; a transcript withheld from the affect
+    estimate cannot have moved it and is never quoted for it."""
+    engine = InferenceEngine(bundle)
+    spoken = ["I am really frightened.", "The pain keeps me awake.", "Thank you, doctor."]
+    case = Case(id="s", text="Cough for six weeks.", speech_text=" ".join(spoken))
+    features = engine.preprocessor(case)
+    assert [sentence for sentence, _, _ in features.spoken_sentences] == spoken
+    [read] = engine.predict_features([features])
+    label = read.emotion_label
+    drops = []
+    for left_out in range(len(spoken)):
+        rest = " ".join(s for i, s in enumerate(spoken) if i != left_out)
+        [without] = engine.predict([Case(id="w", text=case.text, speech_text=rest)], explain=False)
+        drops.append(read.emotion[label] - without.emotion[label])
+    moving = spoken[int(np.argmax(drops))]
+    raised = round(100 * read.contributions["emotion"]["speech_text"]) > 0
+    if max(drops) >= 0.01 and raised:
+        assert read.quotes["emotion"]["speech_text"] == moving
+        assert f'most of all "{moving}"' in read.rationales["emotion"]
+    else:  # this untrained model's transcript barely moved it: nothing is quoted
+        assert "speech_text" not in read.quotes.get("emotion", {})
+        assert not any(f'"{sentence}"' in read.rationales["emotion"] for sentence in spoken)
+    features.withheld = {"emotion": ["speech_text"]}
+    [withheld] = engine.predict_features([features])
+    assert "speech_text" not in withheld.quotes.get("emotion", {})
+    assert "what was said" not in withheld.rationales["emotion"]
+    assert not any(f'"{sentence}"' in withheld.rationales["emotion"] for sentence in spoken)
+
+
+def test_each_input_quotes_its_own_sentence_the_strongest_first():
+    """The evidence functions over a text and a transcript: each sentence is left out of its
+    own input only, and each input is quoted for an answer it raised, strongest first."""
+    features = Features(
+        text_ids=np.array([101, 7, 8, 9, 102]),
+        sentences=[("A b.", 1, 3), ("C.", 3, 4)],
+        speech_ids=np.array([101, 5, 6, 102]),
+        spoken_sentences=[("I give up.", 1, 2), ("Fine.", 2, 3)],
+    )
+    variants, owners = sentence_variants([features])
+    assert owners == [
+        (0, "text", "A b."),
+        (0, "text", "C."),
+        (0, "speech_text", "I give up."),
+        (0, "speech_text", "Fine."),
+    ]
+    assert variants[0].text_ids.tolist() == [101, 9, 102]
+    assert variants[0].speech_ids is features.speech_ids
+    assert variants[2].speech_ids.tolist() == [101, 6, 102]
+    assert variants[2].text_ids is features.text_ids
+    prediction = Prediction(
+        modalities_used=["text", "speech_text"],
+        contributions={"emotion": {"text": 0.05, "speech_text": 0.2}},
+        uncertainty=0.1,
+        abstain=False,
+        emotion={"frustrated": 0.7, "engaged": 0.3},
+        emotion_label="frustrated",
+    )
+    tasks = TaskConfig(diagnosis_labels=[], emotion_labels=["frustrated", "engaged"])
+    without = np.array([[0.68, 0.32], [0.69, 0.31], [0.4, 0.6], [0.71, 0.29]])
+    [moved] = moving_sentences([prediction], owners, {"emotion": without}, tasks)
+    assert moved["emotion"]["speech_text"] == ("I give up.", pytest.approx(0.3))
+    quotes = quoted_sentences(prediction, moved)
+    assert list(quotes["emotion"].items()) == [("speech_text", "I give up."), ("text", "A b.")]
+    assert rationale(prediction, sentences=moved)["emotion"] == (
+        'Frustrated (70%): what was said raised it by 20 points, most of all "I give up."; '
+        'then the text raised it by 5 points, most of all "A b.".'
+    )
+    prediction.contributions["emotion"]["speech_text"] = 0.0  # withheld: it moved nothing
+    assert list(quoted_sentences(prediction, moved)["emotion"]) == ["text"]

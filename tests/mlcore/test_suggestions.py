@@ -139,9 +139,11 @@ def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
         estimate = dict(zip(SCHOOL_AFFECTS, rng.dirichlet(np.ones(4)).tolist(), strict=True))
         estimate[affect] = 2.0  # the affect read
         quote = essay[int(rng.integers(len(essay)))] if rng.random() < 0.7 else None
+        heard = ("speech_text", "text") if rng.random() < 0.5 else ("text", "speech_text")
+        quotes = dict.fromkeys(heard, quote) if quote else {}
         unsure = bool(rng.random() < 0.3)
         for suggestion in rank_interventions(
-            SHIPPED, affect=estimate, subject=subject, quote=quote, affect_unsure=unsure
+            SHIPPED, affect=estimate, subject=subject, quotes=quotes, affect_unsure=unsure
         ):
             item = by_id[suggestion.id]
             assert (suggestion.title, suggestion.description) == (item.title, item.description)
@@ -152,7 +154,8 @@ def test_no_text_is_shown_that_the_library_and_the_evidence_do_not_ground():
             )
             own = [s for s in item.subjects if subject and s.casefold() == subject.casefold()]
             purpose += f", in {re.escape(own[0])}" if own else ""
-            shown = f' \\(they wrote "{re.escape(quote)}"\\)' if quote else ""
+            verb = "said" if heard[0] == "speech_text" else "wrote"  # the strongest, first
+            shown = f' \\(they {verb} "{re.escape(quote)}"\\)' if quote else ""
             lesson = f", in {re.escape(subject)}" if subject else ""
             pattern = (
                 f"{purpose}\\. This learner may seem {affect}{shown}{lesson}; "

@@ -453,3 +453,25 @@ def test_a_job_taken_back_from_a_dead_worker_still_ends_with_one_result(
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempts == 2
     assert job.results.count() == 1
+
+
+def test_cached_features_keep_the_sentences_of_the_text_and_the_transcript(tmp_path):
+    """The rationale quotes a sentence of either: a job read from the feature cache must find
+    the same sentences as one preprocessed afresh."""
+    import numpy as np
+
+    from mlcore.data import Features
+    from tessera.jobs.features import _load, _save
+
+    features = Features(
+        text_ids=np.array([101, 7, 102]),
+        sentences=[("I am lost.", 1, 2)],
+        speech_ids=np.array([101, 5, 6, 102]),
+        spoken_sentences=[("I give up.", 1, 2), ("Fine.", 2, 3)],
+        facts={"text_language": "en"},
+    )
+    _save(features, tmp_path / "case.npz")
+    again = _load(tmp_path / "case.npz")
+    assert again.sentences == features.sentences
+    assert again.spoken_sentences == features.spoken_sentences
+    assert again.speech_ids.tolist() == features.speech_ids.tolist()

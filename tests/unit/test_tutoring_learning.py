@@ -39,7 +39,7 @@ def teacher(school, make_user):
 
 
 def analysed(
-    learner, version, *, subject: str, days_ago: int = 1, quote: str = "", unsure: bool = False
+    learner, version, *, subject: str, days_ago: int = 1, quotes=None, unsure: bool = False
 ):
     session = create_learning_session(
         student=learner,
@@ -55,8 +55,8 @@ def analysed(
     )
     predicted = prediction()
     predicted["emotion"], predicted["emotion_label"] = CONFUSED, "confused"
-    if quote:
-        predicted["quotes"] = {"emotion": quote}
+    if quotes:
+        predicted["quotes"] = {"emotion": quotes}
     if unsure:
         predicted["needs_person"] = {
             "emotion": {"reason": "uncertain", "detail": "The estimate is unsure."}
@@ -154,11 +154,18 @@ def test_too_few_verdicts_are_refused_in_a_sentence(school, teacher, version, se
 def test_each_suggestion_says_why_from_the_learners_own_sentence(school, version):
     learner = create_student(organization=school, student_number="Q-1", full_name="Quinn")
     wrote = "I keep mixing up which formula goes where."
-    result = analysed(learner, version, subject="Mathematics", quote=wrote)
+    said = "I don't see where the minus went."
+    result = analysed(learner, version, subject="Mathematics", quotes={"text": wrote})
     assert result.tutoring[0]["rationale"] == (
         "For a learner who seems confused, in Mathematics. This learner seems confused "
         f'(they wrote "{wrote}"), in Mathematics.'
     )
+    # What the recording said, where it showed the affect more than the text did.
+    spoken = analysed(
+        learner, version, subject="Mathematics", quotes={"speech_text": said, "text": wrote}
+    )
+    assert f'(they said "{said}")' in spoken.tutoring[0]["rationale"]
+    assert wrote not in spoken.tutoring[0]["rationale"]
     unquoted = analysed(learner, version, subject="Mathematics")
     assert all('"' not in suggestion["rationale"] for suggestion in unquoted.tutoring)
 

@@ -417,7 +417,8 @@ class ResultSerializer(serializers.ModelSerializer):
         help_text="Tutoring suggestions, best first: `rank`, the intervention's `id`, `title` and "
         "`description`, `matches` (the affect and subject it was chosen for), `reason` (why, in "
         "a sentence), `rationale` (what the library says it is for, then what the session showed: "
-        "the affect read, the learner's sentence that showed it, the subject) and `basis` "
+        "the affect read, whether it needs a person, the sentence the learner wrote or said that "
+        "showed it, the subject) and `basis` "
         "(`tags`: ranked by the library's tags; `learnt`: ordered by the head this school's "
         "verdicts taught). A rank, never a probability.",
     )

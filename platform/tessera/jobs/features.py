@@ -185,8 +185,9 @@ def _save(features: Features, path: Path) -> None:
     }
     if features.facts:
         arrays["facts"] = np.array(json.dumps(features.facts))
-    if features.sentences:
-        arrays["sentences"] = np.array(json.dumps(features.sentences))
+    for spans in ("sentences", "spoken_sentences"):
+        if getattr(features, spans):
+            arrays[spans] = np.array(json.dumps(getattr(features, spans)))
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -205,7 +206,10 @@ def _load(path: Path) -> Features:
             speech_ids=stored.get("speech_ids"),
             # Features cached before the input checks have no facts: nothing to check.
             facts=json.loads(str(stored["facts"])) if "facts" in stored else {},
-            sentences=[tuple(span) for span in json.loads(str(stored["sentences"]))]
-            if "sentences" in stored
-            else [],
+            sentences=_spans(stored, "sentences"),
+            spoken_sentences=_spans(stored, "spoken_sentences"),
         )
+
+
+def _spans(stored, name: str) -> list[tuple[str, int, int]]:
+    return [tuple(span) for span in json.loads(str(stored[name]))] if name in stored else []

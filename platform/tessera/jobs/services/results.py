@@ -127,8 +127,9 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
     """The organization's library ranked for this session (mlcore.suggestions) by the
     school's learnt head where one is in use, else by the transparent match: the affect the
     model read, the lesson's subject, the learner's grade and what the teachers said of each
-    intervention before; each with a rationale quoting the learner's sentence that showed the
-    affect, where one did, and saying so where the affect estimate needs a person."""
+    intervention before; each with a rationale quoting the learner's sentence (written or said)
+    that showed the affect, where one did, and saying so where the affect estimate needs a
+    person."""
     return [
         suggestion.to_dict()
         for suggestion in rank_interventions(
@@ -138,7 +139,7 @@ def _suggestions(job: AnalysisJob, prediction: dict, library: LibraryVersion) ->
             grade=level_of(subject_of(job)),
             verdicts=tutoring_verdicts(organization_id=job.organization_id),
             learnt=head_in_use(organization_id=job.organization_id),
-            quote=prediction.get("quotes", {}).get("emotion"),
+            quotes=prediction.get("quotes", {}).get("emotion"),
             affect_unsure="emotion" in prediction["needs_person"],
         )
     ]
