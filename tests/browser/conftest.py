@@ -1,7 +1,8 @@
 """A live Tessera for the browser tests: `manage.py runserver` and a real worker on every queue,
 sharing a throwaway database and the demo models (trained small, once per session), driven by
 Playwright in Debian's Chromium (`.ci/run` installs it; Playwright's own browser download is
-never used)."""
+never used). It is set up as `make run` sets up a new user's: the same commands in their own
+processes, whose output test_first_run.py reads."""
 
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import pytest
 from tests.integration.processes import (
     REPO,
     free_port,
-    manage,
     pipeline_environment,
     query,
     shell,
@@ -25,6 +25,13 @@ from tests.integration.processes import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
+# `make run`'s steps before the server starts (smaller demo models): the demo users' first
+# screens, their history analysed.
+FIRST_RUN = (
+    ("migrate", "--noinput", "-v", "0"),
+    ("train_demo_models", "--cases", "24", "--epochs", "1"),
+    ("seed_demo",),
+)
 ARTIFACTS = REPO / "tests" / "artifacts"
 PASSWORD = "correct-horse-42"
 
@@ -32,14 +39,10 @@ SEED = """
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from tessera.accounts.services import create_organization, set_membership
-from tessera.demo import seed_demo
-from tessera.jobs.demo_models import ensure_demo_models
 from tessera.records.services import (
     create_encounter, create_learning_session, create_patient, create_student,
 )
 
-ensure_demo_models(cases=24, epochs=1, log=lambda message: None)
-seed_demo(log=lambda message: None)  # the demo users' first screens, their history analysed
 users = get_user_model().objects
 clinic = create_organization(name="Riverside Clinic", slug="riverside", kind="clinic",
                              jurisdiction="US")
@@ -72,6 +75,7 @@ class LivePlatform:
     student: int
     session: int
     files: Path
+    first_run: str  # what FIRST_RUN printed, on stdout and stderr
 
     def sql(self, statement: str) -> list[tuple]:
         return query(self.database_url, statement)
@@ -92,8 +96,8 @@ def live_platform(tmp_path_factory, dicom_bytes, wav_audio) -> Iterator[LivePlat
     (files / "answer.wav").write_bytes(wav_audio)
     with throwaway_database(root) as database_url:
         env = pipeline_environment(root, database_url, root / "models")
-        manage(env, "migrate", "--noinput")
-        ids = shell(env, SEED.format(password=PASSWORD), timeout=600).split()
+        first_run = "".join(printed(env, *command) for command in FIRST_RUN)
+        ids = shell(env, SEED.format(password=PASSWORD)).split()
         patient, encounter, student, session = map(int, ids[-4:])
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -116,11 +120,26 @@ def live_platform(tmp_path_factory, dicom_bytes, wav_audio) -> Iterator[LivePlat
             with worker_process(env, root / "worker.log"):
                 wait_for_page(f"{url}/login/", seconds=120, server=server)
                 yield LivePlatform(
-                    url, env, database_url, patient, encounter, student, session, files
+                    url, env, database_url, patient, encounter, student, session, files, first_run
                 )
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def printed(env: dict[str, str], *command: str) -> str:
+    """What a management command printed, on stdout and stderr, as a terminal shows it."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *command],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout
+    return done.stdout
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,38 @@
 """`seed_demo` builds the demo clinic and school through the real services, and is idempotent."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.db.models import Count
 from django.urls import reverse
+from django.utils import timezone
 
 from tessera.accounts.models import Membership, Organization, Role
 from tessera.demo import DEMO_PASSWORD, PATIENT_COUNT, STUDENT_COUNT, VISITS_PER_PERSON
+from tessera.jobs.demo_models import ensure_demo_models
+from tessera.jobs.models import (
+    SYNTHETIC_NOTICE,
+    AnalysisJob,
+    AnalysisResult,
+    Feedback,
+    LatestAnalysis,
+    ModelVersion,
+)
 from tessera.records.kinds import subject_of, visit_of
-from tessera.records.models import MediaAsset, MediaKind, Patient, Student
+from tessera.records.models import (
+    Encounter,
+    LearningSession,
+    MediaAsset,
+    MediaKind,
+    Patient,
+    Student,
+    Transcript,
+)
 from tessera.records.storage import content_store
 from tessera.records.uploads import validate_upload
+from tessera.reports.content import report_content
+from tessera.reports.models import Report
 
 pytestmark = pytest.mark.django_db
 
@@ -80,13 +102,8 @@ def test_seed_demo_refuses_production(settings):
 def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
     settings, tmp_path, client, capsys
 ):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from tessera.jobs.demo_models import ensure_demo_models
-    from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, LatestAnalysis
-    from tessera.records.models import Encounter, LearningSession
+    """One seeding (demo models, transcripts, the analysed history: about a minute and a half)
+    for every check of what it made."""
 
     settings.MLCORE_MODELS_DIR = tmp_path / "models"
     settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
@@ -112,8 +129,6 @@ def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
     ).exists()
     school_results = AnalysisResult.objects.filter(job__visit_key__learning_session__isnull=False)
     # the past visits' recordings say real sentences, transcribed before they were analysed
-    from tessera.records.models import Transcript
-
     history = Transcript.objects.filter(media__visit_key__jobs__isnull=False).distinct()
     assert history.count() == (PATIENT_COUNT + STUDENT_COUNT) * past
     assert history.filter(status="done").count() >= 0.95 * history.count()
@@ -140,25 +155,11 @@ def test_the_demo_history_is_analysed_by_the_engine_and_fills_the_first_screens(
 
     call_command("seed_demo")
     assert AnalysisJob.objects.count() == (PATIENT_COUNT + STUDENT_COUNT) * past, "once"
+    every_result_says_it_was_trained_on_synthetic_data(client)
 
 
-def test_every_result_of_a_demo_model_says_it_was_trained_on_synthetic_data(
-    settings, tmp_path, client
-):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from tessera.jobs.demo_models import ensure_demo_models
-    from tessera.jobs.models import SYNTHETIC_NOTICE, AnalysisResult, ModelVersion
-    from tessera.reports.content import report_content
-    from tessera.reports.models import Report
-
-    settings.MLCORE_MODELS_DIR = tmp_path / "models"
-    settings.TESSERA_FEATURE_CACHE = tmp_path / "features"
-    ensure_demo_models(cases=16, epochs=1, log=lambda message: None)
+def every_result_says_it_was_trained_on_synthetic_data(client) -> None:
     assert set(ModelVersion.objects.values_list("trained_on_synthetic_data", flat=True)) == {True}
-    call_command("seed_demo")
     result = AnalysisResult.objects.filter(job__visit_key__encounter__isnull=False).first()
     patient = subject_of(result.job)
     client.post(reverse("login"), {"username": "dr-okafor", "password": DEMO_PASSWORD})
