@@ -5,9 +5,10 @@ nothing a user cannot act on."""
 
 def test_setting_up_the_demo_prints_no_library_noise(live_platform):
     """No torchao kernel notices, no torch deprecation lines, no progress bars for weights read
-    from a local directory, no version banners."""
+    from a local directory, no version banners, no system-check warnings."""
     output = live_platform.first_run
     assert "test macro-F1" in output
     assert "past visits analysed" in output
-    for noise in ("torchao", "_pytree", "register_constant", "Loading weights", "AXES"):
+    library = ("torchao", "_pytree", "register_constant", "Loading weights", "AXES")
+    for noise in (*library, "System check identified"):
         assert noise not in output, output
