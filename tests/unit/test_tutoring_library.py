@@ -254,7 +254,11 @@ def test_the_report_shows_ranks_and_reasons_not_percentages(school, school_versi
     assert suggestions.startswith("Suggestions: 1. ")
     assert "2. " in suggestions
     assert "matches: confused" in suggestions
-    assert "For a learner who seems confused, in Mathematics. This learner seems" in suggestions
+    assert (
+        "(matches: confused, Mathematics). For a learner who seems confused, in Mathematics. "
+        "This learner seems"
+    ) in suggestions
+    assert ".." not in suggestions, suggestions
     assert "%" not in suggestions
 
 

@@ -222,12 +222,11 @@ def _explained(result: AnalysisResult) -> tuple[str, str]:
     if result.tutoring:
         parts.append(
             "Suggestions: "
-            + "; ".join(
-                f"{item['rank']}. {item['title']} ({item['reason']})"
+            + " ".join(
+                f"{item['rank']}. {item['title']} ({item['reason']})."
                 + (f" {item['rationale']}" if item.get("rationale") else "")
                 for item in result.tutoring[:3]
             )
-            + "."
         )
     return (
         f"{timezone.localtime(result.created_at):%d %b %Y, %H:%M}: {_visit_name(result)}",
