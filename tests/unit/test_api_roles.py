@@ -206,6 +206,7 @@ ENDPOINTS = [
     ("get", "/api/v1/media/{note}/", None, read()),
     ("get", "/api/v1/media/{note}/download/", None, read()),
     ("get", "/api/v1/media/{note}/original/", None, administer(404)),  # none kept for a note
+    ("get", "/api/v1/media/{note}/origin/", None, administer(404)),  # a note has no PACS origin
     ("post", "/api/v1/media/", note_upload, write(201, creates=True)),
     ("post", "/api/v1/media/series/", series_upload, write(201, creates=True)),
     ("get", "/api/v1/jobs/{queued_job}/", None, read()),

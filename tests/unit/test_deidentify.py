@@ -8,15 +8,25 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from cryptography.fernet import Fernet
 from pydicom.uid import SecondaryCaptureImageStorage
 
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
+from tessera.accounts.models import Role
+from tessera.audit.models import AuditEvent
 from tessera.records.deidentify import date_shift_days, deidentify_dicom
-from tessera.records.models import MediaAsset
-from tessera.records.services import create_encounter, create_patient
-from tessera.records.storage import content_store
+from tessera.records.models import MediaAsset, MediaKind
+from tessera.records.selectors import pacs_origin
+from tessera.records.services import (
+    add_media,
+    create_encounter,
+    create_patient,
+    sync_media_encryption,
+)
+from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.records.uploads import UploadRejected, validate_upload
-from tests.unit.api import client_for
+from tests.conftest import upload
+from tests.unit.api import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +214,66 @@ def test_every_decodable_file_of_the_pydicom_corpus_deidentifies_with_its_pixels
         assert not any(element.tag.is_private for element in after), path
         cleaned += 1
     assert cleaned >= 50
+
+
+def test_the_way_back_to_the_pacs_is_kept_sealed_and_read_only_by_admins(
+    patient, clinician, clinic, other_clinic, make_user
+):
+    visit = create_encounter(patient=patient, occurred_at=datetime(2026, 9, 1, tzinfo=UTC))
+    sent = pydicom.dcmread(
+        io.BytesIO(identified_dicom(study_date=date(2026, 9, 1), study="1", instance="a"))
+    )
+    out = io.BytesIO()
+    sent.save_as(out, enforce_file_format=True)
+    asset = upload_dicom(client_for(clinician), visit, out.getvalue())
+    kept = pydicom.dcmread(io.BytesIO(stored(asset)))
+    origin = asset.origin
+    assert (origin.study_uid, origin.series_uid, origin.sop_instance_uid) == (
+        kept.StudyInstanceUID,
+        kept.SeriesInstanceUID,
+        kept.SOPInstanceUID,
+    ), "found by the UIDs it is stored under"
+    for secret in (sent.StudyInstanceUID, sent.SOPInstanceUID, "ACC77120"):
+        assert secret not in origin.sealed, "sealed, not kept in the clear"
+
+    admin = make_user("pacs-admin", organization=clinic, role=Role.ORG_ADMIN)
+    response = client_for(admin).get(f"/api/v1/media/{asset.pk}/origin/")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "study_instance_uid": sent.StudyInstanceUID,
+        "series_instance_uid": sent.SeriesInstanceUID,
+        "sop_instance_uid": sent.SOPInstanceUID,
+        "accession_number": "ACC77120",
+    }
+    audited = AuditEvent.objects.filter(object_type="dicom_origin", object_id=str(origin.pk))
+    assert set(audited.values_list("actor__username", "action")) == {
+        ("deid-doc", "create"),
+        ("pacs-admin", "view"),
+    }
+    read = audited.filter(action="view")
+
+    assert_problem(client_for(clinician).get(f"/api/v1/media/{asset.pk}/origin/"), 403)
+    elsewhere = make_user("other-admin", organization=other_clinic, role=Role.ORG_ADMIN)
+    assert_problem(client_for(elsewhere).get(f"/api/v1/media/{asset.pk}/origin/"), 404)
+    assert read.count() == 1, "a refused read reads nothing"
+    note = add_media(
+        attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"A note."), filename="n.txt"
+    )
+    answer = client_for(admin).get(f"/api/v1/media/{note.pk}/origin/")
+    assert "only a DICOM image" in assert_problem(answer, 404, "no_origin")["detail"]
+
+
+def test_the_way_back_turns_to_a_new_media_key_with_the_files(patient, clinician, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.TESSERA_MEDIA_ENCRYPTION_KEYS = [old]
+    visit = create_encounter(patient=patient, occurred_at=datetime(2026, 9, 1, tzinfo=UTC))
+    sent = identified_dicom(study_date=date(2026, 9, 1), study="1", instance="a")
+    asset = upload_dicom(client_for(clinician), visit, sent)
+    settings.TESSERA_MEDIA_ENCRYPTION_KEYS = [new, old]
+    sync_media_encryption(rotate=True)
+    settings.TESSERA_MEDIA_ENCRYPTION_KEYS = [new]  # the old key retired
+    identity = pacs_origin(media=MediaAsset.objects.get(pk=asset.pk))
+    assert identity.accession_number == "ACC77120"
+    settings.TESSERA_MEDIA_ENCRYPTION_KEYS = [old]
+    with pytest.raises(StoredContentCorrupted):
+        pacs_origin(media=MediaAsset.objects.get(pk=asset.pk))

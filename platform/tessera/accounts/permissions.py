@@ -34,7 +34,9 @@ class Capability(StrEnum):
     ADMINISTER = "administer"
     READ_ACCESS_LOG = "read_access_log"
     PROMOTE_MODELS = "promote_models"
-    DOWNLOAD_ORIGINALS = "download_originals"
+    # The identifiable originals: DICOM files as uploaded, and each image's way back to the
+    # PACS (its original UIDs and accession number).
+    READ_ORIGINALS = "read_originals"
     EXPORT_SUBJECT = "export_subject"
     ERASE_SUBJECT = "erase_subject"
     CURATE = "curate"  # edit the organization's intervention library

@@ -275,6 +275,17 @@ class TranscriptSerializer(serializers.ModelSerializer):
         return " ".join(segment.text for segment in readable_segments(transcript))
 
 
+class PacsOriginSerializer(serializers.Serializer):
+    """A de-identified DICOM image's original identity in the PACS (records.deidentify)."""
+
+    study_instance_uid = serializers.CharField(source="study_uid", read_only=True)
+    series_instance_uid = serializers.CharField(source="series_uid", read_only=True)
+    sop_instance_uid = serializers.CharField(read_only=True)
+    accession_number = serializers.CharField(
+        read_only=True, help_text="The study's accession number; empty when it had none."
+    )
+
+
 class MediaSerializer(serializers.ModelSerializer):
     encounter = visit_id_field(CLINIC)
     learning_session = visit_id_field(SCHOOL)

@@ -54,10 +54,25 @@ _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 @dataclass(frozen=True)
+class DicomIdentity:
+    """Where a DICOM instance sits in a PACS: its study's, series' and own UIDs, and the
+    study's accession number (empty when it had none)."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    accession_number: str = ""
+
+
+@dataclass(frozen=True)
 class DeidentifiedDicom:
     content: bytes
     # Why a person should look at the image before it is shared (empty when nothing was found).
     review_reasons: list[str] = field(default_factory=list)
+    # The instance as the PACS knows it, and as Tessera stores it: the way back from the one
+    # to the other (records.origins keeps it sealed).
+    original: DicomIdentity | None = None
+    stand_in: DicomIdentity | None = None
 
 
 def deidentify_dicom(file: BinaryIO, *, pseudonym: str) -> DeidentifiedDicom:
@@ -71,6 +86,7 @@ def deidentify_dicom(file: BinaryIO, *, pseudonym: str) -> DeidentifiedDicom:
         warnings.simplefilter("ignore")
         dataset = pydicom.dcmread(file)
         try:
+            original = _identity(dataset)
             review_reasons = _review_reasons(dataset)
             _apply_profile(dataset)
             _shift_dates(dataset, days=-date_shift_days(pseudonym))
@@ -86,7 +102,21 @@ def deidentify_dicom(file: BinaryIO, *, pseudonym: str) -> DeidentifiedDicom:
                 technical_detail=str(error),
             ) from error
     file.seek(0)
-    return DeidentifiedDicom(content=out.getvalue(), review_reasons=review_reasons)
+    return DeidentifiedDicom(
+        content=out.getvalue(),
+        review_reasons=review_reasons,
+        original=original,
+        stand_in=_identity(dataset),
+    )
+
+
+def _identity(dataset: Dataset) -> DicomIdentity:
+    return DicomIdentity(
+        study_uid=str(dataset.get("StudyInstanceUID", "")).strip("\0 "),
+        series_uid=str(dataset.get("SeriesInstanceUID", "")).strip("\0 "),
+        sop_instance_uid=str(dataset.get("SOPInstanceUID", "")).strip("\0 "),
+        accession_number=str(dataset.get("AccessionNumber", "") or "").strip(),
+    )
 
 
 def date_shift_days(pseudonym: str) -> int:

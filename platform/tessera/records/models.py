@@ -350,6 +350,29 @@ class MediaAsset(models.Model):
         return f"{self.get_kind_display()} {self.sha256[:12]}"
 
 
+class DicomOrigin(models.Model):
+    """The way back from a de-identified DICOM image to the PACS: the stand-in UIDs it is
+    stored under, and, sealed (`records.origins`), the original study, series and instance
+    UIDs and the accession number. Only an organization's admins read the sealed part, and
+    every read is audited. It goes with its image."""
+
+    ORGANIZATION_LOOKUP = "media__organization"
+    AUDIT_TYPE = "dicom_origin"
+    SUBJECT_LOOKUPS = {"patient": "media__visit_key__encounter__patient"}
+
+    media = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="origin")
+    study_uid = models.CharField(
+        max_length=64, db_index=True, editable=False, help_text="The stand-in study UID."
+    )
+    series_uid = models.CharField(max_length=64, editable=False)
+    sop_instance_uid = models.CharField(max_length=64, editable=False)
+    sealed = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"PACS origin of {self.media}"
+
+
 class TranscriptStatus(models.TextChoices):
     QUEUED = "queued", "Waiting to be transcribed"
     RUNNING = "running", "Being transcribed"

@@ -7,7 +7,10 @@ from dataclasses import asdict
 from django.db.models import Q
 
 from mlcore.speech import Segment
-from tessera.records.models import MediaAsset, Transcript
+from tessera.audit import services as audit
+from tessera.records.deidentify import DicomIdentity
+from tessera.records.models import DicomOrigin, MediaAsset, Transcript
+from tessera.records.origins import unseal_identity
 from tessera.records.storage import StoredContentCorrupted, content_store
 
 logger = logging.getLogger(__name__)
@@ -55,3 +58,15 @@ def readable_segments(transcript: Transcript) -> list[Segment]:
 def transcripts_of(media) -> list[Transcript]:
     """The transcripts of these files (their recordings'), as loaded with them."""
     return [asset.transcript for asset in media if hasattr(asset, "transcript")]
+
+
+def pacs_origin(*, media: MediaAsset) -> DicomIdentity | None:
+    """Where a de-identified DICOM image came from in the PACS (its original UIDs and accession
+    number); None for any other file. The read is audited; who may make it is the caller's
+    check (an organization's admins: Capability.READ_ORIGINALS). Raises StoredContentCorrupted
+    when this server's keys cannot open it."""
+    origin = DicomOrigin.objects.filter(media=media).first()
+    if origin is None:
+        return None
+    audit.record(origin, action=audit.Action.VIEW)
+    return unseal_identity(origin.sealed)

@@ -13,10 +13,11 @@ from django.db.models import Model
 from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
 from tessera.records.archives import dicom_entries
-from tessera.records.deidentify import METHOD, deidentify_dicom
+from tessera.records.deidentify import METHOD, DicomIdentity, deidentify_dicom
 from tessera.records.kinds import Visit, kind_accepting, kind_of, subject_of, visit_fields
 from tessera.records.models import (
     Cohort,
+    DicomOrigin,
     Encounter,
     LearningSession,
     MediaAsset,
@@ -26,6 +27,7 @@ from tessera.records.models import (
     Student,
     Transcript,
 )
+from tessera.records.origins import seal_identity, unseal_identity
 from tessera.records.selectors import sealed, stored_content_in_use, transcript_segments
 from tessera.records.storage import ContentStore, StoredContentCorrupted, content_store
 from tessera.records.transcription import is_recording, request_transcription
@@ -183,21 +185,26 @@ def add_dicom_series(
 
 @dataclasses.dataclass(frozen=True)
 class _Staged:
-    """A validated upload as it will be stored, and the original when that is kept too."""
+    """A validated upload as it will be stored, and the original when that is kept too; for
+    DICOM, where the image sits in the PACS and where it is stored (the way back)."""
 
     upload: ValidatedUpload
     content: BinaryIO
     original_sha256: str = ""
     original_content: BinaryIO | None = None
+    original: DicomIdentity | None = None
+    stand_in: DicomIdentity | None = None
 
 
 def _staged(attached_to: Visit, upload: ValidatedUpload, file: BinaryIO) -> _Staged:
     if upload.kind != MediaKind.DICOM:
         return _Staged(upload, file)
-    cleaned, content = _deidentified(upload, file, patient=subject_of(attached_to))
+    cleaned, content, identities = _deidentified(upload, file, patient=subject_of(attached_to))
     if organization_of(attached_to).keep_dicom_originals:
-        return _Staged(cleaned, content, original_sha256=upload.sha256, original_content=file)
-    return _Staged(cleaned, content)
+        return _Staged(
+            cleaned, content, original_sha256=upload.sha256, original_content=file, **identities
+        )
+    return _Staged(cleaned, content, **identities)
 
 
 def _store(
@@ -244,7 +251,7 @@ def _media_row(
     uploaded_by: AbstractBaseUser | None,
 ) -> MediaAsset:
     upload = staged.upload
-    return MediaAsset.objects.create(
+    asset = MediaAsset.objects.create(
         organization=organization_of(attached_to),
         **visit_fields(attached_to),
         kind=upload.kind,
@@ -258,14 +265,24 @@ def _media_row(
         original_sha256=staged.original_sha256,
         uploaded_by=uploaded_by,
     )
+    if staged.original is not None and staged.stand_in is not None:
+        DicomOrigin.objects.create(
+            media=asset,
+            study_uid=staged.stand_in.study_uid,
+            series_uid=staged.stand_in.series_uid,
+            sop_instance_uid=staged.stand_in.sop_instance_uid,
+            sealed=seal_identity(staged.original),
+        )
+    return asset
 
 
 def _deidentified(
     upload: ValidatedUpload, file: BinaryIO, *, patient: Patient
-) -> tuple[ValidatedUpload, BinaryIO]:
-    """The validated DICOM upload as it will be stored: de-identified, under its new hash. Tessera
-    stores the original only where the organization opts in, and then encrypted (and uploads
-    reach it from memory: records.upload_handlers)."""
+) -> tuple[ValidatedUpload, BinaryIO, dict[str, DicomIdentity | None]]:
+    """The validated DICOM upload as it will be stored: de-identified, under its new hash, and
+    its original and stand-in identities. Tessera stores the original file only where the
+    organization opts in, and then encrypted (and uploads reach it from memory:
+    records.upload_handlers)."""
     cleaned = deidentify_dicom(file, pseudonym=str(patient.pseudonym))
     metadata = {
         **upload.metadata,
@@ -277,7 +294,8 @@ def _deidentified(
         size_bytes=len(cleaned.content),
         metadata=metadata,
     )
-    return stored, io.BytesIO(cleaned.content)
+    identities = {"original": cleaned.original, "stand_in": cleaned.stand_in}
+    return stored, io.BytesIO(cleaned.content), identities
 
 
 @dataclasses.dataclass
@@ -295,7 +313,8 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
     A damaged file is left as it is and reported by media id."""
     store = content_store()
     done = EncryptionSync()
-    assets = MediaAsset.objects.select_related("organization", "transcript").order_by("pk")
+    assets = MediaAsset.objects.select_related("organization", "transcript", "origin")
+    assets = assets.order_by("pk")
     for asset in assets.iterator():
         wanted = asset.organization.encrypt_media
         try:
@@ -312,6 +331,11 @@ def sync_media_encryption(*, rotate: bool = False) -> EncryptionSync:
                 store.rotate(asset.original_sha256)
             if hasattr(asset, "transcript"):
                 _reseal(asset.transcript, encrypted=wanted, rotate=rotate)
+            if rotate and hasattr(asset, "origin"):
+                origin = asset.origin  # sealed whatever the setting: under the first key now
+                DicomOrigin.objects.filter(pk=origin.pk).update(
+                    sealed=seal_identity(unseal_identity(origin.sealed))
+                )
         except StoredContentCorrupted:
             done.damaged.append(asset.pk)
     return done

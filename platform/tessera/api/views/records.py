@@ -35,7 +35,7 @@ from tessera.records.models import (
     Patient,
     Student,
 )
-from tessera.records.selectors import transcripts_of
+from tessera.records.selectors import pacs_origin, transcripts_of
 from tessera.records.services import (
     add_dicom_series,
     add_media,
@@ -165,9 +165,13 @@ class MediaViewSet(
     serializer_class = serializers.MediaSerializer
     action_capabilities = {
         "original": (
-            Capability.DOWNLOAD_ORIGINALS,
+            Capability.READ_ORIGINALS,
             "only the organization's admins may download original files",
-        )
+        ),
+        "origin": (
+            Capability.READ_ORIGINALS,
+            "only the organization's admins may read where an image came from in the PACS",
+        ),
     }
     filter_backends = LIST_BACKENDS
     filterset_class = MEDIA_FILTERS
@@ -263,6 +267,31 @@ class MediaViewSet(
                 status_code=404,
             )
         return self._file(asset, lambda: content_store().open_original(asset))
+
+    @extend_schema(responses={200: serializers.PacsOriginSerializer, 403: PROBLEM, 404: PROBLEM})
+    @action(detail=True)
+    def origin(self, request, pk=None):
+        """Where this de-identified DICOM image came from in the PACS: its original study,
+        series and instance UIDs and the study's accession number, which de-identification
+        replaced. Only the organization's admins may read it; every read is audited."""
+        asset = self.get_object()
+        try:
+            identity = pacs_origin(media=asset)
+        except StoredContentCorrupted as error:
+            logger.error("the PACS origin of media %s cannot be decrypted", asset.pk)
+            raise Problem(
+                "where this image came from cannot be read with this server's keys; tell the "
+                "organization's administrator",
+                code="damaged",
+                status_code=500,
+            ) from error
+        if identity is None:
+            raise Problem(
+                "only a DICOM image has a place in the PACS to point back to",
+                code="no_origin",
+                status_code=404,
+            )
+        return Response(serializers.PacsOriginSerializer(identity).data)
 
     def _file(self, asset: MediaAsset, open_content) -> FileResponse:
         try:
