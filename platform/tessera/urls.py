@@ -4,6 +4,7 @@ from django.urls import include, path, re_path, reverse_lazy
 
 from tessera.accounts import views as account_views
 from tessera.api.problems import unknown_endpoint
+from tessera.api.views.dicomweb import StudiesView
 
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
@@ -29,6 +30,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tessera.api.urls")),
+    re_path(r"^dicomweb/studies/?$", StudiesView.as_view(), name="dicomweb_studies"),
     re_path(r"^api/", unknown_endpoint),
     path("", include("tessera.dashboards.urls")),
 ]

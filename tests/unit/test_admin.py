@@ -83,12 +83,15 @@ def test_organization_admins_cannot_change_kind_or_jurisdiction(org_admin, clini
             "kind": "school",
             "jurisdiction": "EU",
             "allowed_analyses": ["diagnosis"],
+            "dicom_unknown_patients": "create",
+            "dicom_visit": "accession",
         },
     )
     assert response.status_code == 302
     clinic.refresh_from_db()
     assert (clinic.name, clinic.kind, clinic.jurisdiction) == ("Renamed Clinic", "clinic", "US")
     assert clinic.allowed_analyses == ["diagnosis"]
+    assert (clinic.dicom_unknown_patients, clinic.dicom_visit) == ("create", "accession")
 
 
 def test_membership_choices_never_list_another_organizations_staff(

@@ -104,6 +104,8 @@ class OrganizationForm(forms.ModelForm):
             "require_two_factor_for_clinicians",
             "encrypt_media",
             "keep_dicom_originals",
+            "dicom_unknown_patients",
+            "dicom_visit",
             "needs_person_below",
         ]
 

@@ -43,6 +43,32 @@ class Organization(models.Model):
         help_text="Keep each DICOM file as uploaded, before de-identification, encrypted; only "
         "organization admins can download it. Needs encryption at rest.",
     )
+
+    class UnknownPatients(models.TextChoices):
+        REFUSE = "refuse", "Refuse the image"
+        CREATE = "create", "Create the patient"
+
+    class StudyVisits(models.TextChoices):
+        STUDY = "study", "One encounter per study (StudyInstanceUID)"
+        ACCESSION = "accession", "One encounter per order (AccessionNumber)"
+
+    dicom_unknown_patients = models.CharField(
+        "DICOM of an unknown patient",
+        max_length=8,
+        choices=UnknownPatients.choices,
+        default=UnknownPatients.REFUSE,
+        help_text="An image that arrives from the PACS (DICOMweb or DIMSE) finds its patient by "
+        "PatientID = MRN. When no patient has that MRN: refuse the image, or create the patient "
+        "from the image's PatientID and PatientName.",
+    )
+    dicom_visit = models.CharField(
+        "DICOM study to encounter",
+        max_length=9,
+        choices=StudyVisits.choices,
+        default=StudyVisits.STUDY,
+        help_text="Which encounter an image from the PACS joins: the one that holds earlier "
+        "images of its study (or of its order: same accession number), else a new one.",
+    )
     require_two_factor_for_clinicians = models.BooleanField(
         "clinicians must use two-factor sign-in",
         default=False,

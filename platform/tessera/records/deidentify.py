@@ -131,6 +131,12 @@ def remapped_uid(uid: str) -> str:
     return f"2.25.{int.from_bytes(_keyed_digest('uid', uid)[:16], 'big')}"
 
 
+def accession_key(accession_number: str) -> str:
+    """What stands in for an accession number where images of one order are looked up
+    together: a keyed hash, so the number itself is never stored in the clear."""
+    return _keyed_digest("accession", accession_number.strip()).hex()[:40]
+
+
 def _keyed_digest(purpose: str, value: str) -> bytes:
     key = settings.TESSERA_DEIDENTIFICATION_KEY.encode()
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()

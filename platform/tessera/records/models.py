@@ -365,7 +365,15 @@ class DicomOrigin(models.Model):
         max_length=64, db_index=True, editable=False, help_text="The stand-in study UID."
     )
     series_uid = models.CharField(max_length=64, editable=False)
-    sop_instance_uid = models.CharField(max_length=64, editable=False)
+    sop_instance_uid = models.CharField(max_length=64, db_index=True, editable=False)
+    accession_key = models.CharField(
+        max_length=40,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="A keyed hash of the accession number (records.deidentify.accession_key); "
+        "empty when the study had none.",
+    )
     sealed = models.TextField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -13,7 +13,7 @@ from django.db.models import Model
 from tessera.accounts.models import Organization
 from tessera.accounts.selectors import organization_of
 from tessera.records.archives import dicom_entries
-from tessera.records.deidentify import METHOD, DicomIdentity, deidentify_dicom
+from tessera.records.deidentify import METHOD, DicomIdentity, accession_key, deidentify_dicom
 from tessera.records.kinds import Visit, kind_accepting, kind_of, subject_of, visit_fields
 from tessera.records.models import (
     Cohort,
@@ -271,6 +271,9 @@ def _media_row(
             study_uid=staged.stand_in.study_uid,
             series_uid=staged.stand_in.series_uid,
             sop_instance_uid=staged.stand_in.sop_instance_uid,
+            accession_key=accession_key(staged.original.accession_number)
+            if staged.original.accession_number
+            else "",
             sealed=seal_identity(staged.original),
         )
     return asset

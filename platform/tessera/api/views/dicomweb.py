@@ -1,0 +1,167 @@
+"""DICOMweb, for the PACS and the modalities a hospital wires to Tessera (PS3.18).
+
+`POST /dicomweb/studies` (STOW-RS): a `multipart/related; type="application/dicom"` body, one
+DICOM file per part, stored by records.dicom_arrivals (whole or not at all) for the
+organization the token's user writes in (`?organization=<id>` where they write in several).
+The answer is the standard STOW response (application/dicom+json): the stored instances in the
+Referenced SOP Sequence, the refused ones in the Failed SOP Sequence with their DICOM failure
+reason, and each refusal's reason in words in a `Warning` header (PS3.18 8.3.5.1). Status: 200
+when all were stored, 409 when the delivery was refused; a body that is not such a multipart
+is a problem (application/problem+json): 400, or 415 for another content type.
+"""
+
+import json
+from email.parser import BytesParser
+from email.policy import HTTP
+
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.views import APIView
+
+from tessera.accounts.models import Organization
+from tessera.accounts.permissions import Capability, organizations_where
+from tessera.accounts.policy import OrganizationKind
+from tessera.accounts.selectors import organizations_of
+from tessera.api.problems import Problem
+from tessera.records.dicom_arrivals import Delivery, Refusal, receive_dicom
+
+DICOM_JSON = "application/dicom+json"
+REFERENCED_SOP_SEQUENCE = "00081199"
+FAILED_SOP_SEQUENCE = "00081198"
+REFERENCED_SOP_CLASS = "00081150"
+REFERENCED_SOP_INSTANCE = "00081155"
+FAILURE_REASON = "00081197"
+
+
+class StudiesView(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes: list = []  # the body is read as it came: multipart/related is ours to parse
+
+    @extend_schema(exclude=True)  # DICOMweb, not the REST API: PS3.18 documents it
+    def post(self, request):
+        organization = _receiving_organization(request)
+        parts = _dicom_parts(request)
+        delivery = receive_dicom(
+            organization=organization, instances=parts, received_by=request.user
+        )
+        return _stow_response(delivery)
+
+
+def _receiving_organization(request) -> Organization:
+    """The clinic the delivery is for: the one named by `?organization=`, else the only clinic
+    the user writes in."""
+    writable = organizations_where(user=request.user, capability=Capability.WRITE).filter(
+        kind=OrganizationKind.CLINIC
+    )
+    named = request.query_params.get("organization")
+    if named is not None:
+        visible = organizations_of(user=request.user)
+        if not named.isdigit() or not visible.filter(pk=named).exists():
+            raise Problem("no organization of yours has that id", code="not_found", status_code=404)
+        if not writable.filter(pk=named).exists():
+            raise Problem(
+                "your role in this organization does not allow storing images",
+                code="permission_denied",
+                status_code=403,
+            )
+        return writable.get(pk=named)
+    clinics = list(writable[:2])
+    if not clinics:
+        raise Problem(
+            "you store images in no clinic: DICOM is received for a clinic whose clinician or "
+            "admin you are",
+            code="permission_denied",
+            status_code=403,
+        )
+    if len(clinics) > 1:
+        raise Problem(
+            "you write in several clinics: name the one these images are for, as "
+            "?organization=<id>",
+            code="organization_required",
+        )
+    return clinics[0]
+
+
+def _dicom_parts(request) -> list[bytes]:
+    content_type = request.META.get("CONTENT_TYPE", "")
+    parsed = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    )
+    if parsed.get_content_type() != "multipart/related":
+        raise Problem(
+            'STOW-RS takes multipart/related; type="application/dicom", one DICOM file per part',
+            code="unsupported_media_type",
+            status_code=415,
+        )
+    declared = (parsed.get_param("type") or "").lower()
+    if declared != "application/dicom":
+        raise Problem(
+            f'this server stores DICOM files (type="application/dicom"), not "{declared}"',
+            code="unsupported_media_type",
+            status_code=415,
+        )
+    # Read as a stream: Django's request.body stops at DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB), and
+    # the request's size limit (TESSERA_MAX_REQUEST_BYTES) is already checked.
+    body = request.stream.read() if request.stream is not None else b""
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + body
+    )
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    if not parts:
+        raise Problem(
+            "the body holds no part: is the boundary in Content-Type the one the body uses?",
+            code="malformed_multipart",
+        )
+    contents = []
+    for number, part in enumerate(parts, start=1):
+        if part.get_content_type() != "application/dicom":
+            raise Problem(
+                f"part {number} is {part.get_content_type()}, not application/dicom",
+                code="malformed_multipart",
+            )
+        contents.append(part.get_payload(decode=True) or b"")
+    return contents
+
+
+def _stow_response(delivery: Delivery) -> HttpResponse:
+    body: dict = {}
+    if delivery.stored:
+        body[REFERENCED_SOP_SEQUENCE] = {
+            "vr": "SQ",
+            "Value": [
+                _reference(item.sop_class_uid, item.sop_instance_uid) for item in delivery.stored
+            ],
+        }
+    if delivery.refused:
+        body[FAILED_SOP_SEQUENCE] = {
+            "vr": "SQ",
+            "Value": [
+                {
+                    **_reference(item.sop_class_uid, item.sop_instance_uid),
+                    FAILURE_REASON: {"vr": "US", "Value": [item.failure_reason]},
+                }
+                for item in delivery.refused
+            ],
+        }
+    response = HttpResponse(
+        json.dumps(body), content_type=DICOM_JSON, status=409 if delivery.refused else 200
+    )
+    if delivery.refused:
+        response["Warning"] = ", ".join(_warning(item) for item in delivery.refused)
+    return response
+
+
+def _warning(refusal: Refusal) -> str:
+    """A refusal in words, as an HTTP warning (one line, no double quotes inside)."""
+    why = " ".join(refusal.why.replace('"', "'").split())
+    return f'299 tessera "part {refusal.part}: {why}"'
+
+
+def _reference(sop_class: str, sop_instance: str) -> dict:
+    reference = {}
+    if sop_class:
+        reference[REFERENCED_SOP_CLASS] = {"vr": "UI", "Value": [sop_class]}
+    if sop_instance:
+        reference[REFERENCED_SOP_INSTANCE] = {"vr": "UI", "Value": [sop_instance]}
+    return reference

@@ -1,0 +1,199 @@
+"""STOW-RS (`POST /dicomweb/studies`): a PACS sends a study; it becomes de-identified media on
+its patient's encounter, found by the organization's rules, whole or not at all."""
+
+import io
+import json
+from datetime import date
+
+import numpy as np
+import pydicom
+import pytest
+
+from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
+from tessera.accounts.models import Organization, Role
+from tessera.records.models import DicomOrigin, Encounter, MediaAsset, Patient
+from tessera.records.selectors import pacs_origin
+from tessera.records.services import create_patient
+from tessera.records.storage import content_store
+from tests.unit.api import assert_problem, client_for
+
+pytestmark = pytest.mark.django_db
+STUDIES = "/dicomweb/studies"
+STOW = 'multipart/related; type="application/dicom"; boundary={}'
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def instance(
+    *, patient_id="MRN-7", study="1", series="1", number=1, accession="ACC-1", pixels=True
+) -> bytes:
+    raw = ct_dicom_bytes(
+        chest_ct_slice(lesion=True, rng=np.random.default_rng(number), size=32),
+        patient_name="Whitmore^Eleanor",
+        patient_id=patient_id,
+        birth_date=date(1961, 3, 14),
+        sex="female",
+        study_date=date(2026, 9, 1),
+        uid_seed=f"{study}.{number}",
+    )
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    dataset.StudyInstanceUID = f"1.2.826.0.1.3680043.9.7.{study}"
+    dataset.SeriesInstanceUID = f"1.2.826.0.1.3680043.9.7.{study}.{series}"
+    dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.9.7.{study}.{series}.{number}"
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.AccessionNumber = accession
+    if not pixels:
+        del dataset.PixelData
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def stow(client, *parts: bytes, part_type="application/dicom", boundary="tessera-part", **query):
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode() + part + b"\r\n"
+        for part in parts
+    )
+    body += f"--{boundary}--\r\n".encode()
+    path = STUDIES + (f"?organization={query['organization']}" if query else "")
+    return client.post(path, data=body, content_type=STOW.format(boundary))
+
+
+def referenced(response) -> list[str]:
+    assert response["Content-Type"] == "application/dicom+json"
+    items = json.loads(response.content).get("00081199", {}).get("Value", [])
+    return [item["00081155"]["Value"][0] for item in items]
+
+
+def failed(response) -> list[tuple[str, int]]:
+    assert response["Content-Type"] == "application/dicom+json"
+    items = json.loads(response.content).get("00081198", {}).get("Value", [])
+    return [
+        (item.get("00081155", {}).get("Value", [""])[0], item["00081197"]["Value"][0])
+        for item in items
+    ]
+
+
+@pytest.fixture
+def clinician(clinic, make_user):
+    return make_user("pacs", organization=clinic, role=Role.CLINICIAN)
+
+
+@pytest.fixture
+def patient(clinic):
+    return create_patient(organization=clinic, mrn="MRN-7", full_name="Eleanor Whitmore")
+
+
+def uid(number: int, study: str = "1") -> str:
+    return f"1.2.826.0.1.3680043.9.7.{study}.1.{number}"
+
+
+def test_a_study_sent_by_stow_becomes_deidentified_media_on_one_encounter(clinician, patient):
+    client = client_for(clinician)
+    response = stow(client, instance(number=1), instance(number=2))
+    assert response.status_code == 200, response.content
+    assert referenced(response) == [uid(1), uid(2)], "named as the sender knows them"
+    encounter = Encounter.objects.get(patient=patient)
+    assert encounter.reason == "CT study from the PACS"
+    assert encounter.occurred_at.date() == date(2026, 9, 1)
+    media = MediaAsset.objects.filter(visit_key__encounter=encounter)
+    assert media.count() == 2
+    for asset in media:
+        kept = pydicom.dcmread(content_store().open_media(asset))
+        assert kept.PatientID == str(patient.pseudonym), "de-identified as an upload is"
+        assert kept.StudyInstanceUID != "1.2.826.0.1.3680043.9.7.1"
+        assert pacs_origin(media=asset).accession_number == "ACC-1", "the way back is kept"
+        assert asset.uploaded_by == clinician
+
+    again = stow(client, instance(number=2), instance(number=3))
+    assert again.status_code == 200, again.content
+    assert referenced(again) == [uid(2), uid(3)]
+    assert Encounter.objects.filter(patient=patient).count() == 1, "the study's encounter"
+    assert media.all().count() == 3, "the instance already held is not stored twice"
+
+
+def test_an_organization_may_gather_an_order_by_its_accession_number(clinic, clinician, patient):
+    clinic.dicom_visit = Organization.StudyVisits.ACCESSION
+    clinic.save()
+    client = client_for(clinician)
+    for study, accession in (("1", "ACC-1"), ("2", "ACC-1"), ("3", "ACC-2")):
+        response = stow(client, instance(study=study, accession=accession))
+        assert response.status_code == 200, response.content
+    encounters = Encounter.objects.filter(patient=patient)
+    assert sorted(encounter.media.count() for encounter in encounters) == [1, 2]
+    assert not DicomOrigin.objects.filter(accession_key="ACC-1").exists(), "never in the clear"
+
+
+def test_an_unknown_patient_is_refused_or_created_as_the_organization_chose(clinic, clinician):
+    client = client_for(clinician)
+    refused = stow(client, instance(patient_id="MRN-NEW"))
+    assert refused.status_code == 409
+    assert failed(refused) == [(uid(1), 0x0124)]
+    assert "refuses images of patients it does not know" in refused["Warning"]
+    assert not Patient.objects.exists()
+    assert not Encounter.objects.exists()
+    assert not MediaAsset.objects.exists()
+
+    clinic.dicom_unknown_patients = Organization.UnknownPatients.CREATE
+    clinic.save()
+    created = stow(client, instance(patient_id="MRN-NEW"))
+    assert created.status_code == 200, created.content
+    patient = Patient.objects.get(organization=clinic, mrn="MRN-NEW")
+    assert (patient.full_name, patient.birth_date, patient.sex) == (
+        "Eleanor Whitmore",
+        date(1961, 3, 14),
+        "female",
+    )
+    assert patient.encounters.get().media.count() == 1
+
+
+def test_one_bad_part_refuses_the_whole_delivery_saying_why(clinician, patient):
+    client = client_for(clinician)
+    response = stow(client, instance(number=1), b"this is not a DICOM file", instance(number=3))
+    assert response.status_code == 409
+    assert failed(response) == [("", 0xC000)]
+    assert response["Warning"].startswith('299 tessera "part 2: part 2 is not a DICOM file')
+    assert referenced(response) == []
+    no_image = stow(client, instance(number=1), instance(number=4, pixels=False))
+    assert no_image.status_code == 409
+    assert failed(no_image) == [(uid(4), 0x0122)]
+    assert "image data is missing" in no_image["Warning"]
+    assert not MediaAsset.objects.exists(), "no half-stored study"
+    assert not Encounter.objects.exists()
+
+
+def test_a_body_that_is_not_a_dicom_multipart_is_a_problem(clinician, patient, settings):
+    client = client_for(clinician)
+    body = b"--right\r\nContent-Type: application/dicom\r\n\r\n" + instance() + b"\r\n--right--\r\n"
+    wrong_boundary = client.post(STUDIES, data=body, content_type=STOW.format("wrong"))
+    assert "boundary" in assert_problem(wrong_boundary, 400, "malformed_multipart")["detail"]
+    text_part = stow(client, b"hello", part_type="text/plain")
+    assert "part 1 is text/plain" in assert_problem(text_part, 400, "malformed_multipart")["detail"]
+    assert_problem(
+        client.post(STUDIES, data={"a": 1}, format="json"), 415, "unsupported_media_type"
+    )
+    other_type = client.post(
+        STUDIES, data=body, content_type='multipart/related; type="application/dicom+xml"'
+    )
+    assert_problem(other_type, 415, "unsupported_media_type")
+    settings.TESSERA_MAX_REQUEST_BYTES = 1000
+    assert stow(client, instance()).status_code == 413
+    assert not MediaAsset.objects.exists()
+
+
+def test_only_those_who_write_in_the_clinic_store_and_others_never_see_it(
+    clinic, other_clinic, school, patient, make_user
+):
+    for role in (Role.VIEWER, Role.ANALYST):
+        reader = make_user(f"stow-{role}", organization=clinic, role=role)
+        assert_problem(stow(client_for(reader), instance()), 403)
+    teacher = make_user("stow-teacher", organization=school, role=Role.TEACHER)
+    assert "no clinic" in assert_problem(stow(client_for(teacher), instance()), 403)["detail"]
+    stranger = make_user("stow-stranger", organization=other_clinic, role=Role.CLINICIAN)
+    assert_problem(stow(client_for(stranger), instance(), organization=clinic.pk), 404)
+    assert stow(client_for(None), instance()).status_code == 401
+    both = make_user("stow-both", organization=clinic, role=Role.CLINICIAN)
+    both.memberships.create(organization=other_clinic, role=Role.CLINICIAN)
+    assert_problem(stow(client_for(both), instance()), 400, "organization_required")
+    named = stow(client_for(both), instance(), organization=clinic.pk)
+    assert named.status_code == 200, named.content
+    assert not MediaAsset.objects.filter(organization=other_clinic).exists()
