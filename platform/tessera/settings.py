@@ -212,6 +212,10 @@ for _key in TESSERA_MEDIA_ENCRYPTION_KEYS:
             "TESSERA_MEDIA_ENCRYPTION_KEYS holds a key that is not a Fernet key (32 url-safe "
             "base64-encoded bytes, as `Fernet.generate_key()` makes)"
         ) from error
+# The DICOM listener (manage.py dicom_listener): its AE title, and where it listens.
+TESSERA_DICOM_AE_TITLE = env.str("TESSERA_DICOM_AE_TITLE", default="TESSERA")
+TESSERA_DICOM_HOST = env.str("TESSERA_DICOM_HOST", default="127.0.0.1")
+TESSERA_DICOM_PORT = env.int("TESSERA_DICOM_PORT", default=11112)
 # Django spools uploads above this size to a temporary file instead of memory, except DICOM
 # and zipped series: their originals stay in memory until de-identified (records.upload_handlers).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

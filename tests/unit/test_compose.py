@@ -62,6 +62,9 @@ def test_compose_accepts_the_file_and_runs_every_role():
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://")
     assert services["web"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    listener = services["dicom-listener"]
+    assert listener["command"][2:] == ["dicom_listener", "--host", "0.0.0.0", "--port", "11112"]
+    assert listener["ports"][0]["target"] == 11112
 
 
 def test_compose_refuses_to_start_without_a_secret_key():

@@ -175,6 +175,10 @@ def test_a_body_that_is_not_a_dicom_multipart_is_a_problem(clinician, patient, s
         STUDIES, data=body, content_type='multipart/related; type="application/dicom+xml"'
     )
     assert_problem(other_type, 415, "unsupported_media_type")
+    chunked = client.post(
+        STUDIES, data=body, content_type=STOW.format("right"), HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert "ChunkedTransfers" in assert_problem(chunked, 411, "length_required")["detail"]
     settings.TESSERA_MAX_REQUEST_BYTES = 1000
     assert stow(client, instance()).status_code == 413
     assert not MediaAsset.objects.exists()

@@ -11,6 +11,7 @@ from tessera.accounts.admin import OrganizationScopedAdmin
 from tessera.records.kinds import KINDS, kind_accepting, visit_of
 from tessera.records.models import (
     Cohort,
+    DicomSender,
     Encounter,
     LearningSession,
     MediaAsset,
@@ -239,3 +240,12 @@ class MediaAssetAdmin(OrganizationScopedAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         """A media asset has no related rows to save."""
+
+
+@admin.register(DicomSender)
+class DicomSenderAdmin(OrganizationScopedAdmin):
+    """The PACSs and modalities allowed to send to the DICOM listener, by calling AE title."""
+
+    list_display = ["ae_title", "organization", "description", "created_at"]
+    list_filter = [organization_filter]
+    search_fields = ["ae_title", "description"]

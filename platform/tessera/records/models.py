@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models import Q
 
@@ -348,6 +349,43 @@ class MediaAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.sha256[:12]}"
+
+
+# A DICOM application entity title (PS3.5 VR AE): 1 to 16 characters of printable ASCII, no
+# backslash, not only spaces.
+AE_TITLE = RegexValidator(
+    regex=r"^(?=.*[^ ])[\x20-\x5b\x5d-\x7e]{1,16}$",
+    message="an AE title is 1 to 16 printable ASCII characters, without a backslash",
+)
+
+
+class DicomSender(models.Model):
+    """A PACS or modality allowed to send images to the DICOM listener (records.dimse), by the
+    calling AE title it announces: its images are the organization's. Any other calling AE
+    title is refused at association."""
+
+    ORGANIZATION_LOOKUP = "organization"
+    AUDIT_TYPE = "dicom_sender"
+    SUBJECT_LOOKUPS: dict[str, str] = {}  # a setting: nobody's data
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="dicom_senders"
+    )
+    ae_title = models.CharField(
+        "calling AE title",
+        max_length=16,
+        unique=True,
+        validators=[AE_TITLE],
+        help_text="As the PACS announces itself (its own AE title), exactly.",
+    )
+    description = models.CharField(max_length=200, blank=True, validators=[printable_name])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["ae_title"]
+
+    def __str__(self) -> str:
+        return self.ae_title
 
 
 class DicomOrigin(models.Model):

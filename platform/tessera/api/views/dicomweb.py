@@ -14,9 +14,11 @@ import json
 from email.parser import BytesParser
 from email.policy import HTTP
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from tessera.accounts.models import Organization
@@ -34,9 +36,17 @@ REFERENCED_SOP_INSTANCE = "00081155"
 FAILURE_REASON = "00081197"
 
 
+class DicomJsonRenderer(JSONRenderer):
+    """What a DICOMweb client asks for (Accept: application/dicom+json)."""
+
+    media_type = DICOM_JSON
+    format = "dicom-json"
+
+
 class StudiesView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes: list = []  # the body is read as it came: multipart/related is ours to parse
+    renderer_classes = [DicomJsonRenderer, JSONRenderer]
 
     @extend_schema(exclude=True)  # DICOMweb, not the REST API: PS3.18 documents it
     def post(self, request):
@@ -101,9 +111,7 @@ def _dicom_parts(request) -> list[bytes]:
             code="unsupported_media_type",
             status_code=415,
         )
-    # Read as a stream: Django's request.body stops at DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB), and
-    # the request's size limit (TESSERA_MAX_REQUEST_BYTES) is already checked.
-    body = request.stream.read() if request.stream is not None else b""
+    body = _body(request)
     message = BytesParser(policy=HTTP).parsebytes(
         f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + body
     )
@@ -122,6 +130,33 @@ def _dicom_parts(request) -> list[bytes]:
             )
         contents.append(part.get_payload(decode=True) or b"")
     return contents
+
+
+def _body(request) -> bytes:
+    """The request's body, read as a stream: Django's request.body stops at
+    DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB); the request's size limit (TESSERA_MAX_REQUEST_BYTES)
+    was checked from Content-Length. A chunked body (a PACS streaming a study) has no length:
+    it is read from a server that decodes chunks (gunicorn says so with wsgi.input_terminated),
+    up to the same limit."""
+    environ = request._request.environ
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.stream.read() if request.stream is not None else b""
+    if not environ.get("wsgi.input_terminated"):
+        raise Problem(
+            "this server cannot read a chunked body: send Content-Length (in Orthanc, the "
+            'DICOMweb server\'s "ChunkedTransfers": false)',
+            code="length_required",
+            status_code=411,
+        )
+    limit = settings.TESSERA_MAX_REQUEST_BYTES
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise Problem(
+            f"the body is larger than this server accepts ({limit} bytes)",
+            code="too_large",
+            status_code=413,
+        )
+    return body
 
 
 def _stow_response(delivery: Delivery) -> HttpResponse:

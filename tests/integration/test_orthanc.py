@@ -1,0 +1,200 @@
+"""A real PACS (Debian's Orthanc, with its DICOMweb plugin) sends studies to Tessera: by C-STORE
+to `manage.py dicom_listener`, and as a DICOMweb peer by STOW-RS to the web server. Each study
+becomes de-identified media on its patient's encounter. `.ci/run` installs Orthanc; without it
+these tests skip, naming the package."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tests.integration.processes import (
+    REPO,
+    free_port,
+    manage,
+    pipeline_environment,
+    query,
+    shell,
+    throwaway_database,
+    wait_for_page,
+)
+from tests.unit.test_dicomweb import instance
+
+ORTHANC = Path("/usr/sbin/Orthanc")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+SEED = """
+from django.contrib.auth import get_user_model
+from tessera.accounts.services import create_organization, issue_api_token, set_membership
+from tessera.records.models import DicomSender
+from tessera.records.services import create_patient
+clinic = create_organization(name="Harbour Clinic", slug="harbour", kind="clinic",
+                             jurisdiction="US")
+for mrn in ("MRN-DIMSE", "MRN-STOW"):
+    create_patient(organization=clinic, mrn=mrn, full_name="Eleanor Whitmore")
+DicomSender.objects.create(organization=clinic, ae_title="ORTHANC", description="the PACS")
+pacs = get_user_model().objects.create_user(username="pacs-service", password=None)
+set_membership(user=pacs, organization=clinic, role="clinician")
+print(issue_api_token(user=pacs, name="Orthanc DICOMweb peer")[1])
+"""
+
+
+@dataclass
+class Hospital:
+    orthanc: str  # Orthanc's REST API
+    database_url: str
+    media_root: Path
+
+    def orthanc_post(self, path: str, body: bytes | dict) -> dict:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.orthanc}{path}", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read() or b"{}")
+
+    def media_of(self, mrn: str) -> list[tuple[str, str]]:
+        """(storage path, encounter reason) of each image of the patient with `mrn`."""
+        return query(
+            self.database_url,
+            "select m.storage_path, e.reason from records_mediaasset m "
+            "join records_visitkey v on v.id = m.visit_key_id "
+            "join records_encounter e on e.id = v.encounter_id "
+            f"join records_patient p on p.id = e.patient_id where p.mrn = '{mrn}'",
+        )
+
+
+def started(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with log.open("a") as output:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def stopped(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory) -> Iterator[Hospital]:
+    if not ORTHANC.is_file() or not DICOMWEB_PLUGIN.is_file():
+        pytest.skip(
+            "Orthanc is not installed (Debian packages orthanc and orthanc-dicomweb): no PACS "
+            "to test against"
+        )
+    root = tmp_path_factory.mktemp("hospital")
+    web_port, listener_port, http_port, dicom_port = (free_port() for _ in range(4))
+    with throwaway_database(root) as database_url:
+        env = pipeline_environment(root, database_url, root / "models")
+        manage(env, "migrate", "--noinput")
+        token = shell(env, SEED).split()[-1]
+        config = {
+            "Name": "Test PACS",
+            "StorageDirectory": str(root / "orthanc-storage"),
+            "IndexDirectory": str(root / "orthanc-index"),
+            "HttpPort": http_port,
+            "DicomPort": dicom_port,
+            "DicomAet": "ORTHANC",
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomModalities": {"tessera": ["TESSERA", "127.0.0.1", listener_port]},
+            "Plugins": [str(DICOMWEB_PLUGIN)],
+            "DicomWeb": {
+                "Enable": True,
+                "Servers": {
+                    "tessera": {
+                        "Url": f"http://127.0.0.1:{web_port}/dicomweb/",
+                        "HttpHeaders": {"Authorization": f"Bearer {token}"},
+                    }
+                },
+            },
+        }
+        (root / "orthanc.json").write_text(json.dumps(config))
+        processes = [
+            started([str(ORTHANC), str(root / "orthanc.json")], root / "orthanc.log"),
+            started(
+                [sys.executable, "manage.py", "dicom_listener", "--port", str(listener_port)],
+                root / "listener.log",
+                env,
+            ),
+            started(  # as production serves it: gunicorn decodes Orthanc's chunked STOW
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--chdir",
+                    "platform",
+                    "--bind",
+                    f"127.0.0.1:{web_port}",
+                    "--workers",
+                    "1",
+                    "tessera.wsgi:application",
+                ],
+                root / "web.log",
+                env,
+            ),
+        ]
+        try:
+            wait_for_page(f"http://127.0.0.1:{http_port}/system", seconds=60, server=processes[0])
+            wait_for_page(f"http://127.0.0.1:{web_port}/login/", seconds=120, server=processes[2])
+            yield Hospital(f"http://127.0.0.1:{http_port}", database_url, root / "var" / "media")
+        finally:
+            for process in processes:
+                stopped(process)
+
+
+def assert_deidentified(hospital: Hospital, media: list[tuple[str, str]], *, mrn: str) -> None:
+    for storage_path, _ in media:
+        stored = pydicom.dcmread(hospital.media_root / storage_path)
+        assert stored.PatientID != mrn, "the patient's pseudonym, not the PACS's id"
+        assert stored.StudyInstanceUID.startswith("2.25."), "a stand-in UID"
+
+
+def wait_for_media(hospital: Hospital, mrn: str, count: int) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        media = hospital.media_of(mrn)
+        if len(media) >= count:
+            return media
+        time.sleep(0.5)
+    return hospital.media_of(mrn)
+
+
+def test_orthanc_c_stores_a_study_to_the_listener(hospital):
+    ids = [
+        hospital.orthanc_post("/instances", instance(patient_id="MRN-DIMSE", study="71", number=n))
+        for n in (1, 2)
+    ]
+    study = ids[0]["ParentStudy"]
+    sent = hospital.orthanc_post("/modalities/tessera/store", {"Resources": [study]})
+    assert sent.get("InstancesCount", 2) == 2, sent
+    media = wait_for_media(hospital, "MRN-DIMSE", 2)
+    assert len(media) == 2
+    assert {reason for _, reason in media} == {"CT study from the PACS"}
+    assert_deidentified(hospital, media, mrn="MRN-DIMSE")
+
+
+def test_orthanc_sends_a_study_by_stow_rs_as_a_dicomweb_peer(hospital):
+    ids = [
+        hospital.orthanc_post("/instances", instance(patient_id="MRN-STOW", study="72", number=n))
+        for n in (1, 2)
+    ]
+    study = ids[0]["ParentStudy"]
+    hospital.orthanc_post("/dicom-web/servers/tessera/stow", {"Resources": [study]})
+    media = wait_for_media(hospital, "MRN-STOW", 2)
+    assert len(media) == 2
+    encounters = query(
+        hospital.database_url,
+        "select count(*) from records_encounter e join records_patient p "
+        "on p.id = e.patient_id where p.mrn = 'MRN-STOW'",
+    )
+    assert encounters == [(1,)], "one study, one encounter"
+    assert_deidentified(hospital, media, mrn="MRN-STOW")
