@@ -5,6 +5,7 @@ from django.urls import include, path, re_path, reverse_lazy
 from tessera.accounts import views as account_views
 from tessera.api.problems import unknown_endpoint
 from tessera.api.views.dicomweb import StudiesView
+from tessera.api.views.fhir import DiagnosticReportRead, DiagnosticReportSearch
 
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
@@ -31,6 +32,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("tessera.api.urls")),
     re_path(r"^dicomweb/studies/?$", StudiesView.as_view(), name="dicomweb_studies"),
+    path("fhir/DiagnosticReport", DiagnosticReportSearch.as_view(), name="fhir_reports"),
+    path("fhir/DiagnosticReport/<int:pk>", DiagnosticReportRead.as_view(), name="fhir_report"),
     re_path(r"^api/", unknown_endpoint),
     path("", include("tessera.dashboards.urls")),
 ]
