@@ -26,6 +26,7 @@ class RefusalCode(StrEnum):
     NOT_TRIED = "not_tried"  # whether a suggestion helped, before it was tried
     INVALID_LIBRARY = "invalid_library"  # an intervention library that cannot be one
     TOO_LITTLE_FEEDBACK = "too_little_feedback"
+    NO_PACS_IMAGE = "no_pacs_image"  # a result to send to the PACS, without an image from it
 
 
 class Refused(Exception):

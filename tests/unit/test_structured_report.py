@@ -1,0 +1,92 @@
+"""A result as a DICOM SR for the PACS (tessera.jobs.structured_report): a TID 1500 report that
+highdicom reads back, under the original study of the image the analysis read, for the patient
+as the PACS knows them, carrying the findings, their probabilities, whether they need a person
+and the model version."""
+
+import io
+from datetime import UTC, date, datetime
+
+import highdicom as hd
+import pytest
+from pydicom.sr.codedict import codes
+
+from tessera.accounts.models import Role
+from tessera.audit.models import AuditEvent
+from tessera.jobs.services import register_model_version
+from tessera.jobs.structured_report import SERIES_DESCRIPTION, structured_report
+from tessera.records.services import create_encounter, create_patient
+from tessera.refusals import Refused
+from tests.unit.api import client_for
+from tests.unit.test_dashboards import finished_result
+from tests.unit.test_dicomweb import instance, stow
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def version():
+    return register_model_version(
+        name="clinic-v7", serves="clinic", bundle_path="clinic-v7", metrics={}
+    )
+
+
+def test_the_sr_goes_under_the_original_study_with_the_findings_and_the_model(
+    clinic, make_user, version
+):
+    patient = create_patient(
+        organization=clinic, mrn="MRN-7", full_name="Eleanor Whitmore", birth_date=date(1961, 3, 14)
+    )
+    sender = make_user("sr-pacs", organization=clinic, role=Role.CLINICIAN)
+    assert stow(client_for(sender), instance(study="5", accession="ACC-5")).status_code == 200
+    encounter = patient.encounters.get()
+    result = finished_result(
+        encounter,
+        version,
+        diagnosis={"suspicious_mass": 0.83, "effusion": 0.12},
+        findings=["suspicious_mass"],
+        needs_person={"diagnosis": {"reason": "uncertain", "detail": "Unsure."}},
+    )
+    result.job.media.set(encounter.media.all())
+
+    report = hd.sr.srread(io.BytesIO(structured_report(result=result)))
+    assert report.StudyInstanceUID == "1.2.826.0.1.3680043.9.7.5", "the PACS's own study"
+    assert report.AccessionNumber == "ACC-5"
+    assert (report.PatientID, str(report.PatientName)) == ("MRN-7", "Whitmore^Eleanor")
+    assert report.PatientBirthDate == "19610314"
+    assert report.SeriesDescription == SERIES_DESCRIPTION
+    assert "not for diagnosis" in report.SeriesDescription
+    evidence = report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        "1.2.826.0.1.3680043.9.7.5.1.1"
+    ), "the original image"
+    [group] = report.content.get_image_measurement_groups()
+    probabilities = {m.name.meaning: m.value for m in group.get_measurements()}
+    assert probabilities == {"P(effusion)": 12.0, "P(suspicious mass)": 83.0}
+    evaluations = {e.name.meaning: e.value for e in group.get_qualitative_evaluations()}
+    assert evaluations == {
+        "effusion": codes.SCT.Absent,
+        "suspicious mass": codes.SCT.Present,
+        "Needs a person": codes.SCT.Yes,
+    }
+    said = {
+        (item.ConceptNameCodeSequence[0].CodeMeaning, item.TextValue)
+        for item in walk(report.ContentSequence)
+        if item.ValueType == "TEXT"
+    }
+    assert ("Algorithm Version", "clinic-v7") in said, "the model version"
+    assert ("Device Observer Model Name", "clinic-v7") in said
+    assert AuditEvent.objects.filter(object_type="dicom_origin", action="view").exists()
+
+
+def walk(sequence):
+    for item in sequence:
+        yield item
+        yield from walk(item.get("ContentSequence", []))
+
+
+def test_a_result_without_an_image_from_the_pacs_is_refused_in_words(clinic, version):
+    patient = create_patient(organization=clinic, mrn="MRN-8", full_name="No Image")
+    encounter = create_encounter(patient=patient, occurred_at=datetime(2026, 9, 1, tzinfo=UTC))
+    result = finished_result(encounter, version, diagnosis={"effusion": 0.2})
+    with pytest.raises(Refused, match="no DICOM image"):
+        structured_report(result=result)
