@@ -1,4 +1,4 @@
-"""A result as a DICOM SR for the PACS (tessera.jobs.structured_report): a TID 1500 report that
+"""A result as a DICOM SR for the PACS (tessera.jobs.pacs_objects): a TID 1500 report that
 highdicom reads back, under the original study of the image the analysis read, for the patient
 as the PACS knows them, carrying the findings, their probabilities, whether they need a person
 and the model version."""
@@ -7,13 +7,14 @@ import io
 from datetime import UTC, date, datetime
 
 import highdicom as hd
+import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 
 from tessera.accounts.models import Role
 from tessera.audit.models import AuditEvent
+from tessera.jobs.pacs_objects import SERIES_DESCRIPTION, pacs_objects
 from tessera.jobs.services import register_model_version
-from tessera.jobs.structured_report import SERIES_DESCRIPTION, structured_report
 from tessera.records.services import create_encounter, create_patient
 from tessera.refusals import Refused
 from tests.unit.api import client_for
@@ -48,7 +49,8 @@ def test_the_sr_goes_under_the_original_study_with_the_findings_and_the_model(
     )
     result.job.media.set(encounter.media.all())
 
-    report = hd.sr.srread(io.BytesIO(structured_report(result=result)))
+    [report] = pacs_objects(result=result)  # no heatmap: none shown
+    report = hd.sr.srread(io.BytesIO(written(report)))
     assert report.StudyInstanceUID == "1.2.826.0.1.3680043.9.7.5", "the PACS's own study"
     assert report.AccessionNumber == "ACC-5"
     assert (report.PatientID, str(report.PatientName)) == ("MRN-7", "Whitmore^Eleanor")
@@ -78,6 +80,43 @@ def test_the_sr_goes_under_the_original_study_with_the_findings_and_the_model(
     assert AuditEvent.objects.filter(object_type="dicom_origin", action="view").exists()
 
 
+def test_a_shown_heatmap_goes_too_as_a_secondary_capture_over_the_image(clinic, make_user, version):
+    patient = create_patient(organization=clinic, mrn="MRN-7", full_name="Eleanor Whitmore")
+    sender = make_user("sc-pacs", organization=clinic, role=Role.CLINICIAN)
+    assert stow(client_for(sender), instance(study="6")).status_code == 200
+    encounter = patient.encounters.get()
+    heatmap = [[0.0] * 4 for _ in range(4)]
+    heatmap[0][3] = 1.0  # the image's top right
+    result = finished_result(
+        encounter,
+        version,
+        diagnosis={"suspicious_mass": 0.9},
+        findings=["suspicious_mass"],
+        explanation={"method": "grad-cam", "finding": "suspicious_mass", "heatmap": heatmap},
+    )
+    result.job.media.set(encounter.media.all())
+    report, capture = (
+        pydicom.dcmread(io.BytesIO(written(item))) for item in pacs_objects(result=result)
+    )
+    assert report.Modality == "SR"
+    assert capture.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7", "Secondary Capture"
+    assert capture.StudyInstanceUID == "1.2.826.0.1.3680043.9.7.6"
+    assert capture.PatientID == "MRN-7"
+    assert "heatmap of suspicious mass" in capture.SeriesDescription
+    assert "not for diagnosis" in capture.SeriesDescription
+    rgb = capture.pixel_array.astype(int)
+    assert rgb.shape == (32, 32, 3)
+    redness = rgb[..., 0] - rgb[..., 2]
+    assert redness[:8, 24:].min() > 0, "red where the heatmap is hot"
+    assert redness[8:, :24].max() == 0, "grey elsewhere"
+
+
+def written(dataset) -> bytes:
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def walk(sequence):
     for item in sequence:
         yield item
@@ -89,4 +128,4 @@ def test_a_result_without_an_image_from_the_pacs_is_refused_in_words(clinic, ver
     encounter = create_encounter(patient=patient, occurred_at=datetime(2026, 9, 1, tzinfo=UTC))
     result = finished_result(encounter, version, diagnosis={"effusion": 0.2})
     with pytest.raises(Refused, match="no DICOM image"):
-        structured_report(result=result)
+        pacs_objects(result=result)

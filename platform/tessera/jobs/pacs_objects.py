@@ -1,17 +1,20 @@
-"""A clinic's result as a DICOM Structured Report for the PACS it came from: a TID 1500
-Measurement Report (Comprehensive 3D SR, through highdicom) carrying each finding (present or
-absent, and its probability in percent), whether the findings need a person, and the model
-name and version, in a series that says it is an AI suggestion and not for diagnosis.
+"""A clinic's result as DICOM objects for the PACS it came from (highdicom):
 
-It is written in the PACS's terms, not in Tessera's de-identified ones: under the original
-study, series and instance of the image the analysis read (records.origins: the way back,
-read and audited), for the patient as the PACS knows them (MRN as PatientID, their name and
-birth date, the encounter's date), so a radiologist finds it beside the images.
+- a Structured Report, TID 1500 Measurement Report (Comprehensive 3D SR), carrying each finding
+  (present or absent, and its probability in percent), whether the findings need a person,
+  and the model name and version;
+- where the result has a heatmap (one the model's pointing game let it show), a Secondary
+  Capture of it laid over the image, for any viewer.
+
+Each is in a series that says it is an AI suggestion and not for diagnosis, and is written in
+the PACS's terms, not in Tessera's de-identified ones: under the original study of the image
+the analysis read (records.origins: the way back, read and audited), for the patient as the
+PACS knows them (MRN as PatientID, their name and birth date, the encounter's date), so a
+radiologist finds it beside the images.
 """
 
-import io
-
 import highdicom as hd
+import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 
@@ -28,9 +31,19 @@ SERIES_NUMBER = 9901
 NEEDS_A_PERSON = hd.sr.CodedConcept("needs-person", SCHEME, "Needs a person")
 
 
-def structured_report(*, result: AnalysisResult) -> bytes:
-    """The SR of `result`, as a DICOM file. Refused (in words) for a result without an image
-    that came with its way back to the PACS."""
+def pacs_objects(*, result: AnalysisResult) -> list[pydicom.Dataset]:
+    """The SR of `result`, and its heatmap where it has one. Refused (in words) for a result
+    without an image that came with its way back to the PACS."""
+    source, pixels = _as_the_pacs_has_it(result)
+    objects = [structured_report(result, source)]
+    if result.explanation.get("heatmap"):
+        objects.append(heatmap_capture(result, source, pixels))
+    return objects
+
+
+def _as_the_pacs_has_it(result: AnalysisResult) -> tuple[pydicom.Dataset, np.ndarray]:
+    """The header of the image the analysis read, re-identified: the original identity, the
+    real patient and date; and its pixels."""
     image = _image_read(result)
     identity = pacs_origin(media=image) if image is not None else None
     if identity is None:
@@ -39,9 +52,10 @@ def structured_report(*, result: AnalysisResult) -> bytes:
             code=RefusalCode.NO_PACS_IMAGE,
         )
     with content_store().open_media(image) as stored:
-        source = pydicom.dcmread(stored, stop_before_pixels=True)
+        source = pydicom.dcmread(stored)
+    pixels = source.pixel_array
+    del source.PixelData
     patient, encounter = subject_of(result.job), visit_of(result.job)
-    # The header as the PACS has it: the original identity, the real patient and date.
     source.StudyInstanceUID = identity.study_uid
     source.SeriesInstanceUID = identity.series_uid
     source.SOPInstanceUID = identity.sop_instance_uid
@@ -54,6 +68,11 @@ def structured_report(*, result: AnalysisResult) -> bytes:
     for emptied in ("StudyID", "ReferringPhysicianName"):  # type 2: present, maybe empty
         if emptied not in source:
             setattr(source, emptied, "")
+    return source, pixels
+
+
+def structured_report(result: AnalysisResult, source: pydicom.Dataset) -> pydicom.Dataset:
+    """The findings as a TID 1500 Measurement Report referencing `source`."""
     version = result.model_version.name
     algorithm = hd.sr.AlgorithmIdentification(name="Tessera", version=version)
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -109,9 +128,43 @@ def structured_report(*, result: AnalysisResult) -> bytes:
         is_complete=True,
     )
     document.SeriesDescription = SERIES_DESCRIPTION
-    out = io.BytesIO()
-    document.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return document
+
+
+def heatmap_capture(
+    result: AnalysisResult, source: pydicom.Dataset, pixels: np.ndarray
+) -> pydicom.Dataset:
+    """The image (windowed to its own range) in grey, the heatmap over it in red."""
+    image = pixels[pixels.shape[0] // 2] if pixels.ndim == 3 else pixels  # a volume's middle
+    image = image.astype(np.float32)
+    low, high = np.percentile(image, (1, 99))
+    grey = np.clip((image - low) / max(high - low, 1e-6), 0, 1)
+    cells = np.asarray(result.explanation["heatmap"], dtype=np.float32)
+    rows, columns = (
+        np.minimum(np.arange(size) * cells.shape[axis] // size, cells.shape[axis] - 1)
+        for axis, size in enumerate(grey.shape)
+    )
+    heat = cells[np.ix_(rows, columns)]
+    rgb = np.stack([grey * (1 - 0.5 * heat) + 0.5 * heat, grey * (1 - 0.5 * heat), grey], -1)
+    capture = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=np.round(255 * np.clip(rgb, 0, 1)).astype(np.uint8),
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        # an axial slice seen from the feet, as CT is read: rows run to the patient's left,
+        # columns to their back
+        patient_orientation=("L", "P"),
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBER + 1,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Tessera",
+    )
+    finding = result.explanation.get("finding", "").replace("_", " ")
+    capture.SeriesDescription = f"AI heatmap of {finding} (Tessera) - not for diagnosis"[:64]
+    capture.BurnedInAnnotation = "NO"
+    return capture
 
 
 def _image_read(result: AnalysisResult) -> MediaAsset | None:
@@ -119,7 +172,7 @@ def _image_read(result: AnalysisResult) -> MediaAsset | None:
 
 
 def _person_name(full_name: str) -> str:
-    """"Eleanor Whitmore" as DICOM writes a person's name: "Whitmore^Eleanor" (the family name
+    """ "Eleanor Whitmore" as DICOM writes a person's name: "Whitmore^Eleanor" (the family name
     is taken to be the last word, as the record gives the name whole)."""
     given, _, family = full_name.strip().rpartition(" ")
     return f"{family}^{given}"
