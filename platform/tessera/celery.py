@@ -37,6 +37,7 @@ class TaskName(StrEnum):
     SWEEP_WEBHOOKS = "tessera.webhooks.sweep"
     TRANSCRIBE = "tessera.records.transcribe"
     SWEEP_TRANSCRIPTS = "tessera.records.sweep"
+    SEND_TO_PACS = "tessera.jobs.send_to_pacs"
 
 
 TASK_QUEUES = {
@@ -51,6 +52,7 @@ TASK_QUEUES = {
     TaskName.SWEEP_WEBHOOKS: "cpu",
     TaskName.TRANSCRIBE: "speech",
     TaskName.SWEEP_TRANSCRIPTS: "speech",
+    TaskName.SEND_TO_PACS: "cpu",
 }
 
 # Task options: a lost database connection is transient, so the task retries with exponential

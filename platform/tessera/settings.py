@@ -216,6 +216,10 @@ for _key in TESSERA_MEDIA_ENCRYPTION_KEYS:
 TESSERA_DICOM_AE_TITLE = env.str("TESSERA_DICOM_AE_TITLE", default="TESSERA")
 TESSERA_DICOM_HOST = env.str("TESSERA_DICOM_HOST", default="127.0.0.1")
 TESSERA_DICOM_PORT = env.int("TESSERA_DICOM_PORT", default=11112)
+# Results sent back to a PACS (jobs.pacs_delivery): attempts, and the first wait between them
+# (doubling, at most an hour).
+TESSERA_PACS_MAX_ATTEMPTS = env.int("TESSERA_PACS_MAX_ATTEMPTS", default=8)
+TESSERA_PACS_BACKOFF_SECONDS = env.float("TESSERA_PACS_BACKOFF_SECONDS", default=30.0)
 # Django spools uploads above this size to a temporary file instead of memory, except DICOM
 # and zipped series: their originals stay in memory until de-identified (records.upload_handlers).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

@@ -3,7 +3,9 @@ to `manage.py dicom_listener`, and as a DICOMweb peer by STOW-RS to the web serv
 becomes de-identified media on its patient's encounter. `.ci/run` installs Orthanc; without it
 these tests skip, naming the package."""
 
+import io
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import highdicom as hd
 import pydicom
 import pytest
 
@@ -26,6 +29,7 @@ from tests.integration.processes import (
     wait_for_page,
 )
 from tests.unit.test_dicomweb import instance
+from tests.unit.test_pacs_objects import walk
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -37,7 +41,7 @@ from tessera.records.models import DicomSender
 from tessera.records.services import create_patient
 clinic = create_organization(name="Harbour Clinic", slug="harbour", kind="clinic",
                              jurisdiction="US")
-for mrn in ("MRN-DIMSE", "MRN-STOW"):
+for mrn in ("MRN-DIMSE", "MRN-STOW", "MRN-SR"):
     create_patient(organization=clinic, mrn=mrn, full_name="Eleanor Whitmore")
 DicomSender.objects.create(organization=clinic, ae_title="ORTHANC", description="the PACS")
 pacs = get_user_model().objects.create_user(username="pacs-service", password=None)
@@ -46,11 +50,48 @@ print(issue_api_token(user=pacs, name="Orthanc DICOMweb peer")[1])
 """
 
 
+CONFIRM = """
+from tessera.accounts.models import Organization
+from tessera.jobs.models import AnalysisJob, AnalysisResult, PacsDelivery
+from tessera.jobs.pacs_delivery import attempt_pacs_delivery
+from tessera.jobs.services import record_feedback, register_model_version
+from tessera.records.models import Patient
+clinic = Organization.objects.get(slug="harbour")
+clinic.pacs_send, clinic.pacs_ae_title = "confirm", "ORTHANC"
+clinic.pacs_host, clinic.pacs_port = "127.0.0.1", {port}
+clinic.full_clean()
+clinic.save()
+encounter = Patient.objects.get(mrn="MRN-SR").encounters.get()
+version = register_model_version(name="clinic-v9", serves="clinic", bundle_path="clinic-v9",
+                                 metrics={{}})
+job = AnalysisJob.objects.create(organization=clinic, visit_key=encounter.visit_key,
+                                 task="diagnosis", status="succeeded", model_version=version)
+job.media.set(encounter.media.all())
+result = AnalysisResult.objects.create(
+    job=job, organization=clinic, model_version=version, diagnosis={{"suspicious_mass": 0.9}},
+    findings=["suspicious_mass"], modalities_used=["image"], uncertainty=0.1, abstain=False,
+    explanation={{"finding": "suspicious_mass", "heatmap": [[0.0, 1.0], [0.0, 0.0]]}},
+)
+record_feedback(result=result, kind="confirm", given_by=None)
+delivery = PacsDelivery.objects.get(result=result)
+attempt_pacs_delivery(delivery_id=delivery.pk)  # as the worker's task does
+delivery.refresh_from_db()
+print(delivery.status, delivery.last_error or "-")
+"""
+
+
 @dataclass
 class Hospital:
     orthanc: str  # Orthanc's REST API
     database_url: str
     media_root: Path
+    env: dict[str, str]
+    dicom_port: int
+
+    def orthanc_get(self, path: str):
+        with urllib.request.urlopen(f"{self.orthanc}{path}", timeout=60) as response:
+            body = response.read()
+        return body if path.endswith("/file") else json.loads(body)
 
     def orthanc_post(self, path: str, body: bytes | dict) -> dict:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -144,11 +185,29 @@ def hospital(tmp_path_factory) -> Iterator[Hospital]:
         ]
         try:
             wait_for_page(f"http://127.0.0.1:{http_port}/system", seconds=60, server=processes[0])
+            wait_for_port(listener_port, seconds=60, server=processes[1])
             wait_for_page(f"http://127.0.0.1:{web_port}/login/", seconds=120, server=processes[2])
-            yield Hospital(f"http://127.0.0.1:{http_port}", database_url, root / "var" / "media")
+            yield Hospital(
+                f"http://127.0.0.1:{http_port}",
+                database_url,
+                root / "var" / "media",
+                env,
+                dicom_port,
+            )
         finally:
             for process in processes:
                 stopped(process)
+
+
+def wait_for_port(port: int, *, seconds: float, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the listener exited with {server.returncode}"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"nothing listens on port {port} after {seconds} s")
 
 
 def assert_deidentified(hospital: Hospital, media: list[tuple[str, str]], *, mrn: str) -> None:
@@ -198,3 +257,29 @@ def test_orthanc_sends_a_study_by_stow_rs_as_a_dicomweb_peer(hospital):
     )
     assert encounters == [(1,)], "one study, one encounter"
     assert_deidentified(hospital, media, mrn="MRN-STOW")
+
+
+def test_a_confirmed_result_appears_in_orthanc_under_the_original_study(hospital):
+    original = "1.2.826.0.1.3680043.9.7.73"
+    sent = hospital.orthanc_post("/instances", instance(patient_id="MRN-SR", study="73"))
+    hospital.orthanc_post("/modalities/tessera/store", {"Resources": [sent["ParentStudy"]]})
+    assert len(wait_for_media(hospital, "MRN-SR", 1)) == 1
+    outcome = shell(hospital.env, CONFIRM.format(port=hospital.dicom_port)).split()
+    assert outcome[-2:] == ["sent", "-"], outcome
+    [study] = hospital.orthanc_post(
+        "/tools/find", {"Level": "Study", "Query": {"StudyInstanceUID": original}}
+    )
+    series = hospital.orthanc_get(f"/studies/{study}/series")
+    assert sorted(item["MainDicomTags"]["Modality"] for item in series) == ["CT", "OT", "SR"]
+    [report_series] = [item for item in series if item["MainDicomTags"]["Modality"] == "SR"]
+    [report_id] = report_series["Instances"]
+    report = hd.sr.srread(io.BytesIO(hospital.orthanc_get(f"/instances/{report_id}/file")))
+    assert report.PatientID == "MRN-SR"
+    assert "not for diagnosis" in report.SeriesDescription
+    versions = [
+        item.TextValue
+        for item in walk(report.ContentSequence)
+        if item.ValueType == "TEXT"
+        and item.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"
+    ]
+    assert "clinic-v9" in versions, "the model version"

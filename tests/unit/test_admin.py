@@ -85,6 +85,7 @@ def test_organization_admins_cannot_change_kind_or_jurisdiction(org_admin, clini
             "allowed_analyses": ["diagnosis"],
             "dicom_unknown_patients": "create",
             "dicom_visit": "accession",
+            "pacs_send": "never",
         },
     )
     assert response.status_code == 302

@@ -106,6 +106,10 @@ class OrganizationForm(forms.ModelForm):
             "keep_dicom_originals",
             "dicom_unknown_patients",
             "dicom_visit",
+            "pacs_send",
+            "pacs_ae_title",
+            "pacs_host",
+            "pacs_port",
             "needs_person_below",
         ]
 

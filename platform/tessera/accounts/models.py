@@ -69,6 +69,35 @@ class Organization(models.Model):
         help_text="Which encounter an image from the PACS joins: the one that holds earlier "
         "images of its study (or of its order: same accession number), else a new one.",
     )
+
+    class PacsSending(models.TextChoices):
+        NEVER = "never", "Never"
+        ON_CONFIRM = "confirm", "When a clinician confirms the result"
+        ON_ANALYSIS = "analysis", "As soon as the analysis is done"
+
+    pacs_send = models.CharField(
+        "send results to the PACS",
+        max_length=8,
+        choices=PacsSending.choices,
+        default=PacsSending.NEVER,
+        help_text="Each result of an image from the PACS goes back to it as a DICOM SR (and its "
+        "heatmap, where one is shown), by C-STORE to the destination below.",
+    )
+    pacs_ae_title = models.CharField(
+        "PACS AE title",
+        max_length=16,
+        blank=True,
+        validators=[
+            RegexValidator(
+                regex=r"^(?=.*[^ ])[\x20-\x5b\x5d-\x7e]{1,16}$",
+                message="an AE title is 1 to 16 printable ASCII characters, without a backslash",
+            )
+        ],
+    )
+    pacs_host = models.CharField("PACS host", max_length=255, blank=True)
+    pacs_port = models.PositiveIntegerField(
+        "PACS port", null=True, blank=True, validators=[MaxValueValidator(65535)]
+    )
     require_two_factor_for_clinicians = models.BooleanField(
         "clinicians must use two-factor sign-in",
         default=False,
@@ -97,6 +126,15 @@ class Organization(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
+        if self.pacs_send != self.PacsSending.NEVER and not (
+            self.pacs_ae_title and self.pacs_host and self.pacs_port
+        ):
+            raise ValidationError(
+                {
+                    "pacs_send": "Results can go to the PACS once its AE title, host and port "
+                    "are set."
+                }
+            )
         if self.encrypt_media and not settings.TESSERA_MEDIA_ENCRYPTION_KEYS:
             raise ValidationError(
                 {

@@ -1,7 +1,14 @@
 from django.contrib import admin
 
 from tessera.accounts.admin import HistoryAdmin, OrganizationScopedAdmin
-from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, ModelVersion, TrainingRun
+from tessera.jobs.models import (
+    AnalysisJob,
+    AnalysisResult,
+    Feedback,
+    ModelVersion,
+    PacsDelivery,
+    TrainingRun,
+)
 
 
 @admin.register(ModelVersion)
@@ -98,3 +105,20 @@ class FeedbackAdmin(OrganizationScopedAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(PacsDelivery)
+class PacsDeliveryAdmin(HistoryAdmin, OrganizationScopedAdmin):
+    """The log of results sent to the organization's PACS: read only."""
+
+    list_display = ["result", "status", "attempts", "last_error", "created_at", "sent_at"]
+    list_filter = ["status"]
+    readonly_fields = [
+        "result",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "sent_objects",
+        "sent_at",
+    ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
@@ -448,3 +449,37 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"Training run {self.pk} for {self.get_serves_display()}s ({self.status})"
+
+
+class PacsDelivery(models.Model):
+    """A result sent back to the organization's PACS (jobs.pacs_delivery): its SR and heatmap
+    by C-STORE, tried until the PACS stores them all or the attempts run out. The log an admin
+    reads when a result did not arrive."""
+
+    ORGANIZATION_LOOKUP = "result__organization"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    result = models.ForeignKey(
+        AnalysisResult, on_delete=models.CASCADE, related_name="pacs_deliveries"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_objects = models.JSONField(
+        default=list, blank=True, help_text="The SOP instance UIDs the PACS stored."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "PACS deliveries"
+
+    def __str__(self) -> str:
+        return f"Result {self.result_id} to the PACS ({self.status})"

@@ -3,11 +3,13 @@ teacher's loop on a suggestion: tried, then (at the learner's next session) whet
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from tessera.accounts.models import Organization
 from tessera.jobs.models import (
     AnalysisResult,
     Feedback,
 )
 from tessera.jobs.selectors import model_labels
+from tessera.jobs.services.pacs import send_to_pacs_if_wanted
 from tessera.refusals import RefusalCode, Refused
 
 ABOUT_A_SUGGESTION = (
@@ -52,7 +54,7 @@ def record_feedback(
                 code=RefusalCode.UNKNOWN_INTERVENTION,
             )
         _check_the_loop(result=result, kind=kind, intervention=intervention)
-    return Feedback.objects.create(
+    feedback = Feedback.objects.create(
         result=result,
         kind=kind,
         diagnosis=diagnosis,
@@ -61,6 +63,9 @@ def record_feedback(
         comment=comment,
         given_by=given_by,
     )
+    if kind == Feedback.Kind.CONFIRM:
+        send_to_pacs_if_wanted(result=result, moment=Organization.PacsSending.ON_CONFIRM)
+    return feedback
 
 
 def _check_the_loop(*, result: AnalysisResult, kind: str, intervention: str) -> None:
