@@ -5,7 +5,12 @@ from django.urls import include, path, re_path, reverse_lazy
 from tessera.accounts import views as account_views
 from tessera.api.problems import unknown_endpoint
 from tessera.api.views.dicomweb import StudiesView
-from tessera.api.views.fhir import DiagnosticReportRead, DiagnosticReportSearch
+from tessera.api.views.fhir import (
+    DiagnosticReportRead,
+    DiagnosticReportSearch,
+    PatientImport,
+    PatientRead,
+)
 
 handler404 = "tessera.api.problems.not_found"
 handler500 = "tessera.api.problems.server_error"
@@ -34,6 +39,8 @@ urlpatterns = [
     re_path(r"^dicomweb/studies/?$", StudiesView.as_view(), name="dicomweb_studies"),
     path("fhir/DiagnosticReport", DiagnosticReportSearch.as_view(), name="fhir_reports"),
     path("fhir/DiagnosticReport/<int:pk>", DiagnosticReportRead.as_view(), name="fhir_report"),
+    path("fhir/Patient", PatientImport.as_view(), name="fhir_patients"),
+    path("fhir/Patient/<int:pk>", PatientRead.as_view(), name="fhir_patient"),
     re_path(r"^api/", unknown_endpoint),
     path("", include("tessera.dashboards.urls")),
 ]

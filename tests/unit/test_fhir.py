@@ -3,15 +3,17 @@ affect and model as resources that validate with the R4 models and round-trip un
 status follows Confirm and Correct; scoped and audited as the REST API is."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.patient import Patient as PatientResource
 
 from tessera.accounts.models import Role
 from tessera.audit.models import AuditEvent
 from tessera.jobs.services import record_feedback, register_model_version
+from tessera.records.models import Patient
 from tessera.records.services import create_encounter, create_patient
 from tests.unit.api import client_for
 from tests.unit.test_dashboards import finished_result
@@ -111,3 +113,65 @@ def test_the_search_finds_a_patients_reports_and_nothing_of_another_clinic(
     assert unnamed.status_code == 400
     assert "?patient=" in json.loads(unnamed.content)["issue"][0]["diagnostics"]
     assert client_for(None).get(f"/fhir/DiagnosticReport/{result.pk}").status_code == 401
+
+
+def fhir_patient(mrn: str | None = "MRN-NEW", **extra) -> dict:
+    identifiers = [{"system": "urn:oid:1.2.3", "value": "NHS-1"}]
+    if mrn:
+        identifiers.append(
+            {"type": {"coding": [{"system": MR_SYSTEM, "code": "MR"}]}, "value": mrn}
+        )
+    return {
+        "resourceType": "Patient",
+        "identifier": identifiers,
+        "name": [{"family": "Okonkwo", "given": ["Ada", "N."]}],
+        "birthDate": "1970-01-02",
+        "gender": "female",
+        **extra,
+    }
+
+
+MR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def post(client, body, **query):
+    path = "/fhir/Patient" + (f"?organization={query['organization']}" if query else "")
+    return client.post(path, data=json.dumps(body), content_type="application/fhir+json")
+
+
+def test_a_fhir_patient_is_matched_by_its_mrn_or_created(clinic, other_clinic, make_user):
+    clinician = make_user("fhir-import", organization=clinic, role=Role.CLINICIAN)
+    client = client_for(clinician)
+    created = post(client, fhir_patient())
+    assert created.status_code == 201, created.content
+    patient = Patient.objects.get(organization=clinic, mrn="MRN-NEW")
+    assert (patient.full_name, patient.birth_date, patient.sex) == (
+        "Ada N. Okonkwo",
+        date(1970, 1, 2),
+        "female",
+    )
+    assert created["Location"].endswith(f"/fhir/Patient/{patient.pk}")
+    body = json.loads(created.content)
+    assert PatientResource.model_validate(body).id == str(patient.pk)
+
+    matched = post(client, fhir_patient(name=[{"text": "Someone Else"}]))
+    assert matched.status_code == 200, "matched by MRN, not created twice"
+    assert Patient.objects.filter(mrn="MRN-NEW").count() == 1
+    read = client.get(f"/fhir/Patient/{patient.pk}")
+    assert json.loads(read.content)["identifier"][0]["value"] == "MRN-NEW"
+
+    no_mrn = post(client, fhir_patient(mrn=None))
+    assert no_mrn.status_code == 400
+    assert "medical record number" in json.loads(no_mrn.content)["issue"][0]["diagnostics"]
+    invalid = post(client, {**fhir_patient(), "gender": "sometimes"})
+    assert invalid.status_code == 400
+    assert "gender" in json.loads(invalid.content)["issue"][0]["diagnostics"]
+    assert post(client, {"resourceType": "Observation"}).status_code == 400
+
+    viewer = make_user("fhir-import-viewer", organization=clinic, role=Role.VIEWER)
+    assert post(client_for(viewer), fhir_patient("MRN-V")).status_code == 403
+    stranger = make_user("fhir-import-stranger", organization=other_clinic, role=Role.CLINICIAN)
+    assert client_for(stranger).get(f"/fhir/Patient/{patient.pk}").status_code == 404
+    foreign = post(client_for(stranger), fhir_patient("MRN-X"), organization=clinic.pk)
+    assert foreign.status_code == 404
+    assert not Patient.objects.filter(mrn__in=["MRN-V", "MRN-X"]).exists()

@@ -9,11 +9,17 @@ confirmed, `amended` once corrected. Every part says it is an AI suggestion, not
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.patient import Patient as PatientResource
 
 from tessera.jobs.models import AnalysisResult, Feedback
 from tessera.records.kinds import subject_of, visit_of
+from tessera.records.models import Patient, Sex
 
 SYSTEM = "urn:tessera"
+# HL7 v2 table 0203: the identifier type of a medical record number
+IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
+MEDICAL_RECORD_NUMBER = "MR"
+GENDERS = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
 UCUM = "http://unitsofmeasure.org"
 NOT_A_DIAGNOSIS = "AI suggestion from Tessera, for a clinician to review: not a diagnosis."
 
@@ -128,3 +134,50 @@ def searchset(reports: list[DiagnosticReport], *, base_url: str) -> Bundle:
             ],
         }
     )
+
+
+def patient_resource(patient: Patient) -> PatientResource:
+    given, _, family = patient.full_name.strip().rpartition(" ")
+    return PatientResource.model_validate(
+        {
+            "resourceType": "Patient",
+            "id": str(patient.pk),
+            "identifier": [
+                {
+                    "type": {
+                        "coding": [{"system": IDENTIFIER_TYPES, "code": MEDICAL_RECORD_NUMBER}]
+                    },
+                    "value": patient.mrn,
+                }
+            ],
+            "name": [{"text": patient.full_name, "family": family, "given": given.split()}],
+            "gender": GENDERS[patient.sex],
+            **({"birthDate": patient.birth_date.isoformat()} if patient.birth_date else {}),
+        }
+    )
+
+
+def medical_record_number(resource: PatientResource) -> str | None:
+    """The MRN among a Patient's identifiers: the one typed MR (HL7 v2 table 0203)."""
+    for identifier in resource.identifier or []:
+        codings = identifier.type.coding if identifier.type and identifier.type.coding else []
+        if identifier.value and any(
+            coding.system == IDENTIFIER_TYPES and coding.code == MEDICAL_RECORD_NUMBER
+            for coding in codings
+        ):
+            return identifier.value
+    return None
+
+
+def patient_fields(resource: PatientResource) -> dict:
+    """A Patient resource as a Tessera patient's fields (besides the MRN)."""
+    name = (resource.name or [None])[0]
+    full_name = ""
+    if name is not None:
+        full_name = name.text or " ".join([*(name.given or []), name.family or ""]).strip()
+    sexes = {gender: sex for sex, gender in GENDERS.items()}
+    return {
+        "full_name": full_name,
+        "birth_date": resource.birthDate,
+        "sex": sexes.get(resource.gender or "unknown", Sex.UNKNOWN),
+    }

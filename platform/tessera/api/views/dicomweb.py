@@ -20,11 +20,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from tessera.accounts.models import Organization
-from tessera.accounts.permissions import Capability, organizations_where
-from tessera.accounts.policy import OrganizationKind
-from tessera.accounts.selectors import organizations_of
 from tessera.api.problems import Problem
+from tessera.api.receiving import receiving_clinic
 from tessera.records.dicom_arrivals import Delivery, Refusal, receive_dicom
 
 DICOM_JSON = "application/dicom+json"
@@ -49,47 +46,12 @@ class StudiesView(APIView):
     schema = None  # DICOMweb, not the REST API: PS3.18 documents it
 
     def post(self, request):
-        organization = _receiving_organization(request)
+        organization = receiving_clinic(request)
         parts = _dicom_parts(request)
         delivery = receive_dicom(
             organization=organization, instances=parts, received_by=request.user
         )
         return _stow_response(delivery)
-
-
-def _receiving_organization(request) -> Organization:
-    """The clinic the delivery is for: the one named by `?organization=`, else the only clinic
-    the user writes in."""
-    writable = organizations_where(user=request.user, capability=Capability.WRITE).filter(
-        kind=OrganizationKind.CLINIC
-    )
-    named = request.query_params.get("organization")
-    if named is not None:
-        visible = organizations_of(user=request.user)
-        if not named.isdigit() or not visible.filter(pk=named).exists():
-            raise Problem("no organization of yours has that id", code="not_found", status_code=404)
-        if not writable.filter(pk=named).exists():
-            raise Problem(
-                "your role in this organization does not allow storing images",
-                code="permission_denied",
-                status_code=403,
-            )
-        return writable.get(pk=named)
-    clinics = list(writable[:2])
-    if not clinics:
-        raise Problem(
-            "you store images in no clinic: DICOM is received for a clinic whose clinician or "
-            "admin you are",
-            code="permission_denied",
-            status_code=403,
-        )
-    if len(clinics) > 1:
-        raise Problem(
-            "you write in several clinics: name the one these images are for, as "
-            "?organization=<id>",
-            code="organization_required",
-        )
-    return clinics[0]
 
 
 def _dicom_parts(request) -> list[bytes]:
