@@ -15,7 +15,7 @@ def send_to_pacs_if_wanted(
 ) -> PacsDelivery | None:
     """Queue `result` for the organization's PACS when it sends results at this `moment`
     (Organization.PacsSending: on confirm, on analysis) and the result has findings to send;
-    once per result and moment's wish (a second confirm sends nothing more)."""
+    once per result (a second confirm sends nothing more)."""
     if result.organization.pacs_send != moment or not result.diagnosis:
         return None
     if result.pacs_deliveries.exists():
