@@ -38,6 +38,7 @@ class TaskName(StrEnum):
     TRANSCRIBE = "tessera.records.transcribe"
     SWEEP_TRANSCRIPTS = "tessera.records.sweep"
     SEND_TO_PACS = "tessera.jobs.send_to_pacs"
+    SWEEP_PACS = "tessera.jobs.sweep_pacs"
 
 
 TASK_QUEUES = {
@@ -53,6 +54,7 @@ TASK_QUEUES = {
     TaskName.TRANSCRIBE: "speech",
     TaskName.SWEEP_TRANSCRIPTS: "speech",
     TaskName.SEND_TO_PACS: "cpu",
+    TaskName.SWEEP_PACS: "cpu",
 }
 
 # Task options: a lost database connection is transient, so the task retries with exponential

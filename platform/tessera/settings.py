@@ -309,6 +309,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tessera.records.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
     },
+    "resend-lost-pacs-deliveries": {
+        "task": "tessera.jobs.sweep_pacs",
+        "schedule": TESSERA_SWEEP_EVERY,
+    },
 }
 # Beat keeps its schedule in the database (django-celery-beat): the sweepers above, and the
 # weekly reports organizations schedule, which an admin can see and pause in the admin site.

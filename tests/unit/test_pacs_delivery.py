@@ -143,3 +143,22 @@ def test_sending_needs_a_whole_destination(clinic):
     clinic.pacs_send = Organization.PacsSending.ON_CONFIRM
     with pytest.raises(Exception, match="AE title, host and port"):
         clinic.full_clean()
+
+
+def test_the_sweeper_sends_a_delivery_whose_message_was_lost(clinic, make_user, pacs, eager):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tessera.jobs.tasks import sweep_pacs
+
+    port, received = pacs
+    sending_clinic(clinic, port)
+    result, _ = analysed(clinic, make_user, study="10", heatmap=False)
+    lost = PacsDelivery.objects.create(result=result)  # queued, its message never published
+    assert sweep_pacs() == 0, "not overdue yet"
+    PacsDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=11))
+    assert sweep_pacs() == 1
+    lost.refresh_from_db()
+    assert lost.status == "sent"
+    assert [dataset.Modality for dataset in received] == ["SR"]

@@ -131,3 +131,11 @@ def send_to_pacs(delivery_id: str) -> None:
     delay = attempt_pacs_delivery(delivery_id=delivery_id)
     if delay is not None:
         publish(delivery_id=delivery_id, countdown=delay)
+
+
+@shared_task(name=TaskName.SWEEP_PACS)
+def sweep_pacs() -> int:
+    """Periodic (celery beat): publish again the PACS deliveries whose message was lost."""
+    from tessera.jobs.services.pacs import resend_overdue
+
+    return resend_overdue(grace=timedelta(minutes=10))

@@ -1,9 +1,11 @@
 """Results back to the PACS: which results go, and when (`Organization.pacs_send`). The
 sending itself is a worker's (jobs.pacs_delivery, task tessera.jobs.send_to_pacs)."""
 
+from datetime import timedelta
 from functools import partial
 
 from django.db import transaction
+from django.utils import timezone
 
 from tessera.accounts.models import Organization
 from tessera.celery import TaskName, enqueue
@@ -27,3 +29,17 @@ def send_to_pacs_if_wanted(
 
 def publish(*, delivery_id, countdown: float = 0) -> None:
     enqueue(TaskName.SEND_TO_PACS, str(delivery_id), countdown=countdown)
+
+
+def resend_overdue(*, grace: timedelta) -> int:
+    """Sweeper: publish again the pending deliveries overdue by more than `grace` (their
+    message was lost, say when Redis restarted); the claim keeps a surviving one from sending
+    twice."""
+    overdue = list(
+        PacsDelivery.objects.filter(
+            status=PacsDelivery.Status.PENDING, next_attempt_at__lt=timezone.now() - grace
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for delivery_id in overdue:
+        publish(delivery_id=delivery_id)
+    return len(overdue)
