@@ -4,7 +4,7 @@ from django.urls import include, path, re_path, reverse_lazy
 
 from tessera.accounts import views as account_views
 from tessera.api.problems import unknown_endpoint
-from tessera.api.views.dicomweb import StudiesView
+from tessera.api.views import dicomweb
 from tessera.api.views.fhir import (
     DiagnosticReportRead,
     DiagnosticReportSearch,
@@ -13,6 +13,13 @@ from tessera.api.views.fhir import (
 )
 
 handler404 = "tessera.api.problems.not_found"
+
+
+def _uid(name: str) -> str:
+    """A URL part that is a DICOM UID: digits and dots, at most 64."""
+    return rf"(?P<{name}>[0-9][0-9.]{{0,63}})"
+
+
 handler500 = "tessera.api.problems.server_error"
 
 admin.site.site_header = "Tessera administration"
@@ -36,7 +43,25 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tessera.api.urls")),
-    re_path(r"^dicomweb/studies/?$", StudiesView.as_view(), name="dicomweb_studies"),
+    re_path(r"^dicomweb/studies/?$", dicomweb.StudiesView.as_view(), name="dicomweb_studies"),
+    re_path(rf"^dicomweb/studies/{_uid('study')}/?$", dicomweb.StudyView.as_view()),
+    re_path(rf"^dicomweb/studies/{_uid('study')}/series/?$", dicomweb.StudySeriesView.as_view()),
+    re_path(
+        rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/?$",
+        dicomweb.SeriesView.as_view(),
+    ),
+    re_path(
+        rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/metadata/?$",
+        dicomweb.SeriesMetadataView.as_view(),
+    ),
+    re_path(
+        rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/instances/?$",
+        dicomweb.SeriesInstancesView.as_view(),
+    ),
+    re_path(
+        rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/instances/{_uid('instance')}/?$",
+        dicomweb.InstanceView.as_view(),
+    ),
     path("fhir/DiagnosticReport", DiagnosticReportSearch.as_view(), name="fhir_reports"),
     path("fhir/DiagnosticReport/<int:pk>", DiagnosticReportRead.as_view(), name="fhir_report"),
     path("fhir/Patient", PatientImport.as_view(), name="fhir_patients"),

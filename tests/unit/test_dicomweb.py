@@ -4,6 +4,8 @@ its patient's encounter, found by the organization's rules, whole or not at all.
 import io
 import json
 from datetime import date
+from email.parser import BytesParser
+from email.policy import HTTP
 
 import numpy as np
 import pydicom
@@ -11,6 +13,7 @@ import pytest
 
 from mlcore.synthetic import chest_ct_slice, ct_dicom_bytes
 from tessera.accounts.models import Organization, Role
+from tessera.audit.models import AuditEvent
 from tessera.records.models import DicomOrigin, Encounter, MediaAsset, Patient
 from tessera.records.selectors import pacs_origin
 from tessera.records.services import create_patient
@@ -201,3 +204,57 @@ def test_only_those_who_write_in_the_clinic_store_and_others_never_see_it(
     named = stow(client_for(both), instance(), organization=clinic.pk)
     assert named.status_code == 200, named.content
     assert not MediaAsset.objects.filter(organization=other_clinic).exists()
+
+
+def test_a_viewer_searches_and_retrieves_the_stored_studies_de_identified(
+    clinic, other_clinic, clinician, patient, make_user
+):
+    """QIDO-RS and WADO-RS, as OHIF asks: by the stand-in UIDs and the patient's pseudonym."""
+    sent = stow(client_for(clinician), instance(number=1), instance(number=2, series="2"))
+    assert sent.status_code == 200, sent.content
+    viewer = client_for(make_user("qido-viewer", organization=clinic, role=Role.VIEWER))
+    accept = {"HTTP_ACCEPT": 'multipart/related; type="application/dicom"'}
+
+    [study] = json.loads(viewer.get(STUDIES, HTTP_ACCEPT="application/dicom+json").content)
+    uid = study["0020000D"]["Value"][0]
+    assert uid.startswith("2.25."), "the stand-in, never the PACS's UID"
+    assert study["00100020"]["Value"] == [str(patient.pseudonym)]
+    assert (study["00201206"]["Value"], study["00201208"]["Value"]) == ([2], [2])
+    assert study["00080061"]["Value"] == ["CT"]
+    assert json.loads(viewer.get(STUDIES, {"StudyInstanceUID": "1.2.3"}).content) == []
+    assert len(json.loads(viewer.get(STUDIES, {"PatientID": str(patient.pseudonym)}).content)) == 1
+
+    series = json.loads(viewer.get(f"{STUDIES}/{uid}/series").content)
+    assert len(series) == 2
+    first = series[0]["0020000E"]["Value"][0]
+    [listed] = json.loads(viewer.get(f"{STUDIES}/{uid}/series/{first}/instances").content)
+    assert listed["00080016"]["Value"] == [CT]
+    sop = listed["00080018"]["Value"][0]
+
+    whole = viewer.get(f"{STUDIES}/{uid}", **accept)
+    assert whole.status_code == 200, whole.content
+    assert whole["Content-Type"].startswith('multipart/related; type="application/dicom"')
+    files = related_parts(whole)
+    assert len(files) == 2
+    assert {file.PatientID for file in files} == {str(patient.pseudonym)}
+    [one] = related_parts(viewer.get(f"{STUDIES}/{uid}/series/{first}/instances/{sop}", **accept))
+    assert one.SOPInstanceUID == sop
+    [header] = json.loads(viewer.get(f"{STUDIES}/{uid}/series/{first}/metadata").content)
+    assert header["00080018"]["Value"] == [sop]
+    assert "7FE00010" not in header, "the header, not the pixels"
+    downloads = AuditEvent.objects.filter(object_type="media", action="download")
+    assert downloads.count() == 3
+
+    stranger = client_for(make_user("qido-stranger", organization=other_clinic))
+    assert json.loads(stranger.get(STUDIES).content) == []
+    assert_problem(stranger.get(f"{STUDIES}/{uid}", **accept), 404)
+    assert_problem(stranger.get(f"{STUDIES}/{uid}/series/{first}/metadata"), 404)
+
+
+def related_parts(response) -> list[pydicom.Dataset]:
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {response['Content-Type']}\r\n\r\n".encode() + response.content
+    )
+    return [
+        pydicom.dcmread(io.BytesIO(part.get_payload(decode=True))) for part in message.iter_parts()
+    ]

@@ -62,6 +62,7 @@ class DicomIdentity:
     series_uid: str
     sop_instance_uid: str
     accession_number: str = ""
+    sop_class_uid: str = ""  # a standard UID: the same before and after
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _identity(dataset: Dataset) -> DicomIdentity:
         series_uid=str(dataset.get("SeriesInstanceUID", "")).strip("\0 "),
         sop_instance_uid=str(dataset.get("SOPInstanceUID", "")).strip("\0 "),
         accession_number=str(dataset.get("AccessionNumber", "") or "").strip(),
+        sop_class_uid=str(dataset.get("SOPClassUID", "")).strip("\0 "),
     )
 
 

@@ -404,6 +404,7 @@ class DicomOrigin(models.Model):
     )
     series_uid = models.CharField(max_length=64, editable=False)
     sop_instance_uid = models.CharField(max_length=64, db_index=True, editable=False)
+    sop_class_uid = models.CharField(max_length=64, editable=False)
     accession_key = models.CharField(
         max_length=40,
         blank=True,

@@ -4,7 +4,7 @@ import json
 import logging
 from dataclasses import asdict
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from mlcore.speech import Segment
 from tessera.audit import services as audit
@@ -70,3 +70,11 @@ def pacs_origin(*, media: MediaAsset) -> DicomIdentity | None:
         return None
     audit.record(origin, action=audit.Action.VIEW)
     return unseal_identity(origin.sealed)
+
+
+def dicom_instances(*, organizations) -> QuerySet[DicomOrigin]:
+    """The de-identified DICOM images of `organizations`, by the stand-in UIDs they are stored
+    under (what DICOMweb searches and serves), with their image and patient."""
+    return DicomOrigin.objects.filter(media__organization__in=organizations).select_related(
+        "media", "media__visit_key__encounter__patient"
+    )

@@ -271,6 +271,7 @@ def _media_row(
             study_uid=staged.stand_in.study_uid,
             series_uid=staged.stand_in.series_uid,
             sop_instance_uid=staged.stand_in.sop_instance_uid,
+            sop_class_uid=staged.stand_in.sop_class_uid,
             accession_key=accession_key(staged.original.accession_number)
             if staged.original.accession_number
             else "",

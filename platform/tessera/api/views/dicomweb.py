@@ -1,4 +1,5 @@
-"""DICOMweb, for the PACS and the modalities a hospital wires to Tessera (PS3.18).
+"""DICOMweb, for the PACS and the modalities a hospital wires to Tessera (PS3.18); the
+searches and retrieves a viewer makes are api.views.dicomweb_reads'.
 
 `POST /dicomweb/studies` (STOW-RS): a `multipart/related; type="application/dicom"` body, one
 DICOM file per part, stored by records.dicom_arrivals (whole or not at all) for the
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 
 from tessera.api.problems import Problem
 from tessera.api.receiving import receiving_clinic
+from tessera.api.views import dicomweb_reads as reads
 from tessera.records.dicom_arrivals import Delivery, Refusal, receive_dicom
 
 DICOM_JSON = "application/dicom+json"
@@ -39,11 +41,22 @@ class DicomJsonRenderer(JSONRenderer):
     format = "dicom-json"
 
 
-class StudiesView(APIView):
+class _DicomwebView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes: list = []  # the body is read as it came: multipart/related is ours to parse
     renderer_classes = [DicomJsonRenderer, JSONRenderer]
     schema = None  # DICOMweb, not the REST API: PS3.18 documents it
+
+    def perform_content_negotiation(self, request, force=False):
+        """Answers are DICOM JSON or multipart/related DICOM, whatever the client's Accept
+        lists (viewers ask for `multipart/related; type="application/dicom"`, which no DRF
+        renderer matches); a problem is problem+json."""
+        return DicomJsonRenderer(), DICOM_JSON
+
+
+class StudiesView(_DicomwebView):
+    def get(self, request):
+        return reads.search_studies(request)
 
     def post(self, request):
         organization = receiving_clinic(request)
@@ -52,6 +65,38 @@ class StudiesView(APIView):
             organization=organization, instances=parts, received_by=request.user
         )
         return _stow_response(delivery)
+
+
+class StudyView(_DicomwebView):
+    def get(self, request, study: str):
+        return reads.retrieve(request, study_uid=study)
+
+
+class StudySeriesView(_DicomwebView):
+    def get(self, request, study: str):
+        return reads.search_series(request, study)
+
+
+class SeriesView(_DicomwebView):
+    def get(self, request, study: str, series: str):
+        return reads.retrieve(request, study_uid=study, series_uid=series)
+
+
+class SeriesMetadataView(_DicomwebView):
+    def get(self, request, study: str, series: str):
+        return reads.series_metadata(request, study, series)
+
+
+class SeriesInstancesView(_DicomwebView):
+    def get(self, request, study: str, series: str):
+        return reads.search_instances(request, study, series)
+
+
+class InstanceView(_DicomwebView):
+    def get(self, request, study: str, series: str, instance: str):
+        return reads.retrieve(
+            request, study_uid=study, series_uid=series, sop_instance_uid=instance
+        )
 
 
 def _dicom_parts(request) -> list[bytes]:

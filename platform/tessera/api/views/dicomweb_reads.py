@@ -1,0 +1,152 @@
+"""DICOMweb reads of the images Tessera stores, de-identified (PS3.18), so a viewer such as OHIF
+can show them: QIDO-RS searches (studies, a study's series, a series' instances) answer DICOM
+JSON, WADO-RS retrieves a study, a series or an instance as `multipart/related;
+type="application/dicom"`, and a series' metadata as DICOM JSON without the pixels. Everything
+is named by the stand-in UIDs the files carry and the patient's pseudonym: the way back to the
+PACS is not served here. Scoped to the user's organizations (another's study is not found)
+and audited: a search lists the images, a retrieve downloads them."""
+
+import json
+import secrets
+from uuid import UUID
+
+import pydicom
+from django.http import HttpResponse
+
+from tessera.accounts.selectors import organizations_of
+from tessera.api.problems import Problem
+from tessera.audit import services as audit
+from tessera.records.models import DicomOrigin
+from tessera.records.selectors import dicom_instances
+from tessera.records.storage import content_store
+
+DICOM_JSON = "application/dicom+json"
+
+
+def search_studies(request) -> HttpResponse:
+    instances = _visible(request)
+    if study := request.query_params.get("StudyInstanceUID"):
+        instances = instances.filter(study_uid=study)
+    if patient := request.query_params.get("PatientID"):
+        try:
+            instances = instances.filter(
+                media__visit_key__encounter__patient__pseudonym=UUID(patient)
+            )
+        except ValueError:
+            instances = instances.none()  # no stored file carries it
+    studies: dict[str, list[DicomOrigin]] = {}
+    for item in instances.order_by("study_uid", "series_uid", "sop_instance_uid"):
+        studies.setdefault(item.study_uid, []).append(item)
+    audit.record_each(
+        [item.media for items in studies.values() for item in items], action=audit.Action.LIST
+    )
+    return _json(
+        [
+            {
+                "0020000D": _value("UI", uid),
+                "00100020": _value("LO", str(_patient(items[0]).pseudonym)),
+                "00100010": _value("PN", {"Alphabetic": str(_patient(items[0]).pseudonym)}),
+                "00080061": _value("CS", *sorted({_modality(item) for item in items} - {""})),
+                "00201206": _value("IS", len({item.series_uid for item in items})),
+                "00201208": _value("IS", len(items)),
+                "00081190": _value("UR", request.build_absolute_uri(f"/dicomweb/studies/{uid}")),
+            }
+            for uid, items in studies.items()
+        ]
+    )
+
+
+def search_series(request, study: str) -> HttpResponse:
+    items = _found(request, study_uid=study)
+    series: dict[str, list[DicomOrigin]] = {}
+    for item in items:
+        series.setdefault(item.series_uid, []).append(item)
+    audit.record_each([item.media for item in items], action=audit.Action.LIST)
+    return _json(
+        [
+            {
+                "0020000D": _value("UI", study),
+                "0020000E": _value("UI", uid),
+                "00080060": _value("CS", _modality(members[0])),
+                "00201209": _value("IS", len(members)),
+            }
+            for uid, members in series.items()
+        ]
+    )
+
+
+def search_instances(request, study: str, series: str) -> HttpResponse:
+    items = _found(request, study_uid=study, series_uid=series)
+    audit.record_each([item.media for item in items], action=audit.Action.LIST)
+    return _json(
+        [
+            {
+                "0020000D": _value("UI", study),
+                "0020000E": _value("UI", series),
+                "00080016": _value("UI", item.sop_class_uid),
+                "00080018": _value("UI", item.sop_instance_uid),
+            }
+            for item in items
+        ]
+    )
+
+
+def retrieve(request, **uids: str) -> HttpResponse:
+    """The instances under `uids` (study_uid, and series_uid, sop_instance_uid), as files."""
+    items = _found(request, **uids)
+    store = content_store()
+    boundary = secrets.token_hex(16)
+    parts = []
+    for item in items:
+        with store.open_media(item.media) as stored:
+            content = stored.read()
+        parts.append(
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + content + b"\r\n"
+        )
+    audit.record_each([item.media for item in items], action=audit.Action.DOWNLOAD)
+    return HttpResponse(
+        b"".join(parts) + f"--{boundary}--\r\n".encode(),
+        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+    )
+
+
+def series_metadata(request, study: str, series: str) -> HttpResponse:
+    """Each instance's header as DICOM JSON, without its pixels (what a viewer reads first)."""
+    items = _found(request, study_uid=study, series_uid=series)
+    store = content_store()
+    headers = []
+    for item in items:
+        with store.open_media(item.media) as stored:
+            header = pydicom.dcmread(stored, stop_before_pixels=True)
+        headers.append(header.to_json_dict())
+    audit.record_each([item.media for item in items], action=audit.Action.VIEW)
+    return _json(headers)
+
+
+def _visible(request):
+    return dicom_instances(organizations=organizations_of(user=request.user))
+
+
+def _found(request, **uids: str) -> list[DicomOrigin]:
+    items = list(_visible(request).filter(**uids).order_by("series_uid", "sop_instance_uid"))
+    if not items:
+        raise Problem(
+            "no such study, series or instance of yours", code="not_found", status_code=404
+        )
+    return items
+
+
+def _patient(item: DicomOrigin):
+    return item.media.visit_key.encounter.patient
+
+
+def _modality(item: DicomOrigin) -> str:
+    return str(item.media.metadata.get("modality", ""))
+
+
+def _value(vr: str, *values) -> dict:
+    return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
+
+
+def _json(body) -> HttpResponse:
+    return HttpResponse(json.dumps(body), content_type=DICOM_JSON)
