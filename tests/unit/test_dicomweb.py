@@ -258,3 +258,21 @@ def related_parts(response) -> list[pydicom.Dataset]:
     return [
         pydicom.dcmread(io.BytesIO(part.get_payload(decode=True))) for part in message.iter_parts()
     ]
+
+
+def test_a_patient_who_cannot_be_created_refuses_the_delivery_in_words(clinic, clinician, patient):
+    clinic.dicom_unknown_patients = Organization.UnknownPatients.CREATE
+    clinic.save()
+    dataset = pydicom.dcmread(io.BytesIO(instance(patient_id="MRN-RTL")))
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    dataset.PatientName = "Whitmore^Eleanor\u202e"  # a right-to-left override in the name
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    known = instance(number=2)  # the known patient's, stored first, then rolled back
+    response = stow(client_for(clinician), known, out.getvalue())
+    assert response.status_code == 409, response.content
+    assert "patient could not be created" in response["Warning"]
+    assert not Patient.objects.filter(mrn="MRN-RTL").exists(), "rolled back with its images"
+    assert not MediaAsset.objects.exists()
+    stored = [path for path in content_store().root.rglob("*") if path.is_file()]
+    assert stored == [], "and the files it had written"

@@ -101,8 +101,12 @@ def receive_dicom(
     except BaseException as failure:
         store = content_store()
         for media in written:  # rolled back: their files go too, unless another row has them
-            if not stored_content_in_use(media.sha256, encrypted=media.encrypted):
-                store.delete(media.sha256, encrypted=media.encrypted)
+            files = [(media.sha256, media.encrypted)]
+            if media.original_sha256:  # a kept original, always encrypted
+                files.append((media.original_sha256, True))
+            for sha256, encrypted in files:
+                if not stored_content_in_use(sha256, encrypted=encrypted):
+                    store.delete(sha256, encrypted=encrypted)
         if isinstance(failure, _Refused):
             return Delivery(refused=[failure.refusal])
         raise
@@ -122,10 +126,7 @@ def _refusal(arrival: _Arrival, error: Exception) -> Refusal:
     if isinstance(error, UploadRejected):
         why = error.message
     else:
-        why = "the image's patient could not be created: " + "; ".join(
-            f"{name.replace('_', ' ')}: {' '.join(problems)}"
-            for name, problems in error.message_dict.items()
-        )
+        why = "the image's patient could not be created: " + " ".join(error.messages)
     dataset = arrival.dataset
     return Refusal(
         arrival.part,
