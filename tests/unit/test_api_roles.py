@@ -207,6 +207,9 @@ ENDPOINTS = [
     ("get", "/api/v1/media/{note}/download/", None, read()),
     ("get", "/api/v1/media/{note}/original/", None, administer(404)),  # none kept for a note
     ("get", "/api/v1/media/{note}/origin/", None, administer(404)),  # a note has no PACS origin
+    # FHIR, beside the REST API: the same scoping
+    ("get", "/fhir/DiagnosticReport/{result}", None, read()),
+    ("get", "/fhir/Patient/{patient}", None, read()),
     ("post", "/api/v1/media/", note_upload, write(201, creates=True)),
     ("post", "/api/v1/media/series/", series_upload, write(201, creates=True)),
     ("get", "/api/v1/jobs/{queued_job}/", None, read()),
