@@ -62,6 +62,11 @@ urlpatterns = [
         rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/instances/{_uid('instance')}/?$",
         dicomweb.InstanceView.as_view(),
     ),
+    re_path(
+        rf"^dicomweb/studies/{_uid('study')}/series/{_uid('series')}/instances/{_uid('instance')}"
+        r"/frames/(?P<frames>[1-9][0-9]{0,5}(,[1-9][0-9]{0,5}){0,99})/?$",
+        dicomweb.FramesView.as_view(),
+    ),
     path("fhir/DiagnosticReport", DiagnosticReportSearch.as_view(), name="fhir_reports"),
     path("fhir/DiagnosticReport/<int:pk>", DiagnosticReportRead.as_view(), name="fhir_report"),
     path("fhir/Patient", PatientImport.as_view(), name="fhir_patients"),

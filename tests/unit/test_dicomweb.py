@@ -239,11 +239,20 @@ def test_a_viewer_searches_and_retrieves_the_stored_studies_de_identified(
     assert {file.PatientID for file in files} == {str(patient.pseudonym)}
     [one] = related_parts(viewer.get(f"{STUDIES}/{uid}/series/{first}/instances/{sop}", **accept))
     assert one.SOPInstanceUID == sop
+    frame = viewer.get(f"{STUDIES}/{uid}/series/{first}/instances/{sop}/frames/1", **accept)
+    assert frame["Content-Type"].startswith('multipart/related; type="application/octet-stream"')
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {frame['Content-Type']}\r\n\r\n".encode() + frame.content
+    )
+    [pixels] = [part.get_payload(decode=True) for part in message.iter_parts()]
+    assert pixels == one.pixel_array.tobytes(), "the frame's pixels, uncompressed"
+    no_frame = viewer.get(f"{STUDIES}/{uid}/series/{first}/instances/{sop}/frames/2")
+    assert "has 1 frame" in assert_problem(no_frame, 404)["detail"]
     [header] = json.loads(viewer.get(f"{STUDIES}/{uid}/series/{first}/metadata").content)
     assert header["00080018"]["Value"] == [sop]
     assert "7FE00010" not in header, "the header, not the pixels"
     downloads = AuditEvent.objects.filter(object_type="media", action="download")
-    assert downloads.count() == 3
+    assert downloads.count() == 4
 
     stranger = client_for(make_user("qido-stranger", organization=other_clinic))
     assert json.loads(stranger.get(STUDIES).content) == []

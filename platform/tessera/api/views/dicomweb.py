@@ -99,6 +99,11 @@ class InstanceView(_DicomwebView):
         )
 
 
+class FramesView(_DicomwebView):
+    def get(self, request, study: str, series: str, instance: str, frames: str):
+        return reads.frames(request, study, series, instance, frames)
+
+
 def _dicom_parts(request) -> list[bytes]:
     content_type = request.META.get("CONTENT_TYPE", "")
     parsed = BytesParser(policy=HTTP).parsebytes(

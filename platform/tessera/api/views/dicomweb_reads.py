@@ -21,6 +21,7 @@ from tessera.records.selectors import dicom_instances
 from tessera.records.storage import content_store
 
 DICOM_JSON = "application/dicom+json"
+OCTETS = "application/octet-stream"
 
 
 def search_studies(request) -> HttpResponse:
@@ -95,19 +96,44 @@ def retrieve(request, **uids: str) -> HttpResponse:
     """The instances under `uids` (study_uid, and series_uid, sop_instance_uid), as files."""
     items = _found(request, **uids)
     store = content_store()
-    boundary = secrets.token_hex(16)
-    parts = []
+    contents = []
     for item in items:
         with store.open_media(item.media) as stored:
-            content = stored.read()
-        parts.append(
-            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + content + b"\r\n"
-        )
+            contents.append(stored.read())
     audit.record_each([item.media for item in items], action=audit.Action.DOWNLOAD)
-    return HttpResponse(
-        b"".join(parts) + f"--{boundary}--\r\n".encode(),
-        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+    return _multipart(contents, "application/dicom")
+
+
+def _multipart(contents: list[bytes], part_type: str) -> HttpResponse:
+    boundary = secrets.token_hex(16)
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode() + content + b"\r\n"
+        for content in contents
     )
+    return HttpResponse(
+        body + f"--{boundary}--\r\n".encode(),
+        content_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
+    )
+
+
+def frames(request, study: str, series: str, instance: str, numbers: str) -> HttpResponse:
+    """The pixels of frames `numbers` ("1" or "1,3", from 1) of an instance, uncompressed,
+    each an application/octet-stream part (how a viewer's image loader reads them)."""
+    [item] = _found(request, study_uid=study, series_uid=series, sop_instance_uid=instance)
+    with content_store().open_media(item.media) as stored:
+        pixels = pydicom.dcmread(stored).pixel_array
+    count = int(item.media.metadata.get("frames", 1))
+    if count == 1:  # pydicom gives a single frame without the frame axis
+        pixels = pixels[None]
+    wanted = [int(number) for number in numbers.split(",")]
+    if any(not 1 <= number <= count for number in wanted):
+        raise Problem(
+            f"this instance has {count} frame{'s' if count != 1 else ''}, numbered from 1",
+            code="not_found",
+            status_code=404,
+        )
+    audit.record_each([item.media], action=audit.Action.DOWNLOAD)
+    return _multipart([pixels[number - 1].tobytes() for number in wanted], OCTETS)
 
 
 def series_metadata(request, study: str, series: str) -> HttpResponse:
