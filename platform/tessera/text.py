@@ -73,6 +73,20 @@ class PrintableName(RegexValidator):
 
 printable_name = PrintableName()
 
+# A DICOM application entity title (PS3.5 VR AE): 1 to 16 characters of printable ASCII, no
+# backslash, not only spaces.
+ae_title = RegexValidator(
+    regex=r"^(?=.*[^ ])[\x20-\x5b\x5d-\x7e]{1,16}$",
+    message="an AE title is 1 to 16 printable ASCII characters, without a backslash",
+)
+
+
+def family_and_given(full_name: str) -> tuple[str, str]:
+    """ "Eleanor Whitmore" → ("Whitmore", "Eleanor"): the family name taken to be the last word,
+    as records give a name whole (what DICOM and FHIR write in parts)."""
+    given, _, family = full_name.strip().rpartition(" ")
+    return family, given
+
 
 def duration_in_words(length: timedelta) -> str:
     """'15 minutes', '1 hour', '2 hours 30 minutes', '45 seconds': never 'PT15M'."""

@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from tessera.accounts.policy import Analysis, OrganizationKind, default_policy, prohibition
-from tessera.text import printable_name
+from tessera.text import ae_title, printable_name
 
 jurisdiction_code = RegexValidator(
     r"^[A-Z]{2}$", "Use a two-letter code such as EU, US or GB (capital letters)."
@@ -87,12 +87,7 @@ class Organization(models.Model):
         "PACS AE title",
         max_length=16,
         blank=True,
-        validators=[
-            RegexValidator(
-                regex=r"^(?=.*[^ ])[\x20-\x5b\x5d-\x7e]{1,16}$",
-                message="an AE title is 1 to 16 printable ASCII characters, without a backslash",
-            )
-        ],
+        validators=[ae_title],
     )
     pacs_host = models.CharField("PACS host", max_length=255, blank=True)
     pacs_port = models.PositiveIntegerField(

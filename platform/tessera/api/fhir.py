@@ -14,6 +14,7 @@ from fhir.resources.R4B.patient import Patient as PatientResource
 from tessera.jobs.models import AnalysisResult, Feedback
 from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import Patient, Sex
+from tessera.text import family_and_given
 
 SYSTEM = "urn:tessera"
 # HL7 v2 table 0203: the identifier type of a medical record number
@@ -137,7 +138,7 @@ def searchset(reports: list[DiagnosticReport], *, base_url: str) -> Bundle:
 
 
 def patient_resource(patient: Patient) -> PatientResource:
-    given, _, family = patient.full_name.strip().rpartition(" ")
+    family, given = family_and_given(patient.full_name)
     return PatientResource.model_validate(
         {
             "resourceType": "Patient",

@@ -24,6 +24,7 @@ from tessera.records.models import MediaAsset, MediaKind
 from tessera.records.selectors import pacs_origin
 from tessera.records.storage import content_store
 from tessera.refusals import RefusalCode, Refused
+from tessera.text import family_and_given
 
 SCHEME = "99TESSERA"  # our private coding scheme (PS3.16 8.2: "99" + a local designator)
 SERIES_DESCRIPTION = "AI suggestion (Tessera) - not for diagnosis"
@@ -61,7 +62,7 @@ def _as_the_pacs_has_it(result: AnalysisResult) -> tuple[pydicom.Dataset, np.nda
     source.SOPInstanceUID = identity.sop_instance_uid
     source.AccessionNumber = identity.accession_number
     source.PatientID = patient.mrn
-    source.PatientName = _person_name(patient.full_name)
+    source.PatientName = "^".join(family_and_given(patient.full_name))  # "Whitmore^Eleanor"
     source.PatientBirthDate = patient.birth_date.strftime("%Y%m%d") if patient.birth_date else ""
     source.StudyDate = encounter.occurred_at.strftime("%Y%m%d")
     source.StudyTime = encounter.occurred_at.strftime("%H%M%S")
@@ -169,13 +170,6 @@ def heatmap_capture(
 
 def _image_read(result: AnalysisResult) -> MediaAsset | None:
     return result.job.media.filter(kind=MediaKind.DICOM).order_by("-created_at").first()
-
-
-def _person_name(full_name: str) -> str:
-    """ "Eleanor Whitmore" as DICOM writes a person's name: "Whitmore^Eleanor" (the family name
-    is taken to be the last word, as the record gives the name whole)."""
-    given, _, family = full_name.strip().rpartition(" ")
-    return f"{family}^{given}"
 
 
 def _words(label: str) -> str:

@@ -28,9 +28,9 @@ from tessera.accounts.models import Organization
 from tessera.records.deidentify import accession_key, remapped_uid
 from tessera.records.models import DicomOrigin, Encounter, MediaAsset, MediaKind, Patient, Sex
 from tessera.records.selectors import stored_content_in_use
-from tessera.records.services import add_media, create_encounter, create_patient
+from tessera.records.services import add_validated_dicom, create_encounter, create_patient
 from tessera.records.storage import content_store
-from tessera.records.uploads import UploadRejected, validate_upload
+from tessera.records.uploads import UploadRejected, ValidatedUpload, validate_upload
 
 # PS3.4 / PS3.18 failure reasons, as STOW-RS and C-STORE report them.
 CANNOT_UNDERSTAND = 0xC000
@@ -70,6 +70,7 @@ class _Arrival:
     part: int
     content: bytes
     dataset: pydicom.Dataset  # the header, before de-identification
+    upload: ValidatedUpload
 
 
 def receive_dicom(
@@ -157,7 +158,7 @@ def _checked(
     if not sop_instance or not dataset.get("StudyInstanceUID"):
         return refused(CANNOT_UNDERSTAND, "the image has no SOP Instance UID or Study UID")
     try:
-        validate_upload(
+        upload = validate_upload(
             kind=MediaKind.DICOM,
             file=io.BytesIO(content),
             filename=f"{sop_instance}.dcm",
@@ -178,7 +179,7 @@ def _checked(
             f"no patient of {organization.name} has the MRN in the image's PatientID, and the "
             "organization refuses images of patients it does not know",
         )
-    return _Arrival(part, content, dataset), None
+    return _Arrival(part, content, dataset, upload), None
 
 
 def _store(
@@ -199,12 +200,10 @@ def _store(
     if held is not None:
         return Stored(arrival.part, sop_class, sop_instance, held.media, already_held=True)
     patient = _patient(dataset, organization)
-    media = add_media(
-        attached_to=_encounter(dataset, patient),
-        kind=MediaKind.DICOM,
+    media = add_validated_dicom(
+        encounter=_encounter(dataset, patient),
+        upload=arrival.upload,
         file=io.BytesIO(arrival.content),
-        filename=f"{sop_instance}.dcm",
-        declared_content_type="application/dicom",
         uploaded_by=received_by,
     )
     written.append(media)

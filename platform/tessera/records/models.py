@@ -10,13 +10,12 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models import Q
 
 from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
-from tessera.text import printable_name
+from tessera.text import ae_title, printable_name
 
 
 class Sex(models.TextChoices):
@@ -351,14 +350,6 @@ class MediaAsset(models.Model):
         return f"{self.get_kind_display()} {self.sha256[:12]}"
 
 
-# A DICOM application entity title (PS3.5 VR AE): 1 to 16 characters of printable ASCII, no
-# backslash, not only spaces.
-AE_TITLE = RegexValidator(
-    regex=r"^(?=.*[^ ])[\x20-\x5b\x5d-\x7e]{1,16}$",
-    message="an AE title is 1 to 16 printable ASCII characters, without a backslash",
-)
-
-
 class DicomSender(models.Model):
     """A PACS or modality allowed to send images to the DICOM listener (records.dimse), by the
     calling AE title it announces: its images are the organization's. Any other calling AE
@@ -375,7 +366,7 @@ class DicomSender(models.Model):
         "calling AE title",
         max_length=16,
         unique=True,
-        validators=[AE_TITLE],
+        validators=[ae_title],
         help_text="As the PACS announces itself (its own AE title), exactly.",
     )
     description = models.CharField(max_length=200, blank=True, validators=[printable_name])

@@ -158,6 +158,20 @@ def add_media(
     return asset
 
 
+def add_validated_dicom(
+    *,
+    encounter: Encounter,
+    upload: ValidatedUpload,
+    file: BinaryIO,
+    uploaded_by: AbstractBaseUser | None = None,
+) -> MediaAsset:
+    """Store a DICOM file `validate_upload` has already accepted (a PACS delivery checks every
+    image before it writes any): de-identified and recorded as `add_media` does, without
+    decoding it a second time."""
+    [asset] = _store(encounter, [_staged(encounter, upload, file)], uploaded_by=uploaded_by)
+    return asset
+
+
 def add_dicom_series(
     *,
     encounter: Encounter,

@@ -26,7 +26,7 @@ from tessera.api.receiving import receiving_clinic
 from tessera.api.views import dicomweb_reads as reads
 from tessera.records.dicom_arrivals import Delivery, Refusal, receive_dicom
 
-DICOM_JSON = "application/dicom+json"
+DICOM_JSON = reads.DICOM_JSON
 REFERENCED_SOP_SEQUENCE = "00081199"
 FAILED_SOP_SEQUENCE = "00081198"
 REFERENCED_SOP_CLASS = "00081150"
@@ -173,23 +173,21 @@ def _body(request) -> bytes:
 def _stow_response(delivery: Delivery) -> HttpResponse:
     body: dict = {}
     if delivery.stored:
-        body[REFERENCED_SOP_SEQUENCE] = {
-            "vr": "SQ",
-            "Value": [
-                _reference(item.sop_class_uid, item.sop_instance_uid) for item in delivery.stored
-            ],
-        }
+        body[REFERENCED_SOP_SEQUENCE] = reads.element(
+            "SQ",
+            *(_reference(item.sop_class_uid, item.sop_instance_uid) for item in delivery.stored),
+        )
     if delivery.refused:
-        body[FAILED_SOP_SEQUENCE] = {
-            "vr": "SQ",
-            "Value": [
+        body[FAILED_SOP_SEQUENCE] = reads.element(
+            "SQ",
+            *(
                 {
                     **_reference(item.sop_class_uid, item.sop_instance_uid),
-                    FAILURE_REASON: {"vr": "US", "Value": [item.failure_reason]},
+                    FAILURE_REASON: reads.element("US", item.failure_reason),
                 }
                 for item in delivery.refused
-            ],
-        }
+            ),
+        )
     response = HttpResponse(
         json.dumps(body), content_type=DICOM_JSON, status=409 if delivery.refused else 200
     )
@@ -207,7 +205,7 @@ def _warning(refusal: Refusal) -> str:
 def _reference(sop_class: str, sop_instance: str) -> dict:
     reference = {}
     if sop_class:
-        reference[REFERENCED_SOP_CLASS] = {"vr": "UI", "Value": [sop_class]}
+        reference[REFERENCED_SOP_CLASS] = reads.element("UI", sop_class)
     if sop_instance:
-        reference[REFERENCED_SOP_INSTANCE] = {"vr": "UI", "Value": [sop_instance]}
+        reference[REFERENCED_SOP_INSTANCE] = reads.element("UI", sop_instance)
     return reference

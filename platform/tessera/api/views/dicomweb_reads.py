@@ -44,13 +44,13 @@ def search_studies(request) -> HttpResponse:
     return _json(
         [
             {
-                "0020000D": _value("UI", uid),
-                "00100020": _value("LO", str(_patient(items[0]).pseudonym)),
-                "00100010": _value("PN", {"Alphabetic": str(_patient(items[0]).pseudonym)}),
-                "00080061": _value("CS", *sorted({_modality(item) for item in items} - {""})),
-                "00201206": _value("IS", len({item.series_uid for item in items})),
-                "00201208": _value("IS", len(items)),
-                "00081190": _value("UR", request.build_absolute_uri(f"/dicomweb/studies/{uid}")),
+                "0020000D": element("UI", uid),
+                "00100020": element("LO", str(_patient(items[0]).pseudonym)),
+                "00100010": element("PN", {"Alphabetic": str(_patient(items[0]).pseudonym)}),
+                "00080061": element("CS", *sorted({_modality(item) for item in items} - {""})),
+                "00201206": element("IS", len({item.series_uid for item in items})),
+                "00201208": element("IS", len(items)),
+                "00081190": element("UR", request.build_absolute_uri(f"/dicomweb/studies/{uid}")),
             }
             for uid, items in studies.items()
         ]
@@ -66,10 +66,10 @@ def search_series(request, study: str) -> HttpResponse:
     return _json(
         [
             {
-                "0020000D": _value("UI", study),
-                "0020000E": _value("UI", uid),
-                "00080060": _value("CS", _modality(members[0])),
-                "00201209": _value("IS", len(members)),
+                "0020000D": element("UI", study),
+                "0020000E": element("UI", uid),
+                "00080060": element("CS", _modality(members[0])),
+                "00201209": element("IS", len(members)),
             }
             for uid, members in series.items()
         ]
@@ -82,10 +82,10 @@ def search_instances(request, study: str, series: str) -> HttpResponse:
     return _json(
         [
             {
-                "0020000D": _value("UI", study),
-                "0020000E": _value("UI", series),
-                "00080016": _value("UI", item.sop_class_uid),
-                "00080018": _value("UI", item.sop_instance_uid),
+                "0020000D": element("UI", study),
+                "0020000E": element("UI", series),
+                "00080016": element("UI", item.sop_class_uid),
+                "00080018": element("UI", item.sop_instance_uid),
             }
             for item in items
         ]
@@ -170,7 +170,8 @@ def _modality(item: DicomOrigin) -> str:
     return str(item.media.metadata.get("modality", ""))
 
 
-def _value(vr: str, *values) -> dict:
+def element(vr: str, *values) -> dict:
+    """A DICOM JSON attribute (PS3.18 F.2): its VR and values."""
     return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
 
 
