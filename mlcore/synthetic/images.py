@@ -115,6 +115,7 @@ def ct_dicom_bytes(
     ds.SOPInstanceUID = sop_instance_uid
     ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[uid_seed, "series"])
+    ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[uid_seed, "frame of reference"])
     ds.PatientName = patient_name
     ds.PatientID = patient_id
     ds.PatientBirthDate = birth_date.strftime("%Y%m%d") if birth_date else ""

@@ -37,8 +37,8 @@ class TaskName(StrEnum):
     SWEEP_WEBHOOKS = "tessera.webhooks.sweep"
     TRANSCRIBE = "tessera.records.transcribe"
     SWEEP_TRANSCRIPTS = "tessera.records.sweep"
-    SEND_TO_PACS = "tessera.jobs.send_to_pacs"
-    SWEEP_PACS = "tessera.jobs.sweep_pacs"
+    DELIVER_RESULT = "tessera.interop.deliver_result"
+    SWEEP_DELIVERIES = "tessera.interop.sweep_deliveries"
 
 
 TASK_QUEUES = {
@@ -53,8 +53,8 @@ TASK_QUEUES = {
     TaskName.SWEEP_WEBHOOKS: "cpu",
     TaskName.TRANSCRIBE: "speech",
     TaskName.SWEEP_TRANSCRIPTS: "speech",
-    TaskName.SEND_TO_PACS: "cpu",
-    TaskName.SWEEP_PACS: "cpu",
+    TaskName.DELIVER_RESULT: "cpu",
+    TaskName.SWEEP_DELIVERIES: "cpu",
 }
 
 # Task options: a lost database connection is transient, so the task retries with exponential

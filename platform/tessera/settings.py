@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "tessera.api",
     "tessera.webhooks",
     "tessera.reports",
+    "tessera.interop",
     "tessera.audit",
 ]
 
@@ -216,10 +217,11 @@ for _key in TESSERA_MEDIA_ENCRYPTION_KEYS:
 TESSERA_DICOM_AE_TITLE = env.str("TESSERA_DICOM_AE_TITLE", default="TESSERA")
 TESSERA_DICOM_HOST = env.str("TESSERA_DICOM_HOST", default="127.0.0.1")
 TESSERA_DICOM_PORT = env.int("TESSERA_DICOM_PORT", default=11112)
-# Results sent back to a PACS (jobs.pacs_delivery): attempts, and the first wait between them
-# (doubling, at most an hour).
-TESSERA_PACS_MAX_ATTEMPTS = env.int("TESSERA_PACS_MAX_ATTEMPTS", default=8)
-TESSERA_PACS_BACKOFF_SECONDS = env.float("TESSERA_PACS_BACKOFF_SECONDS", default=30.0)
+# Results sent to a PACS or a FHIR server (interop.deliveries): attempts, the first wait between
+# them (doubling, at most an hour), and how long one HTTP request (STOW-RS, FHIR) may take.
+TESSERA_DELIVERY_MAX_ATTEMPTS = env.int("TESSERA_DELIVERY_MAX_ATTEMPTS", default=8)
+TESSERA_DELIVERY_BACKOFF_SECONDS = env.float("TESSERA_DELIVERY_BACKOFF_SECONDS", default=30.0)
+TESSERA_DELIVERY_TIMEOUT_SECONDS = env.float("TESSERA_DELIVERY_TIMEOUT_SECONDS", default=60.0)
 # Django spools uploads above this size to a temporary file instead of memory, except DICOM
 # and zipped series: their originals stay in memory until de-identified (records.upload_handlers).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
@@ -309,8 +311,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tessera.records.sweep",
         "schedule": TESSERA_SWEEP_EVERY,
     },
-    "resend-lost-pacs-deliveries": {
-        "task": "tessera.jobs.sweep_pacs",
+    "resend-lost-result-deliveries": {
+        "task": "tessera.interop.sweep_deliveries",
         "schedule": TESSERA_SWEEP_EVERY,
     },
 }

@@ -41,7 +41,7 @@ from tessera.records.models import DicomSender
 from tessera.records.services import create_patient
 clinic = create_organization(name="Harbour Clinic", slug="harbour", kind="clinic",
                              jurisdiction="US")
-for mrn in ("MRN-DIMSE", "MRN-STOW", "MRN-SR"):
+for mrn in ("MRN-DIMSE", "MRN-STOW", "MRN-SR", "MRN-SR-WEB"):
     create_patient(organization=clinic, mrn=mrn, full_name="Eleanor Whitmore")
 DicomSender.objects.create(organization=clinic, ae_title="ORTHANC", description="the PACS")
 pacs = get_user_model().objects.create_user(username="pacs-service", password=None)
@@ -52,18 +52,19 @@ print(issue_api_token(user=pacs, name="Orthanc DICOMweb peer")[1])
 
 CONFIRM = """
 from tessera.accounts.models import Organization
-from tessera.jobs.models import AnalysisJob, AnalysisResult, PacsDelivery
-from tessera.jobs.pacs_delivery import attempt_pacs_delivery
+from tessera.interop.deliveries import attempt_delivery
+from tessera.jobs.models import AnalysisJob, AnalysisResult, ModelVersion, ResultDelivery
 from tessera.jobs.services import record_feedback, register_model_version
 from tessera.records.models import Patient
 clinic = Organization.objects.get(slug="harbour")
 clinic.pacs_send, clinic.pacs_ae_title = "confirm", "ORTHANC"
 clinic.pacs_host, clinic.pacs_port = "127.0.0.1", {port}
+clinic.pacs_dicomweb_url = "{dicomweb}"  # empty: by C-STORE
 clinic.full_clean()
 clinic.save()
-encounter = Patient.objects.get(mrn="MRN-SR").encounters.get()
-version = register_model_version(name="clinic-v9", serves="clinic", bundle_path="clinic-v9",
-                                 metrics={{}})
+encounter = Patient.objects.get(mrn="{mrn}").encounters.get()
+version = ModelVersion.objects.filter(name="clinic-v9").first() or register_model_version(
+    name="clinic-v9", serves="clinic", bundle_path="clinic-v9", metrics={{}})
 job = AnalysisJob.objects.create(organization=clinic, visit_key=encounter.visit_key,
                                  task="diagnosis", status="succeeded", model_version=version)
 job.media.set(encounter.media.all())
@@ -73,8 +74,8 @@ result = AnalysisResult.objects.create(
     explanation={{"finding": "suspicious_mass", "heatmap": [[0.0, 1.0], [0.0, 0.0]]}},
 )
 record_feedback(result=result, kind="confirm", given_by=None)
-delivery = PacsDelivery.objects.get(result=result)
-attempt_pacs_delivery(delivery_id=delivery.pk)  # as the worker's task does
+delivery = ResultDelivery.objects.get(result=result)
+attempt_delivery(delivery_id=delivery.pk)  # as the worker's task does
 delivery.refresh_from_db()
 print(delivery.status, delivery.last_error or "-")
 """
@@ -259,21 +260,41 @@ def test_orthanc_sends_a_study_by_stow_rs_as_a_dicomweb_peer(hospital):
     assert_deidentified(hospital, media, mrn="MRN-STOW")
 
 
-def test_a_confirmed_result_appears_in_orthanc_under_the_original_study(hospital):
-    original = "1.2.826.0.1.3680043.9.7.73"
-    sent = hospital.orthanc_post("/instances", instance(patient_id="MRN-SR", study="73"))
+def confirmed_in_orthanc(hospital: Hospital, *, mrn: str, study: str, dicomweb: str = ""):
+    """Orthanc's series of the original study of a confirmed result of patient `mrn`, sent
+    back by C-STORE, or by STOW-RS to `dicomweb`; and the SR among them, read by highdicom."""
+    original = f"1.2.826.0.1.3680043.9.7.{study}"
+    sent = hospital.orthanc_post("/instances", instance(patient_id=mrn, study=study))
     hospital.orthanc_post("/modalities/tessera/store", {"Resources": [sent["ParentStudy"]]})
-    assert len(wait_for_media(hospital, "MRN-SR", 1)) == 1
-    outcome = shell(hospital.env, CONFIRM.format(port=hospital.dicom_port)).split()
+    assert len(wait_for_media(hospital, mrn, 1)) == 1
+    confirm = CONFIRM.format(port=hospital.dicom_port, dicomweb=dicomweb, mrn=mrn)
+    outcome = shell(hospital.env, confirm).split()
     assert outcome[-2:] == ["sent", "-"], outcome
-    [study] = hospital.orthanc_post(
+    [found] = hospital.orthanc_post(
         "/tools/find", {"Level": "Study", "Query": {"StudyInstanceUID": original}}
     )
-    series = hospital.orthanc_get(f"/studies/{study}/series")
-    assert sorted(item["MainDicomTags"]["Modality"] for item in series) == ["CT", "OT", "SR"]
+    series = hospital.orthanc_get(f"/studies/{found}/series")
     [report_series] = [item for item in series if item["MainDicomTags"]["Modality"] == "SR"]
     [report_id] = report_series["Instances"]
     report = hd.sr.srread(io.BytesIO(hospital.orthanc_get(f"/instances/{report_id}/file")))
+    return series, report
+
+
+def sop_classes(hospital: Hospital, series: list[dict]) -> list[str]:
+    return sorted(
+        hospital.orthanc_get(f"/instances/{item['Instances'][0]}/tags?simplify")["SOPClassUID"]
+        for item in series
+    )
+
+
+def test_a_confirmed_result_appears_in_orthanc_under_the_original_study(hospital):
+    series, report = confirmed_in_orthanc(hospital, mrn="MRN-SR", study="73")
+    assert sop_classes(hospital, series) == [
+        "1.2.840.10008.5.1.4.1.1.2",  # the CT
+        "1.2.840.10008.5.1.4.1.1.30",  # the heatmap as a Parametric Map
+        "1.2.840.10008.5.1.4.1.1.7",  # and as a Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.88.34",  # the findings as a Comprehensive 3D SR
+    ]
     assert report.PatientID == "MRN-SR"
     assert "not for diagnosis" in report.SeriesDescription
     versions = [
@@ -283,3 +304,11 @@ def test_a_confirmed_result_appears_in_orthanc_under_the_original_study(hospital
         and item.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"
     ]
     assert "clinic-v9" in versions, "the model version"
+
+
+def test_a_confirmed_result_goes_to_orthanc_by_stow_rs(hospital):
+    series, report = confirmed_in_orthanc(
+        hospital, mrn="MRN-SR-WEB", study="74", dicomweb=f"{hospital.orthanc}/dicom-web/"
+    )
+    assert len(sop_classes(hospital, series)) == 4, "the CT, the map, the capture and the SR"
+    assert report.PatientID == "MRN-SR-WEB"

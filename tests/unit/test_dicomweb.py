@@ -260,6 +260,28 @@ def test_a_viewer_searches_and_retrieves_the_stored_studies_de_identified(
     assert_problem(stranger.get(f"{STUDIES}/{uid}/series/{first}/metadata"), 404)
 
 
+def test_a_search_answers_a_page_at_a_time_saying_when_there_is_more(clinician, patient):
+    """QIDO-RS `limit` and `offset`: a viewer's study list of a large archive, page by page."""
+    for study in ("1", "2", "3"):
+        assert stow(client_for(clinician), instance(study=study)).status_code == 200
+    reader = client_for(clinician)
+    first = reader.get(STUDIES, {"limit": "2"})
+    assert len(json.loads(first.content)) == 2
+    assert "additional results" in first["Warning"]
+    rest = reader.get(STUDIES, {"limit": "2", "offset": "2"})
+    assert len(json.loads(rest.content)) == 1
+    assert "Warning" not in rest
+    uids = [item["0020000D"]["Value"][0] for item in json.loads(first.content)]
+    uids += [item["0020000D"]["Value"][0] for item in json.loads(rest.content)]
+    assert len(set(uids)) == 3, "every study once"
+    assert AuditEvent.objects.filter(action="list").count() == 3, "each listed image logged"
+    [uid] = uids[:1]
+    series = reader.get(f"{STUDIES}/{uid}/series", {"offset": "1"})
+    assert json.loads(series.content) == [], "the study's one series lies before the offset"
+    for page in ({"limit": "0"}, {"limit": "1001"}, {"offset": "-1"}, {"limit": "ten"}):
+        assert "limit" in assert_problem(reader.get(STUDIES, page), 400)["detail"]
+
+
 def related_parts(response) -> list[pydicom.Dataset]:
     message = BytesParser(policy=HTTP).parsebytes(
         f"Content-Type: {response['Content-Type']}\r\n\r\n".encode() + response.content

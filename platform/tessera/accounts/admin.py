@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserCreationForm
+from django.db import models
 from django.db.models import Q
 
 from tessera.accounts import two_factor
@@ -84,6 +85,16 @@ class OrganizationScopedAdmin(PermissionsFromMay, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+# A URL typed without a scheme is https (Django 6's default, asked for now).
+HTTPS_UNLESS_SAID = {"assume_scheme": "https"}
+
+
+def _https_unless_said(field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs.update(HTTPS_UNLESS_SAID)
+    return field.formfield(**kwargs)
+
+
 class OrganizationForm(forms.ModelForm):
     allowed_analyses = forms.MultipleChoiceField(
         choices=Analysis.choices,
@@ -95,6 +106,7 @@ class OrganizationForm(forms.ModelForm):
 
     class Meta:
         model = Organization
+        formfield_callback = _https_unless_said
         fields = [
             "name",
             "slug",
@@ -110,6 +122,8 @@ class OrganizationForm(forms.ModelForm):
             "pacs_ae_title",
             "pacs_host",
             "pacs_port",
+            "pacs_dicomweb_url",
+            "fhir_server_url",
             "needs_person_below",
         ]
 
@@ -117,6 +131,7 @@ class OrganizationForm(forms.ModelForm):
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
     form = OrganizationForm
+    formfield_overrides = {models.URLField: HTTPS_UNLESS_SAID}
     list_display = ["name", "kind", "jurisdiction", "created_at"]
     list_filter = ["kind", "jurisdiction"]
     search_fields = ["name", "slug"]

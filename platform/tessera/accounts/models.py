@@ -81,7 +81,14 @@ class Organization(models.Model):
         choices=PacsSending.choices,
         default=PacsSending.NEVER,
         help_text="Each result of an image from the PACS goes back to it as a DICOM SR (and its "
-        "heatmap, where one is shown), by C-STORE to the destination below.",
+        "heatmap, where one is shown): by STOW-RS where a DICOMweb URL is set below, else by "
+        "C-STORE to the AE title, host and port.",
+    )
+    pacs_dicomweb_url = models.URLField(
+        "PACS DICOMweb URL",
+        blank=True,
+        help_text="The PACS's DICOMweb root (e.g. https://pacs.example/dicom-web): results are "
+        "stored at its /studies by STOW-RS.",
     )
     pacs_ae_title = models.CharField(
         "PACS AE title",
@@ -92,6 +99,13 @@ class Organization(models.Model):
     pacs_host = models.CharField("PACS host", max_length=255, blank=True)
     pacs_port = models.PositiveIntegerField(
         "PACS port", null=True, blank=True, validators=[MaxValueValidator(65535)]
+    )
+    fhir_server_url = models.URLField(
+        "FHIR server URL",
+        blank=True,
+        help_text="The base of the EHR's FHIR R4 server: each result goes to it as a transaction "
+        "Bundle (the patient, matched by MRN, and a DiagnosticReport with its PDF), when the "
+        "analysis is done, confirmed and corrected. Empty: nothing is sent.",
     )
     require_two_factor_for_clinicians = models.BooleanField(
         "clinicians must use two-factor sign-in",
@@ -122,12 +136,12 @@ class Organization(models.Model):
 
     def clean(self) -> None:
         if self.pacs_send != self.PacsSending.NEVER and not (
-            self.pacs_ae_title and self.pacs_host and self.pacs_port
+            self.pacs_dicomweb_url or (self.pacs_ae_title and self.pacs_host and self.pacs_port)
         ):
             raise ValidationError(
                 {
-                    "pacs_send": "Results can go to the PACS once its AE title, host and port "
-                    "are set."
+                    "pacs_send": "Results can go to the PACS once its DICOMweb URL, or its AE "
+                    "title, host and port, are set."
                 }
             )
         if self.encrypt_media and not settings.TESSERA_MEDIA_ENCRYPTION_KEYS:

@@ -6,7 +6,7 @@ from tessera.jobs.models import (
     AnalysisResult,
     Feedback,
     ModelVersion,
-    PacsDelivery,
+    ResultDelivery,
     TrainingRun,
 )
 
@@ -107,14 +107,26 @@ class FeedbackAdmin(OrganizationScopedAdmin):
         return False
 
 
-@admin.register(PacsDelivery)
-class PacsDeliveryAdmin(HistoryAdmin, OrganizationScopedAdmin):
-    """The log of results sent to the organization's PACS: read only."""
+@admin.register(ResultDelivery)
+class ResultDeliveryAdmin(HistoryAdmin, OrganizationScopedAdmin):
+    """The log of results sent to the organization's PACS and FHIR server: read only."""
 
-    list_display = ["result", "status", "attempts", "last_error", "created_at", "sent_at"]
-    list_filter = ["status"]
+    list_display = [
+        "result",
+        "destination",
+        "report_status",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    ]
+    list_filter = ["destination", "status"]
     readonly_fields = [
         "result",
+        "destination",
+        "report_status",
+        "report",
         "status",
         "attempts",
         "next_attempt_at",

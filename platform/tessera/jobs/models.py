@@ -451,12 +451,18 @@ class TrainingRun(models.Model):
         return f"Training run {self.pk} for {self.get_serves_display()}s ({self.status})"
 
 
-class PacsDelivery(models.Model):
-    """A result sent back to the organization's PACS (jobs.pacs_delivery): its SR and heatmap
-    by C-STORE, tried until the PACS stores them all or the attempts run out. The log an admin
-    reads when a result did not arrive."""
+class ResultDelivery(models.Model):
+    """A result sent to one of the organization's systems (interop.deliveries): to its PACS, the
+    SR and heatmap (by C-STORE or STOW-RS); to its FHIR server, the DiagnosticReport with its
+    PDF, once for each status the report reaches. Tried until the destination stores it all or
+    the attempts run out: the log an admin reads when a result did not arrive. (It names its
+    PDF report by the model's label, "reports.Report": the reports room sits above this one.)"""
 
     ORGANIZATION_LOOKUP = "result__organization"
+
+    class Destination(models.TextChoices):
+        PACS = "pacs", "PACS"
+        FHIR = "fhir", "FHIR server"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -464,22 +470,39 @@ class PacsDelivery(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    result = models.ForeignKey(
-        AnalysisResult, on_delete=models.CASCADE, related_name="pacs_deliveries"
+    result = models.ForeignKey(AnalysisResult, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.CharField(
+        max_length=4, choices=Destination.choices, default=Destination.PACS
+    )
+    report_status = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="FHIR: the DiagnosticReport status sent (preliminary, final, amended).",
+    )
+    report = models.ForeignKey(
+        "reports.Report",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="FHIR: the PDF report sent as the DiagnosticReport's presentedForm.",
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_error = models.CharField(max_length=500, blank=True)
     sent_objects = models.JSONField(
-        default=list, blank=True, help_text="The SOP instance UIDs the PACS stored."
+        default=list,
+        blank=True,
+        help_text="What the destination stored: SOP instance UIDs (PACS), resource locations "
+        "(FHIR).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "PACS deliveries"
+        verbose_name_plural = "result deliveries"
 
     def __str__(self) -> str:
-        return f"Result {self.result_id} to the PACS ({self.status})"
+        return f"Result {self.result_id} to the {self.get_destination_display()} ({self.status})"

@@ -121,21 +121,3 @@ def sweep() -> dict[str, int]:
         stale_after=timedelta(seconds=settings.TESSERA_JOB_STALE_AFTER),
         max_duration=timedelta(seconds=settings.TESSERA_JOB_MAX_SECONDS),
     )
-
-
-@shared_task(name=TaskName.SEND_TO_PACS, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
-def send_to_pacs(delivery_id: str) -> None:
-    from tessera.jobs.pacs_delivery import attempt_pacs_delivery  # highdicom, pynetdicom
-    from tessera.jobs.services.pacs import publish
-
-    delay = attempt_pacs_delivery(delivery_id=delivery_id)
-    if delay is not None:
-        publish(delivery_id=delivery_id, countdown=delay)
-
-
-@shared_task(name=TaskName.SWEEP_PACS)
-def sweep_pacs() -> int:
-    """Periodic (celery beat): publish again the PACS deliveries whose message was lost."""
-    from tessera.jobs.services.pacs import resend_overdue
-
-    return resend_overdue(grace=timedelta(minutes=10))

@@ -55,14 +55,16 @@ _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 @dataclass(frozen=True)
 class DicomIdentity:
-    """Where a DICOM instance sits in a PACS: its study's, series' and own UIDs, and the
-    study's accession number (empty when it had none)."""
+    """Where a DICOM instance sits in a PACS: its study's, series' and own UIDs, the study's
+    accession number, and the frame of reference its pixels are placed in (each empty when it
+    had none)."""
 
     study_uid: str
     series_uid: str
     sop_instance_uid: str
     accession_number: str = ""
     sop_class_uid: str = ""  # a standard UID: the same before and after
+    frame_of_reference_uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def _identity(dataset: Dataset) -> DicomIdentity:
         sop_instance_uid=str(dataset.get("SOPInstanceUID", "")).strip("\0 "),
         accession_number=str(dataset.get("AccessionNumber", "") or "").strip(),
         sop_class_uid=str(dataset.get("SOPClassUID", "")).strip("\0 "),
+        frame_of_reference_uid=str(dataset.get("FrameOfReferenceUID", "")).strip("\0 "),
     )
 
 

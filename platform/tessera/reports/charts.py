@@ -3,7 +3,7 @@ through pyplot: no global state, no display, safe in a threaded worker."""
 
 import io
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
@@ -41,6 +41,8 @@ def probabilities_over_time(
     axes.axhline(0.5, color="#999999", linewidth=0.8, linestyle="--")
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("probability", fontsize=8)
+    if len(set(times)) == 1:  # one analysis (a report of one day): a day either side of it
+        axes.set_xlim(times[0] - timedelta(days=1), times[0] + timedelta(days=1))
     locator = AutoDateLocator(maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))

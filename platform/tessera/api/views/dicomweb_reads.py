@@ -4,7 +4,10 @@ JSON, WADO-RS retrieves a study, a series or an instance as `multipart/related;
 type="application/dicom"`, and a series' metadata as DICOM JSON without the pixels. Everything
 is named by the stand-in UIDs the files carry and the patient's pseudonym: the way back to the
 PACS is not served here. Scoped to the user's organizations (another's study is not found)
-and audited: a search lists the images, a retrieve downloads them."""
+and audited: a search lists the images, a retrieve downloads them.
+
+A search answers a page at a time, as QIDO-RS clients ask (`limit`, at most 1,000, by default
+100; `offset`), saying in a `Warning` header when there are more."""
 
 import json
 import secrets
@@ -22,6 +25,8 @@ from tessera.records.storage import content_store
 
 DICOM_JSON = "application/dicom+json"
 OCTETS = "application/octet-stream"
+PAGE, LARGEST_PAGE = 100, 1000
+MORE = '299 tessera "There are additional results that can be requested"'  # PS3.18 8.3.4.1
 
 
 def search_studies(request) -> HttpResponse:
@@ -35,8 +40,13 @@ def search_studies(request) -> HttpResponse:
             )
         except ValueError:
             instances = instances.none()  # no stored file carries it
+    start, size = _page(request)
+    uids = instances.order_by("study_uid").values_list("study_uid", flat=True).distinct()
+    page = list(uids[start : start + size + 1])
     studies: dict[str, list[DicomOrigin]] = {}
-    for item in instances.order_by("study_uid", "series_uid", "sop_instance_uid"):
+    for item in instances.filter(study_uid__in=page[:size]).order_by(
+        "study_uid", "series_uid", "sop_instance_uid"
+    ):
         studies.setdefault(item.study_uid, []).append(item)
     audit.record_each(
         [item.media for items in studies.values() for item in items], action=audit.Action.LIST
@@ -53,16 +63,21 @@ def search_studies(request) -> HttpResponse:
                 "00081190": element("UR", request.build_absolute_uri(f"/dicomweb/studies/{uid}")),
             }
             for uid, items in studies.items()
-        ]
+        ],
+        more=len(page) > size,
     )
 
 
 def search_series(request, study: str) -> HttpResponse:
+    start, size = _page(request)
     items = _found(request, study_uid=study)
     series: dict[str, list[DicomOrigin]] = {}
     for item in items:
         series.setdefault(item.series_uid, []).append(item)
-    audit.record_each([item.media for item in items], action=audit.Action.LIST)
+    shown = dict(list(series.items())[start : start + size])
+    audit.record_each(
+        [item.media for members in shown.values() for item in members], action=audit.Action.LIST
+    )
     return _json(
         [
             {
@@ -71,13 +86,16 @@ def search_series(request, study: str) -> HttpResponse:
                 "00080060": element("CS", _modality(members[0])),
                 "00201209": element("IS", len(members)),
             }
-            for uid, members in series.items()
-        ]
+            for uid, members in shown.items()
+        ],
+        more=len(series) > start + size,
     )
 
 
 def search_instances(request, study: str, series: str) -> HttpResponse:
-    items = _found(request, study_uid=study, series_uid=series)
+    start, size = _page(request)
+    every = _found(request, study_uid=study, series_uid=series)
+    items = every[start : start + size]
     audit.record_each([item.media for item in items], action=audit.Action.LIST)
     return _json(
         [
@@ -88,7 +106,8 @@ def search_instances(request, study: str, series: str) -> HttpResponse:
                 "00080018": element("UI", item.sop_instance_uid),
             }
             for item in items
-        ]
+        ],
+        more=len(every) > start + size,
     )
 
 
@@ -149,6 +168,23 @@ def series_metadata(request, study: str, series: str) -> HttpResponse:
     return _json(headers)
 
 
+def _page(request) -> tuple[int, int]:
+    """The search's `offset` and `limit`; refused in words when either is not a count."""
+    asked = {name: request.query_params.get(name, "") for name in ("offset", "limit")}
+    if not all(value.isdigit() for value in asked.values() if value):
+        raise Problem(
+            "offset and limit are whole numbers (limit at most 1000)",
+            code="invalid_page",
+            status_code=400,
+        )
+    limit = int(asked["limit"]) if asked["limit"] else PAGE
+    if not 1 <= limit <= LARGEST_PAGE:
+        raise Problem(
+            f"limit is 1 to {LARGEST_PAGE} results a page", code="invalid_page", status_code=400
+        )
+    return int(asked["offset"] or 0), limit
+
+
 def _visible(request):
     return dicom_instances(organizations=organizations_of(user=request.user))
 
@@ -175,5 +211,8 @@ def element(vr: str, *values) -> dict:
     return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
 
 
-def _json(body) -> HttpResponse:
-    return HttpResponse(json.dumps(body), content_type=DICOM_JSON)
+def _json(body, *, more: bool = False) -> HttpResponse:
+    response = HttpResponse(json.dumps(body), content_type=DICOM_JSON)
+    if more:
+        response["Warning"] = MORE
+    return response

@@ -1,4 +1,4 @@
-"""FHIR R4 for an EHR (tessera.api.fhir): a clinic's analysis results,
+"""FHIR R4 for an EHR (tessera.fhir): a clinic's analysis results,
 `GET /fhir/DiagnosticReport?patient=<id>` (a searchset Bundle) and
 `GET /fhir/DiagnosticReport/<id>`; its patients, `POST /fhir/Patient` (a Patient resource,
 matched by its MRN identifier or created) and `GET /fhir/Patient/<id>`. The same tokens,
@@ -9,28 +9,32 @@ OperationOutcomes."""
 import json
 
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
 from pydantic import ValidationError as InvalidResource
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from tessera.accounts.selectors import organizations_of, scoped_to
-from tessera.api.fhir import (
+from tessera.api.problems import Problem
+from tessera.api.receiving import receiving_clinic
+from tessera.audit import services as audit
+from tessera.fhir import (
     GENDERS,
     PatientResource,
     diagnostic_report,
     medical_record_number,
     patient_fields,
     patient_resource,
+    presented_form,
     searchset,
 )
-from tessera.api.problems import Problem
-from tessera.api.receiving import receiving_clinic
-from tessera.audit import services as audit
-from tessera.jobs.models import AnalysisResult
+from tessera.jobs.models import AnalysisResult, ResultDelivery
 from tessera.records.models import Patient
 from tessera.records.services import create_patient
+from tessera.reports.models import ReportStatus
 
 FHIR_JSON = "application/fhir+json"
 PATIENT = AnalysisResult.SUBJECT_LOOKUPS["patient"]
@@ -48,8 +52,32 @@ class _FhirView(APIView):
 
     def reports(self):
         results = AnalysisResult.objects.filter(**{f"{PATIENT}__isnull": False})
-        results = results.select_related("model_version", "job").prefetch_related("feedback")
+        results = results.select_related("model_version", "job").prefetch_related(
+            "feedback",
+            Prefetch(
+                "deliveries",
+                queryset=ResultDelivery.objects.filter(report__status=ReportStatus.READY)
+                .select_related("report")
+                .order_by("-created_at"),
+                to_attr="rendered",
+            ),
+        )
         return scoped_to(results, organizations=organizations_of(user=self.request.user))
+
+    def diagnostic_report(self, result: AnalysisResult):
+        """`result` as a DiagnosticReport, presenting the newest PDF made for it (sent to the
+        FHIR server) as a link to the report's download."""
+        presented = [
+            presented_form(
+                title=delivery.report.filename,
+                created=delivery.report.finished_at,
+                url=self.request.build_absolute_uri(
+                    reverse("api:report-download", kwargs={"pk": delivery.report.pk})
+                ),
+            )
+            for delivery in result.rendered[:1]
+        ]
+        return diagnostic_report(result, presented=presented)
 
 
 class DiagnosticReportSearch(_FhirView):
@@ -60,7 +88,7 @@ class DiagnosticReportSearch(_FhirView):
         results = list(self.reports().filter(**{PATIENT: patient}).order_by("-created_at"))
         audit.record_each(results, action=audit.Action.LIST)
         bundle = searchset(
-            [diagnostic_report(result) for result in results],
+            [self.diagnostic_report(result) for result in results],
             base_url=request.build_absolute_uri("/fhir/"),
         )
         return fhir_response(bundle.model_dump_json(exclude_none=True))
@@ -72,7 +100,7 @@ class DiagnosticReportRead(_FhirView):
         if result is None:
             return outcome(404, "not-found", f"no DiagnosticReport/{pk} of yours")
         audit.record(result, action=audit.Action.VIEW)
-        return fhir_response(diagnostic_report(result).model_dump_json(exclude_none=True))
+        return fhir_response(self.diagnostic_report(result).model_dump_json(exclude_none=True))
 
 
 class PatientImport(_FhirView):

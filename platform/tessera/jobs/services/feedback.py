@@ -3,13 +3,12 @@ teacher's loop on a suggestion: tried, then (at the learner's next session) whet
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from tessera.accounts.models import Organization
 from tessera.jobs.models import (
     AnalysisResult,
     Feedback,
 )
 from tessera.jobs.selectors import model_labels
-from tessera.jobs.services.pacs import send_to_pacs_if_wanted
+from tessera.jobs.services.deliveries import ON_CONFIRM, ON_CORRECT, deliver_result_if_wanted
 from tessera.refusals import RefusalCode, Refused
 
 ABOUT_A_SUGGESTION = (
@@ -64,7 +63,9 @@ def record_feedback(
         given_by=given_by,
     )
     if kind == Feedback.Kind.CONFIRM:
-        send_to_pacs_if_wanted(result=result, moment=Organization.PacsSending.ON_CONFIRM)
+        deliver_result_if_wanted(result=result, moment=ON_CONFIRM)
+    elif kind == Feedback.Kind.CORRECT:
+        deliver_result_if_wanted(result=result, moment=ON_CORRECT)
     return feedback
 
 

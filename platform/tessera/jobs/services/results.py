@@ -5,7 +5,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlcore.suggestions import rank_interventions
-from tessera.accounts.models import Organization
 from tessera.jobs.latest import refresh_latest_analysis
 from tessera.jobs.models import (
     FINISHED,
@@ -16,7 +15,7 @@ from tessera.jobs.models import (
     JobTask,
 )
 from tessera.jobs.selectors import tutoring_verdicts
-from tessera.jobs.services.pacs import send_to_pacs_if_wanted
+from tessera.jobs.services.deliveries import ON_ANALYSIS, deliver_result_if_wanted
 from tessera.records.kinds import (
     TO_PEOPLE,
     kind_of,
@@ -56,7 +55,7 @@ def complete_job(
         )
         if created:
             refresh_latest_analysis(subject=subject_of(job))
-            send_to_pacs_if_wanted(result=result, moment=Organization.PacsSending.ON_ANALYSIS)
+            deliver_result_if_wanted(result=result, moment=ON_ANALYSIS)
         if not job.is_finished:
             job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED

@@ -1,11 +1,21 @@
 """A clinic's analysis result as FHIR R4 (fhir.resources' R4B models, whose DiagnosticReport,
 Observation and Device are R4's): a DiagnosticReport per result, holding (contained) one
 Observation per finding, one for the affect estimate where the result has one (only where the
-law and the organization allowed it), and a Device for the model version that made it.
+law and the organization allowed it), and a Device for the model version that made it; its
+presentedForm is the patient's PDF report of that day, where one was made for it.
+
+An EHR reads them (api.views.fhir), or Tessera pushes them to its FHIR server as a transaction
+Bundle (interop.fhir_delivery): the patient created only if no patient has their MRN, the report
+created or updated by its identifier, so sending again changes nothing but the status.
 
 The report's status follows the clinician: `preliminary` as the model wrote it, `final` once
 confirmed, `amended` once corrected. Every part says it is an AI suggestion, not a diagnosis.
 """
+
+import base64
+import hashlib
+from datetime import datetime
+from uuid import NAMESPACE_URL, uuid5
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -32,8 +42,25 @@ def report_status(result: AnalysisResult) -> str:
     return "final" if Feedback.Kind.CONFIRM in kinds else "preliminary"
 
 
-def diagnostic_report(result: AnalysisResult) -> DiagnosticReport:
-    """`result` (of a clinic: a patient's encounter) as a DiagnosticReport."""
+def presented_form(
+    *, title: str, created: datetime, pdf: bytes | None = None, url: str | None = None
+) -> dict:
+    """A PDF report as an Attachment: its bytes inline (`pdf`), or where to fetch it (`url`)."""
+    attachment = {"contentType": "application/pdf", "title": title, "creation": created.isoformat()}
+    if pdf is not None:
+        attachment["data"] = base64.b64encode(pdf).decode("ascii")
+        attachment["size"] = len(pdf)
+        attachment["hash"] = base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii")
+    if url is not None:
+        attachment["url"] = url
+    return attachment
+
+
+def diagnostic_report(
+    result: AnalysisResult, *, presented: list[dict] | None = None
+) -> DiagnosticReport:
+    """`result` (of a clinic: a patient's encounter) as a DiagnosticReport; `presented`: its
+    PDF reports (`presented_form`)."""
     status = report_status(result)
     patient, encounter = subject_of(result.job), visit_of(result.job)
     version = result.model_version
@@ -89,6 +116,47 @@ def diagnostic_report(result: AnalysisResult) -> DiagnosticReport:
             "performer": [{"reference": "#model", "display": version.name}],
             "result": [{"reference": f"#{item['id']}"} for item in observations],
             "conclusion": conclusion,
+            **({"presentedForm": presented} if presented else {}),
+        }
+    )
+
+
+def transaction_bundle(result: AnalysisResult, *, presented: list[dict]) -> Bundle:
+    """What a FHIR server is sent for `result`: its patient, created unless a patient with
+    their MRN is there, and its DiagnosticReport, created or updated by its identifier."""
+    patient = subject_of(result.job)
+    patient_url = f"urn:uuid:{uuid5(NAMESPACE_URL, f'tessera:patient:{patient.pk}')}"
+    patient_json = patient_resource(patient).model_dump(mode="json", exclude_none=True)
+    del patient_json["id"]  # the server's own id, not Tessera's
+    report = diagnostic_report(result, presented=presented).model_dump(
+        mode="json", exclude_none=True
+    )
+    del report["id"]
+    report["subject"]["reference"] = patient_url
+    return Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": patient_url,
+                    "resource": patient_json,
+                    "request": {
+                        "method": "POST",
+                        "url": "Patient",
+                        "ifNoneExist": "identifier:of-type="
+                        f"{IDENTIFIER_TYPES}|{MEDICAL_RECORD_NUMBER}|{patient.mrn}",
+                    },
+                },
+                {
+                    "fullUrl": f"urn:uuid:{result.pk}",
+                    "resource": report,
+                    "request": {
+                        "method": "PUT",
+                        "url": f"DiagnosticReport?identifier={SYSTEM}:result|{result.pk}",
+                    },
+                },
+            ],
         }
     )
 

@@ -3,8 +3,11 @@
 - a Structured Report, TID 1500 Measurement Report (Comprehensive 3D SR), carrying each finding
   (present or absent, and its probability in percent), whether the findings need a person,
   and the model name and version;
-- where the result has a heatmap (one the model's pointing game let it show), a Secondary
-  Capture of it laid over the image, for any viewer.
+- where the result has a heatmap (one the model's pointing game let it show), a Parametric Map
+  of it on the image's own grid, which a viewer lays over the image in its frame of reference,
+  and a Secondary Capture of it already laid over the image, for viewers that cannot show a
+  Parametric Map. (A multi-frame image, or one whose frame of reference was not kept, gets the
+  Secondary Capture of its middle frame alone.)
 
 Each is in a series that says it is an AI suggestion and not for diagnosis, and is written in
 the PACS's terms, not in Tessera's de-identified ones: under the original study of the image
@@ -27,7 +30,8 @@ from tessera.refusals import RefusalCode, Refused
 from tessera.text import family_and_given
 
 SCHEME = "99TESSERA"  # our private coding scheme (PS3.16 8.2: "99" + a local designator)
-SERIES_DESCRIPTION = "AI suggestion (Tessera) - not for diagnosis"
+NOT_FOR_DIAGNOSIS = " (Tessera) - not for diagnosis"
+SERIES_DESCRIPTION = "AI suggestion" + NOT_FOR_DIAGNOSIS
 SERIES_NUMBER = 9901
 NEEDS_A_PERSON = hd.sr.CodedConcept("needs-person", SCHEME, "Needs a person")
 
@@ -38,7 +42,11 @@ def pacs_objects(*, result: AnalysisResult) -> list[pydicom.Dataset]:
     source, pixels = _as_the_pacs_has_it(result)
     objects = [structured_report(result, source)]
     if result.explanation.get("heatmap"):
-        objects.append(heatmap_capture(result, source, pixels))
+        image = pixels[pixels.shape[0] // 2] if pixels.ndim == 3 else pixels  # a volume's middle
+        heat = _heat_over(result, image.shape)
+        if pixels.ndim == 2 and "FrameOfReferenceUID" in source:
+            objects.append(heatmap_map(result, source, heat))
+        objects.append(heatmap_capture(result, source, image, heat))
     return objects
 
 
@@ -61,6 +69,10 @@ def _as_the_pacs_has_it(result: AnalysisResult) -> tuple[pydicom.Dataset, np.nda
     source.SeriesInstanceUID = identity.series_uid
     source.SOPInstanceUID = identity.sop_instance_uid
     source.AccessionNumber = identity.accession_number
+    if identity.frame_of_reference_uid:
+        source.FrameOfReferenceUID = identity.frame_of_reference_uid
+    elif "FrameOfReferenceUID" in source:  # a stand-in: no viewer at the PACS could place it
+        del source.FrameOfReferenceUID
     source.PatientID = patient.mrn
     source.PatientName = "^".join(family_and_given(patient.full_name))  # "Whitmore^Eleanor"
     source.PatientBirthDate = patient.birth_date.strftime("%Y%m%d") if patient.birth_date else ""
@@ -132,20 +144,50 @@ def structured_report(result: AnalysisResult, source: pydicom.Dataset) -> pydico
     return document
 
 
-def heatmap_capture(
-    result: AnalysisResult, source: pydicom.Dataset, pixels: np.ndarray
+def heatmap_map(
+    result: AnalysisResult, source: pydicom.Dataset, heat: np.ndarray
 ) -> pydicom.Dataset:
-    """The image (windowed to its own range) in grey, the heatmap over it in red."""
-    image = pixels[pixels.shape[0] // 2] if pixels.ndim == 3 else pixels  # a volume's middle
+    """The heatmap as a Parametric Map on the grid of `source` (a single-frame image with a
+    frame of reference): each pixel's Grad-CAM relevance, 0 to 1."""
+    finding = _words(result.explanation.get("finding", ""))
+    version = result.model_version.name
+    heatmap = hd.pm.ParametricMap(
+        source_images=[source],
+        pixel_array=heat,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBER + 2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Tessera",
+        manufacturer_model_name="Tessera",
+        software_versions=version,
+        device_serial_number=version,
+        contains_recognizable_visual_features=False,
+        real_world_value_mappings=[
+            hd.pm.RealWorldValueMapping(
+                lut_label="GRADCAM",
+                lut_explanation=f"Grad-CAM relevance for {finding}"[:64],
+                unit=codes.UCUM.NoUnits,
+                value_range=(0.0, 1.0),
+                slope=1,
+                intercept=0,
+            )
+        ],
+        voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
+        content_label="HEATMAP",
+        content_description=f"AI heatmap of {finding}"[:64],
+    )
+    heatmap.SeriesDescription = _series_description(f"AI heatmap of {finding}")
+    return heatmap
+
+
+def heatmap_capture(
+    result: AnalysisResult, source: pydicom.Dataset, image: np.ndarray, heat: np.ndarray
+) -> pydicom.Dataset:
+    """`image` (windowed to its own range) in grey, the heatmap over it in red."""
     image = image.astype(np.float32)
     low, high = np.percentile(image, (1, 99))
     grey = np.clip((image - low) / max(high - low, 1e-6), 0, 1)
-    cells = np.asarray(result.explanation["heatmap"], dtype=np.float32)
-    rows, columns = (
-        np.minimum(np.arange(size) * cells.shape[axis] // size, cells.shape[axis] - 1)
-        for axis, size in enumerate(grey.shape)
-    )
-    heat = cells[np.ix_(rows, columns)]
     rgb = np.stack([grey * (1 - 0.5 * heat) + 0.5 * heat, grey * (1 - 0.5 * heat), grey], -1)
     capture = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
@@ -162,14 +204,29 @@ def heatmap_capture(
         instance_number=1,
         manufacturer="Tessera",
     )
-    finding = result.explanation.get("finding", "").replace("_", " ")
-    capture.SeriesDescription = f"AI heatmap of {finding} (Tessera) - not for diagnosis"[:64]
+    finding = _words(result.explanation.get("finding", ""))
+    capture.SeriesDescription = _series_description(f"AI heatmap of {finding} on the image")
     capture.BurnedInAnnotation = "NO"
     return capture
 
 
+def _heat_over(result: AnalysisResult, shape: tuple[int, ...]) -> np.ndarray:
+    """The result's heatmap cells spread over an image of `shape` (each cell a block)."""
+    cells = np.asarray(result.explanation["heatmap"], dtype=np.float32)
+    rows, columns = (
+        np.minimum(np.arange(size) * cells.shape[axis] // size, cells.shape[axis] - 1)
+        for axis, size in enumerate(shape)
+    )
+    return cells[np.ix_(rows, columns)]
+
+
 def _image_read(result: AnalysisResult) -> MediaAsset | None:
     return result.job.media.filter(kind=MediaKind.DICOM).order_by("-created_at").first()
+
+
+def _series_description(what: str) -> str:
+    """`what`, shortened to fit DICOM's 64 characters, and whose suggestion it is."""
+    return what[: 64 - len(NOT_FOR_DIAGNOSIS)] + NOT_FOR_DIAGNOSIS
 
 
 def _words(label: str) -> str:
