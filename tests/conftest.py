@@ -60,6 +60,18 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def own_cache(settings, tmp_path):
+    """Every test counts rate limits in its own cache, never in var/ or a shared Redis, where an
+    earlier run's counters (for the same token ids) would still be."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
+    }
+
+
 def stored_files(root) -> list:
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 

@@ -266,6 +266,27 @@ if EMBEDDED_BROKER:
 if CELERY_RESULT_BACKEND.startswith("file://"):
     Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Cache ----------------------------------------------------------------------------------
+# It holds the API's rate-limit counters, which every web process of every host must share: a
+# limit counted per process would let N processes allow N times the rate. Redis where the
+# broker is Redis (TESSERA_CACHE_URL names another), else a folder under var/ that the
+# processes of the one embedded host share. The prefix keeps installations that share a Redis
+# apart.
+TESSERA_CACHE_URL = env.str(
+    "TESSERA_CACHE_URL", default="" if EMBEDDED_BROKER else CELERY_BROKER_URL
+)
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TESSERA_CACHE_URL}
+        if TESSERA_CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "django"),
+        }
+    )
+    | {"KEY_PREFIX": env.str("TESSERA_CACHE_KEY_PREFIX", default="tessera")}
+}
 # The sweeper (celery beat) publishes jobs unpublished after the grace period, re-publishes
 # queued jobs whose message seems lost and takes back jobs whose worker's lease ran out.
 TESSERA_JOB_PUBLISH_GRACE = env.int("TESSERA_JOB_PUBLISH_GRACE", default=30)

@@ -56,6 +56,40 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def started(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with log.open("a") as output:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def stopped(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def web_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """The platform as production serves it: gunicorn, one worker, on 127.0.0.1:`port`."""
+    return started(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            "platform",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "tessera.wsgi:application",
+        ],
+        log,
+        env,
+    )
+
+
 def wait_for_page(url: str, *, seconds: float, server: subprocess.Popen | None = None) -> str:
     """The body of `url` once it answers; fails after `seconds`, or as soon as `server` (the
     process meant to answer) has exited."""

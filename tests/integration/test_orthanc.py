@@ -19,14 +19,16 @@ import pydicom
 import pytest
 
 from tests.integration.processes import (
-    REPO,
     free_port,
     manage,
     pipeline_environment,
     query,
     shell,
+    started,
+    stopped,
     throwaway_database,
     wait_for_page,
+    web_server,
 )
 from tests.unit.test_dicomweb import instance
 from tests.unit.test_pacs_objects import walk
@@ -111,20 +113,6 @@ class Hospital:
         )
 
 
-def started(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    with log.open("a") as output:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
-
-
-def stopped(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def hospital(tmp_path_factory) -> Iterator[Hospital]:
     if not ORTHANC.is_file() or not DICOMWEB_PLUGIN.is_file():
@@ -167,22 +155,8 @@ def hospital(tmp_path_factory) -> Iterator[Hospital]:
                 root / "listener.log",
                 env,
             ),
-            started(  # as production serves it: gunicorn decodes Orthanc's chunked STOW
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--chdir",
-                    "platform",
-                    "--bind",
-                    f"127.0.0.1:{web_port}",
-                    "--workers",
-                    "1",
-                    "tessera.wsgi:application",
-                ],
-                root / "web.log",
-                env,
-            ),
+            # as production serves it: gunicorn decodes Orthanc's chunked STOW
+            web_server(env, web_port, root / "web.log"),
         ]
         try:
             wait_for_page(f"http://127.0.0.1:{http_port}/system", seconds=60, server=processes[0])

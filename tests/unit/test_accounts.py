@@ -9,6 +9,7 @@ from tessera.accounts.permissions import administered_organizations
 from tessera.accounts.policy import Analysis, default_policy
 from tessera.accounts.selectors import organizations_of
 from tessera.accounts.services import (
+    LAST_USE_PRECISION,
     authenticate_api_token,
     create_organization,
     revoke_api_token,
@@ -78,6 +79,23 @@ def test_issue_token_prints_a_token_that_authenticates_its_user(clinic, make_use
     assert token.name == "HIS bridge"
     assert key not in (token.key_hash, token.prefix), "only a hash of the secret is stored"
     assert token.last_used_at is not None
+
+
+def test_a_tokens_last_use_is_written_at_most_once_a_minute(
+    clinic, make_user, capsys, django_assert_num_queries
+):
+    make_user("busy-bridge", organization=clinic)
+    call_command("issue_token", "busy-bridge")
+    key = capsys.readouterr().out.strip()
+    with django_assert_num_queries(2):  # the token, and its first use written
+        authenticate_api_token(key=key)
+    first = ApiToken.objects.get().last_used_at
+    with django_assert_num_queries(1):  # the token alone: no write within the minute
+        authenticate_api_token(key=key)
+    assert ApiToken.objects.get().last_used_at == first
+    ApiToken.objects.update(last_used_at=first - LAST_USE_PRECISION)
+    authenticate_api_token(key=key)
+    assert ApiToken.objects.get().last_used_at > first, "a minute on, written again"
 
 
 def test_a_revoked_or_unknown_token_authenticates_nobody(clinic, make_user, capsys):

@@ -281,6 +281,7 @@ def test_list_endpoints_query_the_database_a_fixed_number_of_times(
         return len(captured)
 
     paths = [f"/api/v1/{endpoint}/" for endpoint in LIST_ENDPOINTS]
+    client.get(paths[0])  # the token's first use is written; not again within the minute
     # one row in each audited list first: logging a page's reads costs two queries, however long
     add_media(attached_to=visit, kind=MediaKind.CLINICAL_NOTE, file=upload(b"First note"))
     before = [queries(path) for path in paths]

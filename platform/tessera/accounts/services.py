@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,6 +14,7 @@ from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import OrganizationKind
 
 TOKEN_PREFIX = "tsr_"
+LAST_USE_PRECISION = timedelta(minutes=1)  # how exactly a token's last use is kept
 
 
 def create_organization(
@@ -128,7 +130,8 @@ def revoke_api_token(*, token: ApiToken) -> None:
 
 def authenticate_api_token(*, key: str) -> ApiToken | None:
     """The active token presented (its `user` active too), or None for an unknown or revoked
-    one."""
+    one. Its last use is written at most once a LAST_USE_PRECISION (an integration's every
+    request would otherwise write the token's row)."""
     if not key.startswith(TOKEN_PREFIX):
         return None
     token = (
@@ -138,5 +141,7 @@ def authenticate_api_token(*, key: str) -> ApiToken | None:
     )
     if token is None:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USE_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
