@@ -135,6 +135,8 @@ def pipeline_environment(
         "DATABASE_URL": database_url,
         "MLCORE_MODELS_DIR": str(models_dir),
         "MLCORE_DEVICE": "cpu",
+        # its own rate-limit counters, also in a Redis that outlives the run
+        "TESSERA_CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
         **settings,
     }
     if not env.get("CELERY_BROKER_URL", "").startswith("redis://"):

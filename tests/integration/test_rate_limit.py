@@ -5,7 +5,6 @@ not twice."""
 
 import urllib.error
 import urllib.request
-import uuid
 
 from tests.integration.processes import (
     free_port,
@@ -46,8 +45,6 @@ def test_two_web_processes_share_one_rate_limit(tmp_path):
             database_url,
             tmp_path / "models",
             TESSERA_API_RATE=f"{RATE}/hour",
-            # this run's counters alone, in a Redis that outlives it
-            TESSERA_CACHE_KEY_PREFIX=f"test-{uuid.uuid4().hex[:8]}",
         )
         manage(env, "migrate", "--noinput")
         token = shell(env, TOKEN).split()[-1]
