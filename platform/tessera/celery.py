@@ -25,6 +25,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 QUEUE_NAMES = ("cpu", "gpu", "reports", "speech")
 
 
+def worker_node_name(queues: list[str]) -> str:
+    """The name a worker of `queues` on this host answers to ("cpu+reports@host"): one per set
+    of queues and host, so that a probe on the host can ask it."""
+    return f"{'+'.join(queues)}@{socket.gethostname()}"
+
+
 class TaskName(StrEnum):
     PREPROCESS = "tessera.jobs.preprocess"
     INFER = "tessera.jobs.infer"

@@ -69,3 +69,41 @@ def test_a_worker_on_redis_serves_every_queue(tmp_path):
     with worker_process(env, log) as worker:
         _ping_every_queue(env, worker, log)
     assert not (tmp_path / "celery").exists(), "no file-system broker when Redis is configured"
+
+
+def _worker_ready(env: dict[str, str], queues: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "worker_ready", "--queues", queues, "--timeout", "3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not REDIS_URL.startswith("redis://"),
+    reason="CELERY_BROKER_URL does not point at Redis (redis://…)",
+)
+def test_a_workers_readiness_probe_asks_the_worker_of_its_queues_on_this_host(tmp_path):
+    env = _environment(tmp_path, CELERY_BROKER_URL=REDIS_URL)
+    log = tmp_path / "worker.log"
+    assert _worker_ready(env, "cpu,reports").returncode == 1, "no worker yet"
+    with worker_process(env, log, queues="cpu,reports", concurrency=1):
+        deadline = time.monotonic() + 90
+        while (probe := _worker_ready(env, "cpu,reports")).returncode != 0:
+            assert time.monotonic() < deadline, (
+                f"{probe.stderr}\n--- worker log ---\n{log.read_text()}"
+            )
+        assert "is ready" in probe.stdout
+        other = _worker_ready(env, "gpu")
+        assert other.returncode == 1, "the gpu worker is not this one"
+        assert "did not answer within 3 s" in other.stderr
+
+
+def test_the_readiness_probe_says_the_embedded_broker_carries_no_ping(tmp_path):
+    probe = _worker_ready(_environment(tmp_path), "cpu")
+    assert probe.returncode == 1
+    assert "file-system broker cannot carry a ping" in probe.stderr

@@ -78,3 +78,34 @@ def test_compose_refuses_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "set SECRET_KEY in .env" in result.stderr
+
+
+def test_every_long_running_service_has_a_health_check_that_asks_the_right_thing():
+    from django.core.management import get_commands
+
+    result = compose_config("--format", "json", SECRET_KEY="s" * 60, POSTGRES_PASSWORD="pw")
+    services = json.loads(result.stdout)["services"]
+    for name, service in services.items():
+        if name == "migrate":
+            assert service["restart"] == "no", "a one-shot job, waited for, not probed"
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        probe = service["healthcheck"]["test"]
+        if "manage.py" in probe:
+            assert probe[probe.index("manage.py") + 1] in get_commands(), f"{name}: {probe}"
+        command = service.get("command") or []
+        if "worker" in command:
+            asked = probe[probe.index("--queues") + 1]
+            assert asked == command[command.index("--queues") + 1], f"{name} probes its queues"
+    assert "beat_alive" in services["beat"]["healthcheck"]["test"]
+
+
+def test_the_feature_cache_survives_a_restart_on_a_volume():
+    result = compose_config("--format", "json", SECRET_KEY="s" * 60, POSTGRES_PASSWORD="pw")
+    config = json.loads(result.stdout)
+    for name in ("web", "worker-gpu", "worker-cpu"):
+        service = config["services"][name]
+        cache = service["environment"]["TESSERA_FEATURE_CACHE"]
+        mounts = {mount["target"]: mount for mount in service["volumes"]}
+        assert mounts[cache]["type"] == "volume", f"{name}: the cache is on a volume"
+    assert "features" in config["volumes"]

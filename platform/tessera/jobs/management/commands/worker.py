@@ -1,9 +1,7 @@
-import socket
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tessera.celery import QUEUE_NAMES, app
+from tessera.celery import QUEUE_NAMES, app, worker_node_name
 
 
 class Command(BaseCommand):
@@ -35,10 +33,7 @@ class Command(BaseCommand):
         beat: bool,
         **options,
     ):
-        names = [name.strip() for name in queues.split(",") if name.strip()]
-        unknown = sorted(set(names) - set(QUEUE_NAMES))
-        if unknown or not names:
-            raise CommandError(f"Unknown queues {unknown}; choose from {', '.join(QUEUE_NAMES)}.")
+        names = queue_names(queues)
         if pool is None:
             pool = "solo" if "gpu" in names else "prefork"
         if pool == "prefork" and "gpu" in names:
@@ -50,10 +45,19 @@ class Command(BaseCommand):
             f"--queues={','.join(names)}",
             f"--pool={pool}",
             f"--loglevel={loglevel}",
-            f"--hostname={'+'.join(names)}@{socket.gethostname()}",
+            f"--hostname={worker_node_name(names)}",
         ]
         if concurrency:
             argv.append(f"--concurrency={concurrency}")
         if beat:
             argv += ["--beat", f"--scheduler={settings.CELERY_BEAT_SCHEDULER}"]
         app.worker_main(argv)
+
+
+def queue_names(queues: str) -> list[str]:
+    """The queues of a comma-separated `--queues`; refused when one is not Tessera's."""
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(QUEUE_NAMES))
+    if unknown or not names:
+        raise CommandError(f"Unknown queues {unknown}; choose from {', '.join(QUEUE_NAMES)}.")
+    return names
