@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "tessera.webhooks",
     "tessera.reports",
     "tessera.interop",
+    "tessera.operations",
     "tessera.audit",
 ]
 
