@@ -6,6 +6,7 @@ switch to the production parts with no code change. DJANGO_ENV=production refuse
 DEBUG on or the embedded SECRET_KEY.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -69,11 +70,13 @@ INSTALLED_APPS = [
     "tessera.reports",
     "tessera.interop",
     "tessera.operations",
+    "django_prometheus",
     "tessera.audit",
 ]
 
 MIDDLEWARE = [
-    "tessera.operations.probes.ProbeMiddleware",  # first: /healthz and /readyz, see there
+    "tessera.operations.probes.ProbeMiddleware",  # first: /healthz, /readyz, /metrics
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request metrics: from here…
     "tessera.logs.RequestIdMiddleware",  # every later line of the request names it
     "django.middleware.security.SecurityMiddleware",
     "tessera.security.ContentSecurityPolicyMiddleware",
@@ -90,7 +93,8 @@ MIDDLEWARE = [
     "tessera.accounts.sessions.SessionLifetimeMiddleware",
     "tessera.accounts.two_factor.TwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",  # it answers a locked-out login
-    "tessera.api.problems.ApiErrorMiddleware",  # last: an API view's unhandled exception
+    "tessera.api.problems.ApiErrorMiddleware",  # an API view's unhandled exception
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # …to here
 ]
 
 ROOT_URLCONF = "tessera.urls"
@@ -267,6 +271,19 @@ if EMBEDDED_BROKER:
 if CELERY_RESULT_BACKEND.startswith("file://"):
     Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Metrics --------------------------------------------------------------------------------
+# /metrics (operations.metrics) answers a scraper presenting this bearer token, or connecting
+# from one of these networks (comma-separated CIDRs, e.g. 10.0.0.0/8); neither set: metrics off.
+TESSERA_METRICS_TOKEN = env.str("TESSERA_METRICS_TOKEN", default="")
+TESSERA_METRICS_NETWORKS = env.list("TESSERA_METRICS_NETWORKS", default=[])
+for _network in TESSERA_METRICS_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"TESSERA_METRICS_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)"
+        ) from _error
 
 # --- Cache ----------------------------------------------------------------------------------
 # It holds the API's rate-limit counters, which every web process of every host must share: a
