@@ -1,7 +1,9 @@
 """The demo models `make run` trains once: registered, promoted, and not trained again."""
 
 import pytest
+import torch
 
+from mlcore.train import train
 from tessera.jobs.demo_models import DEMO_MODELS, ensure_demo_models
 from tessera.jobs.models import ModelVersion
 from tessera.jobs.selectors import active_model_version, model_labels
@@ -9,10 +11,22 @@ from tessera.jobs.selectors import active_model_version, model_labels
 pytestmark = pytest.mark.django_db
 
 
-def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(settings, tmp_path):
+def test_the_demo_models_are_trained_once_and_serve_clinics_and_schools(
+    settings, tmp_path, monkeypatch
+):
     settings.MLCORE_MODELS_DIR = tmp_path
     messages = []
+    threads_while_training = []
+
+    def counting_threads(*args, **kwargs):
+        threads_while_training.append(torch.get_num_threads())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr("tessera.jobs.demo_models.train", counting_threads)
+    torch.set_num_threads(2)
     created = ensure_demo_models(cases=12, epochs=1, log=messages.append)
+    assert threads_while_training == [1, 1], "the same demo whatever the cores"
+    assert torch.get_num_threads() == 2, "and the process's threads back afterwards"
     assert {version.name for version in created} == set(DEMO_MODELS.values())
     for kind, name in DEMO_MODELS.items():
         version = active_model_version(serves=kind)
