@@ -15,6 +15,7 @@ import socket
 from enum import StrEnum
 
 from celery import Celery
+from celery.signals import worker_init
 from django.db import InterfaceError, OperationalError
 from kombu import Exchange, Queue
 
@@ -93,6 +94,15 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _start_telemetry(**_: object) -> None:
+    """Before the pool starts: prefork children inherit it (the exporters restart their threads
+    after fork)."""
+    from tessera.telemetry import start_telemetry
+
+    start_telemetry()
 
 
 def enqueue(name: TaskName, *args: object, countdown: float | None = None) -> None:

@@ -285,6 +285,13 @@ for _network in TESSERA_METRICS_NETWORKS:
             f"TESSERA_METRICS_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)"
         ) from _error
 
+# --- Telemetry (optional, off by default; tessera.telemetry scrubs both) ---------------------
+# OpenTelemetry traces to an OTLP/HTTP collector (e.g. http://otel-collector:4318), and errors
+# to Sentry.
+TESSERA_OTEL_ENDPOINT = env.str("TESSERA_OTEL_ENDPOINT", default="")
+TESSERA_OTEL_SERVICE = env.str("TESSERA_OTEL_SERVICE", default="tessera")
+TESSERA_SENTRY_DSN = env.str("TESSERA_SENTRY_DSN", default="")
+
 # --- Cache ----------------------------------------------------------------------------------
 # It holds the API's rate-limit counters, which every web process of every host must share: a
 # limit counted per process would let N processes allow N times the rate. Redis where the
