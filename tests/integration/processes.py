@@ -1,16 +1,20 @@
 """Real processes for the integration tests: workers, `manage.py` commands, a database that
-the test and its worker processes share, and the scripts that submit and await jobs."""
+the test and its worker processes share, the scripts that submit and await jobs, and a local
+HTTP server standing in for a system at the edge (a PACS's DICOMweb, a FHIR server, a
+collector)."""
 
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +52,23 @@ def worker_process(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass  # the test says what matters
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` answering on a free local port, in a thread; yields the server's base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_port() -> int:

@@ -9,15 +9,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import PHI_CANARY
-from tests.integration.processes import REPO, pipeline_environment, throwaway_database
+from tests.integration.processes import (
+    REPO,
+    QuietHandler,
+    http_server,
+    pipeline_environment,
+    throwaway_database,
+)
 
 TRACED = f"""
 from django.db import connection
@@ -50,7 +54,7 @@ def receiver():
     """A local HTTP server keeping every body posted to it (decompressed), by path."""
     received: list[tuple[str, bytes]] = []
 
-    class Keep(BaseHTTPRequestHandler):
+    class Keep(QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             encoding = self.headers.get("Content-Encoding", "")
@@ -68,13 +72,8 @@ def receiver():
             self.end_headers()
             self.wfile.write(b"{}")
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Keep)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_port}", received
-    server.shutdown()
+    with http_server(Keep) as url:
+        yield url.removeprefix("http://"), received
 
 
 def run(script: str, tmp_path, **env: str) -> None:

@@ -6,8 +6,6 @@ amended; a server that refuses or cannot be reached is tried again, saying what 
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -17,7 +15,7 @@ from tessera.jobs.models import ResultDelivery
 from tessera.jobs.services import record_feedback
 from tessera.jobs.services.deliveries import ON_ANALYSIS, deliver_result_if_wanted
 from tessera.reports.models import Report
-from tests.integration.processes import free_port
+from tests.integration.processes import QuietHandler, free_port, http_server
 from tests.unit.api import client_for
 from tests.unit.test_fhir import read
 from tests.unit.test_fhir import result as result  # a fixture
@@ -34,7 +32,7 @@ class FhirServer:
         self.refusal: tuple[int, dict] | None = None
         received = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 assert self.path == "/fhir/R4"
                 assert self.headers["Content-Type"] == "application/fhir+json"
@@ -65,22 +63,17 @@ class FhirServer:
                 self.end_headers()
                 self.wfile.write(json.dumps(answer).encode())
 
-            def log_message(self, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_port}/fhir/R4"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.handler = Handler
 
 
 @pytest.fixture
 def fhir_server(clinic):
     server = FhirServer()
-    clinic.fhir_server_url = server.url
-    clinic.full_clean()
-    clinic.save()
-    yield server
-    server.http.shutdown()
+    with http_server(server.handler) as url:
+        clinic.fhir_server_url = f"{url}/fhir/R4"
+        clinic.full_clean()
+        clinic.save()
+        yield server
 
 
 def entries(bundle: Bundle) -> dict:

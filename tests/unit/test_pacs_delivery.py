@@ -7,10 +7,8 @@ in the log; a result that cannot be sent says why. (Against Orthanc: tests/integ
 import io
 import json
 import re
-import threading
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pydicom
 import pytest
@@ -25,7 +23,7 @@ from tessera.accounts.models import Organization, Role
 from tessera.jobs.models import AnalysisJob, ResultDelivery
 from tessera.jobs.services import complete_job, record_feedback, register_model_version
 from tessera.records.services import create_patient
-from tests.integration.processes import free_port
+from tests.integration.processes import QuietHandler, free_port, http_server
 from tests.unit.api import client_for
 from tests.unit.conftest import prediction
 from tests.unit.test_dashboards import finished_result
@@ -68,7 +66,7 @@ def dicomweb_pacs():
     and answers the standard STOW response. Yields its root URL and what it stored."""
     stored: list[pydicom.Dataset] = []
 
-    class Stow(BaseHTTPRequestHandler):
+    class Stow(QuietHandler):
         def do_POST(self):
             assert self.path == "/dicom-web/studies"
             content_type = self.headers["Content-Type"]
@@ -93,13 +91,8 @@ def dicomweb_pacs():
             self.end_headers()
             self.wfile.write(json.dumps(answer).encode())
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/dicom-web/", stored
-    server.shutdown()
+    with http_server(Stow) as url:
+        yield f"{url}/dicom-web/", stored
 
 
 def sending_clinic(clinic, port: int, *, when=Organization.PacsSending.ON_CONFIRM):
@@ -189,26 +182,19 @@ def test_a_result_goes_by_stow_rs_where_the_pacs_has_a_dicomweb_url(
 def test_a_stow_the_pacs_refuses_is_tried_again_saying_what_it_answered(
     clinic, make_user, eager, django_capture_on_commit_callbacks
 ):
-    class Refusing(BaseHTTPRequestHandler):
+    class Refusing(QuietHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(503)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(Refusing) as url:
         clinic.pacs_send = Organization.PacsSending.ON_CONFIRM
-        clinic.pacs_dicomweb_url = f"http://127.0.0.1:{server.server_port}/dicom-web"
+        clinic.pacs_dicomweb_url = f"{url}/dicom-web"
         clinic.save()
         result, clinician = analysed(clinic, make_user, study="12")
         with django_capture_on_commit_callbacks(execute=True):
             record_feedback(result=result, kind="confirm", given_by=clinician)
-    finally:
-        server.shutdown()
     delivery = ResultDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert "answered STOW-RS with HTTP 503" in delivery.last_error
