@@ -26,6 +26,7 @@ from tessera.records.kinds import subject_of, visit_of
 from tessera.records.models import Patient, Sex
 from tessera.text import family_and_given
 
+FHIR_JSON = "application/fhir+json"  # the media type of FHIR's JSON, asked for and answered
 SYSTEM = "urn:tessera"
 # HL7 v2 table 0203: the identifier type of a medical record number
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"

@@ -10,15 +10,13 @@ import json
 
 from django.utils import timezone
 
-from tessera.fhir import presented_form, transaction_bundle
+from tessera.fhir import FHIR_JSON, presented_form, transaction_bundle
 from tessera.interop.outbound_http import post
 from tessera.jobs.models import ResultDelivery
 from tessera.records.kinds import subject_of
 from tessera.refusals import RefusalCode, Refused
 from tessera.reports.models import Report, ReportStatus
 from tessera.reports.selectors import report_file
-
-FHIR_JSON = "application/fhir+json"
 
 
 def send_to_fhir_server(delivery: ResultDelivery) -> tuple[list[str], str]:

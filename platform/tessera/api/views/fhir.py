@@ -22,6 +22,7 @@ from tessera.api.problems import Problem
 from tessera.api.receiving import receiving_clinic
 from tessera.audit import services as audit
 from tessera.fhir import (
+    FHIR_JSON,
     GENDERS,
     PatientResource,
     diagnostic_report,
@@ -36,7 +37,6 @@ from tessera.records.models import Patient
 from tessera.records.services import create_patient
 from tessera.reports.models import ReportStatus
 
-FHIR_JSON = "application/fhir+json"
 PATIENT = AnalysisResult.SUBJECT_LOOKUPS["patient"]
 
 
