@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TESSERA_VAR_DIR=/var/lib/tessera
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsndfile1 \
+    && apt-get install -y --no-install-recommends libsndfile1 postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -109,3 +109,12 @@ def test_the_feature_cache_survives_a_restart_on_a_volume():
         mounts = {mount["target"]: mount for mount in service["volumes"]}
         assert mounts[cache]["type"] == "volume", f"{name}: the cache is on a volume"
     assert "features" in config["volumes"]
+
+
+def test_the_database_is_the_version_the_images_pg_dump_can_back_up():
+    result = compose_config("--format", "json", SECRET_KEY="s" * 60, POSTGRES_PASSWORD="pw")
+    image = json.loads(result.stdout)["services"]["postgres"]["image"]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim-bookworm" in dockerfile
+    assert "postgresql-client" in dockerfile, "pg_dump for manage.py backup"
+    assert image == "postgres:15", "bookworm's postgresql-client is 15: it dumps no newer server"
