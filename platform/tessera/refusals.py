@@ -27,6 +27,7 @@ class RefusalCode(StrEnum):
     INVALID_LIBRARY = "invalid_library"  # an intervention library that cannot be one
     TOO_LITTLE_FEEDBACK = "too_little_feedback"
     NO_PACS_IMAGE = "no_pacs_image"  # a result to send to the PACS, without an image from it
+    NO_CREDENTIALS = "no_credentials"  # stored credentials this server's keys cannot open
     NO_REPORT = "no_report"  # a result to send to the FHIR server, whose PDF could not be made
 
 

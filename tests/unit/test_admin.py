@@ -257,3 +257,33 @@ def test_the_admin_writes_records_through_the_services_and_shows_a_visits_files(
     upload_form = client.get(reverse("admin:records_mediaasset_add")).content.decode()
     assert "Admin Visit, 2026-10-01" in upload_form, "the visits the admin may attach files to"
     assert "Far Away" not in upload_form
+
+
+def test_an_org_admin_keeps_credentials_for_the_pacs_and_the_ehr_sealed_and_unshown(
+    org_admin, clinic, client
+):
+    url = reverse("admin:accounts_organization_change", args=[clinic.pk])
+    form = {
+        "name": "Test Clinic",
+        "allowed_analyses": ["diagnosis"],
+        "dicom_unknown_patients": "refuse",
+        "dicom_visit": "study",
+        "pacs_send": "never",
+        "fhir_server_url": "https://ehr.example/fhir",
+    }
+    secret = "Bearer ehr-s3cret-token"
+    assert client.post(url, {**form, "fhir_server_credentials": secret}).status_code == 302
+    clinic.refresh_from_db()
+    assert clinic.fhir_server_authorization, "kept"
+    assert "s3cret" not in clinic.fhir_server_authorization, "sealed, not in the clear"
+    assert clinic.outgoing_authorization("fhir") == secret
+    assert clinic.outgoing_authorization("pacs") == ""
+    assert b"s3cret" not in client.get(url).content, "never shown again"
+    client.post(url, form)  # left empty: kept
+    clinic.refresh_from_db()
+    assert clinic.outgoing_authorization("fhir") == secret
+    refused = client.post(url, {**form, "fhir_server_credentials": "Bearer a\nInjected: yes"})
+    assert b"An Authorization header is one line." in refused.content
+    client.post(url, {**form, "fhir_server_credentials": "-"})  # forgotten
+    clinic.refresh_from_db()
+    assert (clinic.fhir_server_authorization, clinic.outgoing_authorization("fhir")) == ("", "")

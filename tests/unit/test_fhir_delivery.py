@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from tessera.accounts.models import Role
+from tessera.accounts.services import set_outgoing_authorization
 from tessera.jobs.models import ResultDelivery
 from tessera.jobs.services import record_feedback
 from tessera.jobs.services.deliveries import ON_ANALYSIS, deliver_result_if_wanted
@@ -29,6 +30,7 @@ class FhirServer:
 
     def __init__(self):
         self.bundles: list[Bundle] = []
+        self.authorizations: list[str | None] = []
         self.refusal: tuple[int, dict] | None = None
         received = self
 
@@ -37,6 +39,7 @@ class FhirServer:
                 assert self.path == "/fhir/R4"
                 assert self.headers["Content-Type"] == "application/fhir+json"
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.authorizations.append(self.headers.get("Authorization"))
                 if received.refusal is not None:
                     status, answer = received.refusal
                 else:
@@ -163,3 +166,26 @@ def test_an_unreachable_fhir_server_is_given_up_in_the_log(
 
 def test_without_a_fhir_server_nothing_is_queued(result, eager):
     assert deliver_result_if_wanted(result=result, moment=ON_ANALYSIS) == []
+
+
+def test_the_fhir_server_gets_the_credentials_the_admin_kept(
+    clinic, result, fhir_server, eager, django_capture_on_commit_callbacks
+):
+    set_outgoing_authorization(organization=clinic, destination="fhir", header="Bearer ehr-t0ken")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_result_if_wanted(result=result, moment=ON_ANALYSIS)
+    assert fhir_server.authorizations == ["Bearer ehr-t0ken"]
+    assert ResultDelivery.objects.get().status == "sent"
+
+
+def test_credentials_this_servers_keys_cannot_open_fail_the_delivery_in_words(
+    clinic, result, fhir_server, eager, django_capture_on_commit_callbacks, settings
+):
+    set_outgoing_authorization(organization=clinic, destination="fhir", header="Bearer old")
+    settings.TESSERA_DEIDENTIFICATION_KEY = "another server's key"
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_result_if_wanted(result=result, moment=ON_ANALYSIS)
+    delivery = ResultDelivery.objects.get()
+    assert delivery.status == "failed"
+    assert "credentials cannot be decrypted" in delivery.last_error
+    assert fhir_server.bundles == [], "nothing sent without them"

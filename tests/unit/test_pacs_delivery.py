@@ -20,6 +20,7 @@ from pynetdicom.sop_class import (
 )
 
 from tessera.accounts.models import Organization, Role
+from tessera.accounts.services import set_outgoing_authorization
 from tessera.jobs.models import AnalysisJob, ResultDelivery
 from tessera.jobs.services import complete_job, record_feedback, register_model_version
 from tessera.records.services import create_patient
@@ -69,6 +70,10 @@ def dicomweb_pacs():
     class Stow(QuietHandler):
         def do_POST(self):
             assert self.path == "/dicom-web/studies"
+            if self.headers.get("Authorization") != "Basic dGVzc2VyYTpwYWNz":
+                self.send_response(401)
+                self.end_headers()
+                return
             content_type = self.headers["Content-Type"]
             assert re.match(r'multipart/related; type="application/dicom"; boundary=', content_type)
             body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -167,6 +172,9 @@ def test_a_result_goes_by_stow_rs_where_the_pacs_has_a_dicomweb_url(
     clinic.pacs_send, clinic.pacs_dicomweb_url = Organization.PacsSending.ON_CONFIRM, root
     clinic.full_clean()
     clinic.save()
+    set_outgoing_authorization(
+        organization=clinic, destination="pacs", header="Basic dGVzc2VyYTpwYWNz"
+    )  # the PACS's user and password
     result, clinician = analysed(clinic, make_user, study="11")
     with django_capture_on_commit_callbacks(execute=True):
         record_feedback(result=result, kind="confirm", given_by=clinician)

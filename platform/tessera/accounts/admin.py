@@ -18,7 +18,11 @@ from tessera.accounts.models import ApiToken, Membership, Organization, Role
 from tessera.accounts.permissions import administered_organizations
 from tessera.accounts.policy import TRANSCRIPT_AFFECT_HELP, Analysis
 from tessera.accounts.selectors import organization_of, scoped_to
-from tessera.accounts.services import set_membership, sync_staff_status
+from tessera.accounts.services import (
+    set_membership,
+    set_outgoing_authorization,
+    sync_staff_status,
+)
 
 
 class PermissionsFromMay:
@@ -95,6 +99,21 @@ def _https_unless_said(field, **kwargs):
     return field.formfield(**kwargs)
 
 
+FORGET = "-"
+
+
+def _credentials_field(where: str) -> forms.CharField:
+    return forms.CharField(
+        label=f"{where} Authorization header",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=f"What Tessera sends as the Authorization header to the {where}, e.g. "
+        "“Bearer eyJ…” or “Basic dXNlcjpwYXNz”. Kept encrypted and never shown again: leave "
+        f"empty to keep what is stored, type {FORGET} to forget it.",
+    )
+
+
 class OrganizationForm(forms.ModelForm):
     allowed_analyses = forms.MultipleChoiceField(
         choices=Analysis.choices,
@@ -103,6 +122,15 @@ class OrganizationForm(forms.ModelForm):
         help_text="Analyses the law forbids for this organization are refused on save. "
         + TRANSCRIPT_AFFECT_HELP,
     )
+    pacs_dicomweb_credentials = _credentials_field("PACS DICOMweb")
+    fhir_server_credentials = _credentials_field("FHIR server")
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("pacs_dicomweb_credentials", "fhir_server_credentials"):
+            if any(character in cleaned.get(name, "") for character in "\r\n"):
+                self.add_error(name, "An Authorization header is one line.")
+        return cleaned
 
     class Meta:
         model = Organization
@@ -123,7 +151,9 @@ class OrganizationForm(forms.ModelForm):
             "pacs_host",
             "pacs_port",
             "pacs_dicomweb_url",
+            "pacs_dicomweb_credentials",
             "fhir_server_url",
+            "fhir_server_credentials",
             "needs_person_below",
         ]
 
@@ -151,6 +181,19 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        for destination, name in (
+            ("pacs", "pacs_dicomweb_credentials"),
+            ("fhir", "fhir_server_credentials"),
+        ):
+            if typed := form.cleaned_data.get(name):
+                set_outgoing_authorization(
+                    organization=obj,
+                    destination=destination,
+                    header="" if typed == FORGET else typed,
+                )
 
 
 @admin.register(Membership)

@@ -4,7 +4,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from tessera.accounts.policy import Analysis, OrganizationKind, default_policy, prohibition
+from tessera.sealing import unseal
 from tessera.text import ae_title, printable_name
+
+CREDENTIALS = b"outgoing-credentials"  # what tessera.sealing seals an organization's secrets for
 
 jurisdiction_code = RegexValidator(
     r"^[A-Z]{2}$", "Use a two-letter code such as EU, US or GB (capital letters)."
@@ -100,12 +103,22 @@ class Organization(models.Model):
     pacs_port = models.PositiveIntegerField(
         "PACS port", null=True, blank=True, validators=[MaxValueValidator(65535)]
     )
+    pacs_dicomweb_authorization = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Sealed (tessera.sealing): the Authorization header sent with STOW-RS.",
+    )
     fhir_server_url = models.URLField(
         "FHIR server URL",
         blank=True,
         help_text="The base of the EHR's FHIR R4 server: each result goes to it as a transaction "
         "Bundle (the patient, matched by MRN, and a DiagnosticReport with its PDF), when the "
         "analysis is done, confirmed and corrected. Empty: nothing is sent.",
+    )
+    fhir_server_authorization = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Sealed (tessera.sealing): the Authorization header sent to the FHIR server.",
     )
     require_two_factor_for_clinicians = models.BooleanField(
         "clinicians must use two-factor sign-in",
@@ -133,6 +146,11 @@ class Organization(models.Model):
         if self._state.adding and not self.allowed_analyses:
             self.allowed_analyses = default_policy(kind=self.kind, jurisdiction=self.jurisdiction)
         super().save(*args, **kwargs)
+
+    def outgoing_authorization(self, destination: str) -> str:
+        """The Authorization header to send to `destination` ("pacs" or "fhir"), or ""."""
+        sealed = {"pacs": self.pacs_dicomweb_authorization, "fhir": self.fhir_server_authorization}
+        return unseal(sealed[destination], purpose=CREDENTIALS) if sealed[destination] else ""
 
     def clean(self) -> None:
         if self.pacs_send != self.PacsSending.NEVER and not (

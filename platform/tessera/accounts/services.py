@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from tessera.accounts.models import ApiToken, Membership, Organization, Role
+from tessera.accounts.models import CREDENTIALS, ApiToken, Membership, Organization, Role
 from tessera.accounts.policy import OrganizationKind
+from tessera.sealing import seal
 
 TOKEN_PREFIX = "tsr_"
 LAST_USE_PRECISION = timedelta(minutes=1)  # how exactly a token's last use is kept
@@ -145,3 +146,19 @@ def authenticate_api_token(*, key: str) -> ApiToken | None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USE_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def set_outgoing_authorization(
+    *, organization: Organization, destination: str, header: str
+) -> Organization:
+    """Keep, sealed, the Authorization header sent to the organization's `destination` ("pacs":
+    its DICOMweb STOW-RS; "fhir": its FHIR server), e.g. "Bearer eyJ…"; "" forgets it."""
+    field = {"pacs": "pacs_dicomweb_authorization", "fhir": "fhir_server_authorization"}[
+        destination
+    ]
+    header = header.strip()
+    if any(character in header for character in "\r\n"):
+        raise ValidationError("an Authorization header is one line")
+    setattr(organization, field, seal(header, purpose=CREDENTIALS) if header else "")
+    organization.save(update_fields=[field])
+    return organization

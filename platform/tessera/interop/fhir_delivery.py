@@ -11,7 +11,7 @@ import json
 from django.utils import timezone
 
 from tessera.fhir import FHIR_JSON, presented_form, transaction_bundle
-from tessera.interop.outbound_http import post
+from tessera.interop.outbound_http import outgoing_authorization, post
 from tessera.jobs.models import ResultDelivery
 from tessera.records.kinds import subject_of
 from tessera.refusals import RefusalCode, Refused
@@ -39,6 +39,7 @@ def send_to_fhir_server(delivery: ResultDelivery) -> tuple[list[str], str]:
         body=bundle.model_dump_json(exclude_none=True).encode(),
         content_type=FHIR_JSON,
         accept=FHIR_JSON,
+        authorization=outgoing_authorization(delivery.result.organization, "fhir"),
     )
     if answer.status is None:
         return [], f"the FHIR server ({url}) could not be reached: {answer.unreachable}"

@@ -13,7 +13,7 @@ import pydicom
 from django.conf import settings
 from pynetdicom import AE
 
-from tessera.interop.outbound_http import post
+from tessera.interop.outbound_http import outgoing_authorization, post
 from tessera.interop.pacs_objects import pacs_objects
 from tessera.jobs.models import ResultDelivery
 
@@ -30,7 +30,8 @@ def send_to_pacs(delivery: ResultDelivery) -> tuple[list[str], str]:
     organization = delivery.result.organization
     objects = pacs_objects(result=delivery.result)
     if organization.pacs_dicomweb_url:
-        return _stow_rs(organization.pacs_dicomweb_url, objects)
+        authorization = outgoing_authorization(organization, "pacs")
+        return _stow_rs(organization.pacs_dicomweb_url, objects, authorization=authorization)
     return _c_store(organization, objects)
 
 
@@ -61,7 +62,9 @@ def _c_store(organization, objects: list[pydicom.Dataset]) -> tuple[list[str], s
     return sent, ""
 
 
-def _stow_rs(root: str, objects: list[pydicom.Dataset]) -> tuple[list[str], str]:
+def _stow_rs(
+    root: str, objects: list[pydicom.Dataset], *, authorization: str
+) -> tuple[list[str], str]:
     url = f"{root.rstrip('/')}/studies"
     boundary = secrets.token_hex(16)
     body = b"".join(
@@ -76,6 +79,7 @@ def _stow_rs(root: str, objects: list[pydicom.Dataset]) -> tuple[list[str], str]
         body=body,
         content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
         accept="application/dicom+json",
+        authorization=authorization,
     )
     if answer.status is None:
         return [], f"the PACS ({url}) could not be reached: {answer.unreachable}"
