@@ -125,6 +125,15 @@ class OrganizationForm(forms.ModelForm):
     pacs_dicomweb_credentials = _credentials_field("PACS DICOMweb")
     fhir_server_credentials = _credentials_field("FHIR server")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, sealed in (
+            ("pacs_dicomweb_credentials", "pacs_dicomweb_authorization"),
+            ("fhir_server_credentials", "fhir_server_authorization"),
+        ):
+            if name in self.fields and getattr(self.instance, sealed, ""):
+                self.fields[name].widget.attrs["placeholder"] = "one is kept (hidden)"
+
     def clean(self):
         cleaned = super().clean()
         for name in ("pacs_dicomweb_credentials", "fhir_server_credentials"):
