@@ -3,7 +3,8 @@
 - OpenTelemetry traces (TESSERA_OTEL_ENDPOINT, an OTLP/HTTP collector's base URL): Django's
   requests, Celery's tasks and psycopg's queries, as service TESSERA_OTEL_SERVICE. A span keeps
   a request's path (ids, never names) but no query string (a search may name a person); a query
-  keeps its statement with placeholders, never its parameters.
+  keeps its statement with placeholders, never its parameters; an exception keeps its type and
+  stack, not its message.
 - Sentry (TESSERA_SENTRY_DSN): errors with their stack, never local variables, request bodies,
   query strings, cookies, the user, the command line, or the exception's message (which may
   quote what was typed).
@@ -11,6 +12,7 @@
 Both start once per process: the web (tessera.wsgi) and each worker (tessera.celery)."""
 
 import logging
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -20,6 +22,8 @@ REDACTED = "(redacted)"
 # span attributes that carry a request's URL: kept without their query string
 URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
 QUERY_ATTRIBUTES = ("url.query",)
+# a traceback's "SomeError: what it said" lines (its own and those it was raised from)
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*): .*$", re.MULTILINE)
 KEPT_HEADERS = {"user-agent", "x-request-id", "content-type", "content-length"}
 _started = False
 
@@ -48,12 +52,13 @@ def _start_tracing() -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
     class ScrubbingExporter(SpanExporter):
         """Hands the collector each span with its URLs cut before the query string (the
-        instrumentations set them at any point of the span's life)."""
+        instrumentations set them at any point of the span's life) and its exceptions without
+        their messages."""
 
         def __init__(self, exporter: SpanExporter) -> None:
             self.exporter = exporter
@@ -66,6 +71,14 @@ def _start_tracing() -> None:
 
         def force_flush(self, timeout_millis: int = 30000) -> bool:
             return self.exporter.force_flush(timeout_millis)
+
+    def _event(event: Event) -> Event:
+        attributes = dict(event.attributes or {})
+        if "exception.message" in attributes:
+            attributes["exception.message"] = REDACTED
+        if isinstance(stack := attributes.get("exception.stacktrace"), str):
+            attributes["exception.stacktrace"] = EXCEPTION_LINE.sub(rf"\1: {REDACTED}", stack)
+        return Event(event.name, attributes, event.timestamp)
 
     def _scrubbed(span: ReadableSpan) -> ReadableSpan:
         attributes = dict(span.attributes or {})
@@ -81,7 +94,7 @@ def _start_tracing() -> None:
             parent=span.parent,
             resource=span.resource,
             attributes=attributes,
-            events=span.events,
+            events=[_event(event) for event in span.events],
             links=span.links,
             kind=span.kind,
             status=span.status,

@@ -33,6 +33,11 @@ assert Client().get("/healthz", {{"search": "{PHI_CANARY}"}}).status_code == 200
 if connection.vendor == "postgresql":
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s", ["{PHI_CANARY}"])
+with trace.get_tracer("test").start_as_current_span("a task that failed") as span:
+    try:
+        raise ValueError("no record for {PHI_CANARY}")
+    except ValueError as error:
+        span.record_exception(error)
 getattr(trace.get_tracer_provider(), "force_flush", lambda: None)()  # none when off
 """
 
@@ -110,7 +115,16 @@ def test_traces_reach_the_collector_without_a_query_string_or_a_querys_values(re
                     attributes = {a.key: a.value.string_value for a in span.attributes}
                     spans.append((span.name, attributes))
                     values += attributes.values()
+                    for event in span.events:
+                        said = {a.key: a.value.string_value for a in event.attributes}
+                        values += said.values()
+                        if event.name == "exception":
+                            assert said["exception.type"] == "ValueError"
+                            stack = said["exception.stacktrace"]
+                            assert stack.startswith("Traceback"), "the stack is kept"
+                            assert "ValueError: (redacted)" in stack, "its message is not"
     assert any("/healthz" in " ".join(attrs.values()) for _, attrs in spans), spans
+    assert "a task that failed" in [name for name, _ in spans]
     assert not [value for value in values if PHI_CANARY.split()[0] in value], values
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         statements = [attrs.get("db.statement", "") for _, attrs in spans]
