@@ -7,8 +7,8 @@ The folder's manifest.json holds each part's SHA-256 and every table's row count
 checks the parts before it touches anything, and the counts after. A restore goes into an
 empty installation only (no tables, no files), so it never mixes two. What is not in a backup
 are the secrets: the same SECRET_KEY, TESSERA_DEIDENTIFICATION_KEY and
-TESSERA_MEDIA_ENCRYPTION_KEYS must be set where it is restored (encrypted files and the sealed
-way back to the PACS open with them alone)."""
+TESSERA_MEDIA_ENCRYPTION_KEYS must be set where it is restored (encrypted files, the sealed way
+back to the PACS and the organizations' sealed credentials open with them alone)."""
 
 import hashlib
 import json
@@ -30,7 +30,9 @@ PARTS = {"media": "media.tar.gz", "models": "models.tar.gz"}
 
 
 class BackupError(Exception):
-    """What went wrong, in words; nothing of the installation was changed."""
+    """What went wrong, in words. A refused restore (a damaged backup, an installation that is
+    not empty, another database) has changed nothing; one whose counts differ afterwards says
+    which tables."""
 
 
 def back_up(*, to: Path) -> dict:
