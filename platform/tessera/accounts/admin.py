@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from tessera.accounts import two_factor
-from tessera.accounts.models import ApiToken, Membership, Organization, Role
+from tessera.accounts.models import ApiToken, Membership, Organization, Role, one_line_header
 from tessera.accounts.permissions import administered_organizations
 from tessera.accounts.policy import TRANSCRIPT_AFFECT_HELP, Analysis
 from tessera.accounts.selectors import organization_of, scoped_to
@@ -100,6 +100,8 @@ def _https_unless_said(field, **kwargs):
 
 
 FORGET = "-"
+# the form's field for each destination's Authorization header (Organization.AUTHORIZATION_FIELDS)
+CREDENTIAL_FIELDS = {"pacs": "pacs_dicomweb_credentials", "fhir": "fhir_server_credentials"}
 
 
 def _credentials_field(where: str) -> forms.CharField:
@@ -107,6 +109,7 @@ def _credentials_field(where: str) -> forms.CharField:
         label=f"{where} Authorization header",
         required=False,
         strip=True,
+        validators=[one_line_header],
         widget=forms.PasswordInput(render_value=False),
         help_text=f"What Tessera sends as the Authorization header to the {where}, e.g. "
         "“Bearer eyJ…” or “Basic dXNlcjpwYXNz”. Kept encrypted and never shown again: leave "
@@ -127,19 +130,10 @@ class OrganizationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        for name, sealed in (
-            ("pacs_dicomweb_credentials", "pacs_dicomweb_authorization"),
-            ("fhir_server_credentials", "fhir_server_authorization"),
-        ):
+        for destination, name in CREDENTIAL_FIELDS.items():
+            sealed = Organization.AUTHORIZATION_FIELDS[destination]
             if name in self.fields and getattr(self.instance, sealed, ""):
                 self.fields[name].widget.attrs["placeholder"] = "one is kept (hidden)"
-
-    def clean(self):
-        cleaned = super().clean()
-        for name in ("pacs_dicomweb_credentials", "fhir_server_credentials"):
-            if any(character in cleaned.get(name, "") for character in "\r\n"):
-                self.add_error(name, "An Authorization header is one line.")
-        return cleaned
 
     class Meta:
         model = Organization
@@ -193,10 +187,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        for destination, name in (
-            ("pacs", "pacs_dicomweb_credentials"),
-            ("fhir", "fhir_server_credentials"),
-        ):
+        for destination, name in CREDENTIAL_FIELDS.items():
             if typed := form.cleaned_data.get(name):
                 set_outgoing_authorization(
                     organization=obj,

@@ -9,6 +9,13 @@ from tessera.text import ae_title, printable_name
 
 CREDENTIALS = b"outgoing-credentials"  # what tessera.sealing seals an organization's secrets for
 
+
+def one_line_header(value: str) -> None:
+    """An HTTP header's value: a line break in it would start a header of the typist's own."""
+    if any(character in value for character in "\r\n"):
+        raise ValidationError("An Authorization header is one line.")
+
+
 jurisdiction_code = RegexValidator(
     r"^[A-Z]{2}$", "Use a two-letter code such as EU, US or GB (capital letters)."
 )
@@ -72,6 +79,12 @@ class Organization(models.Model):
         help_text="Which encounter an image from the PACS joins: the one that holds earlier "
         "images of its study (or of its order: same accession number), else a new one.",
     )
+
+    # where each destination's Authorization header is kept, sealed
+    AUTHORIZATION_FIELDS = {
+        "pacs": "pacs_dicomweb_authorization",
+        "fhir": "fhir_server_authorization",
+    }
 
     class PacsSending(models.TextChoices):
         NEVER = "never", "Never"
@@ -149,8 +162,8 @@ class Organization(models.Model):
 
     def outgoing_authorization(self, destination: str) -> str:
         """The Authorization header to send to `destination` ("pacs" or "fhir"), or ""."""
-        sealed = {"pacs": self.pacs_dicomweb_authorization, "fhir": self.fhir_server_authorization}
-        return unseal(sealed[destination], purpose=CREDENTIALS) if sealed[destination] else ""
+        sealed = getattr(self, self.AUTHORIZATION_FIELDS[destination])
+        return unseal(sealed, purpose=CREDENTIALS) if sealed else ""
 
     def clean(self) -> None:
         if self.pacs_send != self.PacsSending.NEVER and not (

@@ -10,7 +10,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from tessera.accounts.models import CREDENTIALS, ApiToken, Membership, Organization, Role
+from tessera.accounts.models import (
+    CREDENTIALS,
+    ApiToken,
+    Membership,
+    Organization,
+    Role,
+    one_line_header,
+)
 from tessera.accounts.policy import OrganizationKind
 from tessera.sealing import seal
 
@@ -153,12 +160,9 @@ def set_outgoing_authorization(
 ) -> Organization:
     """Keep, sealed, the Authorization header sent to the organization's `destination` ("pacs":
     its DICOMweb STOW-RS; "fhir": its FHIR server), e.g. "Bearer eyJ…"; "" forgets it."""
-    field = {"pacs": "pacs_dicomweb_authorization", "fhir": "fhir_server_authorization"}[
-        destination
-    ]
+    field = Organization.AUTHORIZATION_FIELDS[destination]
     header = header.strip()
-    if any(character in header for character in "\r\n"):
-        raise ValidationError("an Authorization header is one line")
+    one_line_header(header)
     setattr(organization, field, seal(header, purpose=CREDENTIALS) if header else "")
     organization.save(update_fields=[field])
     return organization

@@ -93,18 +93,10 @@ class DatabaseCollector(Collector):
             "tessera_job_stage_seconds", "Each job's time in a stage.", labels=["stage"]
         )
         for stage in STAGES:
+            rows = AnalysisJob.objects.filter(timings__has_key=str(stage))
             value = Cast(KT(f"timings__{stage}"), FloatField())
-            counts = AnalysisJob.objects.filter(timings__has_key=str(stage)).aggregate(
-                count=Count("pk"),
-                total=Sum(value),
-                **{
-                    f"le{number}": Count("pk", filter=Q(**{f"timings__{stage}__lte": bound}))
-                    for number, bound in enumerate(STAGE_BUCKETS)
-                },
-            )
-            family.add_metric(
-                [str(stage)], _buckets(counts, STAGE_BUCKETS), sum_value=counts["total"] or 0.0
-            )
+            buckets, total = _bucket_counts(rows.annotate(value=value), STAGE_BUCKETS)
+            family.add_metric([str(stage)], buckets, sum_value=total)
         return family
 
     def _failures(self) -> GaugeMetricFamily:
@@ -133,20 +125,28 @@ class DatabaseCollector(Collector):
 
 
 def _histogram(name, documentation, rows, value, bounds, *, within=None, total=None):
-    within = within or (lambda bound: Q(**{"value__lte": bound}))
+    """A histogram without labels of `value` (an expression) over `rows`."""
     if value is not None:
         rows = rows.annotate(value=value)
+    buckets, sum_value = _bucket_counts(rows, bounds, within=within, total=total)
+    family = HistogramMetricFamily(name, documentation)
+    family.add_metric([], buckets, sum_value=sum_value)
+    return family
+
+
+def _bucket_counts(rows, bounds, *, within=None, total=None) -> tuple[list, float]:
+    """One aggregate query: how many `rows` lie within each bound (by default their annotated
+    `value` at most the bound), and the sum (by default of `value`, in seconds if a duration)."""
+    within = within or (lambda bound: Q(value__lte=bound))
     counts = rows.aggregate(
         count=Count("pk"),
         total=total if total is not None else Sum("value"),
         **{f"le{number}": Count("pk", filter=within(bound)) for number, bound in enumerate(bounds)},
     )
-    total_value = counts["total"] or 0.0
-    if isinstance(total_value, timedelta):
-        total_value = total_value.total_seconds()
-    family = HistogramMetricFamily(name, documentation)
-    family.add_metric([], _buckets(counts, bounds), sum_value=total_value)
-    return family
+    sum_value = counts["total"] or 0.0
+    if isinstance(sum_value, timedelta):
+        sum_value = sum_value.total_seconds()
+    return _buckets(counts, bounds), sum_value
 
 
 def _buckets(counts: dict, bounds) -> list[tuple[str, int]]:
