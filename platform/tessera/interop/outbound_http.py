@@ -1,8 +1,8 @@
 """One HTTP POST to an organization's system (its PACS's STOW-RS, its FHIR server), as the
-delivery workers make it: no redirects followed (a redirect could carry a patient's result to a
-host nobody configured), a timeout (TESSERA_DELIVERY_TIMEOUT_SECONDS), and an answer in words
-when the system cannot be reached; with the Authorization header the organization keeps for
-it, sealed (accounts: set_outgoing_authorization)."""
+delivery workers make it: no redirects followed (tessera.http_client), a timeout
+(TESSERA_DELIVERY_TIMEOUT_SECONDS), an answer in words when the system cannot be reached, and
+the Authorization header the organization keeps for it, sealed (accounts:
+set_outgoing_authorization)."""
 
 import urllib.error
 import urllib.request
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from tessera.accounts.models import Organization
+from tessera.http_client import NO_REDIRECTS
 from tessera.refusals import RefusalCode, Refused
 from tessera.sealing import SealBroken
 
@@ -25,14 +26,6 @@ class Answer:
     unreachable: str = ""  # why there was no answer
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def post(url: str, *, body: bytes, content_type: str, accept: str, authorization: str) -> Answer:
     """POST `body`; `authorization`: the Authorization header the system asked for, or ""."""
     headers = {"Content-Type": content_type, "Accept": accept, "User-Agent": USER_AGENT}
@@ -40,7 +33,9 @@ def post(url: str, *, body: bytes, content_type: str, accept: str, authorization
         headers["Authorization"] = authorization
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with _opener.open(request, timeout=settings.TESSERA_DELIVERY_TIMEOUT_SECONDS) as answer:
+        with NO_REDIRECTS.open(
+            request, timeout=settings.TESSERA_DELIVERY_TIMEOUT_SECONDS
+        ) as answer:
             return Answer(answer.status, answer.read(ANSWER_LIMIT))
     except urllib.error.HTTPError as error:
         return Answer(error.code, error.read(ANSWER_LIMIT))

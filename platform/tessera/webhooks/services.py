@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from tessera.accounts.models import Organization
 from tessera.celery import TaskName, enqueue
+from tessera.http_client import NO_REDIRECTS
 from tessera.webhooks.models import (
     DeliveryStatus,
     Event,
@@ -176,17 +177,6 @@ def _finish(
     )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A receiver that redirects is answered as failed: following it could send the signed
-    payload to a host nobody subscribed."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     """(HTTP status, "") when the receiver answered, (None, why) when it could not be reached.
     The receiver's body is never read into the log: it is not ours to keep."""
@@ -207,7 +197,9 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         },
     )
     try:
-        with _opener.open(request, timeout=settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS) as response:
+        with NO_REDIRECTS.open(
+            request, timeout=settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
             return response.status, ""
     except urllib.error.HTTPError as error:
         return error.code, ""
