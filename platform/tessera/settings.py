@@ -195,6 +195,15 @@ STORAGES = {
 }
 # Media is never served from a public URL: downloads go through views that check permission.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))).resolve()
+# Where media, reports, the feature cache and model bundles live (tessera.storage): "local"
+# (MEDIA_ROOT, TESSERA_FEATURE_CACHE, MLCORE_MODELS_DIR) or "s3", one S3-compatible bucket that
+# every host shares (MLCORE_MODELS_DIR then keeps this host's copy of the bundles it serves).
+# The bucket's settings are django-storages' own; credentials come from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, or the host's role, as boto3 finds them.
+TESSERA_STORAGE = env.str("TESSERA_STORAGE", default="local")
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)  # MinIO, Ceph, moto…
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
 
 # Uploads: every entry point validates against these before anything is stored.
 TESSERA_MAX_UPLOAD_BYTES = env.int("TESSERA_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)

@@ -2,6 +2,7 @@
 teacher of a school: who gets 2xx, who 403 (a member whose role may not), who 404 (an object of
 an organization they do not belong to), and who 400 (a create that names such an object)."""
 
+import hashlib
 import io
 import re
 import zipfile
@@ -22,8 +23,8 @@ from tessera.records.services import (
     create_patient,
     create_student,
 )
+from tessera.records.storage import content_store
 from tessera.reports.models import Report, ReportStatus
-from tessera.reports.selectors import report_file
 from tessera.tutoring.services import library_in_effect
 from tessera.webhooks.models import WebhookDelivery, WebhookSubscription
 from tessera.webhooks.services import create_subscription, send_ping
@@ -118,10 +119,8 @@ def world(people, clinic, school, make_user) -> World:
         subject_key=patient.subject_key,
         period_end=WHEN.date(),
         status=ReportStatus.READY,
-        file_path="reports/role-walk.pdf",
+        file_path=stored_pdf(b"%PDF-1.4 a report"),
     )
-    report_file(report).parent.mkdir(parents=True, exist_ok=True)
-    report_file(report).write_bytes(b"%PDF-1.4 a report")
     return World(
         clinic=clinic.pk,
         patient=patient.pk,
@@ -359,3 +358,10 @@ def test_outsiders_changed_nothing(users, world):
     assert AnalysisJob.objects.get(pk=world.queued_job).status == JobStatus.QUEUED
     assert Membership.objects.filter(pk=world.viewer_membership).exists()
     assert Report.objects.count() == 1, "no report asked in an outsider's name"
+
+
+def stored_pdf(pdf: bytes) -> str:
+    """A PDF in the content store, as a rendered report's; returns its file_path."""
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    content_store().save(io.BytesIO(pdf), sha256=sha256)
+    return content_store().relative_path(sha256)

@@ -462,6 +462,7 @@ def test_cached_features_keep_the_sentences_of_the_text_and_the_transcript(tmp_p
 
     from mlcore.data import Features
     from tessera.jobs.features import _load, _save
+    from tessera.storage import LocalBlobStore
 
     features = Features(
         text_ids=np.array([101, 7, 102]),
@@ -470,8 +471,10 @@ def test_cached_features_keep_the_sentences_of_the_text_and_the_transcript(tmp_p
         spoken_sentences=[("I give up.", 1, 2), ("Fine.", 2, 3)],
         facts={"text_language": "en"},
     )
-    _save(features, tmp_path / "case.npz")
-    again = _load(tmp_path / "case.npz")
+    cache = LocalBlobStore(tmp_path)
+    _save(features, cache=cache, name="case.npz")
+    with cache.open("case.npz") as stored:
+        again = _load(stored)
     assert again.sentences == features.sentences
     assert again.spoken_sentences == features.spoken_sentences
     assert again.speech_ids.tolist() == features.speech_ids.tolist()

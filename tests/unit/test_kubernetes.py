@@ -4,6 +4,8 @@ code: the probes' paths answer, the workers' queues are Tessera's and each has a
 commands are manage.py's, every environment variable is a setting, beat is one and never two,
 and the GPU autoscaler's backlog query runs against the real tables."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -20,6 +22,11 @@ BASE = REPO / "deploy" / "kubernetes" / "base"
 OVERLAY = REPO / "deploy" / "kubernetes" / "overlays" / "production"
 SETTINGS_SOURCES = [REPO / "platform" / "tessera" / "settings.py", *REPO.glob("mlcore/**/*.py")]
 KEDA = "keda.sh/v1alpha1"  # a custom resource: Kubernetes' schemas do not know it
+# read from the environment by boto3 itself, not by a setting
+BOTO3_ENVIRONMENT = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+needs_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl (its kustomize) is not installed"
+)
 
 
 def documents() -> list[dict]:
@@ -132,3 +139,58 @@ def test_the_commands_exist_and_every_environment_variable_is_a_setting():
         named |= set(document["stringData"])
     unread = sorted(name for name in named if f'"{name}"' not in read)
     assert not unread, f"set in the manifests but read by no setting: {unread}"
+
+
+def rendered(overlay: str, tmp_path: Path) -> list[dict]:
+    """`kubectl kustomize` of an overlay, in a copy given the secret files that a real one keeps
+    out of the repository."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(REPO / "deploy" / "kubernetes", copy)
+    for kustomization in copy.glob("overlays/*/kustomization.yaml"):
+        for generator in yaml.safe_load(kustomization.read_text()).get("secretGenerator", []):
+            for entry in generator["files"]:
+                secret = kustomization.parent / entry.split("=", 1)[1]
+                secret.parent.mkdir(parents=True, exist_ok=True)
+                secret.write_text("not-a-real-secret")
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(copy / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(done.stdout))
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["production", "production-s3"])
+def test_each_overlay_builds_into_valid_manifests(overlay, tmp_path):
+    built = rendered(overlay, tmp_path)
+    version = kubernetes_validate.latest_version()
+    for document in built:
+        if document["apiVersion"] != KEDA:
+            kubernetes_validate.validate(document, version, strict=True)
+    assert {document["metadata"].get("namespace") for document in built} == {"tessera"}
+
+
+@needs_kubectl
+def test_with_the_s3_component_files_live_in_the_bucket_and_no_volume_is_shared(tmp_path):
+    built = rendered("production-s3", tmp_path)
+    [config] = [document for document in built if document["kind"] == "ConfigMap"]
+    assert config["data"]["TESSERA_STORAGE"] == "s3"
+    [secret] = [document for document in built if document["kind"] == "Secret"]
+    assert set(secret["data"]) >= BOTO3_ENVIRONMENT
+    assert {"SECRET_KEY", "DATABASE_URL"} <= set(secret["data"]), "merged into, not replaced"
+    assert not [document for document in built if document["kind"] == "PersistentVolumeClaim"]
+    read = "\n".join(path.read_text() for path in SETTINGS_SOURCES)
+    unread = sorted(name for name in config["data"] if f'"{name}"' not in read)
+    assert not unread, f"set by the component but read by no setting: {unread}"
+    for document in built:
+        if document["kind"] != "Deployment":
+            continue
+        pod = document["spec"]["template"]["spec"]
+        assert all("persistentVolumeClaim" not in volume for volume in pod.get("volumes", []))
+        for container in pod["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] == "models":  # each pod fetches the bundles it serves there
+                    assert not mount.get("readOnly"), document["metadata"]["name"]

@@ -38,9 +38,9 @@ def history(clinic, admin, dicom_bytes, clinic_model, settings):
     image = add_media(attached_to=visit, kind=MediaKind.DICOM, file=upload(dicom_bytes))
     result = finished(visit, clinic_model)
     settings.TESSERA_FEATURE_CACHE.mkdir(parents=True, exist_ok=True)
-    from tessera.jobs.features import cache_key
+    from tessera.jobs.features import cache_name
 
-    cached = settings.TESSERA_FEATURE_CACHE / f"{cache_key(result.job)}.npz"
+    cached = settings.TESSERA_FEATURE_CACHE / cache_name(result.job)
     cached.write_bytes(b"features")
     report = request_report(organization=clinic, requested_by=admin, subject=patient)
     render_report(report_id=report.pk)

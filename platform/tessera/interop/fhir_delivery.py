@@ -14,9 +14,10 @@ from tessera.fhir import FHIR_JSON, presented_form, transaction_bundle
 from tessera.interop.outbound_http import outgoing_authorization, post
 from tessera.jobs.models import ResultDelivery
 from tessera.records.kinds import subject_of
+from tessera.records.storage import StoredContentCorrupted
 from tessera.refusals import RefusalCode, Refused
 from tessera.reports.models import Report, ReportStatus
-from tessera.reports.selectors import report_file
+from tessera.reports.selectors import open_report
 
 
 def send_to_fhir_server(delivery: ResultDelivery) -> tuple[list[str], str]:
@@ -29,9 +30,15 @@ def send_to_fhir_server(delivery: ResultDelivery) -> tuple[list[str], str]:
         )
     if report.status != ReportStatus.READY:
         return [], "the PDF report is still being rendered"
-    pdf = presented_form(
-        title=report.filename, created=report.finished_at, pdf=report_file(report).read_bytes()
-    )
+    try:
+        with open_report(report) as stored:
+            pdf = presented_form(
+                title=report.filename, created=report.finished_at, pdf=stored.read()
+            )
+    except StoredContentCorrupted as error:
+        raise Refused(
+            "the PDF report's file is missing or damaged", code=RefusalCode.NO_REPORT
+        ) from error
     bundle = transaction_bundle(delivery.result, presented=[pdf])
     url = delivery.result.organization.fhir_server_url.rstrip("/")
     answer = post(

@@ -40,6 +40,7 @@ from tessera.accounts.policy import OrganizationKind
 from tessera.jobs.models import ModelVersion
 from tessera.jobs.selectors import active_model_version
 from tessera.jobs.services import json_safe, promote_model_version
+from tessera.storage import local_bundle, publish_bundle
 
 # The demo's cases, for training and for the seeded people alike: a seeded case drawn at another
 # size would be, rightly, unlike the training data.
@@ -167,7 +168,7 @@ def ensure_demo_models(
     created = []
     for demo in DEMO:
         kind, name = demo.serves, demo.name
-        bundle = Path(settings.MLCORE_MODELS_DIR) / name
+        bundle = local_bundle(name)  # from the bucket, where another host trained it
         if ModelVersion.objects.filter(name=name).exists() and (bundle / "config.json").is_file():
             continue
         log(f"Training the demo {kind} model from {cases} synthetic cases (once)…")
@@ -202,6 +203,7 @@ def ensure_demo_models(
             if demo.pointing_game:
                 result.metrics["pointing_game"] = _pointing_game(result.model, test, manifest)
         save_bundle(bundle, result.model, metrics=result.metrics, history=result.history)
+        publish_bundle(name)
         version, _ = ModelVersion.objects.update_or_create(
             name=name,
             defaults={

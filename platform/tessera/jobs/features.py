@@ -1,20 +1,17 @@
-"""A job's inputs as mlcore features, cached on disk by content: the same files preprocessed
-for the same model version are decoded once.
+"""A job's inputs as mlcore features, cached by content (on disk or in the bucket, see
+tessera.storage): the same files preprocessed for the same model version are decoded once.
 
 A recording is two inputs: its sound (`audio`) and what it says (`speech_text`, its
 transcript). The job's `left_out` may keep the sound out (then it is never read) and the
 transcript out of the affect estimate (then the model's emotion head does not see it)."""
 
 import hashlib
-import io
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from django.conf import settings
 
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor
@@ -32,6 +29,7 @@ from tessera.records.models import (
 )
 from tessera.records.selectors import transcript_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
+from tessera.storage import BlobStore, blob_store
 
 
 class ModelUnavailable(Exception):
@@ -149,8 +147,9 @@ def cache_key(job: AnalysisJob) -> str:
     return digest.hexdigest()
 
 
-def cache_path(job: AnalysisJob) -> Path:
-    return Path(settings.TESSERA_FEATURE_CACHE) / f"{cache_key(job)}.npz"
+def cache_name(job: AnalysisJob) -> str:
+    """The job's features' name in the feature cache (tessera.storage's `features`)."""
+    return f"{cache_key(job)}.npz"
 
 
 def prepare(job: AnalysisJob) -> Features:
@@ -162,17 +161,18 @@ def prepare(job: AnalysisJob) -> Features:
     if job.media.filter(encrypted=True).exists():
         features = _preprocessor(job)(case_for(job))
     else:
-        path = cache_path(job)
-        if path.is_file():
-            features = _load(path)
-        else:
+        cache, name = blob_store("features"), cache_name(job)
+        try:
+            with cache.open(name) as stored:
+                features = _load(stored)
+        except FileNotFoundError:
             features = _preprocessor(job)(case_for(job))
-            _save(features, path)
+            _save(features, cache=cache, name=name)
     features.withheld = withheld_from(job)
     return features
 
 
-def _save(features: Features, path: Path) -> None:
+def _save(features: Features, *, cache: BlobStore, name: str) -> None:
     arrays = {
         name: value
         for name, value in (
@@ -188,17 +188,12 @@ def _save(features: Features, path: Path) -> None:
     for spans in ("sentences", "spoken_sentences"):
         if getattr(features, spans):
             arrays[spans] = np.array(json.dumps(getattr(features, spans)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-    with os.fdopen(handle, "wb") as out:
-        out.write(buffer.getvalue())
-    os.replace(temporary, path)  # readers never see half a file
+    with cache.writer(name) as out:  # readers never see half a file
+        np.savez(out, **arrays)
 
 
-def _load(path: Path) -> Features:
-    with np.load(path) as stored:
+def _load(file: BinaryIO) -> Features:
+    with np.load(file) as stored:
         return Features(
             image=stored.get("image"),
             text_ids=stored.get("text_ids"),

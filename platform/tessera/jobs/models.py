@@ -20,6 +20,7 @@ from tessera.accounts.models import Organization
 from tessera.accounts.policy import OrganizationKind
 from tessera.records.kinds import subject_of
 from tessera.records.models import MediaAsset, SubjectKey, VisitKey
+from tessera.storage import local_bundle
 from tessera.tutoring.models import LibraryVersion
 
 SYNTHETIC_NOTICE = "Demo model trained on synthetic data: no clinical or educational validity."
@@ -68,7 +69,9 @@ class ModelVersion(models.Model):
 
     @property
     def bundle_dir(self) -> Path:
-        return Path(settings.MLCORE_MODELS_DIR) / self.bundle_path
+        """The bundle's directory on this host (fetched from the bucket the first time, where
+        the installation keeps its files in one)."""
+        return local_bundle(self.bundle_path)
 
 
 class JobStatus(models.TextChoices):

@@ -42,6 +42,7 @@ from tessera.jobs.services import (
 )
 from tessera.records.kinds import TO_VISITS, kind_for, level_of, subject_of, topic_of, visit_of
 from tessera.refusals import RefusalCode, Refused
+from tessera.storage import publish_bundle
 from tessera.tutoring.selectors import head_in_use
 from tessera.tutoring.services import library_in_effect, record_head
 
@@ -198,6 +199,7 @@ def _train_model(run: TrainingRun) -> tuple[bool, str]:
         base.model, test_features, test_cases, pad_id=preprocessor.pad_id, device=device
     )
     save_bundle(bundle_dir, result.model, metrics=result.metrics, history=result.history)
+    publish_bundle(name)  # before its version exists, so no host looks for it in vain
     run.metrics = json_safe(
         {
             **run.metrics,

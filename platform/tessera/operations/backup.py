@@ -1,7 +1,8 @@
 """A whole installation backed up into one folder and restored into an empty one: the database
 (SQLite's online backup, or PostgreSQL's pg_dump in its custom format) and the files (media:
 uploads, originals and reports, encrypted or not, exactly as stored; the model bundles, where
-versions trained from feedback live). The feature cache is left out: it is made again.
+versions trained from feedback live), from this host's disk or from the bucket (tessera.storage)
+and back into either. The feature cache is left out: it is made again.
 
 The folder's manifest.json holds each part's SHA-256 and every table's row count: a restore
 checks the parts before it touches anything, and the counts after. A restore goes into an
@@ -17,12 +18,14 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+
+from tessera.storage import BlobStore, blob_store
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -52,7 +55,7 @@ def back_up(*, to: Path) -> dict:
         archive = to / name
         manifest["files"][part] = {
             "file": name,
-            "count": _archive(_root(part), archive),
+            "count": _archive(blob_store(part), archive),
             "sha256": _sha(archive),
         }
     (to / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -66,25 +69,18 @@ def restore(*, source: Path) -> dict:
     _refuse_unless_empty()
     _restore_database(source / manifest["database"]["file"])
     for part, entry in manifest["files"].items():
-        root = _root(part)
-        root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(source / entry["file"]) as archive:
-            archive.extractall(root, filter="data")  # nothing outside root, no devices
+        _extract(source / entry["file"], blob_store(part))
     with connection.cursor() as cursor:
         found = _row_counts(cursor)
     if found != manifest["rows"]:
         differing = sorted(t for t in manifest["rows"] if found.get(t) != manifest["rows"][t])
         raise BackupError(f"the restored database differs from the backup in {differing}")
     for part, entry in manifest["files"].items():
-        if _count_files(_root(part)) != entry["count"]:
+        if sum(1 for _ in blob_store(part).names()) != entry["count"]:
             raise BackupError(
                 f"the restored {part} does not hold the backup's {entry['count']} files"
             )
     return manifest
-
-
-def _root(part: str) -> Path:
-    return Path(settings.MEDIA_ROOT if part == "media" else settings.MLCORE_MODELS_DIR)
 
 
 def _row_counts(cursor) -> dict[str, int]:
@@ -158,19 +154,32 @@ def _postgres(program: str, *args: str) -> None:
         raise BackupError(f"{program} failed: {done.stderr.strip()[-500:]}")
 
 
-def _archive(root: Path, archive: Path) -> int:
+def _archive(store: BlobStore, archive: Path) -> int:
+    """Every blob of `store` into the tar archive; returns how many."""
     count = 0
     with tarfile.open(archive, "w:gz") as tar:
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and not path.name.endswith(".partial"):
-                    tar.add(path, arcname=str(path.relative_to(root)))
-                    count += 1
+        for name in sorted(store.names()):
+            with store.open(name) as blob:
+                member = tarfile.TarInfo(name)
+                member.size = blob.seek(0, os.SEEK_END)
+                blob.seek(0)
+                tar.addfile(member, blob)
+            count += 1
     return count
 
 
-def _count_files(root: Path) -> int:
-    return sum(1 for path in root.rglob("*") if path.is_file()) if root.is_dir() else 0
+def _extract(archive: Path, store: BlobStore) -> None:
+    """Every regular file of the tar archive into `store`, under its name there; a name that
+    would leave the store (absolute, or with "..") is refused before anything is written."""
+    with tarfile.open(archive) as tar:
+        members = [member for member in tar.getmembers() if member.isfile()]
+        for member in members:
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts:
+                raise BackupError(f"{archive.name} holds a file outside its store: {member.name}")
+        for member in members:
+            with tar.extractfile(member) as source, store.writer(member.name) as out:
+                shutil.copyfileobj(source, out)
 
 
 def _checked_manifest(source: Path) -> dict:
@@ -200,9 +209,9 @@ def _refuse_unless_empty() -> None:
             f"a restore goes into an empty installation; this database has {len(tables)} tables"
         )
     for part in PARTS:
-        if files := _count_files(_root(part)):
+        if files := sum(1 for _ in blob_store(part).names()):
             raise BackupError(
-                f"a restore goes into an empty installation; its {part} folder holds {files} files"
+                f"a restore goes into an empty installation; its {part} store holds {files} files"
             )
 
 

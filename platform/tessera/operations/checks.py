@@ -5,8 +5,6 @@ team acts on, never a path or a password."""
 
 import dataclasses
 import os
-import tempfile
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -17,6 +15,7 @@ from kombu import Connection
 
 from mlcore.bundle_check import bundle_problem
 from tessera.jobs.selectors import serving_versions
+from tessera.storage import blob_store
 
 BROKER_TIMEOUT_SECONDS = 3
 
@@ -46,18 +45,14 @@ class Broker(HealthCheck):
 
 @dataclasses.dataclass
 class MediaStore(HealthCheck):
-    """Uploads and reports can be written where media live."""
+    """Uploads and reports can be written where media live (this host's disk, or the bucket)."""
 
     def run(self) -> None:
-        root = Path(settings.MEDIA_ROOT)
         try:
-            root.mkdir(parents=True, exist_ok=True)  # a new install has stored nothing yet
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".ready-"):
-                pass
-        except OSError as error:
-            raise ServiceUnavailable(
-                f"the media store cannot be written ({error.strerror or type(error).__name__})"
-            ) from error
+            blob_store("media").check_writable()
+        except Exception as error:  # OSError, or the bucket's (botocore's) own errors
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise ServiceUnavailable(f"the media store cannot be written ({reason})") from error
 
 
 @dataclasses.dataclass

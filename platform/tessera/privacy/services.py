@@ -5,7 +5,7 @@ cached features — leaving only the access log, which names them by id and reco
 import io
 import json
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
@@ -28,7 +28,8 @@ from tessera.records.models import MediaAsset
 from tessera.records.selectors import readable_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.reports.models import Report
-from tessera.reports.selectors import report_file
+from tessera.reports.selectors import report_sha256
+from tessera.storage import blob_store
 
 EXPORT_FORMAT = "tessera-subject-export/1"
 
@@ -88,14 +89,14 @@ def erasure_confirmed(subject: Subject, typed: str) -> bool:
 def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> dict[str, int]:
     """Delete the person and everything of theirs, and their files once the deletion commits
     (a stored file another record shares stays). Returns what was erased, by kind."""
-    from tessera.jobs.features import cache_path  # torch & co: not in every web process
+    from tessera.jobs.features import cache_name  # torch & co: not in every web process
 
     jobs = list(
         AnalysisJob.objects.filter(**{kind_of(subject).from_visit: subject}).select_related(
             "model_version", *TO_VISITS
         )
     )
-    cached = [cache_path(job) for job in jobs]
+    cached = [cache_name(job) for job in jobs]
     reports = list(_reports(subject))
     counts = {
         "visits": _visits(subject).count(),
@@ -109,12 +110,13 @@ def erase_subject(*, subject: Subject, erased_by: AbstractBaseUser | None) -> di
     return counts
 
 
-def _remove_files(cached: list[Path], reports: list[Report]) -> None:
-    for path in cached:
-        path.unlink(missing_ok=True)
+def _remove_files(cached: list[str], reports: list[Report]) -> None:
+    feature_cache = blob_store("features")
+    for name in cached:
+        feature_cache.delete(name)
     for report in reports:
         if report.file_path and not Report.objects.filter(file_path=report.file_path).exists():
-            report_file(report).unlink(missing_ok=True)
+            content_store().delete(report_sha256(report))
 
 
 def _visits(subject: Subject) -> QuerySet:
@@ -236,7 +238,11 @@ def _report(archive: zipfile.ZipFile, report: Report) -> dict:
         "created_at": report.created_at,
         "in_this_export": None,
     }
-    if report.file_path and report_file(report).is_file():
+    if report.file_path:
+        try:
+            with content_store().open(report_sha256(report)) as pdf:
+                archive.writestr(f"reports/{report.id}.pdf", pdf.read())
+        except StoredContentCorrupted:
+            return entry  # missing or damaged: said so (in_this_export: null), never shipped
         entry["in_this_export"] = f"reports/{report.id}.pdf"
-        archive.write(report_file(report), entry["in_this_export"])
     return entry

@@ -1,4 +1,4 @@
-"""Content-addressed media storage: a file's path is its sha256, so identical uploads are stored
+"""Content-addressed media storage: a file's name is its sha256, so identical uploads are stored
 once and a stored file can always be checked against its name.
 
 A file of an organization that encrypts media at rest is stored as Fernet tokens (one per
@@ -7,8 +7,6 @@ plaintext back, checked against the same sha256, and never see the difference.""
 
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import BinaryIO, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from tessera.storage import BlobStore, LocalBlobStore, blob_store
 
 ENCRYPTED_SUFFIX = ".fernet"
 # Fernet has no streaming mode; chunks keep memory bounded while encrypting a large upload.
@@ -39,8 +39,8 @@ class StoredMedia(Protocol):
 
 
 class ContentStore:
-    def __init__(self, root: Path, *, keys: list[str] = ()) -> None:
-        self.root = Path(root)
+    def __init__(self, blobs: BlobStore, *, keys: list[str] = ()) -> None:
+        self.blobs = blobs
         self._keys = list(keys)
 
     @cached_property
@@ -59,17 +59,20 @@ class ContentStore:
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{ENCRYPTED_SUFFIX if encrypted else ''}"
 
     def path(self, sha256: str, *, encrypted: bool = False) -> Path:
-        return self.root / self.relative_path(sha256, encrypted=encrypted)
+        """Where a stored file lies on this host's disk, with local storage only."""
+        if not isinstance(self.blobs, LocalBlobStore):
+            raise ImproperlyConfigured("media are kept in a bucket, not on this host's disk")
+        return self.blobs.path(self.relative_path(sha256, encrypted=encrypted))
 
     def exists(self, sha256: str, *, encrypted: bool = False) -> bool:
-        return self.path(sha256, encrypted=encrypted).is_file()
+        return self.blobs.exists(self.relative_path(sha256, encrypted=encrypted))
 
     def open(self, sha256: str, *, encrypted: bool = False) -> BinaryIO:
         """The stored file's content, opened for reading after it was checked against its hash
         (decrypted first, in memory, when it is stored encrypted). Raises
         StoredContentCorrupted."""
         try:
-            handle = self.path(sha256, encrypted=encrypted).open("rb")
+            handle = self.blobs.open(self.relative_path(sha256, encrypted=encrypted))
         except FileNotFoundError as error:
             raise StoredContentCorrupted(f"stored file {sha256} is missing") from error
         if encrypted:
@@ -99,31 +102,22 @@ class ContentStore:
         """Store `file` under `sha256` (as Fernet tokens when `encrypted`); return False when
         that content was already stored in that form.
 
-        The bytes go to a temporary file beside the target and are renamed into place only
-        after their hash checks out, so a crash never leaves a half-written file under a
-        content address.
+        The bytes are stored only once their hash checks out (see BlobStore.writer), so a crash
+        never leaves a half-written file under a content address.
         """
-        target = self.path(sha256, encrypted=encrypted)
-        if target.is_file():
+        name = self.relative_path(sha256, encrypted=encrypted)
+        if self.blobs.exists(name):
             return False
         cipher = self._cipher if encrypted else None
-        target.parent.mkdir(parents=True, exist_ok=True)
         file.seek(0)
         digest = hashlib.sha256()
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
-            with os.fdopen(handle, "wb") as out:
+            with self.blobs.writer(name) as out:
                 while chunk := file.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(cipher.encrypt(chunk) + b"\n" if cipher else chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != sha256:
-                raise StoredContentMismatch(f"content changed while storing {sha256}")
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+                if digest.hexdigest() != sha256:
+                    raise StoredContentMismatch(f"content changed while storing {sha256}")
         finally:
             file.seek(0)
         return True
@@ -131,21 +125,17 @@ class ContentStore:
     def rotate(self, sha256: str) -> None:
         """Re-encrypt a stored encrypted file under the first key (after a new key was put
         first), replacing it only once every token decrypted."""
-        source = self.path(sha256, encrypted=True)
-        if not source.is_file():
-            raise StoredContentCorrupted(f"stored file {sha256} is missing")
-        handle, temporary = tempfile.mkstemp(dir=source.parent, prefix=".incoming-")
+        name = self.relative_path(sha256, encrypted=True)
         try:
-            with os.fdopen(handle, "wb") as out, source.open("rb") as stored:
+            stored = self.blobs.open(name)
+        except FileNotFoundError as error:
+            raise StoredContentCorrupted(f"stored file {sha256} is missing") from error
+        try:
+            with stored, self.blobs.writer(name) as out:
                 for token in _tokens(stored):
                     out.write(self._cipher.rotate(token) + b"\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, source)
         except InvalidToken as error:
             raise StoredContentCorrupted(f"stored file {sha256} cannot be decrypted") from error
-        finally:
-            Path(temporary).unlink(missing_ok=True)
 
     def seal(self, plaintext: bytes) -> str:
         """A short text kept in the database encrypted like the files (a transcript)."""
@@ -161,7 +151,7 @@ class ContentStore:
             ) from error
 
     def delete(self, sha256: str, *, encrypted: bool = False) -> None:
-        self.path(sha256, encrypted=encrypted).unlink(missing_ok=True)
+        self.blobs.delete(self.relative_path(sha256, encrypted=encrypted))
 
     def _decrypted(self, handle: BinaryIO, *, sha256: str) -> BinaryIO:
         plaintext = io.BytesIO()
@@ -182,4 +172,4 @@ def _tokens(handle: BinaryIO) -> Iterator[bytes]:
 
 
 def content_store() -> ContentStore:
-    return ContentStore(settings.MEDIA_ROOT, keys=settings.TESSERA_MEDIA_ENCRYPTION_KEYS)
+    return ContentStore(blob_store("media"), keys=settings.TESSERA_MEDIA_ENCRYPTION_KEYS)

@@ -1,17 +1,24 @@
 """Reads of reports, for the pages and the API."""
 
-from pathlib import Path
+from pathlib import PurePosixPath
+from typing import BinaryIO
 
-from django.conf import settings
 from django.db.models import QuerySet
 
 from tessera.accounts.models import Organization
 from tessera.records.kinds import TO_SUBJECTS
+from tessera.records.storage import content_store
 from tessera.reports.models import Report, ReportSchedule
 
 
-def report_file(report: Report) -> Path:
-    return Path(settings.MEDIA_ROOT) / report.file_path
+def report_sha256(report: Report) -> str:
+    """The address of a rendered report's PDF in the content store (its file_path ends in it)."""
+    return PurePosixPath(report.file_path).name
+
+
+def open_report(report: Report) -> BinaryIO:
+    """A rendered report's PDF, checked against its address. Raises StoredContentCorrupted."""
+    return content_store().open(report_sha256(report))
 
 
 def reports_of(*, organization: Organization) -> QuerySet[Report]:

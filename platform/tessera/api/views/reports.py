@@ -13,8 +13,9 @@ from tessera.api.views.common import (
     LIST_BACKENDS,
     PROBLEM,
 )
+from tessera.records.storage import StoredContentCorrupted
 from tessera.reports.models import Report, ReportStatus
-from tessera.reports.selectors import report_file
+from tessera.reports.selectors import open_report
 
 
 class ReportViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
@@ -40,8 +41,17 @@ class ReportViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
                 code="not_ready",
                 status_code=409,
             )
+        try:
+            pdf = open_report(report)
+        except StoredContentCorrupted as error:
+            raise Problem(
+                "this report's file is missing or damaged, so it was not sent; ask for the "
+                "report again, and tell the organization's administrator",
+                code="damaged",
+                status_code=500,
+            ) from error
         return FileResponse(
-            report_file(report).open("rb"),
+            pdf,
             as_attachment=True,
             filename=report.filename,
             content_type="application/pdf",

@@ -17,9 +17,10 @@ from tessera.dashboards.access import current_organization, form_errors, require
 from tessera.dashboards.forms import CohortReportForm, ReportForm, ScheduleForm
 from tessera.records.kinds import kind_of
 from tessera.records.models import Patient, Student
+from tessera.records.storage import StoredContentCorrupted
 from tessera.refusals import Refused
 from tessera.reports.models import Report, ReportStatus
-from tessera.reports.selectors import report_file, reports_of, schedules_of
+from tessera.reports.selectors import open_report, reports_of, schedules_of
 from tessera.reports.services import (
     cancel_schedule,
     request_report,
@@ -128,8 +129,17 @@ def report_download(request: HttpRequest, pk) -> FileResponse:
         pk=pk,
         action=audit.Action.DOWNLOAD,
     )
+    try:
+        pdf = open_report(report)
+    except StoredContentCorrupted:
+        return HttpResponse(
+            "This report's file is missing or damaged, so it was not sent. Please ask for the "
+            "report again, and tell your administrator.",
+            status=500,
+            content_type="text/plain",
+        )
     return FileResponse(
-        report_file(report).open("rb"),
+        pdf,
         as_attachment=True,
         filename=report.filename,
         content_type="application/pdf",
