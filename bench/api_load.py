@@ -1,13 +1,15 @@
 """Load on the REST API as an integration would put it: gunicorn in front of PostgreSQL, all on
 loopback, a fixed number of concurrent clients for a fixed time per endpoint. Prints
-requests/second and p50/p99 latency for a list, a detail and the job-create endpoint.
+requests/second and p50/p99 latency for a list, a detail and the job-create endpoint, and the
+same list from a bare DRF ModelViewSet over the same table in the same server
+(bench/bare_api.py), with ours ÷ bare: what authentication, scoping, audit and throttling cost.
 
 A throwaway PostgreSQL database (created and dropped by the run) is seeded with one clinic,
 `--patients` patients with a visit each, and a clinical note on `--analysable` of the visits.
 Job requests are queued (no worker runs: this measures the API, not the analysis). The rate
 limit is lifted for the run; everything else is the production request path.
 
-Usage: .venv/bin/python bench/api_load.py [--seconds 10] [--clients 8] [--web-workers 2]
+Usage: .venv/bin/python bench/api_load.py [--seconds 10] [--clients 8,16] [--web-workers 2]
     [--patients 2000] [--analysable 200] [--server postgres://postgres@127.0.0.1:5432]
 """
 
@@ -140,7 +142,7 @@ def web_server(env: dict[str, str], port: int, workers: int, log: Path) -> Itera
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint")
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", default="8,16", help="concurrent clients, each count in turn")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--analysable", type=int, default=200)
@@ -153,7 +155,8 @@ def main() -> None:
     ):
         env = {
             **os.environ,
-            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}:{ROOT / 'bench'}",
+            "DJANGO_SETTINGS_MODULE": "bare_settings",  # Tessera's URLs and the bare baseline's
             "DATABASE_URL": database,
             "TESSERA_VAR_DIR": scratch,
             "DEBUG": "false",
@@ -170,12 +173,13 @@ def main() -> None:
         seed = json.loads(seeded.stdout.strip().splitlines()[-1])
         print(
             f"seeded {len(seed['patients'])} patients in {time.perf_counter() - started:.0f} s; "
-            f"{args.clients} clients, {args.web_workers} gunicorn workers, "
+            f"{args.web_workers} gunicorn workers, "
             f"{args.seconds:.0f} s per endpoint, PostgreSQL on loopback"
         )
         patients, encounters = seed["patients"], seed["encounters"]
         scenarios: list[tuple[str, Request, int]] = [
             ("GET  /api/v1/patients/ (list, 50)", lambda: ("GET", "/api/v1/patients/", None), 200),
+            ("GET  /bare/patients/ (bare DRF, 50)", lambda: ("GET", "/bare/patients/", None), 200),
             (
                 "GET  /api/v1/patients/{id}/",
                 lambda: ("GET", f"/api/v1/patients/{random.choice(patients)}/", None),
@@ -193,20 +197,25 @@ def main() -> None:
         ]
         port = free_port()
         with web_server(env, port, args.web_workers, Path(scratch) / "gunicorn.log"):
-            hammer(port, seed["token"], scenarios[0][1], 200, 1.0, 2)  # warm every worker
-            heading = f"{'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  errors"
-            print(f"{'endpoint':36} {heading}")
-            for name, make, expected in scenarios:
-                tally, elapsed = hammer(
-                    port, seed["token"], make, expected, args.seconds, args.clients
-                )
-                count = len(tally.latencies)
-                print(
-                    f"{name:36} {count:9d} {count / elapsed:8.1f} "
-                    f"{statistics.median(tally.latencies) * 1000:8.1f} "
-                    f"{percentile(tally.latencies, 0.99) * 1000:8.1f}  "
-                    f"{tally.failures or 'none'}"
-                )
+            for _name, make, expected in scenarios[:2]:  # warm every worker on both lists
+                hammer(port, seed["token"], make, expected, 1.0, 2)
+            for clients in (int(count) for count in args.clients.split(",")):
+                heading = f"{'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  errors"
+                print(f"\n{clients} clients\n{'endpoint':36} {heading}")
+                rates = []
+                for name, make, expected in scenarios:
+                    tally, elapsed = hammer(
+                        port, seed["token"], make, expected, args.seconds, clients
+                    )
+                    count = len(tally.latencies)
+                    rates.append(count / elapsed)
+                    print(
+                        f"{name:36} {count:9d} {count / elapsed:8.1f} "
+                        f"{statistics.median(tally.latencies) * 1000:8.1f} "
+                        f"{percentile(tally.latencies, 0.99) * 1000:8.1f}  "
+                        f"{tally.failures or 'none'}"
+                    )
+                print(f"patient list, ours / bare DRF: {rates[0] / rates[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ linear layers' weights can be quantised to int8 (torchao).
 """
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from mlcore.evidence import (
     rationale,
     sentence_variants,
 )
-from mlcore.explain import coarsen, diagnosis_heatmap
+from mlcore.explain import coarsen, diagnosis_heatmaps
 from mlcore.input_checks import concerns
 from mlcore.model import MultimodalModel
 from mlcore.pointing import heatmaps_trusted
@@ -195,12 +196,26 @@ class InferenceEngine:
         )
 
     def predict_features(
-        self, features: Sequence[Features], *, explain: bool = True
+        self,
+        features: Sequence[Features],
+        *,
+        explain: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> list[Prediction]:
+        """Predictions for preprocessed cases. `timings`, when given, gets the seconds of the
+        batch's forward pass ("forward") and of what explains it ("explanation": Grad-CAM, the
+        sentences' leave-one-out pass, rationales) added to it."""
         if not features:
             return []
+        started = time.perf_counter()
         arrays = self.forward(features, contributions=True)
-        return self.predictions_from(arrays, features, explain=explain)
+        forwarded = time.perf_counter()
+        predictions = self.predictions_from(arrays, features, explain=explain)
+        if timings is not None:
+            timings["forward"] = timings.get("forward", 0.0) + forwarded - started
+            spent = time.perf_counter() - forwarded
+            timings["explanation"] = timings.get("explanation", 0.0) + spent
+        return predictions
 
     def predictions_from(
         self, arrays: dict[str, np.ndarray], features: Sequence[Features], *, explain: bool = True
@@ -228,27 +243,51 @@ class InferenceEngine:
             self.forward(variants) if variants else {},
             self.config.tasks,
         )
-        for prediction, item, sentences in zip(predictions, features, moved, strict=True):
+        drawn = [
+            row
+            for row, (prediction, item) in enumerate(zip(predictions, features, strict=True))
+            if trusted and item.image is not None and prediction.diagnosis and item.image.ndim == 3
+        ]
+        findings = {
+            row: max(predictions[row].diagnosis, key=predictions[row].diagnosis.get)
+            for row in drawn
+        }
+        heatmaps = dict(
+            zip(
+                drawn,
+                self.explain(
+                    [features[row] for row in drawn], labels=[findings[row] for row in drawn]
+                ),
+                strict=True,
+            )
+        )
+        for row, (prediction, sentences) in enumerate(zip(predictions, moved, strict=True)):
             zone = None
-            if trusted and item.image is not None and prediction.diagnosis and item.image.ndim == 3:
-                finding = max(prediction.diagnosis, key=prediction.diagnosis.get)
-                heatmap = self.explain(item, label=finding)
-                zone = heatmap_zone(heatmap)
+            if row in heatmaps:
+                zone = heatmap_zone(heatmaps[row])
                 prediction.explanation = {
                     "method": "grad-cam",
-                    "finding": finding,
+                    "finding": findings[row],
                     "zone": zone,
-                    "heatmap": coarsen(heatmap, cells=HEATMAP_CELLS),
+                    "heatmap": coarsen(heatmaps[row], cells=HEATMAP_CELLS),
                 }
             prediction.rationales = rationale(prediction, zone=zone, sentences=sentences)
             prediction.quotes = quoted_sentences(prediction, sentences)
 
-    def explain(self, features: Features, *, label: str) -> np.ndarray:
-        """A Grad-CAM heatmap in [0, 1] over the case's (preprocessed) image of what raised the
-        probability of the finding `label`; see `mlcore.explain`."""
-        return diagnosis_heatmap(
-            self.model, features, label=label, device=self.device, pad_id=self.preprocessor.pad_id
-        )
+    def explain(self, features: Sequence[Features], *, labels: Sequence[str]) -> list[np.ndarray]:
+        """Grad-CAM heatmaps in [0, 1] over each case's (preprocessed) image of what raised the
+        probability of its finding (`labels[i]` for `features[i]`), in batches of the engine's
+        size, one backward pass each; see `mlcore.explain`."""
+        heatmaps: list[np.ndarray] = []
+        for start in range(0, len(features), self.batch_size):
+            heatmaps += diagnosis_heatmaps(
+                self.model,
+                features[start : start + self.batch_size],
+                labels=labels[start : start + self.batch_size],
+                device=self.device,
+                pad_id=self.preprocessor.pad_id,
+            )
+        return heatmaps
 
     def _write_rationales(self, predictions: list[Prediction], embeddings: np.ndarray) -> None:
         generator, limit = self.bundle.rationale, self.config.prefix.max_new_tokens

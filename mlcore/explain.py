@@ -8,7 +8,7 @@ cropped), so stretched over the original it lines up.
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -35,13 +35,18 @@ class _DiagnosisOfImage(nn.Module):
     MONAI's GradCAM hooks its target layer for good, so the target is this wrapper's own
     `feature_maps` (gone with the wrapper), fed from the encoder's feature layer by a hook that
     is removed after each use. The clone lets the network's in-place ReLU run on the hooked
-    output.
+    output. With `columns` (one finding per case), the output is each case's own finding's
+    logit alone, in column 0: one backward pass then gives every case the gradient of its own
+    finding (the cases of a batch never touch each other in eval mode).
     """
 
-    def __init__(self, model: MultimodalModel, batch: Batch) -> None:
+    def __init__(
+        self, model: MultimodalModel, batch: Batch, columns: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.batch = batch
+        self.columns = columns
         self.feature_maps = nn.Identity()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -52,9 +57,12 @@ class _DiagnosisOfImage(nn.Module):
             lambda _module, _inputs, output: self.feature_maps(output).clone()
         )
         try:
-            return self.model(self.batch).diagnosis
+            diagnosis = self.model(self.batch).diagnosis
         finally:
             handle.remove()
+        if self.columns is None:
+            return diagnosis
+        return diagnosis.gather(1, self.columns.unsqueeze(1))
 
 
 def _repeated(batch: Batch, count: int) -> Batch:
@@ -77,20 +85,26 @@ def _evaluating(model: MultimodalModel) -> Iterator[None]:
 
 
 def _explained_batch(
-    model: MultimodalModel, features: Features, label: str, pad_id: int, device
-) -> tuple[Batch, int]:
-    """The case as a batch, and the column of `label`; ValueError when it cannot be explained."""
+    model: MultimodalModel,
+    features: Sequence[Features],
+    labels: Sequence[str],
+    pad_id: int,
+    device,
+) -> tuple[Batch, list[int]]:
+    """The cases as a batch, and the column of each one's label; ValueError when one cannot be
+    explained."""
     config = model.config
     if model.diagnosis is None or config.image is None:
         raise ValueError("this model makes no diagnosis from images")
-    if features.image is None:
+    if any(item.image is None for item in features):
         raise ValueError("the case has no image to explain")
     if config.image.spatial_dims != 2:
         raise ValueError("heatmaps are drawn for 2D images only")
-    labels = config.tasks.diagnosis_labels
-    if label not in labels:
-        raise ValueError(f"unknown finding {label!r}")
-    return collate([features], config, pad_id=pad_id).to(device), labels.index(label)
+    known = config.tasks.diagnosis_labels
+    if unknown := [label for label in labels if label not in known]:
+        raise ValueError(f"unknown finding {unknown[0]!r}")
+    batch = collate(list(features), config, pad_id=pad_id).to(device)
+    return batch, [known.index(label) for label in labels]
 
 
 def occlusion_heatmap(
@@ -106,7 +120,7 @@ def occlusion_heatmap(
     OcclusionSensitivity: a patch of `mask_size` pixels replaced by its mean) lowers the
     probability of `label`; 0 where hiding it does not lower it. Raises ValueError as
     `diagnosis_heatmap`."""
-    batch, column = _explained_batch(model, features, label, pad_id, device)
+    batch, (column,) = _explained_batch(model, [features], [label], pad_id, device)
     with _evaluating(model):
         wrapper = _DiagnosisOfImage(model, batch)
         occlusion = OcclusionSensitivity(
@@ -140,15 +154,31 @@ def diagnosis_heatmap(
     """An (H, W) float32 map in [0, 1] of how much each region of the case's image raised the
     logit of `label`. Raises ValueError when the model makes no diagnoses, does not know `label`
     or the case has no image."""
-    batch, column = _explained_batch(model, features, label, pad_id, device)
+    return diagnosis_heatmaps(model, [features], labels=[label], device=device, pad_id=pad_id)[0]
+
+
+def diagnosis_heatmaps(
+    model: MultimodalModel,
+    features: Sequence[Features],
+    *,
+    labels: Sequence[str],
+    device: torch.device | str = "cpu",
+    pad_id: int = 0,
+) -> list[np.ndarray]:
+    """`diagnosis_heatmap` of each case for its own label (`labels[i]` for `features[i]`), all
+    in one forward and one backward pass: the same maps as one case at a time."""
+    if not features:
+        return []
+    batch, columns = _explained_batch(model, features, labels, pad_id, device)
+    chosen = torch.tensor(columns, device=batch.image.device)
     with _evaluating(model), torch.enable_grad():
         cam = GradCAM(
-            nn_module=_DiagnosisOfImage(model, batch),
+            nn_module=_DiagnosisOfImage(model, batch, columns=chosen),
             target_layers="feature_maps",
             postprocessing=_scaled_to_peak,
         )
-        heatmap = cam(batch.image.clone(), class_idx=column)
-    return heatmap[0, 0].detach().float().cpu().numpy()
+        heatmaps = cam(batch.image.clone(), class_idx=0)
+    return [heatmap[0].detach().float().cpu().numpy() for heatmap in heatmaps]
 
 
 def _scaled_to_peak(heatmap: torch.Tensor) -> torch.Tensor:

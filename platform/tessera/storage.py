@@ -152,7 +152,7 @@ class S3BlobStore(BlobStore):
         self.delete(f"{INCOMING_PREFIX}ready")
 
     def _object(self, name: str):
-        return self._storage.bucket.Object(self._storage._normalize_name(name))
+        return self._storage.bucket.Object(f"{self.area}/{name}")
 
 
 def _is_missing(error: Exception) -> bool:

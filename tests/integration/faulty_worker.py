@@ -31,13 +31,13 @@ def main() -> None:
     oom_above = int(os.environ.get("FAULT_OOM_ABOVE_TOKENS", "0"))
     predict_features = InferenceEngine.predict_features
 
-    def faulty_predict_features(engine, features):
+    def faulty_predict_features(engine, features, **options):
         if oom_above and any(
             item.text_ids is not None and len(item.text_ids) > oom_above for item in features
         ):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         time.sleep(slow)
-        return predict_features(engine, features)
+        return predict_features(engine, features, **options)
 
     InferenceEngine.predict_features = faulty_predict_features
     call_command("worker", *sys.argv[1:])

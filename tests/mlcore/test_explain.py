@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mlcore.data import Preprocessor, collate, read_manifest
-from mlcore.explain import diagnosis_heatmap, occlusion_heatmap
+from mlcore.explain import diagnosis_heatmap, diagnosis_heatmaps, occlusion_heatmap
 from mlcore.model import build_model
 from tests.mlcore.conftest import tiny_config
 
@@ -69,6 +69,24 @@ def test_the_heatmap_follows_the_image_and_is_repeatable(model_and_cases):
     other = diagnosis_heatmap(model, second, label=label, pad_id=pad_id)
     np.testing.assert_array_equal(once, again)
     assert not np.allclose(once, other)
+
+
+def test_a_batch_of_heatmaps_gives_each_case_its_own_findings_map(model_and_cases):
+    """One backward pass for a batch: each case's map of its own finding, the same as drawn
+    alone (nothing of one case, nor of another finding, reaches another's map)."""
+    _, (first, second), pad_id = model_and_cases
+    config = tiny_config()
+    config.tasks.diagnosis_labels = ["suspicious_mass", "effusion"]
+    torch.manual_seed(1)
+    model = build_model(config).eval()
+    pairs = [(first, "suspicious_mass"), (second, "effusion"), (first, "effusion")]
+    together = diagnosis_heatmaps(
+        model, [case for case, _ in pairs], labels=[label for _, label in pairs], pad_id=pad_id
+    )
+    for (case, label), heatmap in zip(pairs, together, strict=True):
+        alone = diagnosis_heatmap(model, case, label=label, pad_id=pad_id)
+        np.testing.assert_allclose(heatmap, alone, atol=1e-5)
+    assert not np.allclose(together[0], together[2]), "another finding, another map"
 
 
 def test_explaining_leaves_the_model_as_it_was(model_and_cases):

@@ -47,14 +47,14 @@ def forward_passes(monkeypatch):
     limits = passes.limits
     real = InferenceEngine.predict_features
 
-    def predict_features(engine, features):
+    def predict_features(engine, features, **options):
         passes.append(len(features))
         longest = max(len(item.text_ids) for item in features)
         if limits["too_big"] is not None and longest > limits["too_big"]:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         if limits["max_fitting"] is not None and len(features) > limits["max_fitting"]:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(engine, features)
+        return real(engine, features, **options)
 
     monkeypatch.setattr(InferenceEngine, "predict_features", predict_features)
     return passes

@@ -9,7 +9,14 @@ from functools import partial
 import pytest
 from django.utils import timezone
 
-from tessera.jobs.models import AnalysisJob, AnalysisResult, Feedback, JobStatus, ModelVersion
+from tessera.jobs.models import (
+    AnalysisJob,
+    AnalysisResult,
+    Feedback,
+    JobStatus,
+    ModelVersion,
+    Timing,
+)
 from tessera.jobs.services import (
     cancel_job,
     claim_for_inference,
@@ -55,8 +62,15 @@ def test_a_requested_analysis_runs_to_one_result(
     assert job.published_at is not None
     assert job.attempts == 1
     assert job.progress == 100
-    assert set(job.timings) == {"preprocessing", "inference", "batch_cases"}
+    assert set(job.timings) == {"preprocessing", "inference", "batch_cases", *Timing}
     assert job.timings["batch_cases"] == 1
+    # the breakdown adds up within what the stages took (decoding and the cache's write are
+    # inside preprocessing; the forward pass and the explanation inside inference)
+    inside = job.timings[Timing.DECODING] + job.timings[Timing.FEATURE_CACHE]
+    assert 0 < inside <= job.timings["preprocessing"] + job.timings["inference"]
+    forward, explained = job.timings[Timing.FORWARD], job.timings[Timing.EXPLANATION]
+    assert 0 < forward + explained <= job.timings["inference"]
+    assert job.timings[Timing.RESULT_WRITE] > 0
     (result,) = job.results.all()
     assert result.model_version == clinic_model
     assert set(result.diagnosis) == {"suspicious_mass"}

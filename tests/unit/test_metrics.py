@@ -7,7 +7,13 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tessera.jobs.models import Activity, AnalysisJob
-from tessera.jobs.services import complete_job, fail_job, record_timing, register_model_version
+from tessera.jobs.services import (
+    claim_for_preprocessing,
+    complete_job,
+    fail_job,
+    hand_to_inference,
+    register_model_version,
+)
 from tests.unit.conftest import prediction
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +64,8 @@ def test_after_a_job_the_backlog_and_stage_histogram_show_it(scraper, clinic, en
         )
         for _ in range(3)
     )
-    record_timing(job_id=done.pk, stage=Activity.PREPROCESSING, seconds=0.3)  # as workers do
+    assert claim_for_preprocessing(job_id=done.pk, worker="cpu")  # as workers do
+    assert hand_to_inference(job_id=done.pk, worker="cpu", timings={Activity.PREPROCESSING: 0.3})
     complete_job(
         job_id=done.pk,
         worker="gpu",

@@ -151,7 +151,9 @@ def _pointing_game(model, test: list, manifest: Path) -> dict:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the block: the demo models train to the same weights on every
+    machine, whatever its cores or its load (a sum split over more threads rounds otherwise)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -191,7 +193,7 @@ def ensure_demo_models(
             f"{cases} synthetic cases (mlcore.synthetic, benchmark v2): a demo, with no "
             "clinical or educational validity"
         )
-        with _one_thread():
+        with one_thread():
             result = train(
                 config,
                 labelled[3 * share :],

@@ -7,6 +7,10 @@ transcript out of the affect estimate (then the model's emotion head does not se
 
 import hashlib
 import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -18,8 +22,8 @@ from mlcore.data import Case, Features, Preprocessor
 from mlcore.errors import InputError
 from mlcore.speech import text_of
 from tessera.audit import services as audit
-from tessera.jobs.models import AnalysisJob, JobTask
-from tessera.jobs.selectors import model_inputs
+from tessera.jobs.models import AnalysisJob, JobTask, Timing
+from tessera.jobs.selectors import model_inputs, serving_versions
 from tessera.records.kinds import topic_of, visit_of
 from tessera.records.models import (
     MODALITY_OF,
@@ -30,6 +34,10 @@ from tessera.records.models import (
 from tessera.records.selectors import transcript_segments
 from tessera.records.storage import StoredContentCorrupted, content_store
 from tessera.storage import BlobStore, blob_store
+
+logger = logging.getLogger(__name__)
+# What a worker reads once before its first job, so that job does not pay for the first call.
+WARM_UP_NOTE = "Warming up before the first job."
 
 
 class ModelUnavailable(Exception):
@@ -54,6 +62,17 @@ def _preprocessor(job: AnalysisJob) -> Preprocessor:
 @lru_cache(maxsize=8)
 def _preprocessor_for(bundle_dir: Path) -> Preprocessor:
     return Preprocessor(ModelConfig.load(bundle_dir / "config.json"))
+
+
+def warm_up_preprocessors() -> None:
+    """Load the serving versions' preprocessors (their tokenizers: seconds) and run each once,
+    before the worker takes a job. A bundle that cannot be loaded is left for its jobs to
+    report (`ModelUnavailable`)."""
+    for version in serving_versions():
+        try:
+            _preprocessor_for(version.bundle_dir)(Case(id="warm-up", text=WARM_UP_NOTE))
+        except Exception:
+            logger.warning("the preprocessor of %s could not be warmed up", version.name)
 
 
 def contents_by_modality(job: AnalysisJob) -> dict[str, bytes]:
@@ -152,24 +171,38 @@ def cache_name(job: AnalysisJob) -> str:
     return f"{cache_key(job)}.npz"
 
 
-def prepare(job: AnalysisJob) -> Features:
+def prepare(job: AnalysisJob, *, timings: dict[str, float] | None = None) -> Features:
     """Features for `job`: from the cache, or decoded now and cached. Raises InputError, or
-    ModelUnavailable when the job's model bundle cannot be read.
+    ModelUnavailable when the job's model bundle cannot be read. `timings`, when given, gets
+    the seconds spent decoding and on the cache's reads and writes added to it.
 
     Features of encrypted media are never cached: the cache would hold their content (as
     arrays) in the clear. Which inputs each task may read is the job's, never cached."""
+    spent = timings if timings is not None else {}
     if job.media.filter(encrypted=True).exists():
-        features = _preprocessor(job)(case_for(job))
+        with _timed(spent, Timing.DECODING):
+            features = _preprocessor(job)(case_for(job))
     else:
         cache, name = blob_store("features"), cache_name(job)
         try:
-            with cache.open(name) as stored:
+            with _timed(spent, Timing.FEATURE_CACHE), cache.open(name) as stored:
                 features = _load(stored)
         except FileNotFoundError:
-            features = _preprocessor(job)(case_for(job))
-            _save(features, cache=cache, name=name)
+            with _timed(spent, Timing.DECODING):
+                features = _preprocessor(job)(case_for(job))
+            with _timed(spent, Timing.FEATURE_CACHE):
+                _save(features, cache=cache, name=name)
     features.withheld = withheld_from(job)
     return features
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
 
 
 def _save(features: Features, *, cache: BlobStore, name: str) -> None:

@@ -62,11 +62,12 @@ def _preprocessed(job_id, *, worker: str) -> bool:
     """Preprocess the job and claim it for inference; False when its input failed it."""
     claim_for_preprocessing(job_id=job_id, worker=worker)
     job = AnalysisJob.objects.select_related("model_version", *TO_VISITS).get(pk=job_id)
+    timings = dict(job.timings)
     try:
-        job_features.prepare(job)
+        job_features.prepare(job, timings=timings)
     except (InputError, job_features.ModelUnavailable) as error:
         code = "bad_input" if isinstance(error, InputError) else "model_unavailable"
         fail_job(job_id=job_id, code=code, message=str(error))
         return False
-    hand_to_inference(job_id=job_id, worker=worker)
+    hand_to_inference(job_id=job_id, worker=worker, timings=timings)
     return claim_for_inference(job_id=job_id, worker=worker)

@@ -15,17 +15,20 @@ other error is a fault of ours: the jobs back off and retry, until their attempt
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from django.conf import settings
+from django.utils import timezone
 
-from mlcore.data import Features
+from mlcore.data import Case, Features
 from mlcore.engine import InferenceEngine, Prediction
 from mlcore.errors import InputError
 from tessera.celery import DATABASE_GONE
 from tessera.jobs import features as job_features
-from tessera.jobs.features import ModelUnavailable, model_unavailable_message
-from tessera.jobs.models import Activity, AnalysisJob, ModelVersion
+from tessera.jobs.features import WARM_UP_NOTE, ModelUnavailable, model_unavailable_message
+from tessera.jobs.models import Activity, AnalysisJob, ModelVersion, Timing
+from tessera.jobs.selectors import serving_versions
 from tessera.jobs.services import (
     claim_more_for_inference,
     complete_job,
@@ -59,6 +62,18 @@ def engine_for(version: ModelVersion, device: str | None = None) -> InferenceEng
     return _engines[key]
 
 
+def warm_up_engines() -> None:
+    """Load the serving versions' engines and run each once (a note alone), before the worker
+    takes a job: the first job of a version would otherwise wait seconds for its loading. A
+    bundle that cannot be loaded is left for its jobs to report (`ModelUnavailable`)."""
+    for version in serving_versions():
+        try:
+            engine = engine_for(version)
+            engine.predict_features([engine.prepare(Case(id="warm-up", text=WARM_UP_NOTE))])
+        except Exception:
+            logger.warning("the model %s could not be warmed up", version.name)
+
+
 def gather_batch(*, first, worker: str) -> list:
     """`first` (already claimed) and up to N-1 more jobs for the same model, waiting at most T."""
     limit = settings.TESSERA_BATCH_MAX_CASES
@@ -83,15 +98,34 @@ UNEXPECTED_ERROR = (
 )
 
 
-def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
+def run_batch(
+    job_ids: list,
+    *,
+    worker: str,
+    started: float,
+    gathered: float = 0.0,
+    first_claim: float = 0.0,
+) -> list[Retry]:
     """Predict and store a result for each job; returns the jobs to publish again later.
     `started` (time.monotonic) is when the batch began to gather: its inference time counts
-    the wait for company. Every job of the batch ends succeeded, failed, or backing off."""
+    the wait for company, which took `gathered` seconds, after the first job's claim took
+    `first_claim`. Every job of the batch ends succeeded, failed, or backing off."""
+    began = timezone.now() - timedelta(seconds=time.monotonic() - started)
     jobs = list(
         AnalysisJob.objects.select_related("model_version", "organization", *TO_VISITS).filter(
             pk__in=job_ids
         )
     )
+    for job in jobs:
+        job.timings = {
+            **job.timings,
+            Timing.WAITING_FOR_INFERENCE: max(0.0, (began - job.published_at).total_seconds())
+            if job.published_at
+            else 0.0,
+            Timing.WAITING_FOR_COMPANY: gathered,
+        }
+        if str(job.pk) == str(job_ids[0]):
+            job.timings[Timing.CLAIMS] = job.timings.get(Timing.CLAIMS, 0.0) + first_claim
     try:
         return _run_batch(jobs, worker=worker, started=started)
     except ModelUnavailable as error:
@@ -109,14 +143,15 @@ def run_batch(job_ids: list, *, worker: str, started: float) -> list[Retry]:
 def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[Retry]:
     ready: list[tuple[AnalysisJob, Features]] = []
     for job in jobs:
-        try:
-            ready.append((job, job_features.prepare(job)))  # from the cache unless it was lost
+        try:  # from the cache unless it was lost
+            ready.append((job, job_features.prepare(job, timings=job.timings)))
         except InputError as error:
             fail_job(job_id=job.pk, code="bad_input", message=str(error))
     if not ready:
         return []
     version = ready[0][0].model_version
-    outcomes = predict_fitting_memory(version, [features for _, features in ready])
+    spent: dict[str, float] = {}
+    outcomes = predict_fitting_memory(version, [features for _, features in ready], timings=spent)
     seconds = time.monotonic() - started
     retries = []
     for (job, _features), prediction in zip(ready, outcomes, strict=True):
@@ -136,7 +171,12 @@ def _run_batch(jobs: list[AnalysisJob], *, worker: str, started: float) -> list[
             job_id=job.pk,
             worker=worker,
             prediction=prediction.to_dict(),
-            timings={Activity.INFERENCE: round(seconds, 4), "batch_cases": len(ready)},
+            timings={
+                **job.timings,
+                **spent,
+                Activity.INFERENCE: seconds,
+                "batch_cases": len(ready),
+            },
         )
     return retries
 
@@ -152,24 +192,25 @@ def _back_off(jobs: list[AnalysisJob], *, worker: str, code: str, message: str) 
 
 
 def predict_fitting_memory(
-    version: ModelVersion, features: list[Features]
+    version: ModelVersion, features: list[Features], *, timings: dict[str, float] | None = None
 ) -> list[Prediction | None]:
-    """Predictions for `features`; None for a case that fits in memory nowhere."""
+    """Predictions for `features`; None for a case that fits in memory nowhere. `timings` gets
+    the seconds of the forward passes and explanations (InferenceEngine.predict_features)."""
     engine = engine_for(version)
     try:
-        return engine.predict_features(features)
+        return engine.predict_features(features, timings=timings)
     except OUT_OF_MEMORY:
         _release_cached_memory(engine)
     if len(features) > 1:
         half = len(features) // 2
         logger.warning("out of memory on %d cases: splitting the batch", len(features))
-        return predict_fitting_memory(version, features[:half]) + predict_fitting_memory(
-            version, features[half:]
-        )
+        return predict_fitting_memory(
+            version, features[:half], timings=timings
+        ) + predict_fitting_memory(version, features[half:], timings=timings)
     if engine.device.type != "cpu":
         logger.warning("one case does not fit in %s memory: trying the CPU", engine.device)
         try:
-            return engine_for(version, "cpu").predict_features(features)
+            return engine_for(version, "cpu").predict_features(features, timings=timings)
         except OUT_OF_MEMORY:
             pass
     return [None]

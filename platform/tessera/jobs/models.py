@@ -105,6 +105,21 @@ class Activity(StrEnum):
     WAITING_TO_RETRY = "waiting to retry"
 
 
+class Timing(StrEnum):
+    """Where a job's time went, finer than its activities: seconds in `AnalysisJob.timings`
+    beside "preprocessing" and "inference" (bench/pipeline.py prints them as a breakdown)."""
+
+    QUEUED = "queued"  # published → a preprocessing worker took it (the broker's wait)
+    CLAIMS = "claims"  # the conditional updates that take and hand over the job
+    FEATURE_CACHE = "feature cache"  # reading and writing the cached features
+    DECODING = "decoding"  # the files decoded and preprocessed for the model
+    WAITING_FOR_INFERENCE = "waiting for inference"  # handed over → its batch began
+    WAITING_FOR_COMPANY = "waiting for company"  # its batch gathering others (at most T)
+    FORWARD = "forward"  # the batch's forward pass (the whole batch's seconds)
+    EXPLANATION = "explanation"  # the batch's Grad-CAM, leave-one-out and rationales
+    RESULT_WRITE = "result write"  # its result stored, announced and audited
+
+
 # How a person calls each input of the model.
 INPUT_NOUN = {"image": "image", "text": "text", "audio": "recording", "speech_text": "transcript"}
 # How a result says an input was left out, where "left out" is not the whole story: a recording's

@@ -10,23 +10,26 @@ transformers: seconds to import, hundreds of MB) is imported inside the tasks, b
 """
 
 import logging
+import os
 import time
 from datetime import timedelta
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
-from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE, TaskName, enqueue
+from tessera.celery import DATABASE_GONE, RETRY_WHEN_DATABASE_GONE, TaskName, app, enqueue
 from tessera.jobs.heartbeat import heartbeat
-from tessera.jobs.models import Activity, AnalysisJob, JobStatus, Stage
+from tessera.jobs.models import Activity, AnalysisJob, JobStatus, Stage, Timing
 from tessera.jobs.services import (
     claim_for_inference,
     claim_for_preprocessing,
     fail_job,
     hand_to_inference,
     publish,
-    record_timing,
     sweep_stale_jobs,
     wait_for_transcript,
     worker_name,
@@ -35,13 +38,61 @@ from tessera.jobs.services import (
 logger = logging.getLogger(__name__)
 
 
-@worker_init.connect  # solo and threads pools: the worker process itself
-@worker_process_init.connect  # prefork pool: each child
-def _warm_up(**_: object) -> None:
-    """librosa compiles its kernels on first use (seconds): do it before taking jobs."""
-    from mlcore.io import warm_up
+def _takes(queue: str) -> bool:
+    """Whether this worker consumes `queue` (`-Q`)."""
+    return queue in app.amqp.queues.consume_from
 
-    warm_up()
+
+# How many processes of this worker run jobs side by side (its prefork children share the cores).
+_processes = 1
+
+
+@worker_init.connect  # before the pool starts: prefork children inherit what it did
+def _import_model_code(sender, **_: object) -> None:
+    """librosa compiles its kernels on first use, and torch, MONAI and transformers take
+    seconds to import: both once, before any job. A prefork parent goes no further: torch's
+    threads would not survive the fork of a child."""
+    global _processes
+    _processes = max(1, sender.concurrency or 1)
+    if _takes("cpu") or _takes("gpu"):
+        from mlcore.io import warm_up
+        from tessera.jobs import features, inference  # noqa: F401 (imported to be ready)
+
+        warm_up()
+
+
+@worker_process_init.connect  # prefork pool: each child, after the fork
+def _warm_up_child(**_: object) -> None:
+    """Each child takes its share of the cores for torch (N children with torch's default of
+    one thread per core would run N times as many threads as there are cores, all slower),
+    then readies its preprocessing."""
+    if _takes("cpu"):
+        import torch  # imported by the parent already (_import_model_code)
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // _processes))
+        _warm_up_preprocessing()
+
+
+@worker_ready.connect
+def _warm_up_worker(sender, **_: object) -> None:
+    """The solo and threads pools run jobs in the worker process itself: load the serving
+    models there (the gpu worker's engines), and run each once, before it consumes."""
+    if isinstance(sender.pool, PreforkPool):
+        return
+    if _takes("cpu"):
+        _warm_up_preprocessing()
+    if _takes("gpu"):
+        from tessera.jobs import inference
+
+        inference.warm_up_engines()
+        connection.close()  # its first job opens its own
+
+
+def _warm_up_preprocessing() -> None:
+    from tessera.jobs import features
+
+    features.warm_up_preprocessors()
+    connection.close()
 
 
 @shared_task(name=TaskName.PREPROCESS, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
@@ -59,13 +110,19 @@ def preprocess_job(job_id: str) -> None:
         and wait_for_transcript(job=job)
     ):
         return  # what the recording says is evidence: back when it is written down
+    taken_at, claiming = timezone.now(), time.perf_counter()
     if not claim_for_preprocessing(job_id=job_id, worker=worker):
         return  # finished, cancelled, or held by another worker
     job.refresh_from_db()
+    timings = {
+        **job.timings,
+        Timing.QUEUED: _seconds_since(job.published_at, until=taken_at),
+        Timing.CLAIMS: time.perf_counter() - claiming,
+    }
     started = time.monotonic()
     try:
         with heartbeat(job_ids=[job_id], worker=worker):
-            job_features.prepare(job)
+            job_features.prepare(job, timings=timings)
     except InputError as error:
         fail_job(job_id=job_id, code="bad_input", message=str(error))
         return
@@ -85,9 +142,14 @@ def preprocess_job(job_id: str) -> None:
             "side; it was logged for the IT team. Retry the analysis.",
         )
         return
-    record_timing(job_id=job_id, stage=Activity.PREPROCESSING, seconds=time.monotonic() - started)
-    if hand_to_inference(job_id=job_id, worker=worker):
+    timings[Activity.PREPROCESSING] = time.monotonic() - started
+    if hand_to_inference(job_id=job_id, worker=worker, timings=timings):
         publish(job_id=job_id, stage=Stage.INFER)
+
+
+def _seconds_since(moment, *, until) -> float:
+    """Seconds from `moment` (None: never published, so no wait to count) to `until`."""
+    return max(0.0, (until - moment).total_seconds()) if moment else 0.0
 
 
 @shared_task(name=TaskName.INFER, acks_late=True, **RETRY_WHEN_DATABASE_GONE)
@@ -95,12 +157,20 @@ def infer_job(job_id: str) -> None:
     from tessera.jobs import inference
 
     worker = worker_name()
+    claiming = time.perf_counter()
     if not claim_for_inference(job_id=job_id, worker=worker):
         return  # finished, cancelled, backing off, or taken into another worker's batch
+    claimed = time.perf_counter() - claiming
     started = time.monotonic()
     batch = inference.gather_batch(first=job_id, worker=worker)
     with heartbeat(job_ids=batch, worker=worker):
-        retries = inference.run_batch(batch, worker=worker, started=started)
+        retries = inference.run_batch(
+            batch,
+            worker=worker,
+            started=started,
+            gathered=time.monotonic() - started,
+            first_claim=claimed,
+        )
     for retry in retries:
         enqueue(TaskName.INFER, str(retry.job_id), countdown=retry.delay_seconds)
 

@@ -20,7 +20,7 @@ from tessera.jobs.models import (
     AnalysisJob,
     JobStatus,
 )
-from tessera.jobs.services.results import fail_job
+from tessera.jobs.services.results import fail_job, rounded
 
 
 def lease_length() -> timedelta:
@@ -74,8 +74,10 @@ def claim_for_preprocessing(*, job_id, worker: str, lease: timedelta | None = No
     return taken == 1
 
 
-def hand_to_inference(*, job_id, worker: str) -> bool:
-    """Preprocessing is done: the job waits, without a lease, for a GPU worker."""
+def hand_to_inference(*, job_id, worker: str, timings: dict | None = None) -> bool:
+    """Preprocessing is done: the job waits, without a lease, for a GPU worker. `timings` (the
+    job's, with its preprocessing's added), when given, are written in the same update."""
+    written = {"timings": rounded(timings)} if timings is not None else {}
     return (
         AnalysisJob.objects.filter(
             pk=job_id, status=JobStatus.PREPROCESSING, lease_owner=worker
@@ -86,6 +88,7 @@ def hand_to_inference(*, job_id, worker: str) -> bool:
             lease_owner="",
             lease_expires_at=None,
             updated_at=timezone.now(),
+            **written,
         )
         == 1
     )
@@ -183,9 +186,3 @@ def release_for_retry(*, job_id, worker: str, code: str, message: str) -> timede
         job.error_code, job.error_message = code, message
         job.save()
     return delay
-
-
-def record_timing(*, job_id, stage: str, seconds: float, **extra: int) -> None:
-    job = AnalysisJob.objects.get(pk=job_id)
-    job.timings = {**job.timings, stage: round(seconds, 4), **extra}
-    job.save(update_fields=["timings", "updated_at"])

@@ -1,6 +1,8 @@
 """How a job ends: its result stored (once per job and model version), or failed, or
 cancelled; the organization's webhooks told."""
 
+import time
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from tessera.jobs.models import (
     AnalysisResult,
     JobStatus,
     JobTask,
+    Timing,
 )
 from tessera.jobs.selectors import tutoring_verdicts
 from tessera.jobs.services.deliveries import ON_ANALYSIS, deliver_result_if_wanted
@@ -36,7 +39,9 @@ def complete_job(
     *, job_id, worker: str, prediction: dict, timings: dict | None = None
 ) -> AnalysisResult | None:
     """Store the result (once per job and model version) and mark the job succeeded, adding
-    `timings` to the job's; a job cancelled meanwhile keeps no result."""
+    `timings` to the job's, and the seconds this took; a job cancelled meanwhile keeps no
+    result."""
+    began = time.perf_counter()
     with transaction.atomic():
         job = (
             AnalysisJob.objects.select_for_update(of=("self",))
@@ -57,15 +62,29 @@ def complete_job(
             refresh_latest_analysis(subject=subject_of(job))
             deliver_result_if_wanted(result=result, moment=ON_ANALYSIS)
         if not job.is_finished:
-            job.timings = {**job.timings, **(timings or {})}
             job.status = JobStatus.SUCCEEDED
             job.stage, job.progress = Activity.NONE, 100
             job.lease_owner, job.lease_expires_at = "", None
             job.error_code, job.error_message = "", ""  # a transient error it recovered from
             job.finished_at = timezone.now()
-            job.save()
             _announce(job, event=Event.JOB_SUCCEEDED, result=result)
+            job.timings = rounded(
+                {
+                    **job.timings,
+                    **(timings or {}),
+                    Timing.RESULT_WRITE: time.perf_counter() - began,
+                }
+            )
+            job.save()
     return result
+
+
+def rounded(timings: dict) -> dict:
+    """Timings as a job keeps them: seconds to the tenth of a millisecond."""
+    return {
+        key: round(value, 4) if isinstance(value, float) else value
+        for key, value in timings.items()
+    }
 
 
 def _announce(job: AnalysisJob, *, event: str, result: AnalysisResult | None = None) -> None:
