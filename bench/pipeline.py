@@ -5,9 +5,11 @@ that makes the same preprocessing and engine calls, on the same cores, in the sa
 
 Each stack is measured on its own fresh platform: "embedded" (SQLite and the file-system broker)
 and "production" (a throwaway PostgreSQL database and Redis on this machine), each with a `cpu`
-worker (prefork) and a `gpu` worker (solo) as in production, and the model of the demo's shape
-(DenseNet on 64 px CT, the shipped MiniLM, a log-mel CNN; untrained weights do the same work,
-and its heatmaps count as trusted so that Grad-CAM runs as it does for the demo's model).
+worker (prefork) and a `gpu` worker (solo) as in production, sharing this host's cores (by
+default one process each with one torch thread: on 2 cores nothing is oversubscribed), and the
+model of the demo's shape (DenseNet on 64 px CT, the shipped MiniLM, a log-mel CNN; untrained
+weights do the same work, and its heatmaps count as trusted so that Grad-CAM runs as it does
+for the demo's model). The direct loop runs in one process with torch's default threads.
 
 Per stack and mode: a burst of jobs, each its own visit with a distinct CT, note and recording,
 committed at once ("cold": every file decoded), then the same visits analysed again at once
@@ -23,7 +25,8 @@ that is not its own). With --profile DIR, py-spy samples both workers during eac
 batching-on run and the share of samples in each part is printed (the stacks stay in DIR).
 
 Usage: .venv/bin/python bench/pipeline.py [--jobs 96] [--lone 7] [--max-cases 16]
-    [--wait-ms 50] [--device cpu|cuda] [--broker filesystem|redis --database sqlite|postgres]
+    [--wait-ms 50] [--device cpu|cuda] [--cpu-processes 1] [--torch-threads 1]
+    [--broker filesystem|redis --database sqlite|postgres]
     [--postgres postgres://postgres@127.0.0.1:5432] [--redis redis://127.0.0.1:6379/9]
     [--profile DIR]
 (with neither --broker nor --database, both stacks are measured)
@@ -170,10 +173,10 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def worker(env: dict[str, str], queues: str, log: Path):
+def worker(env: dict[str, str], queues: str, log: Path, *options: str):
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "worker", "--queues", queues],
+            [sys.executable, str(ROOT / "manage.py"), "worker", "--queues", queues, *options],
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -250,11 +253,19 @@ def _run_mode(
         "TESSERA_BATCH_MAX_CASES": str(max_cases),
         "TESSERA_BATCH_WAIT_MS": str(args.wait_ms),
         "TESSERA_TRANSCRIPT_WAIT_SECONDS": "0",
+        "TESSERA_TORCH_THREADS": str(args.torch_threads),
     }
     manage(env, "migrate", "-v", "0")
     profiling = args.profile is not None and max_cases > 1
     with ExitStack() as running:
-        cpu = running.enter_context(worker(env, "cpu", work / f"cpu-{name}-{max_cases}.log"))
+        cpu = running.enter_context(
+            worker(
+                env,
+                "cpu",
+                work / f"cpu-{name}-{max_cases}.log",
+                f"--concurrency={args.cpu_processes}",
+            )
+        )
         gpu = running.enter_context(worker(env, "gpu", work / f"gpu-{name}-{max_cases}.log"))
         manage(env, "shell", "-v", "0", "-c", SETUP)
         script = JOBS.format(manifest=str(manifest), jobs=args.jobs)
@@ -380,6 +391,15 @@ def main() -> None:
     parser.add_argument("--max-cases", type=int, default=16, help="N with micro-batching on")
     parser.add_argument("--wait-ms", type=float, default=50.0, help="T with micro-batching on")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--cpu-processes", type=int, default=1, help="the cpu worker's prefork children"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="TESSERA_TORCH_THREADS of every worker process (0: its share of the cores)",
+    )
     parser.add_argument("--broker", choices=["filesystem", "redis"])
     parser.add_argument("--database", choices=["sqlite", "postgres"])
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
@@ -409,9 +429,11 @@ def main() -> None:
         ]
         total = time.perf_counter() - started
 
+    threads = args.torch_threads or "its share of the cores"
     print(
-        f"{args.jobs} jobs at once (64 px CT + note + 3 s speech each), cpu worker (prefork) + "
-        f"gpu worker (solo) on {args.device}, {os.cpu_count()} cores; lone jobs: {args.lone}; "
+        f"{args.jobs} jobs at once (64 px CT + note + 3 s speech each), cpu worker (prefork, "
+        f"{args.cpu_processes} processes) + gpu worker (solo) on {args.device}, torch threads "
+        f"per process: {threads}, {os.cpu_count()} cores; lone jobs: {args.lone}; "
         f"run took {total:.0f} s"
     )
     print(

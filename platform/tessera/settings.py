@@ -251,6 +251,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
+# kombu's file-system transport, with messages written whole before a worker can read them.
+CELERY_BROKER_TRANSPORT = "tessera.embedded_broker:Transport" if EMBEDDED_BROKER else None
 CELERY_BROKER_DIR = VAR_DIR / "celery" / "broker"
 if EMBEDDED_BROKER:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -333,6 +335,12 @@ TESSERA_SWEEP_EVERY = env.float("TESSERA_SWEEP_EVERY", default=60.0)
 # Micro-batching on the GPU queue: up to N cases per forward pass, waiting at most T ms for them.
 TESSERA_BATCH_MAX_CASES = env.int("TESSERA_BATCH_MAX_CASES", default=16)
 TESSERA_BATCH_WAIT_MS = env.float("TESSERA_BATCH_WAIT_MS", default=50.0)
+# torch's threads in each process of a cpu or gpu worker; 0: this host's cores divided by the
+# worker's processes. Where workers share a host's cores (a cpu worker beside a gpu worker that
+# runs on the CPU, or a container limited to fewer cores than its host has), give each its
+# share: torch's threads spin while they wait, and outnumbering the cores they slow inference
+# about 4-fold (bench/pipeline.py).
+TESSERA_TORCH_THREADS = env.int("TESSERA_TORCH_THREADS", default=0)
 # Transient errors (out of memory) retry after this many seconds, doubling each attempt.
 TESSERA_RETRY_BACKOFF_SECONDS = env.float("TESSERA_RETRY_BACKOFF_SECONDS", default=5.0)
 # Learning from feedback: a training run needs this many confirmed or corrected results.

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from django.db import DatabaseError
 
 from mlcore.config import ModelConfig
 from mlcore.data import Case, Features, Preprocessor
 from mlcore.errors import InputError
 from mlcore.speech import text_of
 from tessera.audit import services as audit
-from tessera.jobs.models import AnalysisJob, JobTask, Timing
+from tessera.jobs.models import AnalysisJob, JobTask, ModelVersion, Timing
 from tessera.jobs.selectors import model_inputs, serving_versions
 from tessera.records.kinds import topic_of, visit_of
 from tessera.records.models import (
@@ -67,8 +68,9 @@ def _preprocessor_for(bundle_dir: Path) -> Preprocessor:
 def warm_up_preprocessors() -> None:
     """Load the serving versions' preprocessors (their tokenizers: seconds) and run each once,
     before the worker takes a job. A bundle that cannot be loaded is left for its jobs to
-    report (`ModelUnavailable`)."""
-    for version in serving_versions():
+    report (`ModelUnavailable`); a database not ready yet (not migrated, not reachable) leaves
+    the first jobs to pay for it."""
+    for version in versions_to_warm_up():
         try:
             _preprocessor_for(version.bundle_dir)(Case(id="warm-up", text=WARM_UP_NOTE))
         except Exception:
@@ -194,6 +196,15 @@ def prepare(job: AnalysisJob, *, timings: dict[str, float] | None = None) -> Fea
                 _save(features, cache=cache, name=name)
     features.withheld = withheld_from(job)
     return features
+
+
+def versions_to_warm_up() -> list[ModelVersion]:
+    """The serving versions, or none when the database cannot say yet."""
+    try:
+        return list(serving_versions())
+    except DatabaseError as error:
+        logger.warning("no model was warmed up: the database is not ready (%s)", error)
+        return []
 
 
 @contextmanager

@@ -28,7 +28,6 @@ from tessera.celery import DATABASE_GONE
 from tessera.jobs import features as job_features
 from tessera.jobs.features import WARM_UP_NOTE, ModelUnavailable, model_unavailable_message
 from tessera.jobs.models import Activity, AnalysisJob, ModelVersion, Timing
-from tessera.jobs.selectors import serving_versions
 from tessera.jobs.services import (
     claim_more_for_inference,
     complete_job,
@@ -66,7 +65,7 @@ def warm_up_engines() -> None:
     """Load the serving versions' engines and run each once (a note alone), before the worker
     takes a job: the first job of a version would otherwise wait seconds for its loading. A
     bundle that cannot be loaded is left for its jobs to report (`ModelUnavailable`)."""
-    for version in serving_versions():
+    for version in job_features.versions_to_warm_up():
         try:
             engine = engine_for(version)
             engine.predict_features([engine.prepare(Case(id="warm-up", text=WARM_UP_NOTE))])

@@ -43,7 +43,7 @@ def _takes(queue: str) -> bool:
     return queue in app.amqp.queues.consume_from
 
 
-# How many processes of this worker run jobs side by side (its prefork children share the cores).
+# How many processes of this worker run jobs side by side: its prefork children share the cores.
 _processes = 1
 
 
@@ -53,7 +53,9 @@ def _import_model_code(sender, **_: object) -> None:
     seconds to import: both once, before any job. A prefork parent goes no further: torch's
     threads would not survive the fork of a child."""
     global _processes
-    _processes = max(1, sender.concurrency or 1)
+    pool = sender.pool_cls  # still its name here ("prefork", "solo", "threads") when given one
+    prefork = "prefork" in (pool if isinstance(pool, str) else pool.__module__)
+    _processes = max(1, sender.concurrency or 1) if prefork else 1
     if _takes("cpu") or _takes("gpu"):
         from mlcore.io import warm_up
         from tessera.jobs import features, inference  # noqa: F401 (imported to be ready)
@@ -67,9 +69,7 @@ def _warm_up_child(**_: object) -> None:
     one thread per core would run N times as many threads as there are cores, all slower),
     then readies its preprocessing."""
     if _takes("cpu"):
-        import torch  # imported by the parent already (_import_model_code)
-
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // _processes))
+        _share_the_cores()
         _warm_up_preprocessing()
 
 
@@ -77,8 +77,9 @@ def _warm_up_child(**_: object) -> None:
 def _warm_up_worker(sender, **_: object) -> None:
     """The solo and threads pools run jobs in the worker process itself: load the serving
     models there (the gpu worker's engines), and run each once, before it consumes."""
-    if isinstance(sender.pool, PreforkPool):
+    if isinstance(sender.pool, PreforkPool) or not (_takes("cpu") or _takes("gpu")):
         return
+    _share_the_cores()
     if _takes("cpu"):
         _warm_up_preprocessing()
     if _takes("gpu"):
@@ -86,6 +87,14 @@ def _warm_up_worker(sender, **_: object) -> None:
 
         inference.warm_up_engines()
         connection.close()  # its first job opens its own
+
+
+def _share_the_cores() -> None:
+    """torch's threads in this process: TESSERA_TORCH_THREADS, else its share of the cores."""
+    import torch  # imported by the worker already (_import_model_code)
+
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(settings.TESSERA_TORCH_THREADS or max(1, cores // _processes))
 
 
 def _warm_up_preprocessing() -> None:
