@@ -52,8 +52,8 @@ class BlobStore(ABC):
         """Remove the blob; nothing happens when there is none."""
 
     @abstractmethod
-    def names(self) -> Iterator[str]:
-        """Every blob's name, in no particular order."""
+    def names(self, *, under: str = "") -> Iterator[str]:
+        """Every blob's name (or those under the folder `under`, "a/b/"), in no order."""
 
     @abstractmethod
     def check_writable(self) -> None:
@@ -91,10 +91,11 @@ class LocalBlobStore(BlobStore):
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
-    def names(self) -> Iterator[str]:
-        if not self.root.is_dir():
+    def names(self, *, under: str = "") -> Iterator[str]:
+        folder = self.root / under
+        if not folder.is_dir():
             return
-        for path in self.root.rglob("*"):
+        for path in folder.rglob("*"):
             if path.is_file() and not path.name.startswith(INCOMING_PREFIX):
                 yield path.relative_to(self.root).as_posix()
 
@@ -141,9 +142,9 @@ class S3BlobStore(BlobStore):
     def delete(self, name: str) -> None:
         self._storage.delete(name)
 
-    def names(self) -> Iterator[str]:
+    def names(self, *, under: str = "") -> Iterator[str]:
         prefix = f"{self.area}/"
-        for summary in self._storage.bucket.objects.filter(Prefix=prefix):
+        for summary in self._storage.bucket.objects.filter(Prefix=f"{prefix}{under}"):
             yield summary.key.removeprefix(prefix)
 
     def check_writable(self) -> None:
@@ -202,7 +203,7 @@ def local_bundle(bundle_path: str) -> Path:
         return target
     store = blob_store("models")
     prefix = f"{bundle_path.rstrip('/')}/"
-    names = [name for name in store.names() if name.startswith(prefix)]
+    names = list(store.names(under=prefix))  # this bundle's objects alone, listed by the bucket
     if not names:
         return target  # missing: loading it says so, as for a bundle missing from disk
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,8 @@ def test_a_blob_written_whole_is_read_back_listed_and_deleted(store):
         assert blob.read() == b"x" * 100_000
         blob.seek(0)  # seekable: the content store hashes, then rewinds
     assert list(store.names()) == ["ab/cd/blob.npz"]
+    assert list(store.names(under="ab/")) == ["ab/cd/blob.npz"]
+    assert list(store.names(under="zz/")) == []
     store.delete("ab/cd/blob.npz")
     store.delete("ab/cd/blob.npz")  # gone already: nothing happens
     assert not store.exists("ab/cd/blob.npz")
