@@ -202,3 +202,30 @@ def test_each_token_has_its_own_rate_limit(people, monkeypatch):
     assert int(throttled["Retry-After"]) > 0
     assert lab.get("/api/v1/patients/").status_code == 200, "another token, its own budget"
     cache.clear()
+
+
+def test_the_rate_limit_slides_from_one_window_into_the_next(people, monkeypatch):
+    """A token that spent its budget at the end of one window gets no new one the moment the
+    next opens: the last window's count weighs by how much of it the sliding period still
+    covers, and Retry-After says when enough of it has slid away. Refused requests do not
+    count."""
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"user": "4/minute"})
+    clock = [659.0]  # the last second of a minute-long window
+    monkeypatch.setattr(TokenRateThrottle, "timer", staticmethod(lambda: clock[0]))
+    cache.clear()
+    bridge = client_for(people["clinician"])
+
+    def status_at(second: float):
+        clock[0] = second
+        return bridge.get("/api/v1/patients/")
+
+    assert [status_at(659.0).status_code for _ in range(4)] == [200] * 4
+    assert status_at(659.5).status_code == 429
+    refused = status_at(660.0)  # a new window: 4 of the last still count, and this one
+    assert_problem(refused, 429, "throttled")
+    assert int(refused["Retry-After"]) == 15  # when a quarter of the last window has slid out
+    assert status_at(675.0).status_code == 200  # 4 × 0.75 + 1
+    assert status_at(676.0).status_code == 429
+    assert status_at(690.0).status_code == 200  # 4 × 0.5 + 2: the refused one did not count
+    assert status_at(720.0).status_code == 200  # the next window: 2 of the last, and this one
+    cache.clear()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tessera.accounts.models import Role
@@ -96,6 +97,49 @@ def test_api_reads_lists_and_writes_are_logged_with_the_token_user(clinician, pa
         ("create", str(created["id"])),
         ("update", str(created["id"])),
     ]
+
+
+def test_a_list_page_is_logged_row_by_row_in_one_statement(clinic, clinician, patient):
+    """Each listed patient gets its own event, all written by one INSERT with no query of
+    their facts (a patient holds its organization and is its own subject)."""
+    others = [create_patient(organization=clinic, mrn=f"A-{n}", full_name=f"P {n}") for n in (7, 8)]
+    api = client_for(clinician)
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/patients/", REMOTE_ADDR="10.1.2.3").status_code == 200
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len([sql for sql in statements if "audit_auditevent" in sql]) == 1
+    assert not any(sql.startswith(("BEGIN", "SAVEPOINT")) for sql in statements)
+    listed = events(action="list", channel="api")
+    assert sorted(event.object_id for event in listed) == sorted(
+        str(person.pk) for person in [patient, *others]
+    )
+    for event in listed:
+        assert event.subject == f"patient:{event.object_id}"
+        assert (event.organization_id, event.actor, event.address) == (
+            clinic.pk,
+            clinician,
+            "10.1.2.3",
+        )
+        assert event.via == "/api/v1/patients/"
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as requests run
+def test_a_long_list_is_appended_whole_or_not_at_all(clinic, clinician, patient, monkeypatch):
+    """More rows than one statement takes go in several statements of one transaction: a
+    failure in the last leaves none of the first."""
+    from tessera.audit import services
+
+    people = [patient] + [
+        create_patient(organization=clinic, mrn=f"L-{n}", full_name=f"L {n}") for n in range(4)
+    ]
+    monkeypatch.setattr(services, "APPEND_BATCH", 2)
+    services.record_each(people, action=AuditEvent.Action.LIST)
+    assert len(events(action="list")) == len(people)
+    orphan = type(patient)(pk=10**6, organization_id=None)  # of no organization: refused
+    too_long = [*people[:4], orphan]
+    with pytest.raises(DatabaseError):
+        services.record_each(too_long, action=AuditEvent.Action.LIST)
+    assert len(events(action="list")) == len(people)
 
 
 def test_what_a_celery_task_reads_and_writes_is_logged_under_its_name(

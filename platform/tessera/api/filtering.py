@@ -12,6 +12,8 @@ from tessera.records.models import MediaAsset
 from tessera.reports.models import Report
 
 BOOLEAN_VALUES = ("true", "false")
+# (view class, model) → the FilterSet built from the view's `filterset_fields`.
+_BUILT: dict[tuple[type, type[Model]], type[FilterSet] | None] = {}
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -19,7 +21,20 @@ class StrictFilterBackend(DjangoFilterBackend):
     filter given something else than true or false, is a 400 naming the filter. (An empty
     text filter is a value like any other.)"""
 
+    def get_filterset_class(self, view, queryset=None):
+        """As django-filter's, but a view's FilterSet of its `filterset_fields` is built once
+        per view, not on every request."""
+        if getattr(view, "filterset_class", None) or queryset is None:
+            return super().get_filterset_class(view, queryset)
+        key = (type(view), queryset.model)
+        if key not in _BUILT:
+            _BUILT[key] = super().get_filterset_class(view, queryset)
+        return _BUILT[key]
+
     def filter_queryset(self, request, queryset, view):
+        chosen = self.get_filterset_class(view, queryset)
+        if chosen is None or not set(chosen.base_filters) & set(request.query_params):
+            return queryset  # no filter given: nothing to check, nothing to apply
         filterset = self.get_filterset(request, queryset, view)
         if filterset is not None:
             errors = {}
