@@ -306,6 +306,27 @@ def test_list_endpoints_query_the_database_a_fixed_number_of_times(
     assert [queries(path) for path in paths] == before
 
 
+def test_lists_filter_strictly_and_only_when_asked(people, clinic, patient):
+    """A filter narrows the list; one given twice, left empty, or of a choice that does not
+    exist is refused by name; a list that asks for none is every row."""
+    other = create_patient(organization=clinic, mrn="A-2", full_name="Bo Patient", sex="male")
+    Patient.objects.filter(pk=patient.pk).update(sex="female")
+    client = client_for(people["clinician"])
+
+    def ids(path: str) -> set[int]:
+        response = client.get(path)
+        assert response.status_code == 200, response.content
+        return {row["id"] for row in response.json()["results"]}
+
+    assert ids("/api/v1/patients/") == {patient.pk, other.pk}
+    assert ids("/api/v1/patients/?sex=male") == {other.pk}
+    assert ids("/api/v1/patients/?sex=female&page_size=5") == {patient.pk}
+    assert "once" in str(assert_problem(client.get("/api/v1/patients/?sex=female&sex=male"), 400))
+    assert "a value" in str(assert_problem(client.get("/api/v1/patients/?sex="), 400))
+    assert_problem(client.get("/api/v1/patients/?sex=unknown-choice"), 400)
+    assert_problem(client.get("/api/v1/jobs/?status="), 400)
+
+
 def test_errors_have_one_shape(people):
     client = client_for(people["clinician"])
     assert_problem(client.get("/api/v1/patients/999999/"), 404, "not_found")

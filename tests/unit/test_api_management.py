@@ -224,8 +224,8 @@ def test_the_rate_limit_slides_from_one_window_into_the_next(people, monkeypatch
     refused = status_at(660.0)  # a new window: 4 of the last still count, and this one
     assert_problem(refused, 429, "throttled")
     assert int(refused["Retry-After"]) == 15  # when a quarter of the last window has slid out
-    assert status_at(675.0).status_code == 200  # 4 × 0.75 + 1
+    assert status_at(675.0).status_code == 200  # 4 * 0.75 + 1
     assert status_at(676.0).status_code == 429
-    assert status_at(690.0).status_code == 200  # 4 × 0.5 + 2: the refused one did not count
+    assert status_at(690.0).status_code == 200  # 4 * 0.5 + 2: the refused one did not count
     assert status_at(720.0).status_code == 200  # the next window: 2 of the last, and this one
     cache.clear()

@@ -32,9 +32,8 @@ class StrictFilterBackend(DjangoFilterBackend):
         return _BUILT[key]
 
     def filter_queryset(self, request, queryset, view):
-        chosen = self.get_filterset_class(view, queryset)
-        if chosen is None or not set(chosen.base_filters) & set(request.query_params):
-            return queryset  # no filter given: nothing to check, nothing to apply
+        if not self._given(self.get_filterset_class(view, queryset), request):
+            return queryset  # nothing to check, nothing to apply
         filterset = self.get_filterset(request, queryset, view)
         if filterset is not None:
             errors = {}
@@ -53,6 +52,18 @@ class StrictFilterBackend(DjangoFilterBackend):
             if errors:
                 raise ValidationError(errors)
         return super().filter_queryset(request, queryset, view)
+
+    @staticmethod
+    def _given(chosen: type[FilterSet] | None, request) -> bool:
+        """Whether the request names any of the FilterSet's filters (a range filter's
+        parameters carry its name and a suffix: `created_at_after`)."""
+        if chosen is None:
+            return False
+        return any(
+            parameter == name or parameter.startswith(f"{name}_")
+            for parameter in request.query_params
+            for name in chosen.base_filters
+        )
 
 
 def filterset(model: type[Model], fields: list[str], **declared) -> type[FilterSet]:

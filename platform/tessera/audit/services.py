@@ -56,8 +56,8 @@ def facts_of(obj: Model) -> tuple[int, str]:
 
 def record_each(objects: Iterable[Model], *, action: str, actor: Actor | None = None) -> None:
     """One event per object (a list page, a cohort report's subjects), appended by one INSERT
-    statement: two queries however many objects there are, and one where each object holds its
-    own organization and subject (a patient does)."""
+    per APPEND_BATCH: two queries for a page however many objects it shows, and one where each
+    object holds its own organization and subject (a patient does)."""
     objects = list(objects)
     if not objects:
         return
