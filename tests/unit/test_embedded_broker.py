@@ -6,8 +6,6 @@ import os
 
 from kombu import Connection
 
-import tessera.embedded_broker
-
 
 def test_a_message_is_seen_by_readers_only_once_it_is_whole(tmp_path, monkeypatch):
     folder = tmp_path / "queue"
@@ -27,7 +25,7 @@ def test_a_message_is_seen_by_readers_only_once_it_is_whole(tmp_path, monkeypatc
             assert written.read(), "written whole before it is renamed"
         replace(source, target)
 
-    monkeypatch.setattr(tessera.embedded_broker.os, "replace", renamed_into_place)
+    monkeypatch.setattr(os, "replace", renamed_into_place)
     channel._put("gpu", {"body": "a job"})
     assert waiting_while_written == [0], "no reader saw the message before it was whole"
     assert channel._size("gpu") == 1
